@@ -1,0 +1,1 @@
+"""Model bundles shipped with speech-emotion (installed as ``speech_emotion.bundled_models``)."""

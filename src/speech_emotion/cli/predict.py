@@ -1,0 +1,56 @@
+"""``speech-emotion predict FILE...``: emotion of whole files, as a table or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import SpeechEmotionError
+from ..inference import Recognizer
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="emotion of each audio file", description=__doc__)
+    p.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
+    p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    recognizer = Recognizer.load(args.model, threads=args.threads)
+    failures = 0
+    rows = []
+    for path in args.files:
+        try:
+            pred = recognizer.predict_file(path)
+        except SpeechEmotionError as exc:
+            failures += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
+        else:
+            rows.append((str(path), pred))
+    if rows:
+        _print_table(rows, recognizer.labels)
+    return 1 if failures else 0
+
+
+def _print_table(rows: list, labels: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("file")
+    table.add_column("emotion", style="bold")
+    table.add_column("confidence", justify="right")
+    table.add_column("runner-up")
+    for path, pred in rows:
+        ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
+        table.add_row(path, pred.label, f"{pred.confidence:.0%}", second)
+    Console().print(table)

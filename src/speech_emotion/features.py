@@ -1,0 +1,116 @@
+"""Hand-crafted frame features (librosa) and their on-disk cache.
+
+One STFT per clip feeds 20 MFCCs, chroma, a log-mel spectrogram, spectral contrast and
+tonnetz, stacked as a ``(frames, features)`` matrix for the sequence model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+
+FEATURE_VERSION = 1
+"""Bump when the computation changes, so cached features are recomputed."""
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Parameters of :func:`extract_features`."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 1024
+    hop_length: int = 320
+    """20 ms at 16 kHz."""
+    n_mfcc: int = 20
+    n_mels: int = 64
+    contrast_fmin: float = 100.0
+    contrast_bands: int = 6
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mfcc + 12 + self.n_mels + (self.contrast_bands + 1) + 6
+
+    def feature_names(self) -> list[str]:
+        """Column names of the feature matrix, in order."""
+        return (
+            [f"mfcc{i}" for i in range(self.n_mfcc)]
+            + [f"chroma{i}" for i in range(12)]
+            + [f"mel{i}" for i in range(self.n_mels)]
+            + [f"contrast{i}" for i in range(self.contrast_bands + 1)]
+            + [f"tonnetz{i}" for i in range(6)]
+        )
+
+    def key(self) -> str:
+        """Short stable hash of the options (and the feature code version)."""
+        blob = json.dumps({"v": FEATURE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def extract_features(samples: np.ndarray, options: FeatureOptions = FeatureOptions()) -> np.ndarray:
+    """Feature matrix ``(frames, options.n_features)``, float32, for preprocessed mono audio."""
+    import librosa
+
+    sr = options.sample_rate
+    stft = librosa.stft(samples, n_fft=options.n_fft, hop_length=options.hop_length)
+    magnitude = np.abs(stft)
+    power = magnitude**2
+    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=options.n_mels)
+    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=80.0)
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=options.n_mfcc)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=options.n_fft)
+    contrast = librosa.feature.spectral_contrast(
+        S=magnitude, sr=sr, fmin=options.contrast_fmin, n_bands=options.contrast_bands
+    )
+    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
+    stacked = np.concatenate([mfcc, chroma, log_mel, contrast, tonnetz], axis=0)
+    return np.ascontiguousarray(stacked.T, dtype=np.float32)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-1 of a file's bytes: the content part of a cache key."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$SPEECH_EMOTION_CACHE`` or ``~/.cache/speech-emotion``."""
+    env = os.environ.get("SPEECH_EMOTION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "speech-emotion"
+
+
+class FeatureCache:
+    """Arrays on disk keyed by audio content and a configuration key; writes are atomic."""
+
+    def __init__(self, root: str | Path | None, config_key: str) -> None:
+        self.root = (Path(root) if root is not None else default_cache_dir()) / config_key
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The cached array for ``key``; computed, stored and returned when absent."""
+        target = self.path(key)
+        if target.exists():
+            try:
+                return np.load(target)
+            except (OSError, ValueError):
+                target.unlink(missing_ok=True)
+        value = compute()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, value)
+        os.replace(tmp, target)
+        return value
