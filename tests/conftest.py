@@ -22,3 +22,11 @@ def ravdess_dir() -> Path:
     if not (SHARED_RAVDESS / "MANIFEST.tsv").is_file():
         pytest.skip(f"RAVDESS not present at {SHARED_RAVDESS} (integration data is optional)")
     return SHARED_RAVDESS
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real ONNX model bundle (random weights) for tests that need a Recognizer, not accuracy."""
+    from tiny_model import write_tiny_bundle
+
+    return write_tiny_bundle(tmp_path_factory.mktemp("tiny-model"))
