@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synth import emotion_clip
 
 from speech_emotion.errors import AudioError, ModelError
 from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from synth import emotion_clip
 
 
 def test_recognizer_returns_probabilities_over_all_emotions(tiny_bundle):

@@ -1,0 +1,96 @@
+"""Evaluation protocols: how a corpus is split into training and test sets.
+
+``actor-6fold`` (speaker-independent, the EmoBox split) is the headline; ``random-80-20`` is the
+clip-level split of the original design, kept only to show how speaker leakage inflates accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+PROTOCOLS = ("actor-6fold", "random-80-20")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices (into the corpus DataFrame) of one fold's training and test clips."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+def read_folds(path: str | Path) -> dict[str, str]:
+    """Speaker -> fold name from a TSV/CSV with columns ``speaker`` and ``fold`` (like FOLDS.tsv)."""
+    path = Path(path)
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot read fold file ({exc})") from None
+    if not {"speaker", "fold"} <= set(table.columns):
+        raise DataError(f"{path}: fold file needs columns 'speaker' and 'fold'")
+    return dict(zip(table["speaker"].str.strip(), table["fold"].str.strip()))
+
+
+def speaker_folds(corpus: pd.DataFrame, folds: dict[str, str]) -> list[Split]:
+    """One split per fold: its speakers are the test set, all other listed speakers train."""
+    fold_of = corpus["speaker"].map(folds)
+    missing = sorted(corpus.loc[fold_of.isna(), "speaker"].unique())
+    if missing:
+        raise DataError(f"speakers without a fold: {', '.join(missing[:5])}")
+    splits = []
+    for name in sorted(set(fold_of), key=lambda f: (len(f), f)):
+        test = np.flatnonzero(fold_of.to_numpy() == name)
+        train = np.flatnonzero(fold_of.to_numpy() != name)
+        splits.append(Split(f"fold{name}", train, test))
+    return splits
+
+
+def random_split(corpus: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) -> list[Split]:
+    """A single clip-level split stratified by emotion (speakers leak across it, by design)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(corpus))
+    train, test = train_test_split(
+        idx, test_size=test_fraction, random_state=seed, stratify=corpus["emotion"].to_numpy()
+    )
+    return [Split("random", np.sort(train), np.sort(test))]
+
+
+def make_splits(
+    corpus: pd.DataFrame, protocol: str, folds_file: str | Path | None = None, seed: int = 0
+) -> list[Split]:
+    """Splits for ``protocol``; ``actor-6fold`` reads ``folds_file`` (default: ``FOLDS.tsv`` beside the data)."""
+    if protocol == "random-80-20":
+        return random_split(corpus, 0.2, seed)
+    if protocol == "actor-6fold":
+        if folds_file is None:
+            raise DataError("protocol actor-6fold needs a fold file (--folds FOLDS.tsv)")
+        return speaker_folds(corpus, read_folds(folds_file))
+    raise DataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+def validation_split(
+    corpus: pd.DataFrame, train: np.ndarray, fraction: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole training speakers for validation (early stopping, checkpoint choice).
+
+    Never touches the test set; with fewer than 3 training speakers, clips are held out instead.
+    """
+    rng = np.random.default_rng(seed)
+    speakers = np.array(sorted(corpus["speaker"].iloc[train].unique()))
+    if len(speakers) >= 3:
+        n_val = max(1, round(len(speakers) * fraction))
+        val_speakers = set(rng.choice(speakers, size=n_val, replace=False))
+        is_val = corpus["speaker"].iloc[train].isin(val_speakers).to_numpy()
+    else:
+        is_val = np.zeros(len(train), dtype=bool)
+        is_val[rng.permutation(len(train))[: max(1, round(len(train) * fraction))]] = True
+    return train[~is_val], train[is_val]
