@@ -75,9 +75,7 @@ def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tupl
         with sf.SoundFile(handle) as f:
             sr = f.samplerate
             if max_duration_s is not None and f.frames > max_duration_s * sr:
-                raise AudioError(
-                    name, f"too long: {f.frames / sr:.1f} s, the limit is {max_duration_s:.0f} s"
-                )
+                raise AudioError(name, f"too long: {f.frames / sr:.1f} s, the limit is {max_duration_s:.0f} s")
             data = f.read(dtype="float32", always_2d=False)
     except AudioError:
         raise

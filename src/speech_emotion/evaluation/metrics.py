@@ -49,9 +49,7 @@ def metrics_from_confusion(cm: np.ndarray, labels: Sequence[str] = EMOTIONS) -> 
     }
 
 
-def compute_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str] = EMOTIONS
-) -> dict[str, Any]:
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str] = EMOTIONS) -> dict[str, Any]:
     """Scores for integer class predictions against the truth."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(labels)), labels)
 

@@ -32,7 +32,12 @@ def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: Pat
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(
-                j, i, f"{norm[i, j]:.0%}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
+                j,
+                i,
+                f"{norm[i, j]:.0%}\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
                 color="white" if norm[i, j] > 0.5 else "black",
             )
     ax.set_title(title or "Confusion matrix (row-normalised)")
