@@ -44,3 +44,6 @@ def _librosa(options: dict[str, Any]) -> Frontend:
         return extract_features(samples, feature_options)
 
     return run
+
+
+from .whisper import logmel as _whisper_logmel  # noqa: E402,F401  (registers "whisper-logmel")
