@@ -1,0 +1,427 @@
+"""Streaming emotion recognition: audio chunks in, emotion events out, with bounded memory.
+
+:class:`StreamingRecognizer` takes chunks of any size and sample rate, resamples them to
+16 kHz (soxr, streaming), finds speech with :mod:`~speech_emotion.vad`, classifies sliding
+windows over the speech with the shared :class:`~speech_emotion.inference.Recognizer`, smooths
+the probabilities over time and produces two kinds of event:
+
+- :class:`UpdateEvent`: one window (default 2 s, every 0.5 s) of an ongoing speech segment;
+- :class:`SegmentEvent`: a finished stretch of speech with its overall emotion.
+
+Silence and noise produce no events. Results depend only on the audio, not on how it was
+chunked. The microphone (``listen``), files (``stream``, ``analyze``) and the web service all
+drive the same engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, preprocess
+from .errors import AudioError
+from .inference import Recognizer
+from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Windowing, smoothing and segmentation of the stream."""
+
+    window_s: float = 2.0
+    """Length of each classified window (shorter at the start of a segment)."""
+    hop_s: float = 0.5
+    """One update per hop while speech goes on."""
+    min_window_s: float = 1.0
+    """Speech needed before the first update of a segment (lower: faster first answer)."""
+    min_segment_s: float = 0.3
+    """Shorter speech segments produce no events: too little to judge."""
+    max_segment_s: float = 30.0
+    """Longer uninterrupted speech is cut into segments of this length."""
+    smoothing: float = 0.6
+    """Weight of the past in the exponential smoothing of update probabilities (0: none)."""
+    vad: VadOptions = field(default_factory=VadOptions)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hop_s <= self.window_s:
+            raise ValueError("need 0 < hop_s <= window_s")
+        if not 0 < self.min_window_s <= self.window_s:
+            raise ValueError("need 0 < min_window_s <= window_s")
+        if not 0 <= self.min_segment_s <= self.min_window_s:
+            raise ValueError("need 0 <= min_segment_s <= min_window_s")
+        if self.max_segment_s < self.window_s:
+            raise ValueError("max_segment_s must be at least window_s")
+        if not 0 <= self.smoothing < 1:
+            raise ValueError("smoothing must be in [0, 1)")
+
+
+def _probs_dict(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
+    return {label: float(p) for label, p in zip(labels, probs)}
+
+
+@dataclass(frozen=True)
+class UpdateEvent:
+    """Emotion of the latest window of ongoing speech (smoothed over recent windows)."""
+
+    type: ClassVar[str] = "update"
+    segment: int
+    """Index of the speech segment the window belongs to."""
+    start: float
+    """Window start, seconds from the stream start."""
+    end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    latency_ms: float
+    """Wall-clock time spent classifying this window."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "segment": self.segment,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class SegmentEvent:
+    """A finished stretch of speech: its span and the mean probabilities of its windows."""
+
+    type: ClassVar[str] = "segment"
+    index: int
+    start: float
+    end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    windows: int
+    """Windows classified in the segment."""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "index": self.index,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "duration": round(self.duration, 3),
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "windows": self.windows,
+        }
+
+
+Event = Union[UpdateEvent, SegmentEvent]
+
+
+class _AudioBuffer:
+    """The recent part of a 16 kHz stream, addressed by absolute sample index."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(capacity, dtype=np.float32)
+        self._start = 0  # absolute index of _data[0]
+        self._fill = 0
+        self._keep_from = 0
+
+    @property
+    def end(self) -> int:
+        return self._start + self._fill
+
+    def append(self, samples: np.ndarray) -> None:
+        n = len(samples)
+        if self._fill + n > len(self._data):
+            drop = max(0, min(self._keep_from - self._start, self._fill))
+            if drop:
+                self._data[: self._fill - drop] = self._data[drop : self._fill]
+                self._fill -= drop
+                self._start += drop
+            if self._fill + n > len(self._data):
+                grown = np.zeros(max(2 * len(self._data), self._fill + n), dtype=np.float32)
+                grown[: self._fill] = self._data[: self._fill]
+                self._data = grown
+        self._data[self._fill : self._fill + n] = samples
+        self._fill += n
+
+    def get(self, start: int, end: int) -> np.ndarray:
+        if start < self._start or end > self.end:
+            raise IndexError(f"samples {start}..{end} not buffered ({self._start}..{self.end})")
+        return self._data[start - self._start : end - self._start]
+
+    def release_before(self, index: int) -> None:
+        """Samples before ``index`` may be dropped on a later append."""
+        self._keep_from = max(self._keep_from, index)
+
+
+@dataclass
+class _Segment:
+    index: int
+    start: int
+    next_end: int
+    last_end: int | None = None
+    prob_sum: np.ndarray | None = None
+    windows: int = 0
+
+
+def as_float_mono(chunk: np.ndarray) -> np.ndarray:
+    """Float32 mono samples in [-1, 1] from int or float, mono or ``(frames, channels)`` audio."""
+    a = np.asarray(chunk)
+    if a.dtype.kind in "iu":
+        info = np.iinfo(a.dtype)
+        scale = float(2 ** (info.bits - 1))
+        a = (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
+    elif a.dtype.kind != "f":
+        raise AudioError("<stream>", f"unsupported sample type {a.dtype}")
+    if a.ndim == 2:
+        a = a.mean(axis=1)
+    elif a.ndim != 1:
+        raise AudioError("<stream>", f"expected (frames,) or (frames, channels) audio, got shape {a.shape}")
+    a = np.asarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(a, -1.0, 1.0)
+
+
+class StreamingRecognizer:
+    """Emotion events from a live or recorded stream; see the module docstring.
+
+    ``feed`` and ``flush`` process their audio at once and return the events it completed,
+    in time order. One instance serves one stream at a time; the recognizer may be shared.
+    """
+
+    def __init__(self, recognizer: Recognizer, options: StreamOptions | None = None) -> None:
+        self.recognizer = recognizer
+        self.options = options or StreamOptions()
+        self.labels = recognizer.labels
+        self._window_opts = dataclasses.replace(
+            recognizer.audio_options, trim=False, min_duration_s=0.0, max_duration_s=None
+        )
+        o = self.options
+        self._win = round(o.window_s * SAMPLE_RATE)
+        self._hop = round(o.hop_s * SAMPLE_RATE)
+        self._min_win = round(o.min_window_s * SAMPLE_RATE)
+        self._min_seg = round(o.min_segment_s * SAMPLE_RATE)
+        self._max_seg = round(o.max_segment_s * SAMPLE_RATE)
+        self._pad = o.vad.speech_pad_ms * SAMPLE_RATE // 1000
+        self._frame = o.vad.frame_length
+        self._classifier = FrameClassifier(o.vad)
+        self._segmenter = SpeechSegmenter(o.vad)
+        # What must stay buffered: a window ending up to the hangover before the current frame.
+        self._keep = self._win + o.vad.min_silence_ms * SAMPLE_RATE // 1000 + 4 * self._frame
+        self.reset()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the stream: the next chunk starts a new one at time 0."""
+        self._segmenter.reset()
+        self._buffer = _AudioBuffer(self._keep + SAMPLE_RATE)
+        self._resampler: Any = None
+        self._input_rate: int | None = None
+        self._segment: _Segment | None = None
+        self._segments_done = 0
+        self._smoothed: np.ndarray | None = None
+
+    @property
+    def time(self) -> float:
+        """Seconds of (16 kHz) audio received so far."""
+        return self._buffer.end / SAMPLE_RATE
+
+    @property
+    def in_speech(self) -> bool:
+        """Whether a speech segment is open."""
+        return self._segment is not None
+
+    @property
+    def frame_voiced(self) -> bool:
+        """Whether the latest VAD frame was voiced (a live speech indicator)."""
+        return self._segmenter.frame_voiced
+
+    def warmup(self) -> None:
+        """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
+        t = np.arange(self._min_win) / SAMPLE_RATE
+        probe = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        self.recognizer.predict_preprocessed(preprocess(probe, SAMPLE_RATE, self._window_opts))
+
+    def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
+        """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events."""
+        if not isinstance(sample_rate, (int, np.integer)) or not 1000 <= sample_rate <= 768000:
+            raise AudioError("<stream>", f"unsupported sample rate {sample_rate!r}")
+        samples = as_float_mono(chunk)
+        events: list[Event] = []
+        if sample_rate != self._input_rate:
+            events += self._drain_resampler()
+            self._input_rate = int(sample_rate)
+            self._resampler = None
+            if sample_rate != SAMPLE_RATE:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=False)
+        events += self._process(samples)
+        return events
+
+    def flush(self) -> list[Event]:
+        """End of stream: closes open speech and returns the last events, then resets."""
+        events = self._drain_resampler()
+        edge = self._segmenter.finish()
+        if edge is not None:
+            events += self._on_edge(edge)
+        self.reset()
+        return events
+
+    def run(self, chunks: Iterable[tuple[np.ndarray, int]]) -> Iterator[Event]:
+        """Events of a whole stream of ``(chunk, sample_rate)`` pairs, flushed at its end."""
+        for chunk, sample_rate in chunks:
+            yield from self.feed(chunk, sample_rate)
+        yield from self.flush()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _drain_resampler(self) -> list[Event]:
+        if self._resampler is None:
+            return []
+        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        self._resampler = None
+        self._input_rate = None
+        return self._process(tail)
+
+    def _process(self, samples: np.ndarray) -> list[Event]:
+        events: list[Event] = []
+        if len(samples) == 0:
+            return events
+        self._buffer.append(samples)
+        events += self._due_windows()
+        f = self._frame
+        n = (self._buffer.end - self._segmenter.position) // f
+        if n > 0:
+            start = self._segmenter.position
+            frames = self._buffer.get(start, start + n * f).reshape(n, f)
+            for voiced in self._classifier.classify(frames):
+                edge = self._segmenter.step(bool(voiced))
+                if edge is not None:
+                    events += self._on_edge(edge)
+                events += self._due_windows()
+                events += self._split_long_segment()
+            self._buffer.release_before(self._segmenter.position - self._keep)
+        return events
+
+    def _on_edge(self, edge: VadEvent) -> list[Event]:
+        if edge.kind == "start":
+            self._smoothed = None
+            self._open(edge.sample)
+            return []
+        return self._close(edge.sample)
+
+    def _open(self, start: int) -> None:
+        self._segment = _Segment(index=self._segments_done, start=start, next_end=start + self._min_win)
+
+    def _due_windows(self) -> list[Event]:
+        """Windows whose audio has arrived, each classified once frames up to its end are known."""
+        seg = self._segment
+        events: list[Event] = []
+        if seg is None:
+            return events
+        limit = min(
+            self._segmenter.position + self._frame - 1,  # frames ending at or before the window end are in
+            self._buffer.end,
+            self._segmenter.last_voiced_end + self._pad,  # not ending in a pause (waits for more speech)
+        )
+        while seg.next_end <= limit:
+            events.append(self._classify(seg, max(seg.start, seg.next_end - self._win), seg.next_end))
+            seg.next_end += self._hop
+        return events
+
+    def _split_long_segment(self) -> list[Event]:
+        seg = self._segment
+        if seg is None or self._segmenter.position - seg.start < self._max_seg:
+            return []
+        events = self._close(self._segmenter.position)
+        self._open(self._segmenter.position)
+        return events
+
+    def _close(self, end: int) -> list[Event]:
+        seg = self._segment
+        self._segment = None
+        if seg is None:
+            return []
+        end = max(end, seg.last_end or 0)
+        if end - seg.start < self._min_seg:
+            return []
+        events: list[Event] = []
+        if seg.last_end is None or end - seg.last_end >= self._hop // 2:
+            events.append(self._classify(seg, max(seg.start, end - self._win), end))
+        if seg.windows == 0 or seg.prob_sum is None:
+            return events
+        self._segments_done += 1
+        probs = seg.prob_sum / seg.windows
+        best = int(np.argmax(probs))
+        events.append(
+            SegmentEvent(
+                index=seg.index,
+                start=seg.start / SAMPLE_RATE,
+                end=end / SAMPLE_RATE,
+                label=self.labels[best],
+                confidence=float(probs[best]),
+                probabilities=_probs_dict(self.labels, probs),
+                windows=seg.windows,
+            )
+        )
+        return events
+
+    def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
+        t0 = time.perf_counter()
+        window = self._buffer.get(start, end)
+        try:
+            samples = preprocess(window, SAMPLE_RATE, self._window_opts)
+            pred = self.recognizer.predict_preprocessed(samples)
+            raw = np.array([pred.probabilities[label] for label in self.labels])
+        except AudioError:  # a silent window inside speech: no evidence either way
+            raw = np.full(len(self.labels), 1.0 / len(self.labels))
+        latency_ms = (time.perf_counter() - t0) * 1000
+        seg.prob_sum = raw if seg.prob_sum is None else seg.prob_sum + raw
+        seg.windows += 1
+        seg.last_end = end
+        a = self.options.smoothing
+        self._smoothed = raw if self._smoothed is None else a * self._smoothed + (1 - a) * raw
+        best = int(np.argmax(self._smoothed))
+        return UpdateEvent(
+            segment=seg.index,
+            start=start / SAMPLE_RATE,
+            end=end / SAMPLE_RATE,
+            label=self.labels[best],
+            confidence=float(self._smoothed[best]),
+            probabilities=_probs_dict(self.labels, self._smoothed),
+            latency_ms=latency_ms,
+        )
+
+
+def events_to_dicts(events: Iterable[Event]) -> Iterator[dict[str, Any]]:
+    """``to_dict()`` of each event (for JSON lines and the web service)."""
+    for event in events:
+        yield event.to_dict()
+
+
+__all__ = [
+    "Event",
+    "SegmentEvent",
+    "StreamOptions",
+    "StreamingRecognizer",
+    "UpdateEvent",
+    "as_float_mono",
+    "events_to_dicts",
+]
