@@ -1,0 +1,245 @@
+"""``speech-emotion listen``: emotion of live microphone speech, in a live terminal view.
+
+Shows the current emotion with confidence bars for all eight, a speech/silence indicator and
+the recent segments. Ctrl-C stops and prints a summary. ``--save events.jsonl`` keeps every
+event. Without a microphone, try ``speech-emotion stream FILE --realtime``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..errors import SpeechEmotionError
+from ..inference import Recognizer
+from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
+from .stream import add_stream_options, stream_options
+
+LIST_HINT = "list input devices with `speech-emotion listen --list-devices`"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "listen",
+        help="live emotion from the microphone",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device", default=None, help="input device index or name (default: the system default)")
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    p.add_argument("--save", type=Path, default=None, metavar="EVENTS.jsonl", help="also write events as JSON lines")
+    p.add_argument("--samplerate", type=int, default=None, help="capture rate (default: the device's own)")
+    p.add_argument("--block-ms", type=int, default=50, help="audio block size (default 50 ms)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    add_stream_options(p)
+    p.set_defaults(func=run)
+
+
+def _import_sounddevice() -> Any:
+    """sounddevice loads PortAudio when imported: fails on machines without it."""
+    try:
+        import sounddevice
+    except OSError as exc:
+        raise SpeechEmotionError(
+            f"cannot open the microphone: {exc} (install PortAudio, e.g. `apt install libportaudio2`); "
+            "to try without a microphone: `speech-emotion stream FILE --realtime`"
+        ) from None
+    return sounddevice
+
+
+def _device_arg(device: str | None) -> int | str | None:
+    if device is None:
+        return None
+    return int(device) if device.strip().isdigit() else device
+
+
+def list_devices(sd: Any, out: TextIO = sys.stdout) -> int:
+    """Print the input devices; the default one is marked with ``*``."""
+    try:
+        devices = sd.query_devices()
+        default_in = sd.default.device[0] if sd.default.device is not None else None
+    except sd.PortAudioError as exc:
+        raise SpeechEmotionError(f"cannot list audio devices: {exc}") from None
+    inputs = [(i, d) for i, d in enumerate(devices) if d.get("max_input_channels", 0) > 0]
+    if not inputs:
+        print("no input devices found (is a microphone connected and allowed?)", file=out)
+        return 1
+    for i, d in inputs:
+        mark = "*" if i == default_in else " "
+        print(
+            f"{mark} {i:3d}  {d['name']}  ({d['max_input_channels']} ch, {d['default_samplerate']:.0f} Hz)",
+            file=out,
+        )
+    return 0
+
+
+def _input_device(sd: Any, device: int | str | None) -> dict[str, Any]:
+    try:
+        info = sd.query_devices(device, "input")
+    except (ValueError, sd.PortAudioError) as exc:
+        what = f"input device {device!r}" if device is not None else "default input device"
+        raise SpeechEmotionError(f"no usable {what} ({exc}); {LIST_HINT}") from None
+    if not info or info.get("max_input_channels", 0) < 1:
+        raise SpeechEmotionError(f"device {device!r} has no input channels; {LIST_HINT}")
+    return dict(info)
+
+
+class LiveView:
+    """The terminal view: speech indicator, current emotion, bars for every label, recent segments."""
+
+    def __init__(self, labels: tuple[str, ...], history: int = 6) -> None:
+        self.labels = labels
+        self.current: UpdateEvent | None = None
+        self.segments: deque[SegmentEvent] = deque(maxlen=history)
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, SegmentEvent):
+            self.segments.appendleft(event)
+        else:
+            self.current = event
+
+    def render(self, seconds: float, speaking: bool, in_segment: bool) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        from ..timeline import EMOTION_COLORS
+
+        status = Text()
+        status.append("● speech " if speaking else "○ silence", style="bold green" if speaking else "dim")
+        status.append(f"   {int(seconds // 60)}:{seconds % 60:04.1f}", style="dim")
+        bars = Table.grid(padding=(0, 1))
+        bars.add_column(width=10)
+        bars.add_column(width=32)
+        bars.add_column(justify="right", width=5)
+        current = self.current
+        stale = current is None or not in_segment
+        for label in self.labels:
+            p = current.probabilities[label] if current is not None else 0.0
+            color = EMOTION_COLORS.get(label, "white")
+            style = f"bold {color}" if current is not None and label == current.label else color
+            bars.add_row(Text(label, style=style), Text("█" * round(32 * p), style=color), f"{p:.0%}")
+        if current is None:
+            headline = Text("waiting for speech…", style="dim")
+        else:
+            headline = Text(f"{current.label}  {current.confidence:.0%}", style="bold" + (" dim" if stale else ""))
+        history = Table.grid(padding=(0, 2))
+        for seg in self.segments:
+            history.add_row(
+                f"{seg.start:7.1f}-{seg.end:7.1f} s",
+                Text(seg.label, style=EMOTION_COLORS.get(seg.label, "white")),
+                f"{seg.confidence:.0%}",
+            )
+        return Panel(
+            Group(status, Text(""), headline, bars, Text(""), Text("recent segments", style="dim"), history),
+            title="speech-emotion listen",
+            subtitle="Ctrl-C to stop",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    sd = _import_sounddevice()
+    if args.list_devices:
+        return list_devices(sd)
+    if args.block_ms <= 0:
+        raise SpeechEmotionError("--block-ms must be positive")
+    device = _device_arg(args.device)
+    info = _input_device(sd, device)
+    rate = int(args.samplerate or info.get("default_samplerate") or 16000)
+    options = stream_options(args)
+    recognizer = Recognizer.load(args.model, threads=args.threads)
+    engine = StreamingRecognizer(recognizer, options)
+    engine.warmup()
+
+    blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
+    dropped = [0]
+
+    def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        try:
+            blocks.put_nowait(np.array(indata[:, 0], dtype=np.float32))
+        except queue.Full:  # the engine fell behind: drop rather than grow without bound
+            dropped[0] += 1
+
+    try:
+        stream = sd.InputStream(
+            device=device,
+            channels=1,
+            samplerate=rate,
+            dtype="float32",
+            blocksize=max(1, rate * args.block_ms // 1000),
+            callback=callback,
+        )
+    except (ValueError, sd.PortAudioError) as exc:
+        raise SpeechEmotionError(
+            f"cannot open input device {info.get('name', device)!r} ({exc}); {LIST_HINT}"
+        ) from None
+
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    view = LiveView(recognizer.labels)
+    segments: list[SegmentEvent] = []
+    save = args.save.open("w") if args.save else None
+    received = 0
+
+    def handle(events: list[Event]) -> None:
+        for event in events:
+            view.update(event)
+            if isinstance(event, SegmentEvent):
+                segments.append(event)
+            if save is not None:
+                save.write(json.dumps(event.to_dict()) + "\n")
+        if save is not None and events:
+            save.flush()
+
+    try:
+        with stream, Live(view.render(0.0, False, False), console=console, refresh_per_second=10) as live:
+            while args.duration is None or received < args.duration * rate:
+                try:
+                    block = blocks.get(timeout=2.0)
+                except queue.Empty:
+                    if not stream.active:
+                        raise SpeechEmotionError(f"the input stream stopped; {LIST_HINT}") from None
+                    continue
+                received += len(block)
+                handle(engine.feed(block, rate))
+                live.update(view.render(received / rate, engine.frame_voiced, engine.in_speech))
+    except KeyboardInterrupt:
+        pass
+    except sd.PortAudioError as exc:
+        raise SpeechEmotionError(f"microphone error: {exc}; {LIST_HINT}") from None
+    finally:
+        handle(engine.flush())
+        if save is not None:
+            save.close()
+    _print_summary(console, segments, received / rate, dropped[0])
+    return 0
+
+
+def _print_summary(console: Any, segments: list[SegmentEvent], seconds: float, dropped: int) -> None:
+    from rich.table import Table
+
+    per: dict[str, float] = {}
+    for seg in segments:
+        per[seg.label] = per.get(seg.label, 0.0) + seg.duration
+    speech = sum(per.values())
+    console.print(f"listened {seconds:.1f} s: {len(segments)} speech segments, {speech:.1f} s of speech")
+    if per:
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("emotion")
+        table.add_column("time", justify="right")
+        table.add_column("share", justify="right")
+        for label, s in sorted(per.items(), key=lambda kv: -kv[1]):
+            table.add_row(label, f"{s:.1f} s", f"{s / speech:.0%}")
+        console.print(table)
+    if dropped:
+        console.print(f"[yellow]warning: {dropped} audio blocks dropped (processing fell behind)[/]")

@@ -1,0 +1,119 @@
+"""``speech-emotion stream FILE``: a file fed through the streaming engine, fast or at real-time pace.
+
+The way to demo live recognition without a microphone: ``--realtime`` plays the file at its own
+pace and prints events as they would arrive live; ``--jsonl`` prints one JSON event per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..inference import Recognizer
+from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
+from ..timeline import open_audio_blocks
+
+
+def add_stream_options(p: argparse.ArgumentParser) -> None:
+    """Model and window options shared by ``stream``, ``listen`` and ``analyze``."""
+    p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
+    p.add_argument("--threads", type=int, default=1, help="inference threads (default: 1)")
+    p.add_argument("--window", type=float, default=2.0, metavar="S", help="window length in seconds (default 2)")
+    p.add_argument("--hop", type=float, default=0.5, metavar="S", help="seconds between updates (default 0.5)")
+
+
+def stream_options(args: argparse.Namespace) -> StreamOptions:
+    from ..errors import SpeechEmotionError
+
+    try:
+        return StreamOptions(
+            window_s=args.window, hop_s=args.hop, min_window_s=min(StreamOptions.min_window_s, args.window)
+        )
+    except ValueError as exc:
+        raise SpeechEmotionError(f"bad window options: {exc}") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stream",
+        help="stream a file through the real-time engine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", type=Path, help="audio file (wav, flac, ogg, mp3, ...)")
+    p.add_argument("--realtime", action="store_true", help="feed the audio at real-time pace (a live demo)")
+    p.add_argument("--jsonl", action="store_true", help="print one JSON event per line")
+    p.add_argument("--chunk-ms", type=int, default=100, help="chunk size fed to the engine (default 100 ms)")
+    add_stream_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:  # piped into `head` and the like: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import SpeechEmotionError
+
+    if args.chunk_ms <= 0:
+        raise SpeechEmotionError("--chunk-ms must be positive")
+    options = stream_options(args)
+    recognizer = Recognizer.load(args.model, threads=args.threads)
+    blocks, sr, _ = open_audio_blocks(args.file, block_s=args.chunk_ms / 1000)
+    engine = StreamingRecognizer(recognizer, options)
+    engine.warmup()
+    segments: list[SegmentEvent] = []
+    started = time.monotonic()
+    fed = 0
+    for block in blocks:
+        if args.realtime:
+            delay = started + fed / sr - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        fed += len(block)
+        _emit(engine.feed(block, sr), args.jsonl, segments)
+    _emit(engine.flush(), args.jsonl, segments)
+    if not segments:
+        print(f"{args.file}: no speech detected ({fed / sr:.1f} s of silence or noise)", file=sys.stderr)
+    elif not args.jsonl:
+        _print_summary(segments, fed / sr)
+    return 0
+
+
+def _emit(events: list, jsonl: bool, segments: list[SegmentEvent]) -> None:
+    for event in events:
+        if isinstance(event, SegmentEvent):
+            segments.append(event)
+        if jsonl:
+            print(json.dumps(event.to_dict()), flush=True)
+        elif isinstance(event, SegmentEvent):
+            print(
+                f"segment {event.index:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
+                f"{event.label:<9} {event.confidence:4.0%}  ({event.windows} windows)",
+                flush=True,
+            )
+        else:
+            print(
+                f"  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
+                f"  [{event.latency_ms:5.1f} ms]",
+                flush=True,
+            )
+
+
+def _print_summary(segments: list[SegmentEvent], duration_s: float) -> None:
+    per: dict[str, float] = {}
+    for seg in segments:
+        per[seg.label] = per.get(seg.label, 0.0) + seg.duration
+    speech = sum(per.values())
+    print(f"\n{len(segments)} segments, {speech:.1f} s of speech in {duration_s:.1f} s")
+    for label, seconds in sorted(per.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<9} {seconds:7.1f} s  {seconds / speech:4.0%}")

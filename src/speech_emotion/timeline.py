@@ -1,0 +1,314 @@
+"""Emotion timelines of long recordings: a file streamed block by block through the engine.
+
+:func:`analyze_file` never holds more than one block of the file (plus the engine's few
+seconds of history), so memory stays flat however long the recording. The resulting
+:class:`Timeline` holds the speech segments, the per-window emotions and a summary; writers
+turn it into JSON, CSV and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AudioError
+from .inference import Recognizer
+from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
+
+ProgressCallback = Callable[[float, float], None]
+"""Called as ``progress(seconds_done, seconds_total)`` after each block."""
+
+EMOTION_COLORS: dict[str, str] = {
+    "neutral": "#9e9e9e",
+    "calm": "#4db6ac",
+    "happy": "#fbc02d",
+    "sad": "#1e88e5",
+    "angry": "#e53935",
+    "fearful": "#8e24aa",
+    "disgust": "#6d4c41",
+    "surprised": "#fb8c00",
+}
+"""One colour per emotion, shared by the plot and the live view."""
+
+CALM_LABELS = ("neutral", "calm")
+"""Labels that do not count towards a moment's intensity."""
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """How a recording is analysed."""
+
+    stream: StreamOptions = field(default_factory=StreamOptions)
+    block_s: float = 10.0
+    """Seconds of audio read from the file at a time."""
+    keep_windows: bool = True
+    """Keep every window's emotion (for the plot and the windows CSV): ~100 bytes per 0.5 s."""
+    top_moments: int = 5
+    """How many of the most intense moments the summary lists."""
+
+
+@dataclass
+class Timeline:
+    """Speech segments and window emotions of one recording, with a summary."""
+
+    source: str
+    duration_s: float
+    sample_rate: int
+    model: str
+    labels: tuple[str, ...]
+    segments: list[SegmentEvent] = field(default_factory=list)
+    windows: list[UpdateEvent] = field(default_factory=list)
+    top_moments: int = 5
+    notes: list[str] = field(default_factory=list)
+    """Problems worth telling the user that did not stop the analysis (a truncated file)."""
+
+    @property
+    def speech_s(self) -> float:
+        return float(sum(s.duration for s in self.segments))
+
+    def summary(self) -> dict[str, Any]:
+        """Speech time, share of speech time per emotion, and the most intense moments."""
+        speech = self.speech_s
+        per_label = {label: 0.0 for label in self.labels}
+        for seg in self.segments:
+            per_label[seg.label] += seg.duration
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "speech_s": round(speech, 3),
+            "speech_share": round(speech / self.duration_s, 4) if self.duration_s else 0.0,
+            "segments": len(self.segments),
+            "emotion_seconds": {k: round(v, 3) for k, v in per_label.items()},
+            "emotion_share": {k: round(v / speech, 4) if speech else 0.0 for k, v in per_label.items()},
+            "dominant": max(per_label, key=per_label.__getitem__) if speech else None,
+            "intense_moments": self.intense_moments(),
+        }
+
+    def intense_moments(self) -> list[dict[str, Any]]:
+        """Non-overlapping windows (or segments, without windows) with the strongest non-calm emotion."""
+        candidates: list[Any] = list(self.windows) or list(self.segments)
+        scored = []
+        for item in candidates:
+            emotional = {k: v for k, v in item.probabilities.items() if k not in CALM_LABELS}
+            if not emotional:
+                continue
+            label = max(emotional, key=emotional.__getitem__)
+            scored.append((emotional[label], item.start, item.end, label))
+        scored.sort(key=lambda s: -s[0])
+        chosen: list[tuple[float, float, float, str]] = []
+        for score, start, end, label in scored:
+            if len(chosen) >= self.top_moments:
+                break
+            if all(end <= s or start >= e for _, s, e, _ in chosen):
+                chosen.append((score, start, end, label))
+        return [
+            {"start": round(s, 3), "end": round(e, 3), "label": label, "probability": round(score, 4)}
+            for score, s, e, label in chosen
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "model": self.model,
+            "duration_s": round(self.duration_s, 3),
+            "sample_rate": self.sample_rate,
+            "labels": list(self.labels),
+            "notes": list(self.notes),
+            "summary": self.summary(),
+            "segments": [s.to_dict() for s in self.segments],
+            "windows": [_window_dict(w) for w in self.windows],
+        }
+
+
+def _window_dict(w: UpdateEvent) -> dict[str, Any]:
+    d = w.to_dict()
+    d.pop("type")
+    d.pop("latency_ms")
+    return d
+
+
+def open_audio_blocks(path: str | Path, block_s: float = 10.0) -> tuple[Iterator[np.ndarray], int, float]:
+    """``(blocks, sample_rate, duration_s)`` for an audio file read ``block_s`` at a time.
+
+    Blocks are float32, ``(frames,)`` or ``(frames, channels)``. Raises :class:`AudioError`
+    for a missing, empty, unreadable or unsupported file, also when decoding fails midway.
+    """
+    import soundfile as sf
+
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(name, "no such file")
+    if p.is_dir():
+        raise AudioError(name, "is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(name, "file is empty (0 bytes)")
+    try:
+        handle = sf.SoundFile(str(p))
+    except PermissionError:
+        raise AudioError(name, "permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).split("\n")[0]
+        if "format" in reason.lower():
+            reason = "unsupported or unrecognised audio format"
+        raise AudioError(name, f"cannot decode audio ({reason})") from None
+    sr = handle.samplerate
+    duration = handle.frames / sr if handle.frames > 0 else 0.0
+    blocksize = max(1, int(block_s * sr))
+
+    def blocks() -> Iterator[np.ndarray]:
+        done = 0
+        with handle:
+            while True:
+                try:
+                    block = handle.read(blocksize, dtype="float32")
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    reason = str(exc).split("\n")[0]
+                    raise AudioError(name, f"decoding failed at {done / sr:.1f} s ({reason})") from None
+                if len(block) == 0:
+                    return
+                done += len(block)
+                yield block
+
+    return blocks(), sr, duration
+
+
+def analyze_file(
+    path: str | Path,
+    recognizer: Recognizer,
+    options: AnalyzeOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> Timeline:
+    """Timeline of a recording of any length, read block by block (memory flat in its length)."""
+    options = options or AnalyzeOptions()
+    blocks, sr, duration = open_audio_blocks(path, options.block_s)
+    engine = StreamingRecognizer(recognizer, options.stream)
+    timeline = Timeline(
+        source=str(path),
+        duration_s=duration,
+        sample_rate=sr,
+        model=recognizer.name,
+        labels=recognizer.labels,
+        top_moments=options.top_moments,
+    )
+    done = 0
+    for block in blocks:
+        _collect(timeline, engine.feed(block, sr), options.keep_windows)
+        done += len(block)
+        if progress is not None:
+            progress(done / sr, max(duration, done / sr))
+    _collect(timeline, engine.flush(), options.keep_windows)
+    if done == 0:
+        raise AudioError(str(path), "contains no audio samples")
+    if duration and done < duration * sr - 1:
+        timeline.notes.append(f"file ended early: {done / sr:.1f} s of the announced {duration:.1f} s were read")
+    timeline.duration_s = done / sr
+    return timeline
+
+
+def _collect(timeline: Timeline, events: list, keep_windows: bool) -> None:
+    for event in events:
+        if isinstance(event, SegmentEvent):
+            timeline.segments.append(event)
+        elif keep_windows:
+            timeline.windows.append(event)
+
+
+# -- writers -----------------------------------------------------------------------------------
+
+
+def write_json(timeline: Timeline, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(timeline.to_dict(), indent=1) + "\n")
+    return path
+
+
+def write_csv(items: list[SegmentEvent] | list[UpdateEvent], labels: tuple[str, ...], path: str | Path) -> Path:
+    """One row per segment or window: start, end, label, confidence and every probability."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
+        for item in items:
+            writer.writerow(
+                [
+                    f"{item.start:.3f}",
+                    f"{item.end:.3f}",
+                    item.label,
+                    f"{item.confidence:.4f}",
+                    *(f"{item.probabilities[label]:.4f}" for label in labels),
+                ]
+            )
+    return path
+
+
+def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
+    """PNG: emotion probabilities over time (top) and the segments coloured by emotion (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    path = Path(path)
+    minutes = timeline.duration_s > 300
+    scale = 60.0 if minutes else 1.0
+    fig, (ax, strip) = plt.subplots(
+        2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}, constrained_layout=True
+    )
+    if timeline.windows:
+        hop = min((b.end - a.end for a, b in zip(timeline.windows, timeline.windows[1:]) if b.end > a.end), default=0.5)
+        xs: list[float] = []
+        ys: list[list[float]] = []
+        previous_end = None
+        for w in timeline.windows:
+            if previous_end is not None and w.end - previous_end > 2.5 * hop:  # a gap: silence
+                xs.append(np.nan)
+                ys.append([np.nan] * len(timeline.labels))
+            xs.append(w.end / scale)
+            ys.append([w.probabilities[label] for label in timeline.labels])
+            previous_end = w.end
+        arr = np.array(ys)
+        for i, label in enumerate(timeline.labels):
+            ax.plot(xs, arr[:, i], color=EMOTION_COLORS.get(label), label=label, linewidth=1.2)
+    else:
+        ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.set_title(f"{Path(timeline.source).name}: emotion over time ({timeline.model})")
+    ax.grid(alpha=0.3)
+    for seg in timeline.segments:
+        strip.broken_barh(
+            [(seg.start / scale, seg.duration / scale)], (0, 1), facecolors=EMOTION_COLORS.get(seg.label, "k")
+        )
+    strip.set_yticks([])
+    strip.set_ylabel("segments")
+    strip.set_xlim(0, timeline.duration_s / scale)
+    strip.set_xlabel("time (min)" if minutes else "time (s)")
+    handles = [Patch(color=EMOTION_COLORS.get(label, "k"), label=label) for label in timeline.labels]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_timeline(
+    timeline: Timeline, out_dir: str | Path, stem: str | None = None, plot: bool = True
+) -> dict[str, Path]:
+    """Write ``<stem>.timeline.json``, ``<stem>.segments.csv``, ``<stem>.windows.csv`` and ``<stem>.timeline.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem or Path(timeline.source).stem
+    written = {
+        "json": write_json(timeline, out / f"{stem}.timeline.json"),
+        "segments_csv": write_csv(timeline.segments, timeline.labels, out / f"{stem}.segments.csv"),
+        "windows_csv": write_csv(timeline.windows, timeline.labels, out / f"{stem}.windows.csv"),
+    }
+    if plot:
+        written["png"] = plot_timeline(timeline, out / f"{stem}.timeline.png")
+    return written
