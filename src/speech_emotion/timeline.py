@@ -275,7 +275,8 @@ def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
             previous_end = w.end
         arr = np.array(ys)
         for i, label in enumerate(timeline.labels):
-            ax.plot(xs, arr[:, i], color=EMOTION_COLORS.get(label), label=label, linewidth=1.2)
+            color = EMOTION_COLORS.get(label)
+            ax.plot(xs, arr[:, i], color=color, label=label, linewidth=1.2, marker=".", markersize=3)
     else:
         ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)

@@ -27,14 +27,14 @@ class VadOptions:
     """10, 20 or 30 ms frames (WebRTC's choices)."""
     min_speech_ms: int = 120
     """Voiced frames in a row that open a segment (ignores clicks and short bursts)."""
-    min_silence_ms: int = 450
+    min_silence_ms: int = 600
     """Unvoiced frames in a row that close a segment (the hangover: short pauses stay inside)."""
     speech_pad_ms: int = 90
     """Audio kept before the first and after the last voiced frame of a segment."""
     energy_floor_dbfs: float = -60.0
     """Frames quieter than this (RMS) are never speech."""
     max_flatness: float | None = 0.45
-    """Frames whose 300-6800 Hz spectral flatness is above this (white noise ~0.55, voiced
+    """Frames whose 300-3800 Hz spectral flatness is above this (white noise ~0.55, voiced
     speech < 0.1) are not speech; ``None`` turns the check off."""
 
     def __post_init__(self) -> None:
@@ -69,7 +69,7 @@ class FrameClassifier:
         self._window = np.hanning(n).astype(np.float32)
         self._nfft = 1 << (n - 1).bit_length()
         freqs = np.fft.rfftfreq(self._nfft, 1 / SAMPLE_RATE)
-        self._band = (freqs >= 300) & (freqs <= 6800)
+        self._band = (freqs >= 300) & (freqs <= 3800)
         self._floor = 10 ** (options.energy_floor_dbfs / 20)
 
     def classify(self, frames: np.ndarray) -> np.ndarray:

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from speech_emotion.errors import AudioError
+from speech_emotion.inference import Recognizer
+from speech_emotion.labels import EMOTIONS
+from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
+from stream_synth import LAYOUT, bursts, feed_in_chunks
+from synth import silence, vowel
+
+TOL = 0.2
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_bundle):
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+def signature(events: list) -> list[tuple]:
+    """What must not depend on chunking: everything but the measured latency."""
+    return [
+        (e.type, round(e.start, 4), round(e.end, 4), e.label, tuple(round(p, 5) for p in e.probabilities.values()))
+        for e in events
+    ]
+
+
+def segments_of(events: list) -> list[SegmentEvent]:
+    return [e for e in events if isinstance(e, SegmentEvent)]
+
+
+def test_one_segment_per_burst_with_updates_inside(recognizer):
+    samples, truth = bursts()
+    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    segments = segments_of(events)
+    assert len(segments) == len(truth)
+    for seg, (start, end) in zip(segments, truth):
+        assert abs(seg.start - start) <= TOL and abs(seg.end - end) <= TOL
+        assert seg.label in EMOTIONS and sum(seg.probabilities.values()) == pytest.approx(1, abs=1e-4)
+        updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == seg.index]
+        assert len(updates) == seg.windows >= 1
+        for u in updates:  # every update lies inside its segment: silence and noise get none
+            assert seg.start - 1e-9 <= u.start < u.end <= seg.end + 1e-9
+            assert u.end - u.start <= 2.0 + 1e-9
+            assert u.latency_ms >= 0
+
+
+def test_event_order_and_update_timing(recognizer):
+    samples, _ = bursts()
+    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    ends = [e.end for e in events]
+    assert ends == sorted(ends)
+    for e in events:  # each segment event comes right after its own last update
+        if isinstance(e, UpdateEvent):
+            assert not any(s.index == e.segment and s.end < e.end for s in segments_of(events))
+    long_seg = segments_of(events)[-1]  # the 3 s burst: first update after 1 s, then one per 0.5 s
+    updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == long_seg.index]
+    assert updates[0].end - long_seg.start == pytest.approx(1.0, abs=1e-6)
+    gaps = np.diff([u.end for u in updates[:-1]])
+    assert np.allclose(gaps, 0.5)
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100, 48000])
+def test_sample_rates_give_the_same_segments(recognizer, sample_rate):
+    samples, truth = bursts(sample_rate)
+    segments = segments_of(StreamingRecognizer(recognizer).run([(samples, sample_rate)]))
+    assert len(segments) == len(truth)
+    for seg, (start, end) in zip(segments, truth):
+        assert abs(seg.start - start) <= TOL and abs(seg.end - end) <= TOL
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 44100])
+def test_chunking_does_not_change_results(recognizer, sample_rate):
+    samples, _ = bursts(sample_rate)
+    engine = StreamingRecognizer(recognizer)
+    expected = signature(feed_in_chunks(engine, samples, sample_rate, [len(samples)]))
+    for sizes in ([2 * sample_rate], [480], [1, 7, 333, 4096, 31_000], [sample_rate // 10]):
+        assert signature(feed_in_chunks(engine, samples, sample_rate, sizes)) == expected, sizes
+
+
+def test_one_sample_chunks(recognizer):
+    samples = np.concatenate([silence(0.3), vowel(1.4), silence(0.8)])
+    engine = StreamingRecognizer(recognizer)
+    expected = signature(feed_in_chunks(engine, samples, 16000, [len(samples)]))
+    assert len(segments_of(expected and feed_in_chunks(engine, samples, 16000, [len(samples)]))) == 1
+    assert signature(feed_in_chunks(engine, samples, 16000, [1])) == expected
+
+
+def test_int16_and_stereo_input_match_float_mono(recognizer):
+    samples, _ = bursts(layout=LAYOUT[:3])
+    engine = StreamingRecognizer(recognizer)
+    expected = signature(feed_in_chunks(engine, samples, 16000, [1600]))
+    pcm = np.round(samples * 32767).astype(np.int16)
+    got = signature(feed_in_chunks(engine, pcm, 16000, [1600]))
+    assert [g[:4] for g in got] == [e[:4] for e in expected]
+    stereo = np.stack([samples, samples], axis=1)
+    assert signature(feed_in_chunks(engine, stereo, 16000, [1600])) == expected
+
+
+def test_silence_and_noise_only_give_no_events(recognizer):
+    samples, _ = bursts(layout=(("silence", 2.0), ("noise", 3.0), ("silence", 1.0)))
+    assert list(StreamingRecognizer(recognizer).run([(samples, 16000)])) == []
+
+
+def test_reset_starts_a_new_stream(recognizer):
+    samples, _ = bursts()
+    engine = StreamingRecognizer(recognizer)
+    expected = signature(feed_in_chunks(engine, samples, 16000, [8000]))
+    engine.feed(vowel(1.7), 16000)  # half a segment, then abandoned
+    assert engine.in_speech and engine.time > 0
+    engine.reset()
+    assert not engine.in_speech and engine.time == 0
+    assert signature(feed_in_chunks(engine, samples, 16000, [8000])) == expected
+
+
+def test_stream_ending_mid_frame_and_mid_speech_is_closed(recognizer):
+    samples = np.concatenate([silence(0.5), vowel(1.5)])[:-123]  # not a whole number of VAD frames
+    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    segments = segments_of(events)
+    assert len(segments) == 1
+    assert segments[0].end == pytest.approx(len(samples) / 16000, abs=0.04)
+
+
+def test_short_speech_gives_one_update_and_segment(recognizer):
+    samples = np.concatenate([silence(0.5), vowel(0.6), silence(1.0)])
+    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    assert [e.type for e in events] == ["update", "segment"]
+
+
+def test_long_speech_is_split_and_memory_stays_bounded(recognizer):
+    options = StreamOptions(max_segment_s=5.0)
+    engine = StreamingRecognizer(recognizer, options)
+    speech = vowel(1.0)
+    events = []
+    for _ in range(12):
+        events += engine.feed(speech, 16000)
+        assert engine._buffer._data.nbytes < 4 * 16000 * 8  # a few seconds, whatever the length
+    events += engine.flush()
+    segments = segments_of(events)
+    assert len(segments) == 3
+    assert all(s.duration <= 5.0 + 0.03 for s in segments)  # split on a VAD frame
+    assert segments[1].start == pytest.approx(segments[0].end)
+
+
+def test_no_smoothing_option(recognizer):
+    samples, _ = bursts(layout=LAYOUT[:3])
+    updates = [e for e in StreamingRecognizer(recognizer, StreamOptions(smoothing=0.0)).run([(samples, 16000)])]
+    assert updates and all(e.confidence == max(e.probabilities.values()) for e in updates)
+
+
+def test_event_dicts_are_json(recognizer):
+    samples, _ = bursts(layout=LAYOUT[:3])
+    for event in StreamingRecognizer(recognizer).run([(samples, 16000)]):
+        d = json.loads(json.dumps(event.to_dict()))
+        assert d["type"] in ("update", "segment") and set(d["probabilities"]) == set(EMOTIONS)
+
+
+def test_bad_input_is_an_audio_error(recognizer):
+    engine = StreamingRecognizer(recognizer)
+    with pytest.raises(AudioError, match="sample rate"):
+        engine.feed(np.zeros(100, dtype=np.float32), 0)
+    with pytest.raises(AudioError, match="shape"):
+        engine.feed(np.zeros((2, 2, 2), dtype=np.float32), 16000)
+    with pytest.raises(ValueError):
+        StreamOptions(hop_s=3.0)
+    # NaN and out-of-range samples are sanitised, not fatal
+    assert engine.feed(np.full(1000, np.nan, dtype=np.float32), 16000) == []
+
+
+def test_changing_sample_rate_mid_stream(recognizer):
+    engine = StreamingRecognizer(recognizer)
+    events = engine.feed(np.concatenate([silence(0.5, 48000), vowel(1.5, 48000)]), 48000)
+    events += engine.feed(np.concatenate([vowel(1.0, 16000, seed=3), silence(1.0, 16000)]), 16000)
+    events += engine.flush()
+    segments = segments_of(events)
+    assert len(segments) == 1
+    assert segments[0].start == pytest.approx(0.5, abs=TOL) and segments[0].end == pytest.approx(3.0, abs=TOL)
