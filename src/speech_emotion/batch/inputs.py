@@ -1,0 +1,162 @@
+"""What a batch run analyses: a folder (recursive), a glob, or a CSV/TSV/JSONL manifest, as a list of jobs.
+
+Each job names one file by its absolute path and carries a key made of path, size and
+modification time, so a restarted run recognises files it already analysed (and re-analyses
+a file that changed). Manifest columns other than the path are carried through to the results.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..corpora.folder import AUDIO_SUFFIXES
+from ..errors import DataError
+
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
+PATH_COLUMNS = ("path", "file", "filename", "filepath", "audio", "audio_path")
+"""Column names tried, in order, when a manifest's path column is not given."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to analyse."""
+
+    path: str
+    """Absolute path (not resolved through symlinks)."""
+    size: int
+    """Bytes, or -1 when the file cannot be stat'ed (it is then recorded as failed)."""
+    mtime_ns: int
+    key: str
+    """Identity of this version of the file: hash of path, size and mtime."""
+
+
+@dataclass
+class JobList:
+    """The jobs of a run, plus the manifest columns carried through (one row per job, by key)."""
+
+    jobs: list[Job]
+    extras: pd.DataFrame | None = None
+    """Index: job key; columns: the manifest's extra columns. ``None`` for folder and glob inputs."""
+    skipped: list[str] = field(default_factory=list)
+    """Files under a folder input that were left out because of their suffix."""
+
+    @property
+    def keys(self) -> set[str]:
+        return {job.key for job in self.jobs}
+
+
+def job_key(path: str, size: int, mtime_ns: int) -> str:
+    """Stable identity of a file version: the same path, size and mtime give the same key."""
+    return hashlib.sha1(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()[:20]
+
+
+def make_job(path: str | Path) -> Job:
+    """Job for ``path`` (made absolute); a file that cannot be stat'ed still gets a job, which will fail."""
+    abspath = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(abspath)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError:
+        size, mtime_ns = -1, -1
+    return Job(abspath, size, mtime_ns, job_key(abspath, size, mtime_ns))
+
+
+def collect_jobs(
+    source: str | Path,
+    path_column: str | None = None,
+    suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
+) -> JobList:
+    """Jobs for a folder (audio files by suffix, recursively), a manifest (by suffix), or a glob pattern.
+
+    Raises :class:`DataError` when nothing matches or a manifest cannot be used.
+    """
+    text = os.fspath(source)
+    path = Path(text)
+    if path.is_dir():
+        return _from_folder(path, suffixes)
+    if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        return _from_manifest(path, path_column)
+    if glob.has_magic(text):
+        matches = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+        if not matches:
+            raise DataError(f"{text}: the pattern matches no file")
+        return JobList(_unique([make_job(p) for p in matches]))
+    if path.is_file():
+        return JobList([make_job(path)])
+    raise DataError(f"{text}: no such folder, manifest or file, and not a glob pattern")
+
+
+def _from_folder(root: Path, suffixes: tuple[str, ...]) -> JobList:
+    jobs: list[Job] = []
+    skipped: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.splitext(name)[1].lower() in suffixes:
+                jobs.append(make_job(full))
+            else:
+                skipped.append(full)
+    if not jobs:
+        raise DataError(f"{root}: no audio files ({', '.join(suffixes)}) in this folder or below")
+    return JobList(jobs, skipped=skipped)
+
+
+def read_manifest(manifest: Path) -> pd.DataFrame:
+    """A CSV, TSV or JSON-lines manifest as a table of strings (JSONL values keep their JSON types)."""
+    suffix = manifest.suffix.lower()
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(manifest, lines=True, dtype=False)
+        sep = "\t" if suffix in (".tsv", ".tab") else ","
+        return pd.read_csv(manifest, sep=sep, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        reason = str(exc).split("\n")[0]
+        raise DataError(f"{manifest}: cannot read manifest ({reason})") from None
+
+
+def _from_manifest(manifest: Path, path_column: str | None) -> JobList:
+    table = read_manifest(manifest)
+    if path_column is None:
+        path_column = next((c for c in PATH_COLUMNS if c in table.columns), None)
+        if path_column is None:
+            raise DataError(
+                f"{manifest}: no path column (looked for {', '.join(PATH_COLUMNS)}; name one with --path-column)"
+            )
+    elif path_column not in table.columns:
+        raise DataError(f"{manifest}: no column {path_column!r} (columns: {', '.join(map(str, table.columns))})")
+    if table.empty:
+        raise DataError(f"{manifest}: the manifest lists no files")
+    base = manifest.parent
+    jobs = [make_job(base / str(value)) for value in table[path_column]]
+    extras = table.drop(columns=[path_column])
+    extras.index = pd.Index([job.key for job in jobs], name="key")
+    extras = extras[~extras.index.duplicated(keep="first")]
+    return JobList(_unique(jobs), extras=extras if len(extras.columns) else None)
+
+
+def _unique(jobs: list[Job]) -> list[Job]:
+    """Jobs with duplicates (same file listed twice) removed, first occurrence kept."""
+    seen: set[str] = set()
+    out = []
+    for job in jobs:
+        if job.key not in seen:
+            seen.add(job.key)
+            out.append(job)
+    return out
+
+
+def extra_record(extras: pd.DataFrame | None, key: str) -> dict[str, Any]:
+    """The carried-through manifest columns of one job (empty for folder and glob inputs)."""
+    if extras is None or key not in extras.index:
+        return {}
+    return extras.loc[key].to_dict()

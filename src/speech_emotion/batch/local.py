@@ -1,0 +1,107 @@
+"""The default engine: a pool of processes on this machine, each holding one model.
+
+Workers are started with ``spawn`` (no state copied from the parent), load one single-threaded
+:class:`~speech_emotion.inference.Recognizer` each, and ignore Ctrl-C, which the parent handles.
+Only ``2 x workers`` files are in flight at once, so memory stays bounded whatever the archive size.
+A worker that dies (a crash inside a native decoder) breaks the pool: the files that were in
+flight are then rerun one at a time in a fresh pool, and the one that kills its worker again is
+recorded as failed; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from ..inference import Recognizer
+from .inputs import Job
+from .state import failed_result
+from .worker import FileResult, analyze_one, load_worker_recognizer
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[FileResult], None]
+
+_recognizer: Recognizer | None = None
+_init_error: BaseException | None = None
+
+
+def _init_worker(model: str) -> None:
+    global _recognizer, _init_error
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _recognizer = load_worker_recognizer(model)
+    except BaseException as exc:  # reported by the first task, which aborts the run
+        _init_error = exc
+
+
+def _analyze(job: Job) -> FileResult:
+    if _recognizer is None:
+        raise _init_error or RuntimeError("worker has no model")
+    return analyze_one(job, _recognizer)
+
+
+CRASH_ERROR = "the worker process died while analysing this file (a crash in the decoder or the model)"
+
+
+@dataclass
+class LocalEngine:
+    """Process pool over this machine's cores."""
+
+    workers: int
+    max_in_flight: int | None = None
+    """Files submitted but not finished at once (default ``2 x workers``)."""
+    start_method: str = "spawn"
+
+    def run(self, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
+        """Analyse ``jobs`` with the model bundle at ``model``; ``on_result`` gets each result as it completes."""
+        pending = deque(jobs)
+        limit = self.max_in_flight or 2 * self.workers
+        while pending:
+            suspects = self._pass(pending, model, on_result, self.workers, limit)
+            if suspects:
+                log.warning("a worker died; rerunning the %d file(s) in flight one at a time", len(suspects))
+            self._isolate(deque(suspects), model, on_result)
+
+    def _isolate(self, suspects: deque[Job], model: str, on_result: ResultCallback) -> None:
+        """Run files one at a time; one that kills its worker is recorded as failed."""
+        while suspects:
+            lost = self._pass(suspects, model, on_result, workers=1, limit=1)
+            for job in lost:
+                on_result(failed_result(job, f"{job.path}: {CRASH_ERROR}"))
+
+    def _pass(self, pending: deque[Job], model: str, on_result: ResultCallback, workers: int, limit: int) -> list[Job]:
+        """Run jobs from ``pending`` in one pool until it is empty or the pool breaks; returns the jobs lost."""
+        context = multiprocessing.get_context(self.start_method)
+        in_flight: dict[Future[FileResult], Job] = {}
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model,))
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < limit:
+                    job = pending.popleft()
+                    in_flight[pool.submit(_analyze, job)] = job
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()  # BrokenProcessPool, or the model error of a worker
+                    del in_flight[future]
+                    on_result(result)
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            lost = []
+            for future, job in in_flight.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    on_result(future.result())  # finished before the pool broke
+                else:
+                    lost.append(job)
+            return lost
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return []

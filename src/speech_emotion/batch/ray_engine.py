@@ -1,0 +1,121 @@
+"""The distributed engine: the same per-file work on a Ray cluster, with Ray Data.
+
+The jobs become a Ray dataset; ``map_batches`` runs :class:`_RayAnalyzer` on a fixed-size pool
+of actors, each holding one model for its whole life (the model is loaded once per actor, not
+per file), and the driver streams the results back and commits them in parts exactly like the
+local engine. Ray is an optional extra (``pip install .[distributed]``) and is imported only here.
+
+On a cluster, every node must see the audio files and the model bundle at the same paths (a
+shared file system) and have this package installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpeechEmotionError
+from .inputs import Job
+from .state import failed_result
+from .worker import FileResult, analyze_one, load_worker_recognizer
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[FileResult], None]
+LOST_ERROR = (
+    "lost: the Ray worker analysing this file's batch died (a crash in the decoder or the model, or a lost node)"
+)
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a :class:`SpeechEmotionError` saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise SpeechEmotionError(
+            "the ray engine needs Ray: install it with pip install .[distributed] (or pip install 'ray[data]')"
+        ) from None
+    return ray
+
+
+class _RayAnalyzer:
+    """A Ray actor holding one model; called with a batch of jobs, returns their results as JSON."""
+
+    def __init__(self, model: str) -> None:
+        self.recognizer = load_worker_recognizer(model)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = []
+        for path, size, mtime_ns, key in zip(batch["path"], batch["size"], batch["mtime_ns"], batch["key"]):
+            job = Job(str(path), int(size), int(mtime_ns), str(key))
+            results.append(json.dumps(analyze_one(job, self.recognizer).to_dict()))
+        return {"key": batch["key"], "result": np.array(results, dtype=object)}
+
+
+@dataclass
+class RayEngine:
+    """Ray Data ``map_batches`` over an actor pool of ``workers`` model holders."""
+
+    workers: int
+    address: str | None = None
+    """Cluster to join (``auto``, ``ray://host:10001``, ...); ``None`` starts a local Ray instance."""
+    batch_size: int = 4
+    """Files per call to an actor: larger amortises Ray's per-task overhead, smaller balances load."""
+
+    def run(self, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
+        """Analyse ``jobs`` on Ray; ``on_result`` gets each result (on the driver) as it arrives."""
+        ray = import_ray()
+        started = self._connect(ray)
+        try:
+            self._run(ray, jobs, model, on_result)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _connect(self, ray: Any) -> bool:
+        """Join or start Ray; returns whether this call started it (and so must shut it down)."""
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
+        if self.address:
+            kwargs["address"] = self.address
+        else:
+            kwargs["num_cpus"] = self.workers
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise SpeechEmotionError(f"cannot start or join Ray ({self.address or 'local'}): {exc}") from None
+        return True
+
+    def _run(self, ray: Any, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
+        if not jobs:
+            return
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-run INFO lines and notices
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the runner shows its own
+        ctx.print_on_execution_start = False
+        ctx.max_errored_blocks = -1  # a crashed batch must not abort the run; its files are recorded below
+        items = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "key": j.key} for j in jobs]
+        dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / self.batch_size))
+        dataset = dataset.map_batches(
+            _RayAnalyzer,
+            fn_constructor_args=(model,),
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=1,
+        )
+        remaining = {job.key: job for job in jobs}
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for key, text in zip(batch["key"], batch["result"]):
+                if remaining.pop(str(key), None) is not None:
+                    on_result(FileResult.from_dict(json.loads(text)))
+        for job in remaining.values():
+            on_result(failed_result(job, f"{job.path}: {LOST_ERROR}"))

@@ -1,0 +1,231 @@
+"""A whole batch run: collect the jobs, skip what is done, run an engine, commit parts, compact the tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ModelError, SpeechEmotionError
+from ..inference import resolve_model
+from .inputs import JobList, collect_jobs
+from .state import FILES_TABLE, SEGMENTS_TABLE, ResultStore
+from .worker import FAILED, OK, FileResult
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["local", "ray"]
+
+
+@dataclass
+class BatchOptions:
+    """What to analyse, where the results go, and how to run."""
+
+    input: str | Path
+    """Folder (recursive), glob pattern, or CSV/TSV/JSONL manifest."""
+    out: str | Path
+    """Results folder; restarting with the same folder resumes the run."""
+    model: str | Path | None = None
+    """Bundled model name or bundle folder (default: the bundled default model)."""
+    engine: Engine = "local"
+    workers: int | None = None
+    """Worker processes / Ray actors (default: this machine's cores; on a Ray cluster, its CPUs)."""
+    address: str | None = None
+    """Ray cluster address; without one, ``engine="ray"`` starts a local Ray instance."""
+    retry_failed: bool = False
+    """Analyse again the files that failed in an earlier run (by default they are kept as failed)."""
+    path_column: str | None = None
+    """Manifest column holding the paths (default: the first of path, file, filename, ...)."""
+    chunk_files: int = 64
+    """Results are committed to disk every this many files ..."""
+    chunk_seconds: float = 30.0
+    """... or after this many seconds, whichever comes first (what an interruption can cost)."""
+    progress: bool = True
+    ray_batch_size: int = 4
+
+
+@dataclass
+class BatchSummary:
+    """What a run did (this run only, except the ``table_*`` totals)."""
+
+    files_total: int
+    files_skipped: int
+    """Already done in an earlier run (failed ones included unless retried)."""
+    files_done: int = 0
+    files_failed: int = 0
+    audio_s: float = 0.0
+    """Audio analysed in this run (seconds)."""
+    wall_s: float = 0.0
+    table_ok: int = 0
+    table_failed: int = 0
+    engine: str = "local"
+    workers: int = 1
+    model: str = ""
+    peak_worker_rss_mb: dict[str, float] = field(default_factory=dict)
+    """Peak resident memory of each worker process (``host:pid``)."""
+    failures: list[str] = field(default_factory=list)
+    """Errors of the files that failed in this run (the first 20)."""
+    files_table: str = ""
+    segments_table: str = ""
+    interrupted: bool = False
+
+    @property
+    def audio_hours(self) -> float:
+        return self.audio_s / 3600
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """Wall time per second of audio (below 1: faster than real time)."""
+        return self.wall_s / self.audio_s if self.audio_s else None
+
+    @property
+    def files_per_s(self) -> float:
+        processed = self.files_done + self.files_failed
+        return processed / self.wall_s if self.wall_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.update(audio_hours=self.audio_hours, real_time_factor=self.real_time_factor, files_per_s=self.files_per_s)
+        return d
+
+
+def model_info(model: str | Path | None) -> tuple[str, str, tuple[str, ...]]:
+    """``(bundle folder, model name, labels)`` of a model, checked without loading it."""
+    bundle = resolve_model(model)
+    try:
+        config = json.loads((bundle / "model.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{bundle / 'model.json'}: cannot read ({exc})") from None
+    if not (bundle / config.get("onnx", "model.onnx")).is_file():
+        raise ModelError(f"{bundle}: model file {config.get('onnx', 'model.onnx')} missing")
+    return str(bundle.resolve()), str(config["name"]), tuple(config["labels"])
+
+
+def make_engine(options: BatchOptions, workers: int) -> Any:
+    if options.engine == "local":
+        from .local import LocalEngine
+
+        return LocalEngine(workers)
+    if options.engine == "ray":
+        from .ray_engine import RayEngine
+
+        return RayEngine(workers, address=options.address, batch_size=options.ray_batch_size)
+    raise SpeechEmotionError(f"unknown engine {options.engine!r} (choose local or ray)")
+
+
+def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummary:
+    """Run (or resume) a batch; writes ``files.parquet`` and ``segments.parquet`` under ``options.out``.
+
+    On Ctrl-C (or SIGTERM) the results completed so far are committed and
+    :class:`KeyboardInterrupt` is raised; the final tables are then left as they were.
+    """
+    started = time.perf_counter()
+    bundle, model_name, labels = model_info(options.model)
+    jobs = jobs or collect_jobs(options.input, options.path_column)
+    workers = max(1, options.workers or os.cpu_count() or 1)
+    with ResultStore(options.out, model_name, labels) as store:
+        statuses = store.statuses()
+        todo = [j for j in jobs.jobs if _needs_run(statuses.get(j.key), options.retry_failed)]
+        todo.sort(key=lambda j: -j.size)  # longest first: fewer stragglers at the end
+        summary = BatchSummary(
+            files_total=len(jobs.jobs),
+            files_skipped=len(jobs.jobs) - len(todo),
+            engine=options.engine,
+            workers=workers,
+            model=model_name,
+        )
+        if jobs.skipped:
+            log.info("left out %d file(s) that are not audio by their suffix", len(jobs.skipped))
+        if todo:
+            sink = _Sink(store, summary, options, len(todo))
+            try:
+                with _sigterm_as_interrupt():
+                    make_engine(options, min(workers, len(todo))).run(todo, bundle, sink.add)
+            except KeyboardInterrupt:
+                sink.close()
+                summary.interrupted = True
+                summary.wall_s = time.perf_counter() - started
+                raise
+            sink.close()
+        files, _ = store.compact(jobs.keys, jobs.extras)
+        status = files["status"].to_pylist()
+        summary.table_ok, summary.table_failed = status.count(OK), status.count(FAILED)
+        summary.files_table = str(store.out / FILES_TABLE)
+        summary.segments_table = str(store.out / SEGMENTS_TABLE)
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _needs_run(status: str | None, retry_failed: bool) -> bool:
+    return status is None or (status == FAILED and retry_failed)
+
+
+class _Sink:
+    """Receives results from an engine: counts them, shows progress, commits them in chunks."""
+
+    def __init__(self, store: ResultStore, summary: BatchSummary, options: BatchOptions, total: int) -> None:
+        self.store = store
+        self.summary = summary
+        self.options = options
+        self.buffer: list[FileResult] = []
+        self.last_commit = time.monotonic()
+        self.bar = None
+        if options.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="analysing", dynamic_ncols=True, smoothing=0.05)
+
+    def add(self, result: FileResult) -> None:
+        s = self.summary
+        if result.status == OK:
+            s.files_done += 1
+            s.audio_s += result.duration_s or 0.0
+        else:
+            s.files_failed += 1
+            if len(s.failures) < 20:
+                s.failures.append(result.error or result.path)
+        if result.worker:
+            peak = s.peak_worker_rss_mb
+            peak[result.worker] = max(peak.get(result.worker, 0.0), result.worker_rss_mb)
+        self.buffer.append(result)
+        due = time.monotonic() - self.last_commit >= self.options.chunk_seconds
+        if len(self.buffer) >= self.options.chunk_files or due:
+            self.commit()
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{s.audio_hours:.2f} h audio, {s.files_failed} failed", refresh=False)
+            self.bar.update(1)
+
+    def commit(self) -> None:
+        self.store.write_part(self.buffer)
+        self.buffer = []
+        self.last_commit = time.monotonic()
+
+    def close(self) -> None:
+        self.commit()
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the engine runs, so completed results are committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,260 @@
+"""Where a batch run keeps its results, so that an interrupted run resumes and a finished one is never torn.
+
+Layout of ``RESULTS/``::
+
+    run.json               model name and labels of the run (a resumed run must use the same)
+    parts/<id>.files.parquet, parts/<id>.segments.parquet
+                           results of one chunk of files, written as each chunk completes
+    files.parquet          final per-file table      } written at the end of a run, compacted
+    segments.parquet       final per-segment table   } from the parts
+
+Every file is written to a temporary name and renamed into place (``os.replace``), so a reader
+or a restarted run sees whole files only. A chunk's segments part is renamed first and its
+files part last: the files part is the commit mark, and a segments part without one is the
+leftover of a killed run and is ignored (then removed). A result's key is the job key (path,
+size, mtime); when a key appears in several parts (a failed file retried), the latest wins.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import DataError
+from .worker import FAILED, FileResult
+
+FILES_TABLE = "files.parquet"
+SEGMENTS_TABLE = "segments.parquet"
+OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
+"""Columns kept in the parts (for the run's summary) but left out of the final table."""
+
+
+def files_schema(labels: tuple[str, ...]) -> pa.Schema:
+    """Per-file columns; ``share_<label>`` is the share of speech time per emotion."""
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("path", pa.string()),
+            ("size", pa.int64()),
+            ("mtime_ns", pa.int64()),
+            ("status", pa.string()),
+            ("duration_s", pa.float64()),
+            ("speech_s", pa.float64()),
+            ("dominant_emotion", pa.string()),
+            *((f"share_{label}", pa.float64()) for label in labels),
+            ("n_segments", pa.int32()),
+            ("error", pa.string()),
+            ("notes", pa.string()),
+            ("process_s", pa.float64()),
+            ("worker", pa.string()),
+            ("worker_rss_mb", pa.float64()),
+        ]
+    )
+
+
+def segments_schema(labels: tuple[str, ...]) -> pa.Schema:
+    """Per-segment columns; ``prob_<label>`` is the segment's mean probability of each emotion."""
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("path", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("label", pa.string()),
+            ("confidence", pa.float64()),
+            *((f"prob_{label}", pa.float64()) for label in labels),
+        ]
+    )
+
+
+def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tuple[pa.Table, pa.Table]:
+    """Per-file and per-segment tables of some results."""
+    file_rows: list[dict[str, Any]] = []
+    segment_rows: list[dict[str, Any]] = []
+    for r in results:
+        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments")}
+        row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
+        row["n_segments"] = len(r.segments)
+        file_rows.append(row)
+        for s in r.segments:
+            seg = {"key": r.key, "path": r.path, "start_s": s.start_s, "end_s": s.end_s}
+            seg.update(label=s.label, confidence=s.confidence)
+            seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
+            segment_rows.append(seg)
+    files = pa.Table.from_pylist(file_rows, schema=files_schema(labels))
+    segments = pa.Table.from_pylist(segment_rows, schema=segments_schema(labels))
+    return files, segments
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file under a temporary name, flush it to disk, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    """The results folder of a run: committed parts, resume state and the final tables."""
+
+    def __init__(self, out: str | Path, model: str, labels: tuple[str, ...]) -> None:
+        self.out = Path(out)
+        self.parts = self.out / "parts"
+        self.model = model
+        self.labels = tuple(labels)
+        self._stamp = f"{time.time_ns():020d}"
+        self._seq = 0
+        self._lock: IO[str] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> ResultStore:
+        """Create the folder, take its lock (one run per folder), check the model, drop leftovers."""
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.out / ".lock", "w")  # noqa: SIM115 (held until close())
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise DataError(f"{self.out}: another batch run is writing to this folder") from None
+        self._check_run_info()
+        self._remove_leftovers()
+        return self
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> ResultStore:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_run_info(self) -> None:
+        info_path = self.out / "run.json"
+        info = {"model": self.model, "labels": list(self.labels)}
+        if info_path.is_file():
+            try:
+                old = json.loads(info_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = None
+            if old and (old.get("model"), old.get("labels")) != (info["model"], info["labels"]):
+                raise DataError(
+                    f"{self.out}: holds results of model {old.get('model')!r}, not {self.model!r}; "
+                    "use another --out folder (or delete this one) to analyse with a different model"
+                )
+            if old:
+                return
+        tmp = info_path.with_name(".run.json.tmp")
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+        os.replace(tmp, info_path)
+
+    def _committed_ids(self) -> list[str]:
+        """Ids of committed parts, oldest first."""
+        return sorted(p.name[: -len(".files.parquet")] for p in self.parts.glob("*.files.parquet"))
+
+    def _remove_leftovers(self) -> None:
+        committed = set(self._committed_ids())
+        for p in self.parts.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+        for p in self.out.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+        for p in self.parts.glob("*.segments.parquet"):
+            if p.name[: -len(".segments.parquet")] not in committed:
+                p.unlink(missing_ok=True)
+
+    # -- resume state -------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, str]:
+        """``key -> status`` of every file with a committed result (the latest result wins)."""
+        out: dict[str, str] = {}
+        for part in self._committed_ids():
+            table = pq.read_table(self.parts / f"{part}.files.parquet", columns=["key", "status"])
+            out.update(zip(table["key"].to_pylist(), table["status"].to_pylist()))
+        return out
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write_part(self, results: list[FileResult]) -> None:
+        """Commit the results of one chunk of files (segments first, the files part last)."""
+        if not results:
+            return
+        files, segments = results_to_tables(results, self.labels)
+        self._seq += 1
+        part = f"{self._stamp}-{self._seq:06d}"
+        write_table_atomic(segments, self.parts / f"{part}.segments.parquet")
+        write_table_atomic(files, self.parts / f"{part}.files.parquet")
+
+    def compact(self, keys: Iterable[str], extras: pd.DataFrame | None = None) -> tuple[pa.Table, pa.Table]:
+        """Write the final ``files.parquet`` and ``segments.parquet`` for the given job keys.
+
+        Only the latest result of each key is kept; rows are sorted by path (and segment
+        start), so the tables depend on the results only, not on the engine or the order of
+        completion. Manifest columns in ``extras`` (indexed by key) are appended to the files
+        table; names that clash with result columns get an ``input_`` prefix.
+        """
+        wanted = pa.array(sorted(set(keys)), pa.string())
+        files = self._latest_files(wanted)
+        segments = self._segments_of(files)
+        files = files.drop_columns(["_part", *OPERATIONAL_COLUMNS])
+        if extras is not None and len(extras.columns):
+            files = _join_extras(files, extras)
+        files = files.sort_by([("path", "ascending")])
+        segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending")])
+        meta = {b"speech_emotion": json.dumps({"model": self.model, "labels": list(self.labels)}).encode()}
+        files = files.replace_schema_metadata(meta)
+        segments = segments.replace_schema_metadata(meta)
+        write_table_atomic(segments, self.out / SEGMENTS_TABLE)
+        write_table_atomic(files, self.out / FILES_TABLE)
+        return files, segments
+
+    def _latest_files(self, wanted: pa.Array) -> pa.Table:
+        tables = []
+        for part in self._committed_ids():
+            t = pq.read_table(self.parts / f"{part}.files.parquet")
+            t = t.filter(pc.is_in(t["key"], value_set=wanted))
+            tables.append(t.append_column("_part", pa.array([part] * len(t), pa.string())))
+        schema = files_schema(self.labels).append(pa.field("_part", pa.string()))
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
+        latest = table.group_by("key").aggregate([("_row", "max")])["_row_max"]
+        return table.take(pc.sort_indices(latest)).drop_columns(["_row"])
+
+    def _segments_of(self, files: pa.Table) -> pa.Table:
+        """Segments of the winning result of each file (the part that holds it, and that key)."""
+        tables = []
+        for part in sorted(set(files["_part"].to_pylist())):
+            keys = files.filter(pc.equal(files["_part"], part))["key"]
+            t = pq.read_table(self.parts / f"{part}.segments.parquet")
+            tables.append(t.filter(pc.is_in(t["key"], value_set=keys)))
+        return pa.concat_tables(tables) if tables else segments_schema(self.labels).empty_table()
+
+
+def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:
+    taken = set(files.column_names)
+    renamed = {c: (f"input_{c}" if str(c) in taken else str(c)) for c in extras.columns}
+    frame = extras.rename(columns=renamed).reset_index()
+    try:
+        right = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):  # mixed JSON types in a column
+        right = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    return files.join(right, keys="key", join_type="left outer")
+
+
+def failed_result(job: Any, error: str) -> FileResult:
+    """A result recording that ``job`` could not be analysed, for failures outside :func:`analyze_one`."""
+    return FileResult(job.key, job.path, job.size, job.mtime_ns, FAILED, error=error)

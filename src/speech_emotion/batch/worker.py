@@ -1,0 +1,137 @@
+"""One file in, one :class:`FileResult` out: the unit of work both engines run, in their own processes.
+
+:func:`analyze_one` never raises for a bad file: the one-line reason of the error becomes the
+result's ``error``, so one corrupt recording never stops a run over thousands.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpeechEmotionError
+from ..inference import Recognizer
+from ..timeline import AnalyzeOptions, analyze_file
+from .inputs import Job
+
+OK = "ok"
+FAILED = "failed"
+
+ANALYZE_OPTIONS = AnalyzeOptions(keep_windows=False)
+"""Batch runs keep segments, not the per-window emotions (which would be ~4 rows per second of speech)."""
+
+
+@dataclass
+class SegmentResult:
+    """One analysed stretch of speech inside a file."""
+
+    start_s: float
+    end_s: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+@dataclass
+class FileResult:
+    """Everything a batch run records about one file."""
+
+    key: str
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    duration_s: float | None = None
+    speech_s: float | None = None
+    dominant_emotion: str | None = None
+    shares: dict[str, float] = field(default_factory=dict)
+    """Share of speech time per emotion (sums to 1 when there is speech)."""
+    segments: list[SegmentResult] = field(default_factory=list)
+    error: str | None = None
+    notes: str | None = None
+    """Problems that did not stop the analysis (a truncated file)."""
+    process_s: float = 0.0
+    worker: str = ""
+    """``host:pid`` of the process that analysed the file."""
+    worker_rss_mb: float = 0.0
+    """Peak resident memory of that process so far."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileResult:
+        data = dict(data)
+        data["segments"] = [SegmentResult(**s) for s in data.get("segments") or []]
+        return cls(**data)
+
+
+def load_worker_recognizer(model: str | Path | None) -> Recognizer:
+    """The model one worker holds: single-threaded, since parallelism comes from the workers.
+
+    It is warmed up on a short tone, so one-off setup (JIT compilation, caches) is paid at
+    start-up rather than counted in the first file's time.
+    """
+    import numpy as np
+
+    recognizer = Recognizer.load(model, threads=1)
+    t = np.arange(recognizer.sample_rate) / recognizer.sample_rate
+    recognizer.predict((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), recognizer.sample_rate)
+    return recognizer
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def analyze_one(job: Job, recognizer: Recognizer) -> FileResult:
+    """Analyse one file; failures of any kind are returned as a result with ``error`` set."""
+    start = time.perf_counter()
+    result = FileResult(job.key, job.path, job.size, job.mtime_ns, OK)
+    try:
+        _fill(result, job.path, recognizer)
+    except SpeechEmotionError as exc:
+        _fail(result, str(exc))
+    except MemoryError:
+        _fail(result, f"{job.path}: out of memory while analysing this file")
+    except Exception as exc:  # a decoder or model bug must not stop the run: record it
+        _fail(result, f"{job.path}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    result.process_s = time.perf_counter() - start
+    result.worker = worker_id()
+    result.worker_rss_mb = peak_rss_mb()
+    return result
+
+
+def _fail(result: FileResult, error: str) -> None:
+    result.status = FAILED
+    result.error = error
+    result.speech_s = None
+    result.dominant_emotion = None
+    result.shares = {}
+    result.segments = []
+
+
+def _fill(result: FileResult, path: str, recognizer: Recognizer) -> None:
+    """Analyse ``path`` with the shared block-wise timeline (VAD segments, share of speech per emotion)."""
+    timeline = analyze_file(path, recognizer, ANALYZE_OPTIONS)
+    summary = timeline.summary()
+    result.duration_s = timeline.duration_s
+    result.speech_s = timeline.speech_s
+    result.dominant_emotion = summary["dominant"]
+    result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
+    result.segments = [
+        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities)) for s in timeline.segments
+    ]
+    result.notes = "; ".join(timeline.notes) or None

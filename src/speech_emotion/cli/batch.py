@@ -1,0 +1,83 @@
+"""``speech-emotion batch INPUT --out RESULTS``: analyse a whole archive into Parquet tables.
+
+INPUT is a folder (searched recursively for audio files), a glob pattern (quote it), or a
+CSV/TSV/JSONL manifest with a path column; the manifest's other columns are carried through.
+RESULTS gets ``files.parquet`` (one row per file) and ``segments.parquet`` (one row per speech
+segment). Rerunning with the same RESULTS resumes: files already done are skipped, and files
+that failed are kept as failed unless --retry-failed is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..batch import BatchOptions, BatchSummary, run_batch
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="analyse a folder, glob or manifest of recordings into Parquet tables (local or Ray)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="folder, glob pattern, or CSV/TSV/JSONL manifest")
+    p.add_argument("--out", required=True, type=Path, help="results folder (reuse it to resume)")
+    p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
+    p.add_argument("--workers", type=int, default=None, help="worker processes or Ray actors (default: CPU cores)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--retry-failed", action="store_true", help="analyse again files that failed in earlier runs")
+    p.add_argument("--path-column", default=None, help="manifest column with the paths (default: path, file, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = BatchOptions(
+        input=args.input,
+        out=args.out,
+        model=args.model,
+        engine=args.engine,
+        workers=args.workers,
+        address=args.address,
+        retry_failed=args.retry_failed,
+        path_column=args.path_column,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    try:
+        summary = run_batch(options)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: completed results are saved; run the same command again to resume ({args.out})",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def print_summary(s: BatchSummary) -> None:
+    """The few lines printed at the end of a run."""
+    rtf = f"{s.real_time_factor:.4f}" if s.real_time_factor is not None else "n/a"
+    peak = max(s.peak_worker_rss_mb.values(), default=0.0)
+    lines = [
+        f"files: {s.files_done} done, {s.files_failed} failed, {s.files_skipped} skipped (done before)"
+        f" of {s.files_total}",
+        f"audio: {s.audio_hours:.3f} h analysed in {s.wall_s:.1f} s wall time"
+        f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.engine} engine, {s.workers} workers)",
+        f"peak memory per worker: {peak:.0f} MiB" if peak else "",
+        f"tables: {s.files_table} ({s.table_ok} ok, {s.table_failed} failed), {s.segments_table}",
+    ]
+    for error in s.failures[:5]:
+        lines.append(f"  failed: {error}")
+    if len(s.failures) > 5 or s.files_failed > len(s.failures):
+        lines.append(f"  ... {s.files_failed - 5} more: see the error column of files.parquet")
+    print("\n".join(line for line in lines if line))
