@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from ..errors import SpeechEmotionError
 
-COMMANDS = ["predict", "stream", "listen", "analyze", "train", "evaluate", "batch"]
+COMMANDS = ["predict", "stream", "listen", "analyze", "train", "evaluate", "batch", "serve"]
 """Modules of :mod:`speech_emotion.cli`, one per sub-command, in help order."""
 
 

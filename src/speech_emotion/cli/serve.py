@@ -1,0 +1,113 @@
+"""``speech-emotion serve``: the web page and the service API (FastAPI on uvicorn).
+
+Binds 127.0.0.1 by default. Binding another address needs an API token, read from
+``--token-file`` or the ``SPEECH_EMOTION_TOKEN`` environment variable (never from the command
+line, where other users of the machine could read it); ``--token-file -`` generates one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from ..errors import SpeechEmotionError
+from ..service.options import ServiceOptions, is_loopback
+
+TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = ServiceOptions()
+    p = sub.add_parser(
+        "serve", help="web page and service API (live microphone in the browser)", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
+    p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
+    p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
+    p.add_argument(
+        "--token-file", type=Path, default=None,
+        help=f"file holding the API token ('-': generate one and print it; default: ${TOKEN_ENV} if set)",
+    )
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow this browser origin (repeatable; default: same origin only)")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help=f"default {d.max_upload_mb:g}")
+    p.add_argument("--max-duration", type=float, default=d.max_duration_s, metavar="S",
+                   help=f"longest uploaded recording in seconds (default {d.max_duration_s:g})")
+    p.add_argument("--max-streams", type=int, default=d.max_streams,
+                   help=f"concurrent streams (default {d.max_streams})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, metavar="S",
+                   help=f"close a silent stream connection after S seconds (default {d.idle_timeout_s:g})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"stream inference threads (default {d.workers})")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def read_token(token_file: Path | None) -> tuple[str | None, bool]:
+    """``(token, generated)`` from ``--token-file`` (``-``: a fresh one) or the environment."""
+    if token_file is not None and str(token_file) == "-":
+        return secrets.token_urlsafe(24), True
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise SpeechEmotionError(f"{token_file}: cannot read the token file ({exc.strerror})") from None
+        if not token:
+            raise SpeechEmotionError(f"{token_file}: the token file is empty")
+        return token, False
+    return os.environ.get(TOKEN_ENV) or None, False
+
+
+def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
+    token, generated = read_token(args.token_file)
+    options = ServiceOptions(
+        host=args.host,
+        port=args.port,
+        token=token,
+        model=args.model,
+        threads=args.threads,
+        workers=args.workers,
+        max_upload_mb=args.max_upload_mb,
+        max_duration_s=args.max_duration,
+        max_streams=args.max_streams,
+        idle_timeout_s=args.idle_timeout,
+        cors_origins=list(args.cors_origin),
+    )
+    options.check()
+    return options, generated
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..service.app import create_app
+
+    options, generated = options_from_args(args)
+    app = create_app(options)
+    url = options.page_url
+    print(f"speech-emotion: model {app.state.recognizer.name}", file=sys.stderr)
+    if options.token and generated:
+        print(f"API token (send as 'Authorization: Bearer TOKEN'): {options.token}", file=sys.stderr)
+        print(f"open {url}#token={options.token}  (API docs: {url}docs)", flush=True)
+    elif options.token:
+        print(f"open {url}#token=<your token>  (API docs: {url}docs)", flush=True)
+    else:
+        print(f"open {url}  (API docs: {url}docs)", flush=True)
+    if not is_loopback(options.host):
+        print("note: serving beyond this machine; browsers only allow the microphone over https or on "
+              "localhost, so put a TLS proxy in front for remote users", file=sys.stderr)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=args.log_level,
+        ws_max_size=options.max_frame_bytes,
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+    return 0

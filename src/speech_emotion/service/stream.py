@@ -1,0 +1,335 @@
+"""``WS /v1/stream``: one live session per connection, fed to its own streaming engine.
+
+Protocol (see docs/service.md): the server greets with ``ready``; the client may send one JSON
+``config`` message before any audio (``sample_rate``, ``format`` ``pcm16``/``float32``, ``live``), then binary
+frames of mono little-endian samples; the server pushes the engine's ``update`` and ``segment``
+events as JSON as they come. ``{"type": "end"}`` flushes the engine and ends the stream with a
+summary accounting for every sample received (processed or dropped). Audio that arrives faster than
+the recognizer keeps up with is held back by TCP (the server stops reading past ``max_backlog_s``),
+or, for ``live`` clients that prefer fresh results, dropped and reported in ``warning`` events. Errors are sent as
+``{"type": "error", "error": CODE, "message": ...}`` followed by a close with :data:`CLOSE_CODES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketState
+
+from .options import ServiceOptions
+
+log = logging.getLogger(__name__)
+
+CLOSE_CODES: dict[str, int] = {
+    "unauthorized": 1008,
+    "forbidden_origin": 1008,
+    "config_after_audio": 1008,
+    "unsupported_format": 1003,
+    "unknown_message": 1003,
+    "malformed_frame": 1007,
+    "malformed_message": 1007,
+    "frame_too_large": 1009,
+    "too_many_streams": 1013,
+    "internal_error": 1011,
+    "idle_timeout": 4408,
+    "stream_too_long": 4413,
+}
+"""WebSocket close code sent after each error (RFC 6455 codes; 4xxx mirror HTTP 408/413)."""
+
+MIN_RATE, MAX_RATE = 8000, 192000
+FORMATS: dict[str, np.dtype] = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+
+
+class StreamEngine(Protocol):
+    """What a session needs from the streaming recognizer."""
+
+    def feed(self, chunk: np.ndarray, sample_rate: int) -> Iterable[Any]: ...
+
+    def flush(self) -> Iterable[Any]: ...
+
+
+EngineFactory = Callable[[], StreamEngine]
+
+
+class StreamError(Exception):
+    """Ends a session: sent to the client as an error event, then the close code of ``error``."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+    @property
+    def close_code(self) -> int:
+        return CLOSE_CODES[self.error]
+
+
+@dataclass
+class StreamFormat:
+    """How the client's binary frames are encoded."""
+
+    sample_rate: int = 16000
+    format: str = "pcm16"
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> StreamFormat:
+        rate = message.get("sample_rate", 16000)
+        fmt = message.get("format", "pcm16")
+        if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
+            raise StreamError("unsupported_format", f"sample_rate must be an integer {MIN_RATE}..{MAX_RATE}")
+        if fmt not in FORMATS:
+            raise StreamError("unsupported_format", f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        if message.get("channels", 1) != 1:
+            raise StreamError("unsupported_format", "only mono audio (channels: 1) is supported")
+        return cls(rate, fmt)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Float32 samples in [-1, 1] from one binary frame; :class:`StreamError` if malformed."""
+        dtype = FORMATS[self.format]
+        if len(data) % dtype.itemsize:
+            raise StreamError(
+                "malformed_frame", f"{self.format} frame of {len(data)} bytes is not a whole number of samples"
+            )
+        samples = np.frombuffer(data, dtype=dtype)
+        if self.format == "pcm16":
+            return samples.astype(np.float32) / 32768.0
+        if not np.all(np.isfinite(samples)):
+            raise StreamError("malformed_frame", "float32 frame contains NaN or infinite samples")
+        return np.clip(samples, -1.0, 1.0).astype(np.float32)
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """An engine event as JSON-ready data."""
+    return event.to_dict() if hasattr(event, "to_dict") else dict(event)
+
+
+_END = object()
+
+
+class StreamSession:
+    """One WebSocket stream: a reader task decoding frames, a worker task running the engine off the loop."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        engine: StreamEngine,
+        options: ServiceOptions,
+        executor: Executor,
+        hello: dict[str, Any],
+    ) -> None:
+        self.ws = websocket
+        self.engine = engine
+        self.options = options
+        self.executor = executor
+        self.hello = hello
+        self.format = StreamFormat()
+        self.received = 0
+        """Samples received, at the client's rate."""
+        self.processed = 0
+        self.dropped = 0
+        self.events = 0
+        self._pending = 0
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._send_lock = asyncio.Lock()
+        self._last_drop_notice = 0.0
+        self._last_status: tuple[bool, float] | None = None
+        self.live = False
+        """Live mode drops audio the server is too far behind on (reported); otherwise reading pauses."""
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def run(self) -> None:
+        """Serve the stream until the client ends it, leaves, or breaks a rule."""
+        await self.send({"type": "ready", **self.hello})
+        reader = asyncio.create_task(self._read())
+        worker = asyncio.create_task(self._work())
+        try:
+            done, _ = await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if worker in done:  # only ends early when the engine failed
+                worker.result()
+                raise RuntimeError("stream worker stopped before the end of the stream")
+            if reader.result() == "end":
+                await worker
+                await self.send({"type": "end", **self.summary()})
+                await self.close(1000)
+        except StreamError as exc:
+            await self.fail(exc)
+        except Exception:
+            log.exception("stream failed")
+            await self.fail(StreamError("internal_error", "the recognizer failed on this stream"))
+        finally:
+            for task in (reader, worker):
+                task.cancel()
+            await asyncio.gather(reader, worker, return_exceptions=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Accounting for the whole stream: ``received == processed + dropped`` once it has ended."""
+        rate = self.format.sample_rate
+        return {
+            "sample_rate": rate,
+            "received_samples": self.received,
+            "processed_samples": self.processed,
+            "dropped_samples": self.dropped,
+            "received_s": round(self.received / rate, 3),
+            "dropped_s": round(self.dropped / rate, 3),
+            "events": self.events,
+        }
+
+    async def _read(self) -> str:
+        """Receive messages until ``end`` (returns ``"end"``) or disconnect (``"gone"``)."""
+        idle = self.options.idle_timeout_s
+        while True:
+            await self._drained.wait()  # backpressure: a client sending faster than we process waits in TCP
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), timeout=idle)
+            except asyncio.TimeoutError:
+                raise StreamError("idle_timeout", f"no audio or message for {idle:g} s") from None
+            if message["type"] == "websocket.disconnect":
+                return "gone"
+            data, text = message.get("bytes"), message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > self.options.max_frame_bytes:
+                raise StreamError(
+                    "frame_too_large", f"message of {size} bytes, the limit is {self.options.max_frame_bytes}"
+                )
+            if data is not None:
+                self._on_audio(data)
+            elif text is not None and self._on_text(text):
+                await self._queue.put(_END)
+                return "end"
+
+    def _on_text(self, text: str) -> bool:
+        """Handle a JSON control message; ``True`` when it ends the stream."""
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            raise StreamError("malformed_message", "text messages must be JSON objects") from None
+        if not isinstance(message, dict):
+            raise StreamError("malformed_message", "text messages must be JSON objects")
+        kind = message.get("type")
+        if kind in ("config", "start"):
+            if self.received:
+                raise StreamError("config_after_audio", "the config message must come before any audio")
+            self.format = StreamFormat.from_message(message)
+            live = message.get("live", False)
+            if not isinstance(live, bool):
+                raise StreamError("unsupported_format", "live must be true or false")
+            self.live = live
+            self._queue.put_nowait({"type": "config", "sample_rate": self.format.sample_rate,
+                                    "format": self.format.format, "live": self.live})
+            return False
+        if kind == "end":
+            return True
+        raise StreamError("unknown_message", f"unknown message type {kind!r} (expected config or end)")
+
+    def _on_audio(self, data: bytes) -> None:
+        samples = self.format.decode(data)
+        rate = self.format.sample_rate
+        self.received += samples.size
+        if self.received > self.options.max_stream_s * rate:
+            raise StreamError("stream_too_long", f"streams are limited to {self.options.max_stream_s:g} s of audio")
+        backlog = self.options.max_backlog_s * rate
+        if self.live and self._pending + samples.size > backlog:
+            self.dropped += samples.size
+            now = time.monotonic()
+            if now - self._last_drop_notice >= 1.0:
+                self._last_drop_notice = now
+                self._queue.put_nowait({"type": "warning", "warning": "audio_dropped",
+                                        "message": "the server is behind: audio was dropped",
+                                        "dropped_s": round(self.dropped / rate, 3)})
+            return
+        self._pending += samples.size
+        if self._pending > backlog:
+            self._drained.clear()
+        self._queue.put_nowait(samples)
+
+    async def _work(self) -> None:
+        """Feed queued audio to the engine in the executor, batching whatever has piled up."""
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._queue.get()
+            chunks: list[np.ndarray] = []
+            ending = False
+            while True:
+                if item is _END:
+                    ending = True
+                elif isinstance(item, dict):
+                    if chunks:  # keep notices in order with the audio around them
+                        await self._feed(loop, chunks)
+                        chunks = []
+                    await self.send(item)
+                else:
+                    chunks.append(item)
+                if ending or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            if chunks:
+                await self._feed(loop, chunks)
+            if ending:
+                events = await loop.run_in_executor(self.executor, lambda: list(self.engine.flush()))
+                await self._send_events(events)
+                return
+
+    async def _feed(self, loop: asyncio.AbstractEventLoop, chunks: list[np.ndarray]) -> None:
+        audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        rate = self.format.sample_rate
+        events = await loop.run_in_executor(self.executor, lambda: list(self.engine.feed(audio, rate)))
+        self._pending -= audio.size
+        self.processed += audio.size
+        if self._pending <= self.options.max_backlog_s * rate:
+            self._drained.set()
+        await self._send_events(events)
+        status = self._status()
+        if status is not None:
+            await self.send(status)
+
+    def _status(self) -> dict[str, Any] | None:
+        """Speech/silence state and stream time, on each change and every quarter second of audio."""
+        speech, now = getattr(self.engine, "in_speech", None), getattr(self.engine, "time", None)
+        if speech is None or now is None:
+            return None
+        if self._last_status is not None and self._last_status[0] == speech and now - self._last_status[1] < 0.25:
+            return None
+        self._last_status = (bool(speech), float(now))
+        voiced = bool(getattr(self.engine, "frame_voiced", speech))
+        return {"type": "status", "time": round(float(now), 3), "speech": bool(speech), "voiced": voiced}
+
+    async def _send_events(self, events: list[Any]) -> None:
+        for event in events:
+            self.events += 1
+            await self.send(event_dict(event))
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        """Send one JSON message; a client that has gone is ignored."""
+        async with self._send_lock:
+            if self.ws.application_state != WebSocketState.CONNECTED:
+                return
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(json.dumps(payload, separators=(",", ":")))
+
+    async def fail(self, exc: StreamError) -> None:
+        await self.send({"type": "error", "error": exc.error, "message": exc.message, **self.summary()})
+        await self.close(exc.close_code, exc.error)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        async with self._send_lock:
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code, reason)
+
+
+async def refuse(websocket: WebSocket, error: str, message: str, subprotocol: str | None = None) -> None:
+    """Accept only to tell the client why, then close with the error's code (browsers see no reason otherwise)."""
+    await websocket.accept(subprotocol=subprotocol)
+    with contextlib.suppress(Exception):
+        await websocket.send_text(json.dumps({"type": "error", "error": error, "message": message}))
+        await websocket.close(CLOSE_CODES[error], error)

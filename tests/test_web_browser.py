@@ -1,0 +1,129 @@
+"""End-to-end: headless Chromium opens the page, streams a fake microphone (a generated WAV) and shows emotions.
+
+Needs Debian's ``chromium`` and the ``playwright`` Python package (its own browser download is not
+used). Skips with the reason where either is missing. ``SPEECH_EMOTION_SCREENSHOT=path`` also saves
+the screenshot there (docs/img/web.png); ``SPEECH_EMOTION_WEB_MODEL`` serves another model than the
+tiny test bundle (for that screenshot).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech_emotion.inference import Recognizer
+from speech_emotion.labels import EMOTIONS
+from speech_emotion.service.app import create_app
+from speech_emotion.service.options import ServiceOptions
+from synth import silence, vowel
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    return path
+
+
+def speech_wav(path: Path, sample_rate: int = 48000) -> Path:
+    """Speech-like vowels with pauses, at 48 kHz so the page's downsampler is exercised."""
+    parts = []
+    for i, f0 in enumerate((120.0, 210.0, 160.0)):
+        parts += [vowel(2.5, sample_rate, f0=f0, seed=i), silence(0.8, sample_rate)]
+    sf.write(path, np.concatenate([silence(0.3, sample_rate), *parts]), sample_rate, subtype="PCM_16")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tiny_bundle: Path) -> Iterator[str]:
+    """The app on a free loopback port, run by uvicorn in a thread."""
+    import uvicorn
+
+    model = os.environ.get("SPEECH_EMOTION_WEB_MODEL") or tiny_bundle
+    options = ServiceOptions(port=free_port(), threads=1)
+    app = create_app(options, Recognizer.load(model, threads=1))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=options.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the service did not start")
+        time.sleep(0.05)
+    yield options.page_url
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: Path) -> None:
+    executable = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+    wav = speech_wav(tmp_path / "mic.wav")
+    upload = tmp_path / "talk.wav"
+    sf.write(upload, sf.read(wav)[0], 48000)
+    shot = tmp_path / "web.png"
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(server)
+            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            page.click("#start")
+            page.wait_for_function("() => Number(document.body.dataset.updates) >= 6", timeout=60_000)
+            label = page.text_content("#emotion-label")
+            assert label in EMOTIONS
+            assert page.get_attribute("body", "data-state") == "live"
+            bars = page.eval_on_selector_all("#bars .bar-value", "els => els.map(e => e.textContent)")
+            assert len(bars) == len(EMOTIONS) and all(b.endswith("%") for b in bars)
+            page.wait_for_function("() => document.querySelectorAll('#live-segments li').length >= 1", timeout=30_000)
+            page.set_input_files("#file", str(upload))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            assert page.locator("#segment-table tbody tr").count() >= 1
+            page.screenshot(path=str(shot), full_page=True)
+            page.click("#start")  # stop: the stream ends cleanly
+            page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=15_000)
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("SPEECH_EMOTION_SCREENSHOT"):
+        shutil.copy(shot, os.environ["SPEECH_EMOTION_SCREENSHOT"])
