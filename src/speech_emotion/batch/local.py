@@ -1,7 +1,9 @@
 """The default engine: a pool of processes on this machine, each holding one model.
 
-Workers are started with ``spawn`` (no state copied from the parent), load one single-threaded
-:class:`~speech_emotion.inference.Recognizer` each, and ignore Ctrl-C, which the parent handles.
+Workers are forked from a ``forkserver`` that imported the heavy modules once (no state copied
+from the parent, and a new worker costs a fork rather than seconds of imports); each loads one
+single-threaded :class:`~speech_emotion.inference.Recognizer` and ignores Ctrl-C, which the
+parent handles.
 Only ``2 x workers`` files are in flight at once, so memory stays bounded whatever the archive size.
 A worker that dies (a crash inside a native decoder) breaks the pool: the files that were in
 flight are then rerun one at a time in a fresh pool, and the one that kills its worker again is
@@ -19,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from ..errors import SpeechEmotionError
 from ..inference import Recognizer
 from .inputs import Job
 from .state import failed_result
@@ -47,6 +50,16 @@ def _analyze(job: Job) -> FileResult:
     return analyze_one(job, _recognizer)
 
 
+PRELOAD = (
+    "speech_emotion.batch.worker",
+    "onnxruntime",
+    "librosa.effects",
+    "librosa.core.audio",
+    "librosa.feature.spectral",
+)
+"""Modules the fork server imports once (librosa loads its submodules lazily, ~3 s), so that
+starting a worker costs a fork and a model load rather than seconds of imports."""
+
 CRASH_ERROR = "the worker process died while analysing this file (a crash in the decoder or the model)"
 
 
@@ -57,28 +70,48 @@ class LocalEngine:
     workers: int
     max_in_flight: int | None = None
     """Files submitted but not finished at once (default ``2 x workers``)."""
-    start_method: str = "spawn"
+    start_method: str = "forkserver"
+    _finished: int = 0
 
     def run(self, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
         """Analyse ``jobs`` with the model bundle at ``model``; ``on_result`` gets each result as it completes."""
+        self._finished = 0
+
+        def counted(result: FileResult) -> None:
+            self._finished += 1
+            on_result(result)
+
         pending = deque(jobs)
         limit = self.max_in_flight or 2 * self.workers
         while pending:
-            suspects = self._pass(pending, model, on_result, self.workers, limit)
+            suspects = self._pass(pending, model, counted, self.workers, limit)
+            if suspects and limit == 1:  # one file in flight: it is the culprit
+                for job in suspects:
+                    on_result(failed_result(job, f"{job.path}: {CRASH_ERROR}"))
+                continue
             if suspects:
                 log.warning("a worker died; rerunning the %d file(s) in flight one at a time", len(suspects))
-            self._isolate(deque(suspects), model, on_result)
+            self._isolate(deque(suspects), model, counted, on_result)
 
-    def _isolate(self, suspects: deque[Job], model: str, on_result: ResultCallback) -> None:
-        """Run files one at a time; one that kills its worker is recorded as failed."""
+    def _isolate(self, suspects: deque[Job], model: str, on_result: ResultCallback, on_crash: ResultCallback) -> None:
+        """Run files one at a time; one that kills its worker is recorded as failed (through ``on_crash``)."""
+        crashes_in_a_row = 0
         while suspects:
             lost = self._pass(suspects, model, on_result, workers=1, limit=1)
+            crashes_in_a_row = crashes_in_a_row + 1 if lost else 0
+            if crashes_in_a_row >= 3 and self._finished == 0:
+                raise SpeechEmotionError(
+                    "worker processes keep dying before finishing any file: the model or the Python "
+                    "environment is broken (run speech-emotion predict on one file to see why)"
+                )
             for job in lost:
-                on_result(failed_result(job, f"{job.path}: {CRASH_ERROR}"))
+                on_crash(failed_result(job, f"{job.path}: {CRASH_ERROR}"))
 
     def _pass(self, pending: deque[Job], model: str, on_result: ResultCallback, workers: int, limit: int) -> list[Job]:
         """Run jobs from ``pending`` in one pool until it is empty or the pool breaks; returns the jobs lost."""
         context = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":  # heavy imports once, in the server; workers fork from it
+            context.set_forkserver_preload(list(PRELOAD))
         in_flight: dict[Future[FileResult], Job] = {}
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model,))
         try:

@@ -232,7 +232,7 @@ class ResultStore:
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
         latest = table.group_by("key").aggregate([("_row", "max")])["_row_max"]
-        return table.take(pc.sort_indices(latest)).drop_columns(["_row"])
+        return table.take(latest).drop_columns(["_row"])
 
     def _segments_of(self, files: pa.Table) -> pa.Table:
         """Segments of the winning result of each file (the part that holds it, and that key)."""
@@ -252,6 +252,7 @@ def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:
         right = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):  # mixed JSON types in a column
         right = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    right = right.set_column(right.schema.get_field_index("key"), "key", right["key"].cast(pa.string()))
     return files.join(right, keys="key", join_type="left outer")
 
 

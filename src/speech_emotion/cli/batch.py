@@ -32,6 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--retry-failed", action="store_true", help="analyse again files that failed in earlier runs")
     p.add_argument("--path-column", default=None, help="manifest column with the paths (default: path, file, ...)")
+    p.add_argument(
+        "--commit-every",
+        type=int,
+        default=64,
+        metavar="N",
+        help="save results every N files (or 30 s); an interruption loses at most that much work (default: 64)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         retry_failed=args.retry_failed,
         path_column=args.path_column,
+        chunk_files=max(1, args.commit_every),
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     try:

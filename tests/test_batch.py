@@ -1,0 +1,231 @@
+"""Batch runs end to end on a generated archive: bad files, both engines, resume after a kill."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from speech_emotion.batch import BatchOptions, run_batch
+from speech_emotion.batch.inputs import collect_jobs
+from speech_emotion.batch.state import FILES_TABLE, SEGMENTS_TABLE, ResultStore, failed_result
+from speech_emotion.cli.main import main
+from synth import emotion_clip, silence
+
+GOOD = 24
+EMOTIONS = ("happy", "sad", "angry", "calm")
+TIMING_COLUMNS = ["process_s"]
+"""Columns that legitimately differ between two runs of the same job."""
+
+
+def write_archive(root: Path, good: int = GOOD) -> dict[str, Path]:
+    """Nested folders of short two-utterance calls, plus one file of each kind of bad input."""
+    for i in range(good):
+        folder = root / f"2026-0{1 + i % 3}" / f"agent{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        a, b = EMOTIONS[i % 4], EMOTIONS[(i + 1) % 4]
+        sr = 16000 if i % 2 else 8000
+        clip = np.concatenate([emotion_clip(a, i, sr), silence(0.6, sr), emotion_clip(b, 100 + i, sr)])
+        sf.write(folder / f"call{i:03d}.{'flac' if i % 5 == 0 else 'wav'}", clip, sr)
+    bad = root / "bad"
+    bad.mkdir()
+    files = {
+        "corrupt": bad / "corrupt.wav",
+        "empty": bad / "empty.wav",
+        "header_only": bad / "header_only.wav",
+        "unsupported": bad / "text.mp3",
+        "silent": bad / "silent.flac",
+        "unreadable": bad / "unreadable.wav",
+    }
+    files["corrupt"].write_bytes(os.urandom(3000))
+    files["empty"].write_bytes(b"")
+    sf.write(files["header_only"], np.zeros(0, dtype=np.float32), 16000)
+    files["unsupported"].write_text("this is not audio\n" * 50)
+    sf.write(files["silent"], silence(2.0), 16000)
+    sf.write(files["unreadable"], emotion_clip("sad", 7), 16000)
+    files["unreadable"].chmod(0)
+    (root / "README.txt").write_text("not audio: left out\n")
+    (root / ".trash").mkdir()
+    sf.write(root / ".trash" / "deleted.wav", emotion_clip("sad", 8), 16000)
+    return files
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("archive")
+    return root, write_archive(root)
+
+
+@pytest.fixture(scope="module")
+def local_run(archive, tiny_bundle, tmp_path_factory):
+    """One complete local run over the archive (2 workers): the reference the other tests compare with."""
+    out = tmp_path_factory.mktemp("local-out")
+    summary = run_batch(BatchOptions(archive[0], out, model=tiny_bundle, workers=2, progress=False))
+    return summary, out
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    files = pd.read_parquet(out / FILES_TABLE).drop(columns=TIMING_COLUMNS)
+    return files, pd.read_parquet(out / SEGMENTS_TABLE)
+
+
+def test_local_run_records_every_file_and_bad_files_with_their_reason(archive, local_run):
+    root, bad = archive
+    summary, out = local_run
+    files, segments = _tables(out)
+    assert summary.files_total == len(files) == GOOD + len(bad)
+    assert files["path"].is_unique and files["path"].is_monotonic_increasing
+    errors = dict(zip(files["path"], files["error"]))
+    assert "cannot decode audio" in errors[str(bad["corrupt"])]
+    assert "file is empty (0 bytes)" in errors[str(bad["empty"])]
+    assert "contains no audio samples" in errors[str(bad["header_only"])]
+    assert "cannot decode audio" in errors[str(bad["unsupported"])]
+    if os.geteuid() != 0:  # root reads a file whatever its permissions
+        assert "permission denied" in errors[str(bad["unreadable"])]
+    silent = files.set_index("path").loc[str(bad["silent"])]
+    assert silent["status"] == "ok" and silent["speech_s"] == 0 and pd.isna(silent["dominant_emotion"])
+    good = files[files["path"].str.contains("/agent")]
+    assert len(good) == GOOD and (good["status"] == "ok").all()
+    assert good["duration_s"].between(3.5, 4.2).all()
+    shares = good.filter(like="share_").sum(axis=1)
+    assert np.allclose(shares, 1.0, atol=1e-3)
+    assert (good["n_segments"] >= 1).all()
+    with_speech = files[files["n_segments"] > 0]
+    assert segments.groupby("path").size().to_dict() == dict(zip(with_speech["path"], with_speech["n_segments"]))
+    assert (segments["end_s"] > segments["start_s"]).all()
+    probs = segments.filter(like="prob_").sum(axis=1)
+    assert np.allclose(probs, 1.0, atol=1e-3)
+    assert summary.files_done + summary.files_failed == len(files)
+    assert summary.audio_s == pytest.approx(files["duration_s"].sum())
+    assert summary.peak_worker_rss_mb and len(summary.peak_worker_rss_mb) <= 2
+
+
+def test_second_run_skips_everything_and_rewrites_identical_tables(archive, local_run, tiny_bundle):
+    _, out = local_run
+    before = _tables(out)
+    summary = run_batch(BatchOptions(archive[0], out, model=tiny_bundle, workers=2, progress=False))
+    assert summary.files_skipped == summary.files_total and summary.files_done == summary.files_failed == 0
+    after = _tables(out)
+    pd.testing.assert_frame_equal(before[0], after[0])
+    pd.testing.assert_frame_equal(before[1], after[1])
+
+
+def test_failed_files_are_kept_as_failed_unless_retry_failed(archive, tiny_bundle, tmp_path):
+    root, _ = archive
+    jobs = collect_jobs(root / "2026-01" / "agent0")
+    with ResultStore(tmp_path, "tiny-test", _labels(tiny_bundle)) as store:  # as if an earlier run failed them
+        store.write_part([failed_result(j, f"{j.path}: transient NFS error") for j in jobs.jobs])
+    options = BatchOptions(root / "2026-01" / "agent0", tmp_path, model=tiny_bundle, workers=1, progress=False)
+    summary = run_batch(options)
+    assert summary.files_skipped == len(jobs.jobs) and summary.table_failed == len(jobs.jobs)
+    options.retry_failed = True
+    summary = run_batch(options)
+    assert summary.files_done == len(jobs.jobs) and summary.table_ok == len(jobs.jobs)
+    files = pd.read_parquet(tmp_path / FILES_TABLE)
+    assert files["error"].isna().all() and len(files) == len(jobs.jobs)
+
+
+def test_cli_manifest_run_carries_extra_columns_and_prints_a_summary(archive, tiny_bundle, tmp_path, capsys):
+    root, bad = archive
+    listed = sorted(root.glob("2026-02/*/*"))[:4]
+    rows = [f"{p.relative_to(root)},agent-{i},{i * 10}" for i, p in enumerate(listed)]
+    rows += ["bad/corrupt.wav,agent-x,99", "missing/gone.wav,agent-y,0"]
+    manifest = root / "manifest.csv"
+    manifest.write_text("path,agent,queue_seconds\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "results"
+    code = main(["batch", str(manifest), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "files: 4 done, 2 failed, 0 skipped" in printed
+    assert "real-time factor" in printed and "gone.wav: no such file" in printed
+    files = pd.read_parquet(out / FILES_TABLE).set_index("path")
+    assert list(files.columns[-2:]) == ["agent", "queue_seconds"]
+    assert files.loc[str(listed[1]), "agent"] == "agent-1" and files.loc[str(listed[1]), "queue_seconds"] == "10"
+    assert files.loc[str(root / "missing" / "gone.wav"), "status"] == "failed"
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_files(archive, local_run, tiny_bundle, tmp_path):
+    root, _ = archive
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "speech_emotion.cli.main", "batch", str(root), "--out", str(out)]
+    cmd += ["--model", str(tiny_bundle), "--workers", "1", "--commit-every", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list((out / "parts").glob("*.files.parquet")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert not (out / FILES_TABLE).exists() and not (out / SEGMENTS_TABLE).exists()  # never a partial table
+    with ResultStore(out, "tiny-test", _labels(tiny_bundle)) as store:
+        committed = len(store.statuses())
+    assert 0 < committed < GOOD
+
+    summary = run_batch(BatchOptions(root, out, model=tiny_bundle, workers=1, progress=False))
+    assert summary.files_skipped == committed
+    assert summary.files_done + summary.files_failed == summary.files_total - committed
+    resumed, reference = _tables(out), _tables(local_run[1])
+    pd.testing.assert_frame_equal(resumed[0], reference[0])
+    pd.testing.assert_frame_equal(resumed[1], reference[1])
+
+
+def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tiny_bundle, tmp_path, monkeypatch):
+    from speech_emotion.batch import local
+
+    root, _ = archive
+    jobs = collect_jobs(root / "2026-03")
+    victim = jobs.jobs[2].path
+    real = local.analyze_one
+
+    def crashing(job, recognizer):
+        if job.path == victim:
+            os._exit(1)  # like a segfault in a native decoder
+        return real(job, recognizer)
+
+    monkeypatch.setattr(local, "analyze_one", crashing)  # seen by forked workers
+    for module in local.PRELOAD:  # what the fork server would have imported: forks inherit it
+        importlib.import_module(module)
+    results = []
+    local.LocalEngine(workers=2, start_method="fork").run(jobs.jobs, str(tiny_bundle), results.append)
+    assert sorted(r.path for r in results) == sorted(j.path for j in jobs.jobs)
+    failed = [r for r in results if r.status == "failed"]
+    assert [r.path for r in failed] == [victim] and "worker process died" in failed[0].error
+
+
+def test_ray_engine_gives_the_same_tables_as_the_local_engine(archive, local_run, tiny_bundle, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install .[distributed])")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, logging_level="ERROR")
+    try:
+        summary = run_batch(
+            BatchOptions(archive[0], tmp_path, model=tiny_bundle, engine="ray", workers=2, progress=False)
+        )
+    finally:
+        ray.shutdown()
+    assert summary.engine == "ray" and summary.files_done + summary.files_failed == summary.files_total
+    ray_tables, local_tables = _tables(tmp_path), _tables(local_run[1])
+    pd.testing.assert_frame_equal(ray_tables[0], local_tables[0])
+    pd.testing.assert_frame_equal(ray_tables[1], local_tables[1])
+
+
+def test_ray_engine_without_ray_installed_says_how_to_install_it(monkeypatch):
+    from speech_emotion.batch.ray_engine import import_ray
+    from speech_emotion.errors import SpeechEmotionError
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SpeechEmotionError, match=r"pip install \.\[distributed\]"):
+        import_ray()
+
+
+def _labels(bundle: Path) -> tuple[str, ...]:
+    from speech_emotion.batch.runner import model_info
+
+    return model_info(bundle)[2]

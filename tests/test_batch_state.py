@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from speech_emotion.batch.state import FILES_TABLE, SEGMENTS_TABLE, ResultStore, failed_result
+from speech_emotion.batch.worker import OK, FileResult, SegmentResult
+from speech_emotion.errors import DataError
+
+LABELS = ("calm", "angry")
+
+
+def _ok(key: str, label: str = "calm", segments: int = 2) -> FileResult:
+    probs = {"calm": 0.8, "angry": 0.2} if label == "calm" else {"calm": 0.1, "angry": 0.9}
+    return FileResult(
+        key,
+        f"/a/{key}.wav",
+        10,
+        1,
+        OK,
+        duration_s=5.0,
+        speech_s=2.0 * segments,
+        dominant_emotion=label,
+        shares={"calm": 1.0 if label == "calm" else 0.0, "angry": 0.0 if label == "calm" else 1.0},
+        segments=[SegmentResult(2.0 * i, 2.0 * i + 1.5, label, max(probs.values()), probs) for i in range(segments)],
+    )
+
+
+def _failed(key: str) -> FileResult:
+    job = type("J", (), {"key": key, "path": f"/a/{key}.wav", "size": 10, "mtime_ns": 1})()
+    return failed_result(job, f"/a/{key}.wav: cannot decode audio")
+
+
+def test_statuses_and_tables_keep_only_the_latest_result_of_a_file(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_failed("a"), _ok("b")])
+        store.write_part([_ok("a", "angry", segments=1)])
+        assert store.statuses() == {"a": "ok", "b": "ok"}
+        files, segments = store.compact(["a", "b"])
+    assert files["path"].to_pylist() == ["/a/a.wav", "/a/b.wav"]
+    assert files["dominant_emotion"].to_pylist() == ["angry", "calm"]
+    assert files["error"].to_pylist() == [None, None]
+    seg = pd.read_parquet(tmp_path / SEGMENTS_TABLE)
+    assert seg.groupby("key").size().to_dict() == {"a": 1, "b": 2}  # the failed try left no segments behind
+    assert pq.read_table(tmp_path / FILES_TABLE).num_rows == 2
+
+
+def test_tables_describe_only_the_jobs_of_the_current_input(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a"), _ok("b")])
+        files, segments = store.compact(["b"])
+    assert files["key"].to_pylist() == ["b"]
+    assert set(segments["key"].to_pylist()) == {"b"}
+
+
+def test_segments_part_without_its_files_part_is_a_leftover_and_is_ignored(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a")])
+        # a run killed between the two renames of a chunk: segments committed, files not
+        store.write_part([_ok("b")])
+        files_part = sorted((tmp_path / "parts").glob("*.files.parquet"))[-1]
+        files_part.unlink()
+        (tmp_path / "parts" / ".x.files.parquet.123.tmp").write_bytes(b"half")
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        assert store.statuses() == {"a": "ok"}
+        assert len(list((tmp_path / "parts").glob("*.segments.parquet"))) == 1
+        assert not list((tmp_path / "parts").glob(".*.tmp"))
+        _, segments = store.compact(["a", "b"])
+    assert set(segments["key"].to_pylist()) == {"a"}
+
+
+def test_results_folder_of_another_model_is_refused(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS):
+        pass
+    with pytest.raises(DataError, match="another --out folder"), ResultStore(tmp_path, "other", LABELS):
+        pass
+
+
+def test_two_runs_cannot_write_the_same_results_folder(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS), pytest.raises(DataError, match="another batch run"):
+        ResultStore(tmp_path, "m", LABELS).open()
+
+
+def test_manifest_columns_are_joined_and_clashing_names_prefixed(tmp_path):
+    extras = pd.DataFrame({"speaker": ["s1", "s2"], "status": ["new", "old"]}, index=pd.Index(["a", "b"], name="key"))
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a"), _failed("b")])
+        files, _ = store.compact(["a", "b"], extras)
+    assert files["speaker"].to_pylist() == ["s1", "s2"]
+    assert files["input_status"].to_pylist() == ["new", "old"]
+    assert files["status"].to_pylist() == ["ok", "failed"]
