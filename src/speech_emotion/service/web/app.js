@@ -305,7 +305,7 @@ function sizeCanvas(canvas) {
 }
 
 // Stacked probability areas of `points` over [t0, t1], speech `segments` as a strip, silence shaded.
-function drawTimeline(canvas, { points, segments, t0, t1, labels, emptyText }) {
+function drawTimeline(canvas, { points, segments, t0, t1, until, labels, emptyText }) {
   const { g, w, h } = sizeCanvas(canvas);
   const pad = { l: 44, r: 18, t: 8, b: 40 };
   const stripH = 12;
@@ -327,9 +327,10 @@ function drawTimeline(canvas, { points, segments, t0, t1, labels, emptyText }) {
     g.stroke();
     g.fillText(`${p * 100}%`, pad.l - 6, y(p));
   }
-  // silence background over the whole plot, speech spans cut out of it below
-  g.fillStyle = "#f3f4f8";
-  g.fillRect(pad.l, pad.t, w - pad.l - pad.r, ch);
+  // silence background up to `until` (the audio heard so far), speech spans painted over it below
+  const upTo = Math.min(x(until ?? t1), w - pad.r);
+  g.fillStyle = "#f1f3f8";
+  if (upTo > pad.l) g.fillRect(pad.l, pad.t, upTo - pad.l, ch);
   // runs of consecutive updates (a gap > 1.5 s is silence)
   const runs = [];
   let run = [];
@@ -363,6 +364,15 @@ function drawTimeline(canvas, { points, segments, t0, t1, labels, emptyText }) {
     });
   }
   g.restore();
+  if (until !== undefined && until < t1 && upTo > pad.l) {
+    g.strokeStyle = "#c7cbd6";
+    g.setLineDash([3, 3]);
+    g.beginPath();
+    g.moveTo(upTo + 0.5, pad.t);
+    g.lineTo(upTo + 0.5, pad.t + ch);
+    g.stroke();
+    g.setLineDash([]);
+  }
   // segment strip
   const sy = pad.t + ch + 6;
   g.fillStyle = "#eef0f5";
@@ -408,12 +418,14 @@ function liveNow() {
 }
 
 function drawLive() {
-  const t1 = Math.max(WINDOW_S, liveNow());
+  const now = liveNow();
+  const t1 = Math.max(WINDOW_S, now);
   drawTimeline($("live-chart"), {
     points: state.updates,
     segments: state.segments,
     t0: t1 - WINDOW_S,
     t1,
+    until: now,
     labels: state.labels,
     emptyText: state.running ? "waiting for speech…" : "press Start to see emotion over time",
   });
@@ -518,6 +530,7 @@ function drawFileChart() {
     segments: fileTimeline.segments,
     t0: 0,
     t1: Math.max(fileTimeline.duration_s, 1),
+    until: fileTimeline.duration_s,
     labels: fileTimeline.labels,
     emptyText: "no speech found in this recording",
   });
