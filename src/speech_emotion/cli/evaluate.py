@@ -1,0 +1,59 @@
+"""``speech-emotion evaluate``: train and test a model under an evaluation protocol; writes metrics and plots."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import DataError
+from ..evaluation.protocols import PROTOCOLS
+from .train import recipe_options
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="train and test a model under an evaluation protocol", description=__doc__)
+    p.add_argument("--model", default="cnn-lstm", help="recipe to evaluate (default: cnn-lstm)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="actor-6fold",
+        help="actor-6fold: speaker-independent folds (headline); random-80-20: clip-level split",
+    )
+    p.add_argument("--data", type=Path, required=True, help="corpus folder (RAVDESS) or manifest")
+    p.add_argument("--folds", type=Path, default=None, help="speaker/fold TSV (default: DATA/FOLDS.tsv)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (rerun to resume an interrupted run)")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
+    p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..corpora import load_corpus
+    from ..evaluation.run import run_evaluation
+
+    corpus = load_corpus(args.data)
+    folds = args.folds
+    if args.protocol == "actor-6fold" and folds is None:
+        folds = args.data / "FOLDS.tsv"
+        if not folds.is_file():
+            raise DataError(f"{folds}: no fold file; pass --folds FILE (columns speaker, fold)")
+    if folds is not None and not Path(folds).is_file():
+        raise DataError(f"{folds}: no such fold file")
+    doc = run_evaluation(
+        args.model,
+        corpus,
+        args.protocol,
+        folds,
+        args.out,
+        recipe_options=recipe_options(args),
+        seed=args.seed,
+        command=shlex.join(["speech-emotion", *sys.argv[1:]]),
+    )
+    print(
+        f"{args.model} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
+        f"macro-F1 {doc['macro_f1']:.3f}  ({args.out / 'metrics.json'})"
+    )
+    return 0

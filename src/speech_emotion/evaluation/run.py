@@ -1,0 +1,132 @@
+"""The evaluation runner: every fold of a protocol through a recipe, then metrics, plots and predictions.
+
+Each finished fold is saved under ``out_dir/folds/<fold>/result.json`` and skipped on a rerun, and
+each fold's training checkpoints live beside it, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..labels import EMOTIONS, emotion_index
+from ..training.recipes import make_recipe
+from .metrics import compute_metrics, summarize
+from .plots import plot_confusion, plot_history
+from .protocols import make_splits, validation_split
+
+
+def run_fold(
+    recipe_name: str,
+    corpus: pd.DataFrame,
+    split: Any,
+    fold_dir: Path,
+    recipe_options: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit on the split's training speakers (validation held out from them), score its test rows."""
+    start = time.time()
+    recipe = make_recipe(recipe_name, **(recipe_options or {}))
+    train, val = validation_split(corpus, split.train, seed=seed)
+    history = recipe.fit(corpus, train, val, fold_dir / "work")
+    probs = recipe.predict_proba(corpus, split.test)
+    y_true = np.array([emotion_index(e) for e in corpus["emotion"].iloc[split.test]])
+    y_pred = probs.argmax(axis=1)
+    metrics = compute_metrics(y_true, y_pred)
+    test = corpus.iloc[split.test]
+    predictions = [
+        {
+            "path": row.path,
+            "speaker": row.speaker,
+            "fold": split.name,
+            "actual": row.emotion,
+            "predicted": EMOTIONS[int(p)],
+            "confidence": float(probs[i, int(p)]),
+        }
+        for i, (row, p) in enumerate(zip(test.itertuples(), y_pred))
+    ]
+    return {
+        "fold": split.name,
+        **metrics,
+        "n_train": int(len(train)),
+        "n_val": int(len(val)),
+        "val_speakers": sorted(corpus["speaker"].iloc[val].unique().tolist()),
+        "test_speakers": sorted(test["speaker"].unique().tolist()),
+        "wall_time_s": round(time.time() - start, 1),
+        "history": history,
+        "predictions": predictions,
+    }
+
+
+def run_evaluation(
+    recipe_name: str,
+    corpus: pd.DataFrame,
+    protocol: str,
+    folds_file: str | Path | None,
+    out_dir: str | Path,
+    recipe_options: dict[str, Any] | None = None,
+    seed: int = 0,
+    command: str | None = None,
+    show_samples: int = 10,
+) -> dict[str, Any]:
+    """Run ``protocol`` with recipe ``recipe_name`` and write ``metrics.json``, ``confusion.png``,
+    ``curves.png`` and ``predictions.csv`` into ``out_dir``; returns the metrics document."""
+    start = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    splits = make_splits(corpus, protocol, folds_file, seed=seed)
+    results = []
+    for split in splits:
+        fold_dir = out_dir / "folds" / split.name
+        done = fold_dir / "result.json"
+        if done.exists():
+            result = json.loads(done.read_text())
+            print(f"{split.name}: done earlier (UA {result['ua']:.3f}), skipped")
+        else:
+            print(f"{split.name}: training on {len(split.train)} clips, testing on {len(split.test)}")
+            result = run_fold(recipe_name, corpus, split, fold_dir, recipe_options, seed)
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            tmp = done.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=1))
+            tmp.replace(done)
+            print(f"{split.name}: UA {result['ua']:.3f}  WA {result['wa']:.3f}  macro-F1 {result['macro_f1']:.3f}")
+        results.append(result)
+    recipe = make_recipe(recipe_name, **(recipe_options or {}))
+    folds = [{k: v for k, v in r.items() if k not in ("history", "predictions")} for r in results]
+    extra = {
+        "command": command,
+        "wall_time_s": round(time.time() - start, 1),
+        "fold_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
+        "n_clips": int(len(corpus)),
+        "recipe": recipe.describe() if hasattr(recipe, "describe") else {},
+    }
+    doc = summarize(recipe_name, protocol, folds, extra=extra)
+    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    predictions = pd.DataFrame([p for r in results for p in r["predictions"]])
+    predictions.to_csv(out_dir / "predictions.csv", index=False)
+    title = f"{recipe_name}, {protocol}: UA {doc['ua']:.1%}, WA {doc['wa']:.1%}"
+    plot_confusion(doc["confusion_matrix"], EMOTIONS, out_dir / "confusion.png", title=title)
+    plot_history({r["fold"]: r["history"] for r in results}, out_dir / "curves.png", title=f"{recipe_name}, {protocol}")
+    if show_samples:
+        print_samples(predictions, show_samples, seed)
+    return doc
+
+
+def print_samples(predictions: pd.DataFrame, n: int, seed: int = 0) -> None:
+    """A small predicted-vs-actual table of random test clips."""
+    from rich.console import Console
+    from rich.table import Table
+
+    sample = predictions.sample(min(n, len(predictions)), random_state=seed).sort_values("path")
+    table = Table(title="predicted vs actual (random test clips)")
+    for column in ("clip", "speaker", "actual", "predicted", "confidence"):
+        table.add_column(column)
+    for row in sample.itertuples():
+        mark = "" if row.actual == row.predicted else " ✗"
+        table.add_row(Path(row.path).name, row.speaker, row.actual, row.predicted + mark, f"{row.confidence:.0%}")
+    Console().print(table)

@@ -1,0 +1,5 @@
+"""PyTorch models trained by :mod:`speech_emotion.training` and exported to ONNX bundles."""
+
+from .cnn_lstm import CnnLstm, CnnLstmOptions
+
+__all__ = ["CnnLstm", "CnnLstmOptions"]

@@ -1,0 +1,175 @@
+"""Recipes: one model family's way to fit on corpus rows, predict, and export a bundle.
+
+The evaluation runner (:mod:`speech_emotion.evaluation.run`) and the ``train``/``evaluate``
+commands only talk to this interface, so any model family can plug in by registering a factory
+in :data:`RECIPES` (``@register_recipe("name")``) in a module listed in :data:`RECIPE_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError
+
+
+class Recipe(Protocol):
+    """A trainable model family."""
+
+    name: str
+
+    def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
+        """Train on ``corpus`` rows ``train``, choosing epochs/checkpoints on ``val``; returns the per-epoch history
+        (``epoch``, ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``), ``[]`` for non-epoch models.
+        ``workdir`` holds checkpoints so an interrupted fit resumes."""
+        ...
+
+    def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(len(rows), 8)`` in :data:`~speech_emotion.labels.EMOTIONS` order."""
+        ...
+
+    def export(self, bundle_dir: Path) -> None:
+        """Write a model bundle (``model.json`` + ``model.onnx``) the recognizer can load."""
+        ...
+
+
+RECIPES: dict[str, Callable[..., Recipe]] = {}
+"""Recipe factories by name; keyword arguments of a factory are recipe options."""
+
+RECIPE_MODULES: tuple[str, ...] = ("speech_emotion.whisper",)
+"""Optional modules that register more recipes when imported (skipped when absent or not installable)."""
+
+
+def register_recipe(name: str) -> Callable[[Callable[..., Recipe]], Callable[..., Recipe]]:
+    """Decorator adding a recipe factory to :data:`RECIPES`."""
+
+    def wrap(factory: Callable[..., Recipe]) -> Callable[..., Recipe]:
+        RECIPES[name] = factory
+        return factory
+
+    return wrap
+
+
+def available_recipes() -> list[str]:
+    """Names of all registered recipes, after importing the optional recipe modules."""
+    for module in RECIPE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+    return sorted(RECIPES)
+
+
+def make_recipe(name: str, **options: Any) -> Recipe:
+    """A fresh recipe ``name`` configured with ``options``; :class:`ModelError` for an unknown name."""
+    if name not in RECIPES:
+        available_recipes()
+    if name not in RECIPES:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(available_recipes())}")
+    return RECIPES[name](**options)
+
+
+@register_recipe("cnn-lstm")
+class CnnLstmRecipe:
+    """The seed's CNN + LSTM over librosa frame features, trained with augmented copies of the training clips."""
+
+    name = "cnn-lstm"
+
+    def __init__(
+        self,
+        model: Any = None,
+        train: Any = None,
+        data: Any = None,
+        **overrides: Any,
+    ) -> None:
+        """``model``/``train``/``data``: :class:`CnnLstmOptions`, :class:`TrainOptions`, :class:`DataOptions`
+        (or dicts of their fields); other keywords override :class:`TrainOptions` fields (``epochs=3``)."""
+        from ..models import CnnLstmOptions
+        from .data import DataOptions
+        from .trainer import TrainOptions
+
+        self.model_options = _options(CnnLstmOptions, model)
+        self.train_options = replace(_options(TrainOptions, train), **overrides)
+        self.data_options = _options(DataOptions, data)
+        self.model_options = replace(self.model_options, n_features=self.data_options.features.n_features)
+        self.model = None
+        self._store = None
+
+    @property
+    def store(self):
+        from .data import FeatureStore
+
+        if self._store is None:
+            self._store = FeatureStore(self.data_options)
+        return self._store
+
+    def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
+        import torch
+
+        from ..models import CnnLstm
+        from .data import evaluation_examples, feature_statistics, training_examples
+        from .trainer import train_model
+
+        train_set = training_examples(self.store, corpus, train)
+        val_set = evaluation_examples(self.store, corpus, val)
+        torch.manual_seed(self.train_options.seed)
+        self.model = CnnLstm(self.model_options)
+        mean, std = feature_statistics(train_set)
+        self.model.set_normalization(torch.from_numpy(mean), torch.from_numpy(std))
+        return train_model(self.model, train_set, val_set, self.train_options, Path(workdir))
+
+    def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        from .data import evaluation_examples
+        from .trainer import evaluate_model
+
+        if self.model is None:
+            raise ModelError("cnn-lstm: fit() must run before predict_proba()")
+        probs, _ = evaluate_model(self.model, evaluation_examples(self.store, corpus, rows))
+        return probs
+
+    def export(self, bundle_dir: Path) -> None:
+        from .export import write_bundle
+
+        if self.model is None:
+            raise ModelError("cnn-lstm: fit() must run before export()")
+        write_bundle(
+            Path(bundle_dir),
+            self.model,
+            self.name,
+            self.data_options.features,
+            self.data_options.audio,
+            extra={"recipe": self.describe()},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The recipe's options as plain data (for metrics.json and model.json)."""
+        data = asdict(self.data_options)
+        data.pop("cache_dir", None)
+        return {"model": asdict(self.model_options), "train": asdict(self.train_options), "data": data}
+
+
+def _options(cls: type, value: Any) -> Any:
+    """An options dataclass from ``None`` (defaults), an instance, or a dict (nested dataclass fields as dicts)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    defaults = cls()
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in value:
+            continue
+        item = value[f.name]
+        default = getattr(defaults, f.name)
+        if is_dataclass(default) and isinstance(item, dict):
+            item = _options(type(default), item)
+        elif isinstance(default, tuple) and isinstance(item, list):
+            item = tuple(item)
+        kwargs[f.name] = item
+    return cls(**kwargs)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from speech_emotion.cli.main import main
+from synth import emotion_clip, write_ravdess_corpus
+
+OPTIONS = json.dumps(
+    {
+        "model": {"conv_channels": [16], "lstm_hidden": 8},
+        "train": {"epochs": 2, "progress": False},
+        "data": {"augment": {"copies": 1}, "workers": 1, "progress": False},
+    }
+)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    root = write_ravdess_corpus(tmp_path / "corpus", actors=(1, 2, 3), takes=1)
+    (root / "FOLDS.tsv").write_text("speaker\tfold\nActor_01\t1\nActor_02\t2\nActor_03\t3\n")
+    return root
+
+
+def test_evaluate_writes_metrics_json_and_exits_0(corpus_dir, tmp_path):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            "cnn-lstm",
+            "--protocol",
+            "actor-6fold",
+            "--data",
+            str(corpus_dir),
+            "--out",
+            str(out),
+            "--options",
+            OPTIONS,
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["model"] == "cnn-lstm" and doc["protocol"] == "actor-6fold" and len(doc["folds"]) == 3
+    assert doc["command"].startswith("speech-emotion")
+
+
+def test_evaluate_accepts_another_fold_file(corpus_dir, tmp_path):
+    folds = tmp_path / "two.tsv"
+    folds.write_text("speaker\tfold\nActor_01\tA\nActor_02\tA\nActor_03\tB\n")
+    out = tmp_path / "out"
+    code = main(["evaluate", "--data", str(corpus_dir), "--folds", str(folds), "--out", str(out), "--options", OPTIONS])
+    assert code == 0
+    assert [f["fold"] for f in json.loads((out / "metrics.json").read_text())["folds"]] == ["foldA", "foldB"]
+
+
+def test_random_80_20_protocol_runs_one_split(tmp_path):
+    corpus_dir = write_ravdess_corpus(tmp_path / "corpus", actors=(1, 2, 3), takes=2)  # >= 8 test clips
+    code = main(
+        [
+            "evaluate",
+            "--protocol",
+            "random-80-20",
+            "--data",
+            str(corpus_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--options",
+            OPTIONS,
+        ]
+    )
+    assert code == 0
+    assert len(json.loads((tmp_path / "o" / "metrics.json").read_text())["folds"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "/no/such/dir"], "no such file"),
+        (["--model", "no-such-model"], "unknown model"),
+        (["--folds", "/no/such/folds.tsv"], "no such fold file"),
+        (["--options", "{not json"], "not valid JSON"),
+    ],
+)
+def test_evaluate_user_errors_exit_1_with_one_line(corpus_dir, tmp_path, capsys, args, message):
+    base = {"--data": str(corpus_dir), "--out": str(tmp_path / "o")}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["evaluate"] + [x for kv in base.items() for x in kv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_evaluate_without_fold_file_exits_1(tmp_path, capsys):
+    root = write_ravdess_corpus(tmp_path / "c", actors=(1, 2, 3), takes=1)
+    assert main(["evaluate", "--data", str(root), "--out", str(tmp_path / "o")]) == 1
+    assert "FOLDS.tsv" in capsys.readouterr().err
+
+
+def test_unknown_protocol_is_a_usage_error_exit_2(corpus_dir, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--protocol", "leave-none-out", "--data", str(corpus_dir), "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_train_exports_a_bundle_that_predict_loads(corpus_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    bundle = tmp_path / "bundle"
+    assert main(["train", "--data", str(corpus_dir), "--out", str(bundle), "--options", OPTIONS]) == 0
+    assert (bundle / "model.json").is_file() and (bundle / "model.onnx").is_file()
+    wav = tmp_path / "x.wav"
+    sf.write(wav, emotion_clip("sad", 9), 16000)
+    capsys.readouterr()
+    assert main(["predict", str(wav), "--model", str(bundle), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["label"] in line["probabilities"]
