@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def assert_error(response, status: int, code: str) -> dict:
 def test_page_is_served_with_no_outside_dependency(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
+    assert client.head("/").status_code == 200
     assert "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
@@ -208,6 +210,32 @@ def test_analyze_rejects_corrupt_audio(client: TestClient) -> None:
 def test_a_bad_upload_does_not_disturb_the_next(client: TestClient, talk: bytes) -> None:
     assert client.post("/v1/predict", files={"file": ("a.wav", b"junk" * 100, "audio/wav")}).status_code == 415
     assert client.post("/v1/predict", files={"file": ("b.wav", talk, "audio/wav")}).status_code == 200
+
+
+def test_uploads_beyond_the_maximum_in_progress_get_503(tiny_bundle: Path, talk: bytes) -> None:
+    slow = Recognizer.load(tiny_bundle, threads=1)
+    entered, release = threading.Event(), threading.Event()
+    real = slow.predict_preprocessed
+
+    def blocking(samples: np.ndarray):
+        entered.set()
+        release.wait(10)
+        return real(samples)
+
+    slow.predict_preprocessed = blocking  # type: ignore[method-assign]
+    with make_client(slow, max_uploads=1) as c:
+        files = {"file": ("a.wav", talk, "audio/wav")}
+        first: dict = {}
+        thread = threading.Thread(target=lambda: first.setdefault("r", c.post("/v1/predict", files=files)))
+        thread.start()
+        assert entered.wait(10)
+        r = c.post("/v1/predict", files=files)
+        release.set()
+        thread.join(10)
+        assert_error(r, 503, "busy")
+        assert r.headers["retry-after"] == "2"
+        assert first["r"].status_code == 200
+        assert c.post("/v1/predict", files=files).status_code == 200
 
 
 # -- auth, CORS, settings -------------------------------------------------------------------------

@@ -176,12 +176,16 @@ def create_app(
         samples, sr = read_audio(data, options.max_duration_s)
         return rec.predict_preprocessed(preprocess(samples, sr, rec.audio_options, UPLOAD_NAME))
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
         html = (web_dir() / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=web_dir()), name="static")
+
+    @app.head("/healthz", include_in_schema=False)
+    async def healthz_head() -> None:
+        return None
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> dict[str, Any]:
