@@ -65,13 +65,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TOKEN = "browser-test-token-0123456789"
+
+
 @pytest.fixture
-def server(tiny_bundle: Path) -> Iterator[str]:
-    """The app on a free loopback port, run by uvicorn in a thread."""
+def server(tiny_bundle: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app on a free loopback port, run by uvicorn in a thread (with a token if parametrized so)."""
     import uvicorn
 
     model = os.environ.get("SPEECH_EMOTION_WEB_MODEL") or tiny_bundle
-    options = ServiceOptions(port=free_port(), threads=1)
+    options = ServiceOptions(port=free_port(), threads=1, token=getattr(request, "param", None))
     app = create_app(options, Recognizer.load(model, threads=1))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=options.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -86,20 +89,28 @@ def server(tiny_bundle: Path) -> Iterator[str]:
     thread.join(10)
 
 
+def launch(pw, executable: str, wav: Path):
+    return pw.chromium.launch(
+        executable_path=executable,
+        headless=True,
+        args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+    )
+
+
+def playwright_api():
+    return pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+
+
 def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: Path) -> None:
     executable = chromium_path()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+    sync_api = playwright_api()
     wav = speech_wav(tmp_path / "mic.wav")
     upload = tmp_path / "talk.wav"
     sf.write(upload, sf.read(wav)[0], 48000)
     shot = tmp_path / "web.png"
     problems: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
-        )
+        browser = launch(pw, executable, wav)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -128,3 +139,29 @@ def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: 
     assert shot.stat().st_size > 10_000
     if os.environ.get("SPEECH_EMOTION_SCREENSHOT"):
         shutil.copy(shot, os.environ["SPEECH_EMOTION_SCREENSHOT"])
+
+
+@pytest.mark.parametrize("server", [TOKEN], indirect=True)
+def test_page_uses_the_token_from_its_address_for_stream_and_upload(server: str, tmp_path: Path) -> None:
+    executable = chromium_path()
+    sync_api = playwright_api()
+    wav = speech_wav(tmp_path / "mic.wav")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw, executable, wav)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{server}#token={TOKEN}")
+            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            assert TOKEN not in page.url  # removed from the address bar
+            assert page.is_hidden("#token-box")
+            page.click("#start")
+            page.wait_for_function("() => Number(document.body.dataset.updates) >= 1", timeout=60_000)
+            page.set_input_files("#file", str(wav))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            assert page.is_hidden("#banner")
+        finally:
+            browser.close()
+    assert not problems, problems
