@@ -104,7 +104,7 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
     end = messages[-1]
     assert end["type"] == "end"
     assert end["received_samples"] == speech.size == end["processed_samples"]
-    assert end["dropped_samples"] == 0
+    assert end["dropped_samples"] == end["unprocessed_samples"] == 0
     assert end["events"] == len(updates) + len(segments)
 
 
@@ -220,6 +220,7 @@ def test_idle_stream_is_closed_with_4408(recognizer: Recognizer) -> None:
         ws.send_bytes(pcm16(silence(0.2)))
         error = expect_error(*read_until_closed(ws), 4408, "idle_timeout")
         assert error["received_samples"] == error["processed_samples"] == 3200
+        assert error["unprocessed_samples"] == 0
 
 
 def test_stream_longer_than_the_limit_is_closed_with_4413(recognizer: Recognizer) -> None:

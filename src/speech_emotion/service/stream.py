@@ -172,13 +172,15 @@ class StreamSession:
             await asyncio.gather(reader, worker, return_exceptions=True)
 
     def summary(self) -> dict[str, Any]:
-        """Accounting for the whole stream: ``received == processed + dropped`` once it has ended."""
+        """Accounting: ``received == processed + dropped + unprocessed``; ``unprocessed`` is 0 after a normal
+        end and counts the audio still queued when a stream is closed for an error."""
         rate = self.format.sample_rate
         return {
             "sample_rate": rate,
             "received_samples": self.received,
             "processed_samples": self.processed,
             "dropped_samples": self.dropped,
+            "unprocessed_samples": self.received - self.processed - self.dropped,
             "received_s": round(self.received / rate, 3),
             "dropped_s": round(self.dropped / rate, 3),
             "events": self.events,
