@@ -225,7 +225,7 @@ def main() -> int:
         server = start_server(args, port)
         url, pid = f"ws://127.0.0.1:{port}/v1/stream", server.pid
     print(f"cores: {len(os.sched_getaffinity(0))}, model: {args.model or 'default'}, {args.seconds:g} s per stream,"
-          f" server workers: {args.workers}")
+          f" server workers: {args.workers}, load average before: {os.getloadavg()[0]:.1f}")
     print(f"{'N':>5} {'updates':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'dropped':>8} {'errors':>6} "
           f"{'srv CPU':>9}")
     rounds: dict[int, Round] = {}
@@ -261,7 +261,8 @@ def main() -> int:
     print(f"largest N with p95 <= {args.target_ms:g} ms and no errors: {max(held) if held else 0}")
     lost = sum(x.dropped for r in rounds.values() for x in r.results)
     errors = sum(len(r.errors) for r in rounds.values())
-    print(f"audio dropped (reported by the server): {lost} samples; errors: {errors}")
+    print(f"audio dropped (reported by the server): {lost} samples; errors: {errors}; "
+          f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 
 
