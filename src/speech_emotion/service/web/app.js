@@ -397,6 +397,7 @@ function drawTimeline(canvas, { points, segments, t0, t1, until, labels, emptyTe
   if (!runs.length && emptyText) {
     g.fillStyle = "#8a94a6";
     g.font = "13px system-ui, sans-serif";
+    g.textAlign = "center";
     g.textBaseline = "middle";
     g.fillText(emptyText, pad.l + (w - pad.l - pad.r) / 2, pad.t + ch / 2);
   }
