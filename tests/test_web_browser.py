@@ -2,8 +2,9 @@
 
 Needs Debian's ``chromium`` and the ``playwright`` Python package (its own browser download is not
 used). Skips with the reason where either is missing. ``SPEECH_EMOTION_SCREENSHOT=path`` also saves
-the screenshot there (docs/img/web.png); ``SPEECH_EMOTION_WEB_MODEL`` serves another model than the
-tiny test bundle (for that screenshot).
+the screenshot there (docs/img/web.png); for that screenshot, ``SPEECH_EMOTION_WEB_MODEL`` serves
+another model than the tiny test bundle and ``SPEECH_EMOTION_WEB_AUDIO`` (a WAV) replaces the
+generated microphone and upload audio.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def playwright_api():
 def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: Path) -> None:
     executable = chromium_path()
     sync_api = playwright_api()
-    wav = speech_wav(tmp_path / "mic.wav")
+    wav = Path(os.environ.get("SPEECH_EMOTION_WEB_AUDIO") or speech_wav(tmp_path / "mic.wav"))
     upload = tmp_path / "talk.wav"
-    sf.write(upload, sf.read(wav)[0], 48000)
+    shutil.copy(wav, upload)
     shot = tmp_path / "web.png"
     problems: list[str] = []
     with sync_api.sync_playwright() as pw:
