@@ -46,7 +46,7 @@ def _import_sounddevice() -> Any:
     """sounddevice loads PortAudio when imported: fails on machines without it."""
     try:
         import sounddevice
-    except OSError as exc:
+    except (OSError, ImportError) as exc:
         raise SpeechEmotionError(
             f"cannot open the microphone: {exc} (install PortAudio, e.g. `apt install libportaudio2`); "
             "to try without a microphone: `speech-emotion stream FILE --realtime`"
@@ -60,8 +60,9 @@ def _device_arg(device: str | None) -> int | str | None:
     return int(device) if device.strip().isdigit() else device
 
 
-def list_devices(sd: Any, out: TextIO = sys.stdout) -> int:
+def list_devices(sd: Any, out: TextIO | None = None) -> int:
     """Print the input devices; the default one is marked with ``*``."""
+    out = out or sys.stdout
     try:
         devices = sd.query_devices()
         default_in = sd.default.device[0] if sd.default.device is not None else None
