@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,27 +187,47 @@ def analyze_file(
     """Timeline of a recording of any length, read block by block (memory flat in its length)."""
     options = options or AnalyzeOptions()
     blocks, sr, duration = open_audio_blocks(path, options.block_s)
+    return analyze_blocks(blocks, sr, recognizer, options, source=str(path), duration_s=duration, progress=progress)
+
+
+def analyze_blocks(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    recognizer: Recognizer,
+    options: AnalyzeOptions | None = None,
+    source: str = "<audio>",
+    duration_s: float = 0.0,
+    progress: ProgressCallback | None = None,
+) -> Timeline:
+    """Timeline of audio given as consecutive blocks (any size, rate ``sample_rate``).
+
+    ``duration_s`` is the expected length (for progress and the truncation note; 0: unknown).
+    Raises :class:`AudioError` when there are no samples at all.
+    """
+    options = options or AnalyzeOptions()
     engine = StreamingRecognizer(recognizer, options.stream)
     timeline = Timeline(
-        source=str(path),
-        duration_s=duration,
-        sample_rate=sr,
+        source=source,
+        duration_s=duration_s,
+        sample_rate=sample_rate,
         model=recognizer.name,
         labels=recognizer.labels,
         top_moments=options.top_moments,
     )
     done = 0
     for block in blocks:
-        _collect(timeline, engine.feed(block, sr), options.keep_windows)
+        _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
         done += len(block)
         if progress is not None:
-            progress(done / sr, max(duration, done / sr))
+            progress(done / sample_rate, max(duration_s, done / sample_rate))
     _collect(timeline, engine.flush(), options.keep_windows)
     if done == 0:
-        raise AudioError(str(path), "contains no audio samples")
-    if duration and done < duration * sr - 1:
-        timeline.notes.append(f"file ended early: {done / sr:.1f} s of the announced {duration:.1f} s were read")
-    timeline.duration_s = done / sr
+        raise AudioError(source, "contains no audio samples")
+    if duration_s and done < duration_s * sample_rate - 1:
+        timeline.notes.append(
+            f"file ended early: {done / sample_rate:.1f} s of the announced {duration_s:.1f} s were read"
+        )
+    timeline.duration_s = done / sample_rate
     return timeline
 
 
