@@ -27,7 +27,7 @@ class VadOptions:
     """10, 20 or 30 ms frames (WebRTC's choices)."""
     min_speech_ms: int = 120
     """Voiced frames in a row that open a segment (ignores clicks and short bursts)."""
-    min_silence_ms: int = 600
+    min_silence_ms: int = 700
     """Unvoiced frames in a row that close a segment (the hangover: short pauses stay inside)."""
     speech_pad_ms: int = 90
     """Audio kept before the first and after the last voiced frame of a segment."""
