@@ -1,0 +1,93 @@
+"""The linear probe: per-layer mean and standard deviation of Whisper hidden states, standardised, then
+multinomial logistic regression. Trained with scikit-learn; exported as one linear layer after the encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .encoder import WhisperEncoder
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Which hidden states are pooled and how strongly the regression is regularised."""
+
+    layers: tuple[int, ...] = (2, 3, 4)
+    C: float = 0.01
+    """Inverse L2 strength of the logistic regression (on standardised statistics)."""
+    max_iter: int = 3000
+
+
+def pooled_stats(states: Sequence[np.ndarray], layers: Sequence[int]) -> np.ndarray:
+    """``(clips, len(layers) * 2 * width)``: for each layer, mean then std over frames (float32)."""
+    rows = []
+    for s in states:
+        x = s[list(layers)].astype(np.float32)
+        rows.append(np.concatenate([x.mean(1), x.std(1)], -1).ravel())
+    return np.stack(rows)
+
+
+class LinearProbe:
+    """Standardisation + logistic regression on :func:`pooled_stats`."""
+
+    def __init__(self, options: ProbeOptions = ProbeOptions()) -> None:
+        self.options = options
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.coef: np.ndarray | None = None
+        self.intercept: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int = 8) -> LinearProbe:
+        """Fit on statistics ``x`` and class indices ``y`` (all ``n_classes`` must occur)."""
+        from sklearn.linear_model import LogisticRegression
+
+        self.mean = x.mean(0)
+        self.scale = x.std(0) + 1e-6
+        clf = LogisticRegression(C=self.options.C, max_iter=self.options.max_iter)
+        clf.fit((x - self.mean) / self.scale, y)
+        if list(clf.classes_) != list(range(n_classes)):
+            raise ValueError(f"training data lacks classes: has {list(clf.classes_)}")
+        self.coef, self.intercept = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+        return self
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = self.logits(x)
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def folded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weight and bias of one linear layer on raw statistics (standardisation folded in)."""
+        weight = self.coef / self.scale[None]
+        bias = self.intercept - weight @ self.mean
+        return weight.astype(np.float32), bias.astype(np.float32)
+
+
+class ProbeClassifier(nn.Module):
+    """Log-mel ``(1, n_mels, frames)`` -> logits: encoder blocks up to the deepest used layer, pooled
+    statistics, and the mean of one or more probes' logits (an ensemble)."""
+
+    def __init__(self, encoder: WhisperEncoder, layers: Sequence[int], probes: Sequence[LinearProbe]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.layers = list(layers)
+        weights = [p.folded() for p in probes]
+        self.linear = nn.Linear(weights[0][0].shape[1], weights[0][0].shape[0])
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(np.mean([w for w, _ in weights], 0)))
+            self.linear.bias.copy_(torch.from_numpy(np.mean([b for _, b in weights], 0)))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        stats = []
+        for h in self.encoder(mel, layers=self.layers):
+            mean = h.mean(1)
+            std = (h - mean[:, None]).pow(2).mean(1).sqrt()
+            stats += [mean, std]
+        return self.linear(torch.cat(stats, -1))

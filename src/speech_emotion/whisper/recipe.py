@@ -1,0 +1,123 @@
+"""The ``whisper-base-probe`` recipe: frozen Whisper-base encoder, pooled layer statistics, linear probe.
+
+Registered in :data:`~speech_emotion.training.recipes.RECIPES`, so ``speech-emotion train --model
+whisper-base-probe`` and ``speech-emotion evaluate --model whisper-base-probe`` run it. The exported
+bundle holds the encoder blocks up to the deepest used layer and the probe, int8 by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError
+from ..labels import emotion_index
+from ..training.recipes import _options, register_recipe
+from .probe import LinearProbe, ProbeOptions, pooled_stats
+from .states import StateOptions, StateStore
+
+
+@register_recipe("whisper-base-probe")
+class WhisperProbeRecipe:
+    """Whisper-base hidden states (mean and std per layer) -> standardised multinomial logistic regression.
+
+    ``copies``: augmented copies (speed perturbation + noise, before the encoder) of each training clip.
+    ``score_with``: ``torch`` scores test rows from cached states; ``onnx`` / ``onnx-int8`` export the bundle
+    and score through :class:`~speech_emotion.inference.Recognizer` (to measure the shipped form).
+    Validation rows join the training rows: the probe has no epochs to choose.
+    """
+
+    name = "whisper-base-probe"
+
+    def __init__(
+        self,
+        probe: Any = None,
+        states: Any = None,
+        copies: int = 2,
+        quantize: str = "int8",
+        score_with: str = "torch",
+        **overrides: Any,
+    ) -> None:
+        self.probe_options = replace(
+            _options(ProbeOptions, probe), **{k: v for k, v in overrides.items() if k in ("C",)}
+        )
+        self.state_options = _options(StateOptions, states)
+        self.copies = copies
+        self.quantize = quantize
+        self.score_with = score_with
+        self.probe: LinearProbe | None = None
+        self._store: StateStore | None = None
+        self._workdir: Path | None = None
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(self.state_options)
+        return self._store
+
+    def _stats(self, corpus: pd.DataFrame, rows: np.ndarray, copies: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        states, of_row = self.store.rows(corpus, rows, copies)
+        return pooled_stats(states, self.probe_options.layers), of_row
+
+    def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
+        rows = np.concatenate([np.asarray(train, int), np.asarray(val, int)])
+        x, of_row = self._stats(corpus, rows, self.copies)
+        y = np.array([emotion_index(e) for e in corpus["emotion"].to_numpy()[of_row]])
+        self.probe = LinearProbe(self.probe_options).fit(x, y)
+        self._workdir = Path(workdir)
+        return []
+
+    def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        if self.probe is None:
+            raise ModelError(f"{self.name}: fit() must run before predict_proba()")
+        if self.score_with == "torch":
+            return self.probe.predict_proba(self._stats(corpus, np.asarray(rows, int))[0])
+        from ..audio import load_audio
+        from ..inference import Recognizer, softmax
+
+        bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
+        self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
+        recognizer = Recognizer.load(bundle, threads=1)
+        paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
+        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.audio_options))) for p in paths])
+
+    def classifier(self):  # noqa: ANN201 - torch module
+        """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
+        from .checkpoint import load_encoder_state
+        from .encoder import WhisperEncoder
+        from .probe import ProbeClassifier
+
+        if self.probe is None:
+            raise ModelError(f"{self.name}: fit() must run before export()")
+        layers = self.probe_options.layers
+        encoder = WhisperEncoder.from_state(load_encoder_state(self.state_options.weights), layers=max(max(layers), 1))
+        return ProbeClassifier(encoder, layers, [self.probe]).eval()
+
+    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
+        from .export import write_bundle
+
+        write_bundle(
+            Path(bundle_dir),
+            self.classifier(),
+            self.name,
+            self.state_options.audio,
+            self.state_options.logmel,
+            quantize=quantize or self.quantize,
+            extra={"recipe": self.describe()},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Options as plain data (for metrics.json and model.json)."""
+        states = asdict(self.state_options)
+        states.pop("cache_dir", None)
+        return {
+            "probe": asdict(self.probe_options),
+            "states": states,
+            "copies": self.copies,
+            "quantize": self.quantize,
+            "score_with": self.score_with,
+        }

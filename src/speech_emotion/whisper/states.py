@@ -1,0 +1,182 @@
+"""Per-clip Whisper hidden states for training, computed once and kept in the :class:`FeatureCache`.
+
+One cached array per clip (or augmented copy): ``(layers + 1, frames, width)`` float16, the embedding
+and the outputs of blocks ``1..layers``. Heads and fine-tuned top blocks train on these, so the
+frozen encoder runs once per clip, not once per epoch. Augmentation is applied to the waveform,
+before the encoder, and only for the training rows that ask for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+
+import numpy as np
+import pandas as pd
+
+from ..audio import AudioOptions, load_audio
+from ..augment import AugmentOptions, augment
+from ..features import FeatureCache, file_digest
+from .logmel import LogMelOptions, log_mel
+
+STATES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SpeedNoiseOptions:
+    """Fast augmentation: speed perturbation (resampling: tempo and pitch together) plus white noise."""
+
+    speeds: tuple[float, ...] = (0.9, 1.1)
+    """Copy ``k`` plays at ``speeds[(k - 1) % len(speeds)]`` times the original speed."""
+    snr_db: tuple[float, float] = (15.0, 30.0)
+    seed: int = 0
+
+
+def speed_noise(samples: np.ndarray, copy: int, key: str, options: SpeedNoiseOptions) -> np.ndarray:
+    """Augmented copy ``copy`` (1, 2, ...) of a clip; deterministic for (``key``, ``copy``, seed)."""
+    import soxr
+
+    from ..augment import add_noise
+
+    rng = np.random.default_rng(int.from_bytes(key.encode()[-8:], "little") ^ (options.seed * 1_000_003 + copy))
+    speed = options.speeds[(copy - 1) % len(options.speeds)]
+    out = soxr.resample(samples, 16000, int(round(16000 / speed)), quality="HQ").astype(np.float32)
+    return add_noise(out, float(rng.uniform(*options.snr_db)), rng)
+
+
+@dataclass(frozen=True)
+class StateOptions:
+    """Which weights and how many blocks produce the cached states, and how clips are prepared."""
+
+    weights: str | None = None
+    """Checkpoint for :func:`~.checkpoint.load_encoder_state` (``None``: the default source)."""
+    layers: int = 6
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    logmel: LogMelOptions = field(default_factory=LogMelOptions)
+    augmentation: str = "speed-noise"
+    """``speed-noise`` (:func:`speed_noise`, fast) or ``librosa`` (:func:`~speech_emotion.augment.augment`:
+    stretch, pitch and noise; about 20 times slower)."""
+    speed_noise: SpeedNoiseOptions = field(default_factory=SpeedNoiseOptions)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    cache_dir: str | None = None
+    workers: int = 2
+    progress: bool = True
+
+    def cache_key(self) -> str:
+        blob = json.dumps(
+            {
+                "v": STATES_VERSION,
+                "w": self.weights,
+                "l": self.layers,
+                "a": asdict(self.audio),
+                "m": asdict(self.logmel),
+            },
+            sort_keys=True,
+        )
+        return "whisper-states-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def item_key(self, digest: str, copy: int) -> str:
+        if copy == 0:
+            return digest
+        opts = asdict(self.speed_noise) if self.augmentation == "speed-noise" else asdict(self.augment)
+        aug = hashlib.sha1(json.dumps([self.augmentation, opts], sort_keys=True).encode()).hexdigest()[:8]
+        return f"{digest}-aug{copy}-{aug}"
+
+
+_ENCODERS: dict[tuple[str | None, int], object] = {}
+
+
+def _encoder(options: StateOptions):  # noqa: ANN202 - torch module, imported lazily
+    key = (options.weights, options.layers)
+    if key not in _ENCODERS:
+        from .checkpoint import load_encoder_state
+        from .encoder import WhisperEncoder
+
+        _ENCODERS[key] = WhisperEncoder.from_state(load_encoder_state(options.weights), layers=options.layers)
+    return _ENCODERS[key]
+
+
+def encode_samples(samples: np.ndarray, options: StateOptions) -> np.ndarray:
+    """Hidden states ``(layers + 1, frames, width)`` float16 of preprocessed audio."""
+    import torch
+
+    mel = torch.from_numpy(log_mel(samples, options.logmel)[None])
+    with torch.inference_mode():
+        states = _encoder(options)(mel, layers=range(options.layers + 1))
+    return torch.cat(states).numpy().astype(np.float16)
+
+
+def _compute(job: tuple[str, str, int, StateOptions]) -> np.ndarray:
+    path, digest, copy, options = job
+    cache = FeatureCache(options.cache_dir, options.cache_key())
+
+    def run() -> np.ndarray:
+        samples = load_audio(path, options.audio)
+        if copy > 0 and options.augmentation == "speed-noise":
+            samples = speed_noise(samples, copy, digest, options.speed_noise)
+        elif copy > 0:
+            samples = augment(samples, copy - 1, digest, options.augment)
+        return encode_samples(samples, options)
+
+    return cache.get_or_compute(options.item_key(digest, copy), run)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class StateStore:
+    """Cached hidden states of corpus clips and augmented copies; missing ones computed by a process pool."""
+
+    def __init__(self, options: StateOptions = StateOptions()) -> None:
+        self.options = options
+        self.cache = FeatureCache(options.cache_dir, options.cache_key())
+        self._digests: dict[str, str] = {}
+
+    def digest(self, path: str) -> str:
+        if path not in self._digests:
+            self._digests[path] = file_digest(path)
+        return self._digests[path]
+
+    def get(self, paths: list[str], copies: list[int]) -> list[np.ndarray]:
+        """States for each ``(paths[i], copies[i])`` (copy 0: the clip itself)."""
+        from tqdm import tqdm
+
+        jobs = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
+        out: list[np.ndarray | None] = [None] * len(jobs)
+        missing = []
+        for i, (_, digest, copy, _) in enumerate(jobs):
+            target = self.cache.path(self.options.item_key(digest, copy))
+            if target.exists():
+                try:
+                    out[i] = np.load(target)
+                    continue
+                except (OSError, ValueError):
+                    pass
+            missing.append(i)
+        if missing:
+            bar = tqdm(total=len(missing), desc="whisper states", unit="clip", disable=not self.options.progress)
+            if self.options.workers <= 1 or len(missing) < 8:
+                for i in missing:
+                    out[i] = _compute(jobs[i])
+                    bar.update()
+            else:
+                ctx = get_context("spawn")
+                with ProcessPoolExecutor(self.options.workers, mp_context=ctx, initializer=_init_worker) as pool:
+                    for i, value in zip(missing, pool.map(_compute, [jobs[i] for i in missing], chunksize=4)):
+                        out[i] = value
+                        bar.update()
+            bar.close()
+        return out  # type: ignore[return-value]
+
+    def rows(self, corpus: pd.DataFrame, rows: np.ndarray, copies: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+        """States of ``rows`` and, with ``copies``, of their augmented copies; returns (states, row of each)."""
+        jobs = [(int(r), c) for r in rows for c in range(copies + 1)]
+        paths = corpus["path"].to_numpy()
+        states = self.get([str(paths[r]) for r, _ in jobs], [c for _, c in jobs])
+        return states, np.array([r for r, _ in jobs], dtype=int)

