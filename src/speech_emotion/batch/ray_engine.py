@@ -63,7 +63,8 @@ class _RayAnalyzer:
 class RayEngine:
     """Ray Data ``map_batches`` over an actor pool of ``workers`` model holders."""
 
-    workers: int
+    workers: int | None
+    """Actors; ``None``: one per CPU of the cluster."""
     address: str | None = None
     """Cluster to join (``auto``, ``ray://host:10001``, ...); ``None`` starts a local Ray instance."""
     batch_size: int = 4
@@ -86,7 +87,7 @@ class RayEngine:
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
         if self.address:
             kwargs["address"] = self.address
-        else:
+        elif self.workers:
             kwargs["num_cpus"] = self.workers
         try:
             ray.init(**kwargs)
@@ -98,6 +99,8 @@ class RayEngine:
         if not jobs:
             return
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-run INFO lines and notices
+        if not self.workers:
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the runner shows its own
         ctx.print_on_execution_start = False

@@ -67,7 +67,8 @@ class BatchSummary:
     table_ok: int = 0
     table_failed: int = 0
     engine: str = "local"
-    workers: int = 1
+    workers: int = 0
+    """Workers (processes or Ray actors) the engine ran; 0 when there was nothing to do."""
     model: str = ""
     peak_worker_rss_mb: dict[str, float] = field(default_factory=dict)
     """Peak resident memory of each worker process (``host:pid``)."""
@@ -109,11 +110,11 @@ def model_info(model: str | Path | None) -> tuple[str, str, tuple[str, ...]]:
     return str(bundle.resolve()), str(config["name"]), tuple(config["labels"])
 
 
-def make_engine(options: BatchOptions, workers: int) -> Any:
+def make_engine(options: BatchOptions, workers: int | None) -> Any:
     if options.engine == "local":
         from .local import LocalEngine
 
-        return LocalEngine(workers)
+        return LocalEngine(workers or 1)
     if options.engine == "ray":
         from .ray_engine import RayEngine
 
@@ -130,7 +131,9 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     started = time.perf_counter()
     bundle, model_name, labels = model_info(options.model)
     jobs = jobs or collect_jobs(options.input, options.path_column)
-    workers = max(1, options.workers or os.cpu_count() or 1)
+    workers: int | None = options.workers or os.cpu_count() or 1
+    if not options.workers and options.engine == "ray" and options.address:
+        workers = None  # on a Ray cluster: one actor per CPU of the cluster (the engine asks Ray)
     with ResultStore(options.out, model_name, labels) as store:
         statuses = store.statuses()
         todo = [j for j in jobs.jobs if _needs_run(statuses.get(j.key), options.retry_failed)]
@@ -139,7 +142,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             files_total=len(jobs.jobs),
             files_skipped=len(jobs.jobs) - len(todo),
             engine=options.engine,
-            workers=workers,
+            workers=workers or 0,
             model=model_name,
         )
         if jobs.skipped:
@@ -148,11 +151,12 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             sink = _Sink(store, summary, options, len(todo))
             try:
                 with _sigterm_as_interrupt():
-                    make_engine(options, min(workers, len(todo))).run(todo, bundle, sink.add)
-            except KeyboardInterrupt:
+                    engine = make_engine(options, min(workers, len(todo)) if workers else None)
+                    engine.run(todo, bundle, sink.add)
+                    summary.workers = engine.workers
+            except BaseException as exc:  # keep what completed (a rerun resumes from there)
                 sink.close()
-                summary.interrupted = True
-                summary.wall_s = time.perf_counter() - started
+                summary.interrupted = isinstance(exc, KeyboardInterrupt)
                 raise
             sink.close()
         files, _ = store.compact(jobs.keys, jobs.extras)
