@@ -42,7 +42,7 @@ class Recipe(Protocol):
 RECIPES: dict[str, Callable[..., Recipe]] = {}
 """Recipe factories by name; keyword arguments of a factory are recipe options."""
 
-RECIPE_MODULES: tuple[str, ...] = ("speech_emotion.whisper",)
+RECIPE_MODULES: tuple[str, ...] = ("speech_emotion.whisper", "speech_emotion.whisper.recipe")
 """Optional modules that register more recipes when imported (skipped when absent or not installable)."""
 
 
