@@ -1,12 +1,13 @@
 """File analysis for uploads: the ``speech-emotion analyze`` timeline, from bytes held in memory.
 
-:func:`~speech_emotion.timeline.analyze_file` reads a path block by block; an upload is already
-in memory (client file names never reach the file system), so it is decoded with
-:func:`~speech_emotion.audio.read_audio` and fed to the same streaming engine in blocks.
+An upload is already in memory (client file names never reach the file system), so it is decoded
+with :func:`~speech_emotion.audio.read_audio` and fed in blocks through
+:func:`~speech_emotion.timeline.analyze_blocks`, the loop ``analyze`` itself uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,7 @@ import numpy as np
 from ..audio import read_audio
 from ..errors import AudioError
 from ..inference import Recognizer
-from ..streaming import SegmentEvent, StreamingRecognizer
-from ..timeline import AnalyzeOptions, Timeline
+from ..timeline import AnalyzeOptions, analyze_blocks
 
 UPLOAD_NAME = "upload"
 """Name given to uploaded audio in results and messages (the client's file name is never used)."""
@@ -32,25 +32,13 @@ def analyze_bytes(
     samples, sr = read_audio(data, max_duration_s)
     if not np.all(np.isfinite(samples)):
         raise AudioError(UPLOAD_NAME, "contains NaN or infinite samples")
-    engine = StreamingRecognizer(recognizer, options.stream)
-    timeline = Timeline(
-        source=UPLOAD_NAME,
-        duration_s=len(samples) / sr,
-        sample_rate=sr,
-        model=recognizer.name,
-        labels=recognizer.labels,
-        top_moments=options.top_moments,
-    )
     block = max(1, int(options.block_s * sr))
-    for start in range(0, len(samples), block):
-        _collect(timeline, engine.feed(samples[start : start + block], sr), options.keep_windows)
-    _collect(timeline, engine.flush(), options.keep_windows)
+
+    def blocks() -> Iterator[np.ndarray]:
+        for start in range(0, len(samples), block):
+            yield samples[start : start + block]
+
+    timeline = analyze_blocks(
+        blocks(), sr, recognizer, options, source=UPLOAD_NAME, duration_s=len(samples) / sr
+    )
     return timeline.to_dict()
-
-
-def _collect(timeline: Timeline, events: list[Any], keep_windows: bool) -> None:
-    for event in events:
-        if isinstance(event, SegmentEvent):
-            timeline.segments.append(event)
-        elif keep_windows:
-            timeline.windows.append(event)
