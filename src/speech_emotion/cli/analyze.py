@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary, only the written paths")
     add_stream_options(p)
-    p.set_defaults(func=run, threads=2)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
