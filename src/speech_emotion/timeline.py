@@ -48,9 +48,70 @@ class AnalyzeOptions:
     block_s: float = 10.0
     """Seconds of audio read from the file at a time."""
     keep_windows: bool = True
-    """Keep every window's emotion (for the plot and the windows CSV): ~100 bytes per 0.5 s."""
+    """Keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech."""
     top_moments: int = 5
     """How many of the most intense moments the summary lists."""
+
+
+class WindowTrack:
+    """Window emotions stored compactly (about 50 bytes each: an hour of speech is ~0.4 MB).
+
+    Behaves like a list of :class:`UpdateEvent` (``append``, ``len``, iteration, indexing);
+    ``starts``, ``ends`` and ``probabilities`` give the columns as arrays.
+    """
+
+    def __init__(self, labels: tuple[str, ...]) -> None:
+        self.labels = labels
+        self._n = 0
+        self._times = np.zeros((64, 2), dtype=np.float64)
+        self._probs = np.zeros((64, len(labels)), dtype=np.float32)
+        self._segment = np.zeros(64, dtype=np.int32)
+
+    def append(self, event: UpdateEvent) -> None:
+        if self._n == len(self._times):
+            self._times = np.concatenate([self._times, np.zeros_like(self._times)])
+            self._probs = np.concatenate([self._probs, np.zeros_like(self._probs)])
+            self._segment = np.concatenate([self._segment, np.zeros_like(self._segment)])
+        self._times[self._n] = (event.start, event.end)
+        self._probs[self._n] = [event.probabilities[label] for label in self.labels]
+        self._segment[self._n] = event.segment
+        self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> UpdateEvent:
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        i %= self._n
+        probs = self._probs[i].astype(np.float64)
+        best = int(np.argmax(probs))
+        return UpdateEvent(
+            segment=int(self._segment[i]),
+            start=float(self._times[i, 0]),
+            end=float(self._times[i, 1]),
+            label=self.labels[best],
+            confidence=float(probs[best]),
+            probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+            latency_ms=0.0,
+        )
+
+    def __iter__(self) -> Iterator[UpdateEvent]:
+        for i in range(self._n):
+            yield self[i]
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self._times[: self._n, 0]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self._times[: self._n, 1]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """``(windows, labels)`` float32."""
+        return self._probs[: self._n]
 
 
 @dataclass
@@ -63,10 +124,19 @@ class Timeline:
     model: str
     labels: tuple[str, ...]
     segments: list[SegmentEvent] = field(default_factory=list)
-    windows: list[UpdateEvent] = field(default_factory=list)
+    windows: WindowTrack = None  # type: ignore[assignment]  # set in __post_init__
     top_moments: int = 5
     notes: list[str] = field(default_factory=list)
     """Problems worth telling the user that did not stop the analysis (a truncated file)."""
+
+    def __post_init__(self) -> None:
+        if self.windows is None:
+            self.windows = WindowTrack(self.labels)
+        elif not isinstance(self.windows, WindowTrack):
+            track = WindowTrack(self.labels)
+            for w in self.windows:
+                track.append(w)
+            self.windows = track
 
     @property
     def speech_s(self) -> float:
@@ -91,28 +161,38 @@ class Timeline:
 
     def intense_moments(self) -> list[dict[str, Any]]:
         """Non-overlapping windows (or segments, without windows) with the strongest non-calm emotion."""
-        candidates: list[Any] = list(self.windows) or list(self.segments)
-        scored = []
-        for item in candidates:
-            emotional = {k: v for k, v in item.probabilities.items() if k not in CALM_LABELS}
-            if not emotional:
-                continue
-            label = max(emotional, key=emotional.__getitem__)
-            scored.append((emotional[label], item.start, item.end, label))
-        scored.sort(key=lambda s: -s[0])
-        chosen: list[tuple[float, float, float, str]] = []
-        for score, start, end, label in scored:
+        emotional = [i for i, label in enumerate(self.labels) if label not in CALM_LABELS]
+        if not emotional:
+            return []
+        if len(self.windows):
+            starts, ends, probs = self.windows.starts, self.windows.ends, self.windows.probabilities
+        else:
+            starts = np.array([s.start for s in self.segments])
+            ends = np.array([s.end for s in self.segments])
+            probs = np.array([[s.probabilities[label] for label in self.labels] for s in self.segments])
+        if len(starts) == 0:
+            return []
+        sub = probs[:, emotional]
+        best = sub.argmax(axis=1)
+        score = sub[np.arange(len(sub)), best]
+        chosen: list[int] = []
+        for i in np.argsort(-score, kind="stable"):
             if len(chosen) >= self.top_moments:
                 break
-            if all(end <= s or start >= e for _, s, e, _ in chosen):
-                chosen.append((score, start, end, label))
+            if all(ends[i] <= starts[j] or starts[i] >= ends[j] for j in chosen):
+                chosen.append(int(i))
         return [
-            {"start": round(s, 3), "end": round(e, 3), "label": label, "probability": round(score, 4)}
-            for score, s, e, label in chosen
+            {
+                "start": round(float(starts[i]), 3),
+                "end": round(float(ends[i]), 3),
+                "label": self.labels[emotional[int(best[i])]],
+                "probability": round(float(score[i]), 4),
+            }
+            for i in chosen
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, include_windows: bool = True) -> dict[str, Any]:
+        d = {
             "source": self.source,
             "model": self.model,
             "duration_s": round(self.duration_s, 3),
@@ -121,8 +201,10 @@ class Timeline:
             "notes": list(self.notes),
             "summary": self.summary(),
             "segments": [s.to_dict() for s in self.segments],
-            "windows": [_window_dict(w) for w in self.windows],
         }
+        if include_windows:
+            d["windows"] = [_window_dict(w) for w in self.windows]
+        return d
 
 
 def _window_dict(w: UpdateEvent) -> dict[str, Any]:
@@ -243,12 +325,18 @@ def _collect(timeline: Timeline, events: list, keep_windows: bool) -> None:
 
 
 def write_json(timeline: Timeline, path: str | Path) -> Path:
+    """The :meth:`Timeline.to_dict` document; windows are written one by one (one per line)."""
     path = Path(path)
-    path.write_text(json.dumps(timeline.to_dict(), indent=1) + "\n")
+    head = json.dumps(timeline.to_dict(include_windows=False), indent=1)
+    with path.open("w") as f:
+        f.write(head[: head.rindex("}")].rstrip() + ',\n "windows": [')
+        for i, window in enumerate(timeline.windows):
+            f.write(("," if i else "") + "\n  " + json.dumps(_window_dict(window)))
+        f.write("\n ]\n}\n")
     return path
 
 
-def write_csv(items: list[SegmentEvent] | list[UpdateEvent], labels: tuple[str, ...], path: str | Path) -> Path:
+def write_csv(items: Iterable[SegmentEvent] | Iterable[UpdateEvent], labels: tuple[str, ...], path: str | Path) -> Path:
     """One row per segment or window: start, end, label, confidence and every probability."""
     path = Path(path)
     with path.open("w", newline="") as f:
@@ -281,22 +369,17 @@ def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
     fig, (ax, strip) = plt.subplots(
         2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}, constrained_layout=True
     )
-    if timeline.windows:
-        hop = min((b.end - a.end for a, b in zip(timeline.windows, timeline.windows[1:]) if b.end > a.end), default=0.5)
-        xs: list[float] = []
-        ys: list[list[float]] = []
-        previous_end = None
-        for w in timeline.windows:
-            if previous_end is not None and w.end - previous_end > 2.5 * hop:  # a gap: silence
-                xs.append(np.nan)
-                ys.append([np.nan] * len(timeline.labels))
-            xs.append(w.end / scale)
-            ys.append([w.probabilities[label] for label in timeline.labels])
-            previous_end = w.end
-        arr = np.array(ys)
+    if len(timeline.windows):
+        ends = timeline.windows.ends
+        probs = timeline.windows.probabilities.astype(np.float64)
+        steps = np.diff(ends)
+        hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
+        gaps = np.flatnonzero(steps > 2.5 * hop) + 1  # silence between windows: break the lines
+        xs = np.insert(ends / scale, gaps, np.nan)
+        ys = np.insert(probs, gaps, np.nan, axis=0)
         for i, label in enumerate(timeline.labels):
             color = EMOTION_COLORS.get(label)
-            ax.plot(xs, arr[:, i], color=color, label=label, linewidth=1.2, marker=".", markersize=3)
+            ax.plot(xs, ys[:, i], color=color, label=label, linewidth=1.2, marker=".", markersize=3)
     else:
         ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)
