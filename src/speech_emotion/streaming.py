@@ -258,8 +258,13 @@ class StreamingRecognizer:
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events."""
-        if not isinstance(sample_rate, (int, np.integer)) or not 1000 <= sample_rate <= 768000:
+        if (
+            not isinstance(sample_rate, (int, float, np.integer, np.floating))
+            or not float(sample_rate).is_integer()
+            or not 1000 <= sample_rate <= 768000
+        ):
             raise AudioError("<stream>", f"unsupported sample rate {sample_rate!r}")
+        sample_rate = int(sample_rate)
         samples = as_float_mono(chunk)
         events: list[Event] = []
         if sample_rate != self._input_rate:
