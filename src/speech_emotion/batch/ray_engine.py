@@ -28,9 +28,9 @@ from .worker import FileResult, analyze_one, load_worker_recognizer
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[FileResult], None]
-LOST_ERROR = (
-    "lost: the Ray worker analysing this file's batch died (a crash in the decoder or the model, or a lost node)"
-)
+MAX_TASK_RETRIES = 1
+"""Retries of a batch whose actor died (a lost node is worth one retry; a crashing file is not)."""
+LOST_ERROR = "lost: the Ray worker died while analysing this file (a crash in the decoder or the model, or a lost node)"
 
 
 def import_ray() -> Any:
@@ -104,21 +104,46 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the runner shows its own
         ctx.print_on_execution_start = False
-        ctx.max_errored_blocks = -1  # a crashed batch must not abort the run; its files are recorded below
+        ctx.max_errored_blocks = -1  # a batch that keeps crashing its actor must not abort the run
+        remaining = self._pass(ray, list(jobs), model, on_result, self.batch_size)
+        if len(remaining) == len(jobs) > self.batch_size:  # every batch failed: not a bad file
+            raise SpeechEmotionError(
+                "Ray returned no result at all: its workers could not load the model or import speech_emotion "
+                "(on a cluster, every node needs the package and the model at the same path; see the Ray logs)"
+            )
+        if remaining and self.batch_size > 1:  # find the culprit(s): the others of their batches were innocent
+            log.warning("%d file(s) lost with a crashed Ray worker; retrying them one per task", len(remaining))
+            remaining = self._pass(ray, list(remaining.values()), model, on_result, 1)
+        for job in remaining.values():
+            on_result(failed_result(job, f"{job.path}: {LOST_ERROR}"))
+
+    def _pass(self, ray: Any, jobs: list[Job], model: str, on_result: ResultCallback, batch_size: int) -> dict:
+        """One Ray Data run over ``jobs``; returns the jobs that got no result, by key."""
         items = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "key": j.key} for j in jobs]
-        dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / self.batch_size))
+        dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
         dataset = dataset.map_batches(
             _RayAnalyzer,
             fn_constructor_args=(model,),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.workers),
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers or 1, len(items))),
             num_cpus=1,
+            max_restarts=-1,  # an actor killed by a crashing file comes back for the next batch ...
+            max_task_retries=MAX_TASK_RETRIES,  # ... but that batch is not retried forever
         )
         remaining = {job.key: job for job in jobs}
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for key, text in zip(batch["key"], batch["result"]):
-                if remaining.pop(str(key), None) is not None:
-                    on_result(FileResult.from_dict(json.loads(text)))
-        for job in remaining.values():
-            on_result(failed_result(job, f"{job.path}: {LOST_ERROR}"))
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for key, text in zip(batch["key"], batch["result"]):
+                    if remaining.pop(str(key), None) is not None:
+                        on_result(FileResult.from_dict(json.loads(text)))
+        except ray.exceptions.RayError as exc:  # e.g. actors that cannot load the model
+            raise SpeechEmotionError(f"the Ray run failed: {_cause(exc)}") from None
+        return remaining
+
+
+def _cause(exc: BaseException) -> str:
+    """The most telling line of a Ray error: the remote exception's own message when there is one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if "Error:" in line and not line.startswith(("File ", "Traceback"))]
+    return (causes or lines or [type(exc).__name__])[-1]
