@@ -4,7 +4,9 @@ Generates an archive of speech-like calls (``--minutes`` of audio in ``--files``
 utterances with distinct pitch and formants, separated by pauses), then analyses it from
 scratch with the local engine at 1 and 2 workers and with Ray on a local instance, and prints
 one row per configuration: wall time, real-time factor (wall / audio), files/s, audio hours
-per hour, and the peak resident memory of each worker process.
+per hour, the workers' CPU seconds per second of audio (independent of other load: one
+dedicated core analyses ``1 / that`` seconds of audio per second), and the peak resident memory
+of each worker process.
 
 Ray is started before the timed run (as on a cluster, where it is already up); its start-up
 time is reported on its own. The local engine's timings include starting its workers.
@@ -81,6 +83,7 @@ def run_config(engine: str, workers: int, archive: Path, model: str, scratch: Pa
         "rtf": round(summary.real_time_factor or 0.0, 5),
         "files_per_s": round(summary.files_per_s, 3),
         "audio_h_per_h": round(1 / summary.real_time_factor, 1) if summary.real_time_factor else None,
+        "cpu_per_audio_s": round(summary.cpu_per_audio_s or 0.0, 5),
         "peak_rss_mb_per_worker": [round(p) for p in peaks],
     }
 
@@ -127,13 +130,14 @@ def main() -> None:
 
     print()
     header = ["engine", "workers", "files", "audio (h)", "wall (s)", "real-time factor", "files/s", "audio h per h"]
+    header += ["worker CPU s per audio s"]
     print("| " + " | ".join([*header, "peak RSS per worker (MiB)"]) + " |")
     print("|---" * (len(header) + 1) + "|")
     for r in rows:
         peaks = ", ".join(map(str, r["peak_rss_mb_per_worker"]))
         print(
             f"| {r['engine']} | {r['workers']} | {r['files']} | {r['audio_h']:.2f} | {r['wall_s']:.1f} "
-            f"| {r['rtf']:.4f} | {r['files_per_s']:.2f} | {r['audio_h_per_h']} | {peaks} |"
+            f"| {r['rtf']:.4f} | {r['files_per_s']:.2f} | {r['audio_h_per_h']} | {r['cpu_per_audio_s']:.4f} | {peaks} |"
         )
     if args.json:
         args.json.write_text(json.dumps({"model": model, "archive_s": seconds, "rows": rows}, indent=1) + "\n")

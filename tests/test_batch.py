@@ -23,7 +23,7 @@ from synth import emotion_clip, silence
 
 GOOD = 24
 EMOTIONS = ("happy", "sad", "angry", "calm")
-TIMING_COLUMNS = ["process_s"]
+TIMING_COLUMNS = ["process_s", "cpu_s"]
 """Columns that legitimately differ between two runs of the same job."""
 
 

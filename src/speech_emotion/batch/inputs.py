@@ -12,7 +12,6 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -153,10 +152,3 @@ def _unique(jobs: list[Job]) -> list[Job]:
             seen.add(job.key)
             out.append(job)
     return out
-
-
-def extra_record(extras: pd.DataFrame | None, key: str) -> dict[str, Any]:
-    """The carried-through manifest columns of one job (empty for folder and glob inputs)."""
-    if extras is None or key not in extras.index:
-        return {}
-    return extras.loc[key].to_dict()

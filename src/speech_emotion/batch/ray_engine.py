@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,16 +122,18 @@ class RayEngine:
         """One Ray Data run over ``jobs``; returns the jobs that got no result, by key."""
         items = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "key": j.key} for j in jobs]
         dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
-        dataset = dataset.map_batches(
-            _RayAnalyzer,
-            fn_constructor_args=(model,),
-            batch_size=batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers or 1, len(items))),
-            num_cpus=1,
-            max_restarts=-1,  # an actor killed by a crashing file comes back for the next batch ...
-            max_task_retries=MAX_TASK_RETRIES,  # ... but that batch is not retried forever
-        )
+        with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retry limits yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = dataset.map_batches(
+                _RayAnalyzer,
+                fn_constructor_args=(model,),
+                batch_size=batch_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=min(self.workers or 1, len(items))),
+                num_cpus=1,
+                max_restarts=-1,  # an actor killed by a crashing file comes back for the next batch ...
+                max_task_retries=MAX_TASK_RETRIES,  # ... but that batch is not retried forever
+            )
         remaining = {job.key: job for job in jobs}
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):

@@ -63,6 +63,8 @@ class BatchSummary:
     files_failed: int = 0
     audio_s: float = 0.0
     """Audio analysed in this run (seconds)."""
+    cpu_s: float = 0.0
+    """CPU seconds the workers spent on the files of this run."""
     wall_s: float = 0.0
     table_ok: int = 0
     table_failed: int = 0
@@ -88,13 +90,23 @@ class BatchSummary:
         return self.wall_s / self.audio_s if self.audio_s else None
 
     @property
+    def cpu_per_audio_s(self) -> float | None:
+        """CPU seconds per second of audio: what one dedicated core achieves is ``1 / cpu_per_audio_s``."""
+        return self.cpu_s / self.audio_s if self.audio_s else None
+
+    @property
     def files_per_s(self) -> float:
         processed = self.files_done + self.files_failed
         return processed / self.wall_s if self.wall_s else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        d.update(audio_hours=self.audio_hours, real_time_factor=self.real_time_factor, files_per_s=self.files_per_s)
+        d.update(
+            audio_hours=self.audio_hours,
+            real_time_factor=self.real_time_factor,
+            files_per_s=self.files_per_s,
+            cpu_per_audio_s=self.cpu_per_audio_s,
+        )
         return d
 
 
@@ -196,6 +208,7 @@ class _Sink:
             s.files_failed += 1
             if len(s.failures) < 20:
                 s.failures.append(result.error or result.path)
+        s.cpu_s += result.cpu_s
         if result.worker:
             peak = s.peak_worker_rss_mb
             peak[result.worker] = max(peak.get(result.worker, 0.0), result.worker_rss_mb)

@@ -56,6 +56,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("error", pa.string()),
             ("notes", pa.string()),
             ("process_s", pa.float64()),
+            ("cpu_s", pa.float64()),
             ("worker", pa.string()),
             ("worker_rss_mb", pa.float64()),
         ]

@@ -24,7 +24,7 @@ OK = "ok"
 FAILED = "failed"
 
 ANALYZE_OPTIONS = AnalyzeOptions(keep_windows=False)
-"""Batch runs keep segments, not the per-window emotions (which would be ~4 rows per second of speech)."""
+"""Batch runs keep segments, not the per-window emotions (two rows per second of speech)."""
 
 
 @dataclass
@@ -57,6 +57,9 @@ class FileResult:
     notes: str | None = None
     """Problems that did not stop the analysis (a truncated file)."""
     process_s: float = 0.0
+    """Wall-clock seconds the worker spent on the file."""
+    cpu_s: float = 0.0
+    """CPU seconds the worker spent on the file (independent of other load on the machine)."""
     worker: str = ""
     """``host:pid`` of the process that analysed the file."""
     worker_rss_mb: float = 0.0
@@ -115,7 +118,7 @@ def worker_id() -> str:
 
 def analyze_one(job: Job, recognizer: Recognizer) -> FileResult:
     """Analyse one file; failures of any kind are returned as a result with ``error`` set."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = FileResult(job.key, job.path, job.size, job.mtime_ns, OK)
     try:
         _fill(result, job.path, recognizer)
@@ -126,6 +129,7 @@ def analyze_one(job: Job, recognizer: Recognizer) -> FileResult:
     except Exception as exc:  # a decoder or model bug must not stop the run: record it
         _fail(result, f"{job.path}: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     result.process_s = time.perf_counter() - start
+    result.cpu_s = time.process_time() - cpu_start
     result.worker = worker_id()
     result.worker_rss_mb = peak_rss_mb()
     return result

@@ -81,7 +81,9 @@ def print_summary(s: BatchSummary) -> None:
         f" of {s.files_total}",
         f"audio: {s.audio_hours:.3f} h analysed in {s.wall_s:.1f} s wall time"
         f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.engine} engine, {s.workers} workers)",
-        f"peak memory per worker: {peak:.0f} MiB" if peak else "",
+        f"CPU per second of audio: {s.cpu_per_audio_s:.4f} s; peak memory per worker: {peak:.0f} MiB"
+        if s.cpu_per_audio_s
+        else "",
         f"tables: {s.files_table} ({s.table_ok} ok, {s.table_failed} failed), {s.segments_table}",
     ]
     for error in s.failures[:5]:
