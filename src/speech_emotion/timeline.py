@@ -355,6 +355,28 @@ def write_csv(items: Iterable[SegmentEvent] | Iterable[UpdateEvent], labels: tup
     return path
 
 
+PLOT_POINTS = 600
+"""More windows than this are averaged into this many time bins (readable, and constant cost)."""
+
+
+def _plot_points(windows: WindowTrack, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window end times and probabilities, with NaN rows where speech pauses (to break the lines)."""
+    ends = windows.ends
+    probs = windows.probabilities.astype(np.float64)
+    if len(ends) > PLOT_POINTS:  # bin: the plot's cost and memory stay the same for any length
+        width = max(duration_s, float(ends[-1])) / PLOT_POINTS
+        index = np.minimum((ends / width).astype(int), PLOT_POINTS - 1)
+        sums = np.zeros((PLOT_POINTS, probs.shape[1]))
+        np.add.at(sums, index, probs)
+        counts = np.bincount(index, minlength=PLOT_POINTS)[:, None]
+        with np.errstate(invalid="ignore"):
+            return (np.arange(PLOT_POINTS) + 0.5) * width, sums / counts  # empty bins: NaN gaps
+    steps = np.diff(ends)
+    hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
+    gaps = np.flatnonzero(steps > 2.5 * hop) + 1
+    return np.insert(ends, gaps, np.nan), np.insert(probs, gaps, np.nan, axis=0)
+
+
 def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
     """PNG: emotion probabilities over time (top) and the segments coloured by emotion (bottom)."""
     import matplotlib
@@ -370,26 +392,21 @@ def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
         2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}, constrained_layout=True
     )
     if len(timeline.windows):
-        ends = timeline.windows.ends
-        probs = timeline.windows.probabilities.astype(np.float64)
-        steps = np.diff(ends)
-        hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
-        gaps = np.flatnonzero(steps > 2.5 * hop) + 1  # silence between windows: break the lines
-        xs = np.insert(ends / scale, gaps, np.nan)
-        ys = np.insert(probs, gaps, np.nan, axis=0)
+        xs, ys = _plot_points(timeline.windows, timeline.duration_s)
+        marker = "." if len(timeline.windows) <= PLOT_POINTS else None
         for i, label in enumerate(timeline.labels):
             color = EMOTION_COLORS.get(label)
-            ax.plot(xs, ys[:, i], color=color, label=label, linewidth=1.2, marker=".", markersize=3)
+            ax.plot(xs / scale, ys[:, i], color=color, label=label, linewidth=1.2, marker=marker, markersize=3)
     else:
         ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     ax.set_title(f"{Path(timeline.source).name}: emotion over time ({timeline.model})")
     ax.grid(alpha=0.3)
-    for seg in timeline.segments:
-        strip.broken_barh(
-            [(seg.start / scale, seg.duration / scale)], (0, 1), facecolors=EMOTION_COLORS.get(seg.label, "k")
-        )
+    for label in timeline.labels:  # one collection per emotion, not one artist per segment
+        spans = [(seg.start / scale, seg.duration / scale) for seg in timeline.segments if seg.label == label]
+        if spans:
+            strip.broken_barh(spans, (0, 1), facecolors=EMOTION_COLORS.get(label, "k"))
     strip.set_yticks([])
     strip.set_ylabel("segments")
     strip.set_xlim(0, timeline.duration_s / scale)
