@@ -153,18 +153,33 @@ def test_cli_manifest_run_carries_extra_columns_and_prints_a_summary(archive, ti
     assert files.loc[str(root / "missing" / "gone.wav"), "status"] == "failed"
 
 
-def test_killed_run_resumes_without_losing_or_duplicating_files(archive, local_run, tiny_bundle, tmp_path):
+def _start_and_stop(cmd: list[str], parts: Path, sig: int, after_parts: int) -> subprocess.Popen:
+    """Start a CLI run and send it ``sig`` once ``after_parts`` committed parts exist."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(list(parts.glob("*.files.parquet"))) < after_parts and proc.poll() is None:
+        assert time.monotonic() < deadline, "no results committed within 60 s"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait()
+    return proc
+
+
+def test_interrupted_and_killed_runs_resume_without_losing_or_duplicating_files(
+    archive, local_run, tiny_bundle, tmp_path
+):
     root, _ = archive
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "speech_emotion.cli.main", "batch", str(root), "--out", str(out)]
     cmd += ["--model", str(tiny_bundle), "--workers", "1", "--commit-every", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not list((out / "parts").glob("*.files.parquet")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+
+    stopped = _start_and_stop(cmd, out / "parts", signal.SIGTERM, after_parts=1)  # like Ctrl-C
+    stderr = stopped.stderr.read().decode()
+    assert stopped.returncode == 130 and "run the same command again to resume" in stderr, stderr
+    first = len(list((out / "parts").glob("*.files.parquet")))
+
+    killed = _start_and_stop(cmd, out / "parts", signal.SIGKILL, after_parts=first + 1)  # no clean-up
+    assert killed.returncode == -signal.SIGKILL
     assert not (out / FILES_TABLE).exists() and not (out / SEGMENTS_TABLE).exists()  # never a partial table
     with ResultStore(out, "tiny-test", _labels(tiny_bundle)) as store:
         committed = len(store.statuses())

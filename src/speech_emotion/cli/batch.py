@@ -28,7 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="results folder (reuse it to resume)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
-    p.add_argument("--workers", type=int, default=None, help="worker processes or Ray actors (default: CPU cores)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes or Ray actors (default: CPU cores; with --address: the cluster's CPUs)",
+    )
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--retry-failed", action="store_true", help="analyse again files that failed in earlier runs")
     p.add_argument("--path-column", default=None, help="manifest column with the paths (default: path, file, ...)")
