@@ -90,3 +90,11 @@ def test_manifest_columns_are_joined_and_clashing_names_prefixed(tmp_path):
     assert files["speaker"].to_pylist() == ["s1", "s2"]
     assert files["input_status"].to_pylist() == ["new", "old"]
     assert files["status"].to_pylist() == ["ok", "failed"]
+
+
+def test_manifest_columns_with_mixed_json_values_are_kept_as_text(tmp_path):
+    extras = pd.DataFrame({"meta": [{"queue": 3}, "plain"]}, index=pd.Index(["a", "b"], name="key"))
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a"), _ok("b")])
+        files, _ = store.compact(["a", "b"], extras)
+    assert files["meta"].to_pylist() == ["{'queue': 3}", "plain"]
