@@ -217,7 +217,8 @@ class _Sink:
         if len(self.buffer) >= self.options.chunk_files or due:
             self.commit()
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{s.audio_hours:.2f} h audio, {s.files_failed} failed", refresh=False)
+            audio = f"{s.audio_s / 60:.1f} min" if s.audio_s < 3600 else f"{s.audio_hours:.2f} h"
+            self.bar.set_postfix_str(f"{audio} of audio, {s.files_failed} failed", refresh=False)
             self.bar.update(1)
 
     def commit(self) -> None:
