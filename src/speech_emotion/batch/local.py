@@ -72,10 +72,11 @@ class LocalEngine:
     """Files submitted but not finished at once (default ``2 x workers``)."""
     start_method: str = "forkserver"
     _finished: int = 0
+    _crashes_in_a_row: int = 0
 
     def run(self, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
         """Analyse ``jobs`` with the model bundle at ``model``; ``on_result`` gets each result as it completes."""
-        self._finished = 0
+        self._finished = self._crashes_in_a_row = 0
 
         def counted(result: FileResult) -> None:
             self._finished += 1
@@ -85,21 +86,30 @@ class LocalEngine:
         limit = self.max_in_flight or 2 * self.workers
         while pending:
             suspects = self._pass(pending, model, counted, self.workers, limit)
-            if suspects and limit == 1:  # one file in flight: it is the culprit
-                for job in suspects:
-                    on_result(failed_result(job, f"{job.path}: {CRASH_ERROR}"))
-                continue
-            if suspects:
+            if suspects and limit > 1:
                 log.warning("a worker died; rerunning the %d file(s) in flight one at a time", len(suspects))
-            self._isolate(deque(suspects), model, counted, on_result)
+            self._isolate(deque(suspects), model, counted, on_result, known_culprits=limit == 1)
 
-    def _isolate(self, suspects: deque[Job], model: str, on_result: ResultCallback, on_crash: ResultCallback) -> None:
-        """Run files one at a time; one that kills its worker is recorded as failed (through ``on_crash``)."""
-        crashes_in_a_row = 0
+    def _isolate(
+        self,
+        suspects: deque[Job],
+        model: str,
+        on_result: ResultCallback,
+        on_crash: ResultCallback,
+        known_culprits: bool = False,
+    ) -> None:
+        """Run files one at a time; one that kills its worker is recorded as failed (through ``on_crash``).
+
+        With ``known_culprits`` the suspects were alone in flight when their worker died: they are
+        recorded at once, without a rerun.
+        """
         while suspects:
-            lost = self._pass(suspects, model, on_result, workers=1, limit=1)
-            crashes_in_a_row = crashes_in_a_row + 1 if lost else 0
-            if crashes_in_a_row >= 3 and self._finished == 0:
+            if known_culprits:
+                lost = [suspects.popleft()]
+            else:
+                lost = self._pass(suspects, model, on_result, workers=1, limit=1)
+            self._crashes_in_a_row = self._crashes_in_a_row + 1 if lost else 0
+            if self._crashes_in_a_row >= 3 and self._finished == 0:
                 raise SpeechEmotionError(
                     "worker processes keep dying before finishing any file: the model or the Python "
                     "environment is broken (run speech-emotion predict on one file to see why)"
