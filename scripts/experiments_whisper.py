@@ -66,6 +66,7 @@ def main() -> None:
     p.add_argument("--no-val", action="store_true", help="train on all training speakers for a fixed epoch count")
     p.add_argument("--C", type=float, default=10.0)
     p.add_argument("--save-probs", action="store_true")
+    p.add_argument("--frame-norm", action="store_true", help="probe: LayerNorm each frame before pooling")
     args = p.parse_args()
     name = args.name or f"{args.kind}-L{''.join(map(str, args.layers))}"
     corpus = load_corpus(args.data)
@@ -84,17 +85,19 @@ def main() -> None:
         layer_norm=not args.no_layer_norm,
     )
     folds, all_probs = [], np.zeros((len(corpus), 8), np.float32)
-    x_all = pooled_stats(states, args.layers) if args.kind != "head" else None
+    x_all = pooled_stats(states, args.layers, args.frame_norm) if args.kind != "head" else None
     for split in splits:
         if args.kind in ("svm", "logreg"):
             tr_rows = split.train
             if args.copies:
                 aug, tr_rows = store.rows(corpus, split.train, args.copies)
-                x_train = pooled_stats(aug, args.layers)
+                x_train = pooled_stats(aug, args.layers, args.frame_norm)
             else:
                 x_train = x_all[split.train]
             if args.kind == "logreg":
-                model = LinearProbe(ProbeOptions(tuple(args.layers), C=args.C)).fit(x_train, y[tr_rows])
+                model = LinearProbe(ProbeOptions(tuple(args.layers), C=args.C, frame_norm=args.frame_norm)).fit(
+                    x_train, y[tr_rows]
+                )
             else:
                 from sklearn.pipeline import make_pipeline
                 from sklearn.preprocessing import StandardScaler

@@ -18,16 +18,20 @@ class ProbeOptions:
     """Which hidden states are pooled and how strongly the regression is regularised."""
 
     layers: tuple[int, ...] = (2, 3, 4)
-    C: float = 0.01
+    C: float = 0.03
     """Inverse L2 strength of the logistic regression (on standardised statistics)."""
     max_iter: int = 3000
+    frame_norm: bool = False
+    """Normalise every frame (LayerNorm without weights) before pooling."""
 
 
-def pooled_stats(states: Sequence[np.ndarray], layers: Sequence[int]) -> np.ndarray:
+def pooled_stats(states: Sequence[np.ndarray], layers: Sequence[int], frame_norm: bool = False) -> np.ndarray:
     """``(clips, len(layers) * 2 * width)``: for each layer, mean then std over frames (float32)."""
     rows = []
     for s in states:
         x = s[list(layers)].astype(np.float32)
+        if frame_norm:
+            x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
         rows.append(np.concatenate([x.mean(1), x.std(1)], -1).ravel())
     return np.stack(rows)
 
@@ -77,6 +81,7 @@ class ProbeClassifier(nn.Module):
     def __init__(self, encoder: WhisperEncoder, layers: Sequence[int], probes: Sequence[LinearProbe]) -> None:
         super().__init__()
         self.encoder = encoder
+        self.frame_norm = probes[0].options.frame_norm
         self.layers = list(layers)
         weights = [p.folded() for p in probes]
         self.linear = nn.Linear(weights[0][0].shape[1], weights[0][0].shape[0])
@@ -87,6 +92,8 @@ class ProbeClassifier(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         stats = []
         for h in self.encoder(mel, layers=self.layers):
+            if self.frame_norm:
+                h = nn.functional.layer_norm(h, h.shape[-1:], eps=1e-5)
             mean = h.mean(1)
             std = (h - mean[:, None]).pow(2).mean(1).sqrt()
             stats += [mean, std]

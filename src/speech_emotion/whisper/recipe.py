@@ -61,7 +61,7 @@ class WhisperProbeRecipe:
 
     def _stats(self, corpus: pd.DataFrame, rows: np.ndarray, copies: int = 0) -> tuple[np.ndarray, np.ndarray]:
         states, of_row = self.store.rows(corpus, rows, copies)
-        return pooled_stats(states, self.probe_options.layers), of_row
+        return pooled_stats(states, self.probe_options.layers, self.probe_options.frame_norm), of_row
 
     def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
         rows = np.concatenate([np.asarray(train, int), np.asarray(val, int)])
@@ -69,6 +69,15 @@ class WhisperProbeRecipe:
         y = np.array([emotion_index(e) for e in corpus["emotion"].to_numpy()[of_row]])
         self.probe = LinearProbe(self.probe_options).fit(x, y)
         self._workdir = Path(workdir)
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            self._workdir / "probe.npz",
+            mean=self.probe.mean,
+            scale=self.probe.scale,
+            coef=self.probe.coef,
+            intercept=self.probe.intercept,
+            rows=rows,
+        )
         return []
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
