@@ -159,3 +159,20 @@ def test_exported_bundle_predicts_like_the_trained_model(corpus_dir, tmp_path):
         probs = recognizer.predict_file(corpus.path.iloc[i]).probabilities
         np.testing.assert_allclose(list(probs.values()), expected[i], atol=1e-4)
     assert recognizer.predict(emotion_clip("happy", 3), 16000).label in config["labels"]
+
+
+def test_fold_lock_held_by_a_live_process_is_respected_and_a_stale_one_taken_over(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from speech_emotion.evaluation.run import LOCK, _claim
+
+    fold = tmp_path / "fold1"
+    fold.mkdir()
+    (fold / LOCK).write_text(str(os.getppid()))  # a live process that is not us
+    assert not _claim(fold)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (fold / LOCK).write_text(finished.stdout.strip())  # a process that has exited
+    assert _claim(fold)
+    assert (fold / LOCK).read_text() == str(os.getpid())

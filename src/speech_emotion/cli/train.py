@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     recipe.export(args.out)
     (workdir / "history.json").write_text(_json.dumps(history, indent=1))
     if history:
-        best = max(history, key=lambda h: h.get("val_ua", h["val_acc"]))
-        print(f"best epoch {best['epoch']}: validation accuracy {best['val_acc']:.3f}")
+        best = max(history, key=lambda h: h["val_acc"])
+        print(f"{len(history)} epochs; best validation accuracy {best['val_acc']:.3f} (epoch {best['epoch']})")
     print(f"bundle written to {args.out}")
     return 0

@@ -7,6 +7,7 @@ each fold's training checkpoints live beside it, so an interrupted run resumes w
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from ..training.recipes import make_recipe
 from .metrics import compute_metrics, summarize
 from .plots import plot_confusion, plot_history
 from .protocols import make_splits, validation_split
+
+LOCK = "running.lock"
 
 
 def run_fold(
@@ -73,29 +76,45 @@ def run_evaluation(
     seed: int = 0,
     command: str | None = None,
     show_samples: int = 10,
+    wait_s: float = 15.0,
 ) -> dict[str, Any]:
     """Run ``protocol`` with recipe ``recipe_name`` and write ``metrics.json``, ``confusion.png``,
-    ``curves.png`` and ``predictions.csv`` into ``out_dir``; returns the metrics document."""
+    ``curves.png`` and ``predictions.csv`` into ``out_dir``; returns the metrics document.
+
+    Folds already finished in ``out_dir`` are reused. A fold being trained by another process on
+    the same ``out_dir`` (its lock file names a live process) is waited for, so starting the same
+    command twice trains two folds at a time; a stale lock from a killed run is taken over.
+    """
     start = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = make_splits(corpus, protocol, folds_file, seed=seed)
-    results = []
-    for split in splits:
-        fold_dir = out_dir / "folds" / split.name
-        done = fold_dir / "result.json"
-        if done.exists():
-            result = json.loads(done.read_text())
-            print(f"{split.name}: done earlier (UA {result['ua']:.3f}), skipped")
-        else:
-            print(f"{split.name}: training on {len(split.train)} clips, testing on {len(split.test)}")
-            result = run_fold(recipe_name, corpus, split, fold_dir, recipe_options, seed)
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            tmp = done.with_suffix(".tmp")
-            tmp.write_text(json.dumps(result, indent=1))
-            tmp.replace(done)
-            print(f"{split.name}: UA {result['ua']:.3f}  WA {result['wa']:.3f}  macro-F1 {result['macro_f1']:.3f}")
-        results.append(result)
+    results: dict[str, dict[str, Any]] = {}
+    while len(results) < len(splits):
+        waiting = []
+        for split in splits:
+            if split.name in results:
+                continue
+            fold_dir = out_dir / "folds" / split.name
+            done = fold_dir / "result.json"
+            if done.exists():
+                results[split.name] = json.loads(done.read_text())
+                print(f"{split.name}: done (UA {results[split.name]['ua']:.3f})")
+            elif _claim(fold_dir):
+                print(f"{split.name}: training on {len(split.train)} clips, testing on {len(split.test)}")
+                result = run_fold(recipe_name, corpus, split, fold_dir, recipe_options, seed)
+                tmp = done.with_suffix(".tmp")
+                tmp.write_text(json.dumps(result, indent=1))
+                tmp.replace(done)
+                (fold_dir / LOCK).unlink(missing_ok=True)
+                results[split.name] = result
+                print(f"{split.name}: UA {result['ua']:.3f}  WA {result['wa']:.3f}  macro-F1 {result['macro_f1']:.3f}")
+            else:
+                waiting.append(split.name)
+        if waiting and len(results) < len(splits):
+            print(f"waiting for {', '.join(waiting)} (run by another process)", flush=True)
+            time.sleep(wait_s)
+    results = [results[split.name] for split in splits]
     recipe = make_recipe(recipe_name, **(recipe_options or {}))
     folds = [{k: v for k, v in r.items() if k not in ("history", "predictions")} for r in results]
     extra = {
@@ -115,6 +134,36 @@ def run_evaluation(
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
+
+
+def _claim(fold_dir: Path) -> bool:
+    """Take the fold's lock file for this process; ``False`` while a live process holds it."""
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    lock = fold_dir / LOCK
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            return False
+        lock.unlink(missing_ok=True)  # left by a run that was killed: resume it here
+        return _claim(fold_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def print_samples(predictions: pd.DataFrame, n: int, seed: int = 0) -> None:

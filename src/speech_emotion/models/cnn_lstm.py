@@ -26,7 +26,7 @@ class CnnLstmOptions:
     lstm_hidden: int = 64
     lstm_layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.3
+    dropout: float = 0.4
     pooling: str = "attention"
     """How LSTM outputs become one vector: ``attention``, ``mean`` or ``last``."""
     utterance_norm: bool = False

@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 class TrainOptions:
     """Optimisation and regularisation settings of :func:`train_model`."""
 
-    epochs: int = 40
+    epochs: int = 50
     batch_size: int = 32
     lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 8
-    """Early stopping: epochs without a better validation UA."""
+    weight_decay: float = 1e-3
+    monitor: str = "val_loss"
+    """Validation score for the best checkpoint and early stopping: ``val_loss`` (smoother) or ``val_ua``."""
+    patience: int = 10
+    """Early stopping: epochs without a better ``monitor`` score."""
     lr_patience: int = 3
     lr_factor: float = 0.5
     label_smoothing: float = 0.1
@@ -41,7 +43,7 @@ class TrainOptions:
     feature_masks: int = 2
     feature_mask_width: int = 10
     """SpecAugment-style masks on training batches (masked values set to the feature mean)."""
-    mixup: float = 0.0
+    mixup: float = 0.2
     """Beta(α, α) mixup of training batches; 0 disables it."""
     max_frames: int = 400
     """Training clips longer than this are randomly cropped."""
@@ -142,7 +144,7 @@ def train_model(
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place, resuming from ``workdir/last.pt`` if present; returns the per-epoch history.
 
-    The model ends with the weights of the epoch with the best validation UA.
+    The model ends with the weights of the epoch with the best validation score (``options.monitor``).
     """
     from tqdm import tqdm
 
@@ -226,7 +228,7 @@ def train_model(
         }
         state["history"].append(entry)
         scheduler.step(val_loss)
-        if val_ua > state["best_ua"] or (val_ua == state["best_ua"] and val_loss < state["best_loss"]):
+        if _improved(options.monitor, val_ua, val_loss, state):
             state.update(best_ua=val_ua, best_loss=val_loss, bad_epochs=0, best_epoch=state["epoch"])
             torch.save(model.state_dict(), best)
         else:
@@ -240,6 +242,14 @@ def train_model(
         model.load_state_dict(torch.load(best, weights_only=True))
     model.eval()
     return state["history"]
+
+
+def _improved(monitor: str, val_ua: float, val_loss: float, state: dict[str, Any]) -> bool:
+    if monitor == "val_loss":
+        return val_loss < state["best_loss"]
+    if monitor == "val_ua":
+        return val_ua > state["best_ua"] or (val_ua == state["best_ua"] and val_loss < state["best_loss"])
+    raise ValueError(f"unknown monitor {monitor!r}; use val_loss or val_ua")
 
 
 def _save_last(path: Path, model, optimizer, scheduler, rng, gen, state, options: TrainOptions) -> None:
