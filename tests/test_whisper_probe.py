@@ -75,3 +75,21 @@ def test_bundle_runs_in_recognizer_and_matches_torch(encoder_state: dict, tmp_pa
     assert pred.label in recognizer.labels and 0.0 < pred.confidence <= 1.0
     short = recognizer.logits(_clip(0.7))  # the frame axis is dynamic
     assert short.shape == (8,)
+
+
+def test_speed_noise_copies_are_deterministic_and_change_duration() -> None:
+    from speech_emotion.whisper.states import SpeedNoiseOptions, speed_noise
+
+    clip = _clip(1.0)
+    options = SpeedNoiseOptions()
+    first = speed_noise(clip, 1, "abc", options)
+    assert np.array_equal(first, speed_noise(clip, 1, "abc", options))
+    assert abs(first.size - clip.size / 0.9) < 2  # copy 1 plays at 0.9x speed: longer
+    assert abs(speed_noise(clip, 2, "abc", options).size - clip.size / 1.1) < 2
+
+
+def test_missing_weights_give_a_one_line_model_error(tmp_path: Path) -> None:
+    from speech_emotion.errors import ModelError
+
+    with pytest.raises(ModelError, match="no model.bin"):
+        load_encoder_state(tmp_path)
