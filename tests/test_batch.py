@@ -160,9 +160,34 @@ def _start_and_stop(cmd: list[str], parts: Path, sig: int, after_parts: int) -> 
     while len(list(parts.glob("*.files.parquet"))) < after_parts and proc.poll() is None:
         assert time.monotonic() < deadline, "no results committed within 60 s"
         time.sleep(0.01)
+    proc.descendants = _descendants(proc.pid)  # type: ignore[attr-defined]
     proc.send_signal(sig)
     proc.wait()
     return proc
+
+
+def _descendants(pid: int) -> set[int]:
+    """Processes below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _wait_gone(pids: set[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (alive := {p for p in pids if Path(f"/proc/{p}").exists()}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"processes left behind: {alive}"
 
 
 def test_interrupted_and_killed_runs_resume_without_losing_or_duplicating_files(
@@ -180,6 +205,7 @@ def test_interrupted_and_killed_runs_resume_without_losing_or_duplicating_files(
 
     killed = _start_and_stop(cmd, out / "parts", signal.SIGKILL, after_parts=first + 1)  # no clean-up
     assert killed.returncode == -signal.SIGKILL
+    _wait_gone(killed.descendants, timeout_s=15)  # its workers and fork server end by themselves
     assert not (out / FILES_TABLE).exists() and not (out / SEGMENTS_TABLE).exists()  # never a partial table
     with ResultStore(out, "tiny-test", _labels(tiny_bundle)) as store:
         committed = len(store.statuses())

@@ -7,14 +7,18 @@ parent handles.
 Only ``2 x workers`` files are in flight at once, so memory stays bounded whatever the archive size.
 A worker that dies (a crash inside a native decoder) breaks the pool: the files that were in
 flight are then rerun one at a time in a fresh pool, and the one that kills its worker again is
-recorded as failed; the run goes on.
+recorded as failed; the run goes on. Workers end themselves when the parent process disappears
+(killed with SIGKILL), rather than waiting forever on their task queue.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -35,13 +39,29 @@ _recognizer: Recognizer | None = None
 _init_error: BaseException | None = None
 
 
-def _init_worker(model: str) -> None:
+def _init_worker(model: str, driver_pid: int) -> None:
     global _recognizer, _init_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True).start()
     try:
         _recognizer = load_worker_recognizer(model)
     except BaseException as exc:  # reported by the first task, which aborts the run
         _init_error = exc
+
+
+def _exit_with_driver(driver_pid: int, interval_s: float = 1.0) -> None:
+    """End this worker once the process that runs the batch is gone (killed with SIGKILL, say).
+
+    A pool worker otherwise waits forever on its task queue, and keeps the fork server alive.
+    """
+    while True:
+        time.sleep(interval_s)
+        try:
+            os.kill(driver_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive, owned by someone else (cannot happen for our parent, but harmless)
+            pass
 
 
 def _analyze(job: Job) -> FileResult:
@@ -123,7 +143,7 @@ class LocalEngine:
         if self.start_method == "forkserver":  # heavy imports once, in the server; workers fork from it
             context.set_forkserver_preload(list(PRELOAD))
         in_flight: dict[Future[FileResult], Job] = {}
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model,))
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model, os.getpid()))
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < limit:
