@@ -286,12 +286,12 @@ def test_serve_cli_prints_the_page_address(monkeypatch: pytest.MonkeyPatch, caps
                                            tiny_bundle: Path) -> None:
     import uvicorn
 
-    import speech_emotion.cli.stream
+    import speech_emotion.threads
     from speech_emotion.cli.main import main
 
     ran = {}
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.setdefault("config", self.config))
-    monkeypatch.setattr(speech_emotion.cli.stream, "limit_blas_threads", lambda: None)  # keep pytest's threads
+    monkeypatch.setattr(speech_emotion.threads, "limit_native_threads", lambda: None)  # keep pytest's threads
     assert main(["serve", "--model", str(tiny_bundle), "--port", "8123"]) == 0
     assert "open http://127.0.0.1:8123/" in capsys.readouterr().out
     assert ran["config"].host == "127.0.0.1"

@@ -49,11 +49,11 @@ def _describe(source: AudioSource) -> str:
     return getattr(source, "name", None) or "<audio>"
 
 
-def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode ``source`` (path, bytes or binary file) to float32 samples ``(frames,)`` or ``(frames, channels)``.
+def open_audio(source: AudioSource) -> sf.SoundFile:
+    """Open ``source`` (path, bytes or binary file) for reading, without decoding it yet.
 
-    Raises :class:`AudioError` with a one-line reason for a missing, empty, corrupt,
-    unsupported or over-long input.
+    Raises :class:`AudioError` with a one-line reason for a missing, empty, unreadable,
+    corrupt or unsupported input.
     """
     name = _describe(source)
     if isinstance(source, (str, Path)):
@@ -72,20 +72,37 @@ def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tupl
     else:
         handle = source
     try:
-        with sf.SoundFile(handle) as f:
-            sr = f.samplerate
-            if max_duration_s is not None and f.frames > max_duration_s * sr:
-                raise AudioError(name, f"too long: {f.frames / sr:.1f} s, the limit is {max_duration_s:.0f} s")
-            data = f.read(dtype="float32", always_2d=False)
-    except AudioError:
-        raise
+        return sf.SoundFile(handle)
     except PermissionError:
         raise AudioError(name, "permission denied") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        reason = str(exc).split("\n")[0]
-        if "unknown format" in reason.lower() or "format not recognised" in reason.lower():
-            reason = "unsupported or unrecognised audio format"
-        raise AudioError(name, f"cannot decode audio ({reason})") from None
+        raise AudioError(name, f"cannot decode audio ({_decode_reason(exc)})") from None
+
+
+def _decode_reason(exc: Exception) -> str:
+    reason = str(exc).split("\n")[0]
+    lowered = reason.lower()
+    # libsndfile says "not a regular file" for data it cannot identify (e.g. non-audio named .mp3)
+    if "format" in lowered or "not a regular file" in lowered:
+        return "unsupported or unrecognised audio format"
+    return reason
+
+
+def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``source`` (path, bytes or binary file) to float32 samples ``(frames,)`` or ``(frames, channels)``.
+
+    Raises :class:`AudioError` with a one-line reason for a missing, empty, corrupt,
+    unsupported or over-long input.
+    """
+    name = _describe(source)
+    with open_audio(source) as f:
+        sr = f.samplerate
+        if max_duration_s is not None and f.frames > max_duration_s * sr:
+            raise AudioError(name, f"too long: {f.frames / sr:.1f} s, the limit is {max_duration_s:.0f} s")
+        try:
+            data = f.read(dtype="float32", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioError(name, f"cannot decode audio ({_decode_reason(exc)})") from None
     if data.size == 0:
         raise AudioError(name, "contains no audio samples")
     return data, sr

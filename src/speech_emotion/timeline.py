@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import open_audio
 from .errors import AudioError
 from .inference import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
@@ -223,22 +224,7 @@ def open_audio_blocks(path: str | Path, block_s: float = 10.0) -> tuple[Iterator
     import soundfile as sf
 
     name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(name, "no such file")
-    if p.is_dir():
-        raise AudioError(name, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(name, "file is empty (0 bytes)")
-    try:
-        handle = sf.SoundFile(str(p))
-    except PermissionError:
-        raise AudioError(name, "permission denied") from None
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        reason = str(exc).split("\n")[0]
-        if "format" in reason.lower():
-            reason = "unsupported or unrecognised audio format"
-        raise AudioError(name, f"cannot decode audio ({reason})") from None
+    handle = open_audio(path)
     sr = handle.samplerate
     duration = handle.frames / sr if handle.frames > 0 else 0.0
     blocksize = max(1, int(block_s * sr))

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import SpeechEmotionError
 from ..inference import Recognizer
+from ..threads import limit_native_threads
 from ..timeline import AnalyzeOptions, analyze_file
 from .inputs import Job
 
@@ -83,27 +84,12 @@ def load_worker_recognizer(model: str | Path | None) -> Recognizer:
     """
     import numpy as np
 
-    single_threaded_native_libraries()
+    limit_native_threads()
     recognizer = Recognizer.load(model, threads=1)
     t = np.arange(recognizer.sample_rate) / recognizer.sample_rate
     recognizer.predict((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), recognizer.sample_rate)
     return recognizer
 
-
-def single_threaded_native_libraries() -> None:
-    """One thread for BLAS and OpenMP in this worker process.
-
-    Parallelism comes from the workers; a BLAS/OpenMP pool per worker on top of that
-    oversubscribes the cores (measured: 4x slower per file with 2 workers on 2 busy cores).
-    Libraries already loaded are limited with threadpoolctl, later ones read the variables.
-    """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover (installed with scikit-learn)
-        return
-    threadpool_limits(1)
 
 
 def peak_rss_mb() -> float:

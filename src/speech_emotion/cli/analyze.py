@@ -13,8 +13,9 @@ from pathlib import Path
 
 from ..errors import SpeechEmotionError
 from ..inference import Recognizer
+from ..threads import limit_native_threads
 from ..timeline import AnalyzeOptions, Timeline, analyze_file, write_timeline
-from .stream import add_stream_options, limit_blas_threads, stream_options
+from .stream import add_stream_options, stream_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = AnalyzeOptions(stream=stream_options(args))
-    limit_blas_threads()
+    limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
     failures = 0
     for path in args.files:

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import SpeechEmotionError
 from ..inference import Recognizer
 from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
-from .stream import add_stream_options, limit_blas_threads, stream_options
+from ..threads import limit_native_threads
+from .stream import add_stream_options, stream_options
 
 LIST_HINT = "list input devices with `speech-emotion listen --list-devices`"
 
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     info = _input_device(sd, device)
     rate = int(args.samplerate or info.get("default_samplerate") or 16000)
     options = stream_options(args)
-    limit_blas_threads()
+    limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
     engine = StreamingRecognizer(recognizer, options)
     engine.warmup()

@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..service.app import create_app
-    from .stream import limit_blas_threads
+    from ..threads import limit_native_threads
 
     options, generated = options_from_args(args)
     app = create_app(options)
-    limit_blas_threads()  # streams run in parallel threads: one BLAS thread each
+    limit_native_threads()  # streams run in parallel threads: one BLAS thread each
     url = options.page_url
     print(f"speech-emotion: model {app.state.recognizer.name}", file=sys.stderr)
     if options.token and generated:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..inference import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
+from ..threads import limit_native_threads
 from ..timeline import open_audio_blocks
 
 
@@ -24,14 +25,6 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=2.0, metavar="S", help="window length in seconds (default 2)")
     p.add_argument("--hop", type=float, default=0.5, metavar="S", help="seconds between updates (default 0.5)")
 
-
-def limit_blas_threads() -> None:
-    """One BLAS/OpenMP thread: windows are small, and extra threads only contend for the cores."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return
-    threadpool_limits(1)
 
 
 def stream_options(args: argparse.Namespace) -> StreamOptions:
@@ -76,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.chunk_ms <= 0:
         raise SpeechEmotionError("--chunk-ms must be positive")
     options = stream_options(args)
-    limit_blas_threads()
+    limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
     blocks, sr, _ = open_audio_blocks(args.file, block_s=args.chunk_ms / 1000)
     engine = StreamingRecognizer(recognizer, options)
