@@ -2,9 +2,10 @@
 
 Prints model load time, median and p95 latency of ``Recognizer.predict`` on a 3 s clip with 1 and 2
 threads, and peak memory; then the same for the PyTorch model the bundle was exported from (needs the
-``[train]`` and ``[whisper]`` extras; skipped otherwise). Each measurement runs in a fresh process so
-peak memory is per path. ``cpu ms`` is the median CPU time of one call (all threads together): on a busy
-machine it is the better estimate of the latency on an idle core than the wall-clock median::
+``[train]`` and ``[whisper]`` extras; skipped otherwise). Each measurement runs in a fresh process (with
+BLAS/OpenMP threads limited to the same count) so peak memory is per path. ``cpu ms`` is the median CPU
+time of one call (all threads together): on a busy machine it is the better estimate of the latency on an
+idle core than the wall-clock median::
 
     python benchmarks/bench_inference.py [--model default] [--seconds 3] [--runs 50]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -127,14 +129,16 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", job, "--seconds", str(args.seconds), "--runs", str(args.runs)]
         if args.model:
             cmd += ["--model", args.model]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        threads = job.split(":")[1]
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
             print(f"{job}: skipped ({reason})")
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     try:
-        load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = "n/a"
     print(f"{args.seconds:.1f} s clip, {args.runs} runs each; load average {load}")
