@@ -1,0 +1,27 @@
+"""benchmarks/bench_inference.py prints latency, load time and memory for the ONNX and PyTorch paths."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_inference.py"
+
+
+@pytest.mark.slow
+def test_benchmark_reports_onnx_rows_without_importing_torch(tiny_bundle: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", str(tiny_bundle), "--runs", "3", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    lines = out.splitlines()
+    assert any(line.startswith("onnxruntime") and line.split()[1] == "1" for line in lines)
+    assert any(line.startswith("onnxruntime") and line.split()[1] == "2" for line in lines)
+    assert "median ms" in out and "peak MB" in out
+    assert "torch imported by the ONNX path: False" in out
