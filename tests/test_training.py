@@ -176,3 +176,33 @@ def test_fold_lock_held_by_a_live_process_is_respected_and_a_stale_one_taken_ove
     (fold / LOCK).write_text(finished.stdout.strip())  # a process that has exited
     assert _claim(fold)
     assert (fold / LOCK).read_text() == str(os.getpid())
+
+
+def test_seed_ensemble_exports_one_graph_that_predicts_like_the_recipe(corpus_dir, tmp_path):
+    import onnx
+
+    from speech_emotion.models import Ensemble
+
+    corpus = load_corpus(corpus_dir)
+    recipe = make_recipe("cnn-lstm", ensemble=3, **{**FAST, "train": {**FAST["train"], "epochs": 2}})
+    rows = np.arange(len(corpus))
+    history = recipe.fit(corpus, rows[:48], rows[48:], tmp_path / "work")
+    assert len(history) == 2
+    assert all((tmp_path / "work" / f"member{i}" / "best.pt").exists() for i in range(3))
+    assert isinstance(recipe.model, Ensemble) and len(recipe.model.members) == 3
+    first, *others = [m.state_dict()["head.1.weight"] for m in recipe.model.members]
+    assert all(not torch.allclose(first, other) for other in others)  # different seeds, different members
+    recipe.export(tmp_path / "bundle")
+    graph = onnx.load(str(tmp_path / "bundle" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["features"] and [o.name for o in graph.output] == ["logits"]
+    assert json.loads((tmp_path / "bundle" / "model.json").read_text())["recipe"]["ensemble"] == 3
+    recognizer = Recognizer.load(tmp_path / "bundle")
+    expected = recipe.predict_proba(corpus, rows[:3])
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)
+    for i in range(3):
+        probs = recognizer.predict_file(corpus.path.iloc[i]).probabilities
+        np.testing.assert_allclose(list(probs.values()), expected[i], atol=1e-4)
+    with torch.no_grad():  # the wrapper is the log of the members' mean softmax
+        x = torch.randn(2, 30, recipe.model_options.n_features)
+        mean = torch.stack([torch.softmax(m(x), dim=1) for m in recipe.model.members]).mean(0)
+        torch.testing.assert_close(torch.softmax(recipe.model(x), dim=1), mean, atol=1e-6, rtol=1e-5)

@@ -86,10 +86,16 @@ class CnnLstmRecipe:
         model: Any = None,
         train: Any = None,
         data: Any = None,
+        ensemble: int = 1,
         **overrides: Any,
     ) -> None:
         """``model``/``train``/``data``: :class:`CnnLstmOptions`, :class:`TrainOptions`, :class:`DataOptions`
-        (or dicts of their fields); other keywords override :class:`TrainOptions` fields (``epochs=3``)."""
+        (or dicts of their fields); ``ensemble``: number of models trained with seeds ``seed``, ``seed + 1``, …
+        whose softmax probabilities are averaged; other keywords override :class:`TrainOptions` fields
+        (``epochs=3``)."""
+        if ensemble < 1:
+            raise ModelError(f"cnn-lstm: ensemble must be >= 1, got {ensemble}")
+        self.ensemble = int(ensemble)
         from ..models import CnnLstmOptions
         from .data import DataOptions
         from .trainer import TrainOptions
@@ -110,19 +116,28 @@ class CnnLstmRecipe:
         return self._store
 
     def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
+        """Train one model in ``workdir``, or ``ensemble`` models in ``workdir/member<i>`` (each resumable);
+        returns the (first member's) history; ``self.model`` is the model or the :class:`Ensemble`."""
         import torch
 
-        from ..models import CnnLstm
+        from ..models import CnnLstm, Ensemble
         from .data import evaluation_examples, feature_statistics, training_examples
         from .trainer import train_model
 
         train_set = training_examples(self.store, corpus, train)
         val_set = evaluation_examples(self.store, corpus, val)
-        torch.manual_seed(self.train_options.seed)
-        self.model = CnnLstm(self.model_options)
         mean, std = feature_statistics(train_set)
-        self.model.set_normalization(torch.from_numpy(mean), torch.from_numpy(std))
-        return train_model(self.model, train_set, val_set, self.train_options, Path(workdir))
+        members, histories = [], []
+        for i in range(self.ensemble):
+            options = replace(self.train_options, seed=self.train_options.seed + i)
+            torch.manual_seed(options.seed)
+            member = CnnLstm(self.model_options)
+            member.set_normalization(torch.from_numpy(mean), torch.from_numpy(std))
+            member_dir = Path(workdir) if self.ensemble == 1 else Path(workdir) / f"member{i}"
+            histories.append(train_model(member, train_set, val_set, options, member_dir))
+            members.append(member)
+        self.model = members[0] if self.ensemble == 1 else Ensemble(members).eval()
+        return histories[0]
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         from .data import evaluation_examples
@@ -151,7 +166,12 @@ class CnnLstmRecipe:
         """The recipe's options as plain data (for metrics.json and model.json)."""
         data = asdict(self.data_options)
         data.pop("cache_dir", None)
-        return {"model": asdict(self.model_options), "train": asdict(self.train_options), "data": data}
+        return {
+            "model": asdict(self.model_options),
+            "train": asdict(self.train_options),
+            "data": data,
+            "ensemble": self.ensemble,
+        }
 
 
 def _options(cls: type, value: Any) -> Any:
