@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,3 +115,85 @@ class FeatureCache:
             np.save(f, value)
         os.replace(tmp, target)
         return value
+
+
+Job = tuple[str, str, int, Any]
+"""``(path, content digest, copy, options)``: copy 0 is the clip itself, 1.. its augmented copies."""
+
+
+class ClipStore:
+    """Per-clip arrays (a clip or one of its augmented copies) read from a :class:`FeatureCache`.
+
+    Missing arrays are computed by ``compute(job)`` — a picklable top-level function that stores
+    its result in the cache — in a process pool with a progress bar (the cold-cache case).
+    Training features and encoder states are both served this way.
+    """
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        item_key: Callable[[str, int], str],
+        compute: Callable[[Job], np.ndarray],
+        options: Any,
+        workers: int = 2,
+        progress: bool = True,
+        desc: str = "features",
+        start_method: str = "fork",
+        initializer: Callable[[], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.item_key = item_key
+        self.options = options
+        self._compute_job = compute
+        self._workers = workers
+        self._progress = progress
+        self._desc = desc
+        self._start_method = start_method
+        self._initializer = initializer
+        self._digests: dict[str, str] = {}
+
+    def digest(self, path: str) -> str:
+        """Content digest of ``path`` (read once per store)."""
+        if path not in self._digests:
+            self._digests[path] = file_digest(path)
+        return self._digests[path]
+
+    def get(self, paths: list[str], copies: list[int]) -> list[np.ndarray]:
+        """The array of each ``(paths[i], copies[i])``; missing ones computed by the worker pool."""
+        jobs: list[Job] = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
+        results: list[np.ndarray | None] = [None] * len(jobs)
+        missing = []
+        for i, (_, digest, copy, _) in enumerate(jobs):
+            target = self.cache.path(self.item_key(digest, copy))
+            if target.exists():
+                try:
+                    results[i] = np.load(target)
+                    continue
+                except (OSError, ValueError):
+                    pass
+            missing.append(i)
+        if missing:
+            self._compute_missing(jobs, missing, results)
+        return results  # type: ignore[return-value]
+
+    def _compute_missing(self, jobs: list[Job], missing: list[int], results: list[np.ndarray | None]) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_all_start_methods, get_context
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(missing), desc=self._desc, unit="clip", disable=not self._progress)
+        if self._workers <= 1 or len(missing) < 8:
+            for i in missing:
+                results[i] = self._compute_job(jobs[i])
+                bar.update()
+        else:
+            method = self._start_method if self._start_method in get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(
+                self._workers, mp_context=get_context(method), initializer=self._initializer
+            ) as pool:
+                todo = [jobs[i] for i in missing]
+                for i, value in zip(missing, pool.map(self._compute_job, todo, chunksize=4)):
+                    results[i] = value
+                    bar.update()
+        bar.close()

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 import pandas as pd
 
 from ..audio import AudioOptions, load_audio
 from ..augment import AugmentOptions, augment
-from ..features import FeatureCache, FeatureOptions, extract_features, file_digest
+from ..features import ClipStore, FeatureCache, FeatureOptions, extract_features
 from ..labels import emotion_index
 
 
@@ -72,53 +70,21 @@ def _cached_item(job: tuple[str, str, int, DataOptions]) -> np.ndarray:
     return cache.get_or_compute(item_key(digest, copy, options), lambda: compute_item(path, digest, copy, options))
 
 
-class FeatureStore:
+class FeatureStore(ClipStore):
     """Features of corpus clips and their augmented copies, through the cache, computed in parallel when missing."""
 
     def __init__(self, options: DataOptions = DataOptions()) -> None:
-        self.options = options
-        self.cache = FeatureCache(options.cache_dir, options.cache_key())
-        self._digests: dict[str, str] = {}
-
-    def digest(self, path: str) -> str:
-        if path not in self._digests:
-            self._digests[path] = file_digest(path)
-        return self._digests[path]
-
-    def get(self, paths: list[str], copies: list[int]) -> list[np.ndarray]:
-        """Features for each ``(paths[i], copies[i])``; missing ones computed by the worker pool."""
-        jobs = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
-        results: list[np.ndarray | None] = [None] * len(jobs)
-        missing = []
-        for i, (_, digest, copy, _) in enumerate(jobs):
-            target = self.cache.path(item_key(digest, copy, self.options))
-            if target.exists():
-                try:
-                    results[i] = np.load(target)
-                    continue
-                except (OSError, ValueError):
-                    pass
-            missing.append(i)
-        if missing:
-            self._compute(jobs, missing, results)
-        return results  # type: ignore[return-value]
-
-    def _compute(self, jobs: list, missing: list[int], results: list) -> None:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(missing), desc="features", unit="clip", disable=not self.options.progress)
-        if self.options.workers <= 1 or len(missing) < 8:
-            for i in missing:
-                results[i] = _cached_item(jobs[i])
-                bar.update()
-        else:
-            # fork: workers only run numpy/librosa, and need no importable __main__ (unlike spawn)
-            method = "fork" if "fork" in get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(self.options.workers, mp_context=get_context(method)) as pool:
-                for i, value in zip(missing, pool.map(_cached_item, [jobs[i] for i in missing], chunksize=4)):
-                    results[i] = value
-                    bar.update()
-        bar.close()
+        # fork: workers only run numpy/librosa, and need no importable __main__ (unlike spawn)
+        super().__init__(
+            FeatureCache(options.cache_dir, options.cache_key()),
+            lambda digest, copy: item_key(digest, copy, options),
+            _cached_item,
+            options,
+            workers=options.workers,
+            progress=options.progress,
+            desc="features",
+            start_method="fork",
+        )
 
 
 def _examples(store: FeatureStore, corpus: pd.DataFrame, rows: np.ndarray, copies: int) -> list[Example]:

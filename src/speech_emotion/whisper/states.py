@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
 
 from ..audio import AudioOptions, load_audio
 from ..augment import AugmentOptions, augment
-from ..features import FeatureCache, file_digest
+from ..features import ClipStore, FeatureCache
 from .logmel import LogMelOptions, log_mel
 
 STATES_VERSION = 1
@@ -130,49 +128,21 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-class StateStore:
+class StateStore(ClipStore):
     """Cached hidden states of corpus clips and augmented copies; missing ones computed by a process pool."""
 
     def __init__(self, options: StateOptions = StateOptions()) -> None:
-        self.options = options
-        self.cache = FeatureCache(options.cache_dir, options.cache_key())
-        self._digests: dict[str, str] = {}
-
-    def digest(self, path: str) -> str:
-        if path not in self._digests:
-            self._digests[path] = file_digest(path)
-        return self._digests[path]
-
-    def get(self, paths: list[str], copies: list[int]) -> list[np.ndarray]:
-        """States for each ``(paths[i], copies[i])`` (copy 0: the clip itself)."""
-        from tqdm import tqdm
-
-        jobs = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
-        out: list[np.ndarray | None] = [None] * len(jobs)
-        missing = []
-        for i, (_, digest, copy, _) in enumerate(jobs):
-            target = self.cache.path(self.options.item_key(digest, copy))
-            if target.exists():
-                try:
-                    out[i] = np.load(target)
-                    continue
-                except (OSError, ValueError):
-                    pass
-            missing.append(i)
-        if missing:
-            bar = tqdm(total=len(missing), desc="whisper states", unit="clip", disable=not self.options.progress)
-            if self.options.workers <= 1 or len(missing) < 8:
-                for i in missing:
-                    out[i] = _compute(jobs[i])
-                    bar.update()
-            else:
-                ctx = get_context("spawn")
-                with ProcessPoolExecutor(self.options.workers, mp_context=ctx, initializer=_init_worker) as pool:
-                    for i, value in zip(missing, pool.map(_compute, [jobs[i] for i in missing], chunksize=4)):
-                        out[i] = value
-                        bar.update()
-            bar.close()
-        return out  # type: ignore[return-value]
+        super().__init__(
+            FeatureCache(options.cache_dir, options.cache_key()),
+            options.item_key,
+            _compute,
+            options,
+            workers=options.workers,
+            progress=options.progress,
+            desc="whisper states",
+            start_method="spawn",  # torch in the workers: no forked copies of a threaded parent
+            initializer=_init_worker,
+        )
 
     def rows(self, corpus: pd.DataFrame, rows: np.ndarray, copies: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
         """States of ``rows`` and, with ``copies``, of their augmented copies; returns (states, row of each)."""
