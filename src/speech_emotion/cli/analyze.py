@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..inference import Recognizer
 from ..threads import limit_native_threads
-from ..timeline import AnalyzeOptions, Timeline, analyze_file, write_timeline
+from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_file, write_timeline
 from .stream import add_stream_options, stream_options
 
 
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary, only the written paths")
-    add_stream_options(p)
+    add_stream_options(p, hop_s=ANALYZE_HOP_S)
     p.set_defaults(func=run)
 
 
