@@ -33,10 +33,12 @@ def table(results_dir: Path = ROOT / "results") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for d in docs:
+        ensemble = (d.get("recipe") or {}).get("ensemble", 1)
+        name = f"{d.get('model')} (ensemble of {ensemble})" if ensemble > 1 else d.get("model")
         leak = "no" if d.get("protocol") == "actor-6fold" else "**yes** (leaks)"
         command = d.get("command", "")
         lines.append(
-            f"| {d.get('model')} | {d.get('protocol')} | {leak} | {_pct(d, 'ua')} | {_pct(d, 'wa')} | "
+            f"| {name} | {d.get('protocol')} | {leak} | {_pct(d, 'ua')} | {_pct(d, 'wa')} | "
             f"{_pct(d, 'macro_f1')} | `{command}` |"
         )
     return "\n".join(lines)
