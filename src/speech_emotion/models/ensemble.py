@@ -9,6 +9,12 @@ import torch
 from torch import nn
 
 
+def log_mean_softmax(logits: list[torch.Tensor]) -> torch.Tensor:
+    """``log(mean(softmax(z)))`` over a list of ``(batch, n_classes)`` logits: a softmax of it gives the mean."""
+    log_probs = torch.stack([torch.log_softmax(z, dim=-1) for z in logits])
+    return torch.logsumexp(log_probs, dim=0) - math.log(len(logits))
+
+
 class Ensemble(nn.Module):
     """Averages the softmax probabilities of ``members``; returns their log, so a softmax gives the mean back.
 
@@ -28,5 +34,4 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``log(mean(softmax(member logits)))``, shape ``(batch, n_classes)``."""
-        log_probs = torch.stack([torch.log_softmax(m(x, lengths), dim=1) for m in self.members])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        return log_mean_softmax([m(x, lengths) for m in self.members])

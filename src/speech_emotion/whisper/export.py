@@ -7,7 +7,6 @@ Optionally made smaller and faster by :func:`quantize_int8` (int8 MLP weights, f
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,11 @@ import torch
 from torch import nn
 
 from ..audio import AudioOptions
-from ..labels import EMOTIONS
+from ..models.ensemble import log_mean_softmax
+from ..training.export import trace_to_onnx, write_model_json
 from .encoder import WhisperEncoder
 from .head import StateClassifier
 from .logmel import LogMelOptions
-
-OPSET = 18
 
 
 class EnsembleClassifier(nn.Module):
@@ -37,26 +35,12 @@ class EnsembleClassifier(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         states = dict(zip(self.layers, self.encoder(mel, layers=self.layers)))
         logits = [h(torch.stack([states[i] for i in h.frozen_layers()], 1)) for h in self.heads]
-        if len(logits) == 1:
-            return logits[0]
-        return torch.log(torch.stack([torch.softmax(z, -1) for z in logits]).mean(0) + 1e-9)
+        return logits[0] if len(logits) == 1 else log_mean_softmax(logits)
 
 
 def export_onnx(model: nn.Module, path: Path, n_mels: int = 80, frames: int = 300) -> Path:
-    """Trace ``model`` to ONNX with a dynamic frame axis."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(
-            model.eval(),
-            (torch.zeros(1, n_mels, frames),),
-            str(path),
-            input_names=["features"],
-            output_names=["logits"],
-            dynamic_axes={"features": {2: "frames"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return path
+    """Trace ``model`` to ONNX taking log-mel ``[1, n_mels, frames]`` (``frames`` dynamic)."""
+    return trace_to_onnx(model, path, torch.zeros(1, n_mels, frames), frames_axis=2)
 
 
 def quantize_int8(source: Path, target: Path, dynamic: tuple[str, ...] = ("fc1",)) -> Path:
@@ -99,18 +83,8 @@ def write_bundle(
         tmp.unlink()
     else:
         export_onnx(model, target, logmel_options.n_mels)
-    config = {
-        "name": name,
-        "labels": list(EMOTIONS),
-        "frontend": "whisper-logmel",
-        "frontend_options": asdict(logmel_options),
-        "audio_options": asdict(audio_options),
-        "onnx": "model.onnx",
-        "quantization": quantize,
-        **(extra or {}),
-    }
-    (bundle_dir / "model.json").write_text(json.dumps(config, indent=2) + "\n")
-    return bundle_dir
+    extra = {"quantization": quantize, **(extra or {})}
+    return write_model_json(bundle_dir, name, "whisper-logmel", asdict(logmel_options), audio_options, extra)
 
 
 def max_abs_difference(model: nn.Module, onnx_path: Path, mel: np.ndarray) -> float:
