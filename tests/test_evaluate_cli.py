@@ -10,6 +10,7 @@ from synth import emotion_clip, write_ravdess_corpus
 
 OPTIONS = json.dumps(
     {
+        "ensemble": 1,
         "model": {"conv_channels": [16], "lstm_hidden": 8},
         "train": {"epochs": 2, "progress": False},
         "data": {"augment": {"copies": 1}, "workers": 1, "progress": False},

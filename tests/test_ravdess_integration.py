@@ -21,6 +21,7 @@ def test_short_training_on_six_actors_beats_chance_on_two_unseen_actors(ravdess_
     train, val = validation_split(corpus, np.flatnonzero(corpus.actor <= 6))
     recipe = make_recipe(
         "cnn-lstm",
+        ensemble=1,
         model={"utterance_norm": True},
         train={"epochs": 15, "patience": 15, "progress": False},
         data={"augment": {"copies": 0}, "progress": False},

@@ -20,6 +20,7 @@ from speech_emotion.training.trainer import TrainOptions, train_model
 from synth import emotion_clip, write_ravdess_corpus
 
 FAST = {
+    "ensemble": 1,
     "model": {"conv_channels": [32, 32], "lstm_hidden": 16, "dropout": 0.1},
     "train": {"epochs": 12, "patience": 12, "progress": False, "lr": 3e-3},
     "data": {"augment": {"copies": 1}, "workers": 1, "progress": False},
@@ -184,7 +185,7 @@ def test_seed_ensemble_exports_one_graph_that_predicts_like_the_recipe(corpus_di
     from speech_emotion.models import Ensemble
 
     corpus = load_corpus(corpus_dir)
-    recipe = make_recipe("cnn-lstm", ensemble=3, **{**FAST, "train": {**FAST["train"], "epochs": 2}})
+    recipe = make_recipe("cnn-lstm", **{**FAST, "ensemble": 3, "train": {**FAST["train"], "epochs": 2}})
     rows = np.arange(len(corpus))
     history = recipe.fit(corpus, rows[:48], rows[48:], tmp_path / "work")
     assert len(history) == 2

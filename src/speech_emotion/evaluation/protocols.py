@@ -94,3 +94,30 @@ def validation_split(
         is_val = np.zeros(len(train), dtype=bool)
         is_val[rng.permutation(len(train))[: max(1, round(len(train) * fraction))]] = True
     return train[~is_val], train[is_val]
+
+
+def rotate_validation(
+    corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, count: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (train, validation) splits of the same rows, the first being ``(train, val)`` itself.
+
+    The others hold out other groups of training speakers, of ``val``'s size, disjoint while speakers
+    last (then drawn again), so an ensemble's members are chosen on different speakers and together
+    learn from all of them. Clip-level validation (too few speakers) is kept for every member.
+    """
+    splits = [(train, val)]
+    rows = np.sort(np.concatenate([train, val]))
+    speaker = corpus["speaker"].to_numpy()
+    val_speakers = sorted(set(speaker[val]))
+    if count <= 1 or not len(val) or set(speaker[val]) & set(speaker[train]):
+        return splits * max(1, count)
+    rng = np.random.default_rng(seed)
+    others = list(rng.permutation(sorted(set(speaker[train]))))
+    size = len(val_speakers)
+    while len(splits) < count:
+        if len(others) < size:
+            others += list(rng.permutation(sorted(set(speaker[rows]) - set(others))))
+        group, others = set(others[:size]), others[size:]
+        is_val = np.isin(speaker[rows], list(group))
+        splits.append((rows[~is_val], rows[is_val]))
+    return splits

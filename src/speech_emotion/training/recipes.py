@@ -87,15 +87,19 @@ class CnnLstmRecipe:
         train: Any = None,
         data: Any = None,
         ensemble: int = 1,
+        rotate_validation: bool = True,
         **overrides: Any,
     ) -> None:
         """``model``/``train``/``data``: :class:`CnnLstmOptions`, :class:`TrainOptions`, :class:`DataOptions`
         (or dicts of their fields); ``ensemble``: number of models trained with seeds ``seed``, ``seed + 1``, …
-        whose softmax probabilities are averaged; other keywords override :class:`TrainOptions` fields
+        whose softmax probabilities are averaged; ``rotate_validation``: each member after the first holds out
+        other training speakers for its validation (see :func:`~speech_emotion.evaluation.protocols.rotate_validation`)
+        instead of all sharing ``val``; other keywords override :class:`TrainOptions` fields
         (``epochs=3``)."""
         if ensemble < 1:
             raise ModelError(f"cnn-lstm: ensemble must be >= 1, got {ensemble}")
         self.ensemble = int(ensemble)
+        self.rotate_validation = bool(rotate_validation)
         from ..models import CnnLstmOptions
         from .data import DataOptions
         from .trainer import TrainOptions
@@ -120,15 +124,20 @@ class CnnLstmRecipe:
         returns the (first member's) history; ``self.model`` is the model or the :class:`Ensemble`."""
         import torch
 
+        from ..evaluation.protocols import rotate_validation
         from ..models import CnnLstm, Ensemble
         from .data import evaluation_examples, feature_statistics, training_examples
         from .trainer import train_model
 
-        train_set = training_examples(self.store, corpus, train)
-        val_set = evaluation_examples(self.store, corpus, val)
-        mean, std = feature_statistics(train_set)
+        if self.rotate_validation:
+            splits = rotate_validation(corpus, train, val, self.ensemble, seed=self.train_options.seed)
+        else:
+            splits = [(train, val)] * self.ensemble
         members, histories = [], []
-        for i in range(self.ensemble):
+        for i, (member_train, member_val) in enumerate(splits):
+            train_set = training_examples(self.store, corpus, member_train)
+            val_set = evaluation_examples(self.store, corpus, member_val)
+            mean, std = feature_statistics(train_set)
             options = replace(self.train_options, seed=self.train_options.seed + i)
             torch.manual_seed(options.seed)
             member = CnnLstm(self.model_options)
@@ -171,6 +180,7 @@ class CnnLstmRecipe:
             "train": asdict(self.train_options),
             "data": data,
             "ensemble": self.ensemble,
+            "rotate_validation": self.rotate_validation,
         }
 
 
