@@ -146,6 +146,21 @@ def test_rerun_skips_folds_that_finished(corpus_dir, tmp_path, monkeypatch):
     assert second["ua"] == first["ua"]
 
 
+def test_wall_time_spans_all_folds_whichever_process_trained_them(corpus_dir, tmp_path):
+    corpus = load_corpus(corpus_dir)
+    options = {**FAST, "train": {**FAST["train"], "epochs": 1}}
+    run_evaluation("cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=options)
+    for fold, (begin, end) in {"fold1": (1000.0, 1200.0), "fold2": (1100.0, 1600.0)}.items():
+        path = tmp_path / "folds" / fold / "result.json"
+        result = json.loads(path.read_text())
+        result.update(started_at=begin, finished_at=end)  # as if another process had trained it then
+        path.write_text(json.dumps(result))
+    doc = run_evaluation(
+        "cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=options
+    )
+    assert doc["wall_time_s"] == 600.0
+
+
 def test_exported_bundle_predicts_like_the_trained_model(corpus_dir, tmp_path):
     corpus = load_corpus(corpus_dir)
     recipe = make_recipe("cnn-lstm", **{**FAST, "train": {**FAST["train"], "epochs": 2}})

@@ -61,6 +61,8 @@ def run_fold(
         "val_speakers": sorted(corpus["speaker"].iloc[val].unique().tolist()),
         "test_speakers": sorted(test["speaker"].unique().tolist()),
         "wall_time_s": round(time.time() - start, 1),
+        "started_at": round(start, 1),
+        "finished_at": round(time.time(), 1),
         "history": history,
         "predictions": predictions,
     }
@@ -85,7 +87,6 @@ def run_evaluation(
     the same ``out_dir`` (its lock file names a live process) is waited for, so starting the same
     command twice trains two folds at a time; a stale lock from a killed run is taken over.
     """
-    start = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = make_splits(corpus, protocol, folds_file, seed=seed)
@@ -119,7 +120,7 @@ def run_evaluation(
     folds = [{k: v for k, v in r.items() if k not in ("history", "predictions")} for r in results]
     extra = {
         "command": command,
-        "wall_time_s": round(time.time() - start, 1),
+        "wall_time_s": _run_wall_time(results, out_dir),
         "fold_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
         "n_clips": int(len(corpus)),
         "recipe": recipe.describe() if hasattr(recipe, "describe") else {},
@@ -134,6 +135,22 @@ def run_evaluation(
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
+
+
+def _run_wall_time(results: list[dict[str, Any]], out_dir: Path) -> float:
+    """Seconds from the first fold's start to the last fold's end, whichever processes trained them.
+
+    Folds written before ``started_at``/``finished_at`` were recorded are dated by their
+    ``result.json`` modification time less their own ``wall_time_s``.
+    """
+    spans = []
+    for r in results:
+        if "started_at" in r:
+            spans.append((r["started_at"], r["finished_at"]))
+        else:
+            end = (out_dir / "folds" / str(r["fold"]) / "result.json").stat().st_mtime
+            spans.append((end - r["wall_time_s"], end))
+    return round(max(end for _, end in spans) - min(begin for begin, _ in spans), 1)
 
 
 def _claim(fold_dir: Path) -> bool:
