@@ -174,8 +174,20 @@ def free_port() -> int:
 
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "speech_emotion.cli.main", "serve", "--port", str(port),
-        "--max-streams", "4096", "--workers", str(args.workers), "--threads", "1", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "speech_emotion.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--max-streams",
+        "4096",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        "1",
+        "--log-level",
+        "warning",
     ]
     if args.model:
         command += ["--model", str(args.model)]
@@ -200,8 +212,10 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
 def report(r: Round) -> str:
     dropped = sum(x.dropped for x in r.results)
     cpu = 100 * r.cpu_s / r.wall_s
-    return (f"{r.n:>5} {len(r.delays):>8} {r.pct(50):>8.0f} {r.pct(95):>8.0f} {max(r.delays, default=0):>8.0f} "
-            f"{dropped:>8} {len(r.errors):>6} {cpu:>8.0f}%")
+    return (
+        f"{r.n:>5} {len(r.delays):>8} {r.pct(50):>8.0f} {r.pct(95):>8.0f} {max(r.delays, default=0):>8.0f} "
+        f"{dropped:>8} {len(r.errors):>6} {cpu:>8.0f}%"
+    )
 
 
 def main() -> int:
@@ -224,10 +238,13 @@ def main() -> int:
         port = free_port()
         server = start_server(args, port)
         url, pid = f"ws://127.0.0.1:{port}/v1/stream", server.pid
-    print(f"cores: {len(os.sched_getaffinity(0))}, model: {args.model or 'default'}, {args.seconds:g} s per stream,"
-          f" server workers: {args.workers}, load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'N':>5} {'updates':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'dropped':>8} {'errors':>6} "
-          f"{'srv CPU':>9}")
+    print(
+        f"cores: {len(os.sched_getaffinity(0))}, model: {args.model or 'default'}, {args.seconds:g} s per stream,"
+        f" server workers: {args.workers}, load average before: {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'N':>5} {'updates':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'dropped':>8} {'errors':>6} {'srv CPU':>9}"
+    )
     rounds: dict[int, Round] = {}
     tracks = [make_track(args.seconds, seed, args.model) for seed in range(VOICES)]
     try:
@@ -261,8 +278,10 @@ def main() -> int:
     print(f"largest N with p95 <= {args.target_ms:g} ms and no errors: {max(held) if held else 0}")
     lost = sum(x.dropped for r in rounds.values() for x in r.results)
     errors = sum(len(r.errors) for r in rounds.values())
-    print(f"audio dropped (reported by the server): {lost} samples; errors: {errors}; "
-          f"load average after: {os.getloadavg()[0]:.1f}")
+    print(
+        f"audio dropped (reported by the server): {lost} samples; errors: {errors}; "
+        f"load average after: {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -133,7 +133,8 @@ def test_client_file_names_never_touch_the_file_system(
 def test_corrupt_audio_is_415(client: TestClient) -> None:
     body = assert_error(
         client.post("/v1/predict", files={"file": ("a.wav", b"not audio at all" * 40, "audio/wav")}),
-        415, "unsupported_audio",
+        415,
+        "unsupported_audio",
     )
     assert "cannot decode" in body["message"]
 
@@ -145,7 +146,8 @@ def test_empty_upload_is_400(client: TestClient) -> None:
 def test_silent_audio_is_422_with_the_reason(client: TestClient) -> None:
     body = assert_error(
         client.post("/v1/predict", files={"file": ("a.wav", wav_bytes(silence(1.0)), "audio/wav")}),
-        422, "unusable_audio",
+        422,
+        "unusable_audio",
     )
     assert "silent" in body["message"]
 
@@ -168,15 +170,22 @@ def test_oversize_upload_is_413_before_it_is_read(recognizer: Recognizer) -> Non
         big = wav_bytes(vowel(8.0))  # 256 kB > 50 kB + multipart slack
         assert_error(c.post("/v1/predict", files={"file": ("a.wav", big, "audio/wav")}), 413, "upload_too_large")
         boundary = "b0undary"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-                f"Content-Type: audio/wav\r\n\r\n").encode() + big + f"\r\n--{boundary}--\r\n".encode()
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                f"Content-Type: audio/wav\r\n\r\n"
+            ).encode()
+            + big
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
 
         def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
             for i in range(0, len(body), 16384):
                 yield body[i : i + 16384]
 
-        r = c.post("/v1/analyze", content=chunked(),
-                   headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        r = c.post(
+            "/v1/analyze", content=chunked(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+        )
         assert_error(r, 413, "upload_too_large")
         small = wav_bytes(emotion_clip("calm", seed=2))
         assert c.post("/v1/predict", files={"file": ("a.wav", small, "audio/wav")}).status_code == 200
@@ -203,8 +212,11 @@ def test_analyze_returns_the_same_timeline_as_the_cli(
 
 
 def test_analyze_rejects_corrupt_audio(client: TestClient) -> None:
-    assert_error(client.post("/v1/analyze", files={"file": ("a.ogg", b"OggS" + b"\0" * 300, "audio/ogg")}),
-                 415, "unsupported_audio")
+    assert_error(
+        client.post("/v1/analyze", files={"file": ("a.ogg", b"OggS" + b"\0" * 300, "audio/ogg")}),
+        415,
+        "unsupported_audio",
+    )
 
 
 def test_a_bad_upload_does_not_disturb_the_next(client: TestClient, talk: bytes) -> None:
@@ -275,15 +287,23 @@ def test_binding_beyond_loopback_requires_a_token(recognizer: Recognizer) -> Non
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("0.0.0.0", False),
-     ("192.168.1.5", False), ("example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
 )
 def test_loopback_detection(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
-def test_serve_cli_prints_the_page_address(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-                                           tiny_bundle: Path) -> None:
+def test_serve_cli_prints_the_page_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tiny_bundle: Path
+) -> None:
     import uvicorn
 
     import speech_emotion.threads

@@ -128,9 +128,7 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
     assert end["events"] == len(updates) + len(segments)
 
 
-def test_stream_matches_the_engine_fed_directly(
-    client: TestClient, recognizer: Recognizer, speech: np.ndarray
-) -> None:
+def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: Recognizer, speech: np.ndarray) -> None:
     from speech_emotion.streaming import StreamingRecognizer
 
     messages, _ = stream(client, pcm16(speech))
@@ -190,8 +188,11 @@ def test_malformed_frames_and_configs_close_with_a_reason(
 
 @pytest.mark.parametrize(
     ("text", "close", "error"),
-    [("not json", 1007, "malformed_message"), ("[1, 2]", 1007, "malformed_message"),
-     ('{"type": "dance"}', 1003, "unknown_message")],
+    [
+        ("not json", 1007, "malformed_message"),
+        ("[1, 2]", 1007, "malformed_message"),
+        ('{"type": "dance"}', 1003, "unknown_message"),
+    ],
 )
 def test_bad_text_messages_close_with_a_reason(client: TestClient, text: str, close: int, error: str) -> None:
     with client.websocket_connect("/v1/stream") as ws:
@@ -273,9 +274,10 @@ def test_cross_site_browser_streams_are_refused(client: TestClient, recognizer: 
         expect_error(*read_until_closed(ws), 1008, "forbidden_origin")
     with client.websocket_connect("/v1/stream", headers={"Origin": "http://testserver"}) as ws:
         assert ws.receive_json()["type"] == "ready"
-    with client_for(recognizer, cors_origins=["https://app.example"]) as c, c.websocket_connect(
-        "/v1/stream", headers={"Origin": "https://app.example"}
-    ) as ws:
+    with (
+        client_for(recognizer, cors_origins=["https://app.example"]) as c,
+        c.websocket_connect("/v1/stream", headers={"Origin": "https://app.example"}) as ws,
+    ):
         assert ws.receive_json()["type"] == "ready"
 
 

@@ -62,9 +62,7 @@ def test_cnn_lstm_is_a_registered_recipe():
 
 def test_training_keeps_the_best_epoch_and_writes_checkpoints(tmp_path):
     model = _toy_model()
-    history = train_model(
-        model, _toy_examples(64, 0), _toy_examples(16, 1), TOY, tmp_path
-    )
+    history = train_model(model, _toy_examples(64, 0), _toy_examples(16, 1), TOY, tmp_path)
     assert [h["epoch"] for h in history] == list(range(1, 7))
     assert {"epoch", "train_loss", "val_loss", "train_acc", "val_acc"} <= set(history[0])
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
@@ -155,9 +153,7 @@ def test_wall_time_spans_all_folds_whichever_process_trained_them(corpus_dir, tm
         result = json.loads(path.read_text())
         result.update(started_at=begin, finished_at=end)  # as if another process had trained it then
         path.write_text(json.dumps(result))
-    doc = run_evaluation(
-        "cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=options
-    )
+    doc = run_evaluation("cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=options)
     assert doc["wall_time_s"] == 600.0
 
 

@@ -91,7 +91,6 @@ def load_worker_recognizer(model: str | Path | None) -> Recognizer:
     return recognizer
 
 
-
 def peak_rss_mb() -> float:
     """Peak resident memory of this process in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -22,25 +22,45 @@ TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = ServiceOptions()
     p = sub.add_parser(
-        "serve", help="web page and service API (live microphone in the browser)", description=__doc__,
+        "serve",
+        help="web page and service API (live microphone in the browser)",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument(
-        "--token-file", type=Path, default=None,
+        "--token-file",
+        type=Path,
+        default=None,
         help=f"file holding the API token ('-': generate one and print it; default: ${TOKEN_ENV} if set)",
     )
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow this browser origin (repeatable; default: same origin only)")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this browser origin (repeatable; default: same origin only)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help=f"default {d.max_upload_mb:g}")
-    p.add_argument("--max-duration", type=float, default=d.max_duration_s, metavar="S",
-                   help=f"longest uploaded recording in seconds (default {d.max_duration_s:g})")
-    p.add_argument("--max-streams", type=int, default=d.max_streams,
-                   help=f"concurrent streams (default {d.max_streams})")
-    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, metavar="S",
-                   help=f"close a silent stream connection after S seconds (default {d.idle_timeout_s:g})")
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=d.max_duration_s,
+        metavar="S",
+        help=f"longest uploaded recording in seconds (default {d.max_duration_s:g})",
+    )
+    p.add_argument(
+        "--max-streams", type=int, default=d.max_streams, help=f"concurrent streams (default {d.max_streams})"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=d.idle_timeout_s,
+        metavar="S",
+        help=f"close a silent stream connection after S seconds (default {d.idle_timeout_s:g})",
+    )
     p.add_argument("--workers", type=int, default=d.workers, help=f"stream inference threads (default {d.workers})")
     p.add_argument("--threads", type=int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -100,8 +120,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"open {url}  (API docs: {url}docs)", flush=True)
     if not is_loopback(options.host):
-        print("note: serving beyond this machine; browsers only allow the microphone over https or on "
-              "localhost, so put a TLS proxy in front for remote users", file=sys.stderr)
+        print(
+            "note: serving beyond this machine; browsers only allow the microphone over https or on "
+            "localhost, so put a TLS proxy in front for remote users",
+            file=sys.stderr,
+        )
     config = uvicorn.Config(
         app,
         host=options.host,

@@ -26,7 +26,6 @@ def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.
     p.add_argument("--hop", type=float, default=hop_s, metavar="S", help=f"seconds between windows (default {hop_s:g})")
 
 
-
 def stream_options(args: argparse.Namespace) -> StreamOptions:
     from ..errors import SpeechEmotionError
 

@@ -38,7 +38,5 @@ def analyze_bytes(
         for start in range(0, len(samples), block):
             yield samples[start : start + block]
 
-    timeline = analyze_blocks(
-        blocks(), sr, recognizer, options, source=UPLOAD_NAME, duration_s=len(samples) / sr
-    )
+    timeline = analyze_blocks(blocks(), sr, recognizer, options, source=UPLOAD_NAME, duration_s=len(samples) / sr)
     return timeline.to_dict()

@@ -207,7 +207,10 @@ def create_app(
         }
 
     @app.post(
-        "/v1/predict", response_model=PredictionOut, responses=ERRORS, dependencies=[Depends(authorize)],
+        "/v1/predict",
+        response_model=PredictionOut,
+        responses=ERRORS,
+        dependencies=[Depends(authorize)],
         tags=["audio"],
     )
     async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
@@ -218,9 +221,7 @@ def create_app(
     @app.post("/v1/analyze", responses=ERRORS, dependencies=[Depends(authorize)], tags=["audio"])
     async def analyze(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
         """Emotion timeline of a recording: the same JSON as ``speech-emotion analyze``."""
-        return await run_upload(
-            await upload_bytes(file), lambda data: analyze_bytes(data, rec, options.max_duration_s)
-        )
+        return await run_upload(await upload_bytes(file), lambda data: analyze_bytes(data, rec, options.max_duration_s))
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:

@@ -45,10 +45,14 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > allowed:
-                    await _send_json(send, 413 if declared > allowed else 400, error_body(
-                        "upload_too_large" if declared > allowed else "bad_request",
-                        str(too_large(self.limit).detail) if declared > allowed else "invalid Content-Length",
-                    ))
+                    await _send_json(
+                        send,
+                        413 if declared > allowed else 400,
+                        error_body(
+                            "upload_too_large" if declared > allowed else "bad_request",
+                            str(too_large(self.limit).detail) if declared > allowed else "invalid Content-Length",
+                        ),
+                    )
                     return
         seen = 0
 
@@ -66,12 +70,17 @@ class BodyLimit:
 
 async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -226,8 +226,14 @@ class StreamSession:
             if not isinstance(live, bool):
                 raise StreamError("unsupported_format", "live must be true or false")
             self.live = live
-            self._queue.put_nowait({"type": "config", "sample_rate": self.format.sample_rate,
-                                    "format": self.format.format, "live": self.live})
+            self._queue.put_nowait(
+                {
+                    "type": "config",
+                    "sample_rate": self.format.sample_rate,
+                    "format": self.format.format,
+                    "live": self.live,
+                }
+            )
             return False
         if kind == "end":
             return True
@@ -245,9 +251,14 @@ class StreamSession:
             now = time.monotonic()
             if now - self._last_drop_notice >= 1.0:
                 self._last_drop_notice = now
-                self._queue.put_nowait({"type": "warning", "warning": "audio_dropped",
-                                        "message": "the server is behind: audio was dropped",
-                                        "dropped_s": round(self.dropped / rate, 3)})
+                self._queue.put_nowait(
+                    {
+                        "type": "warning",
+                        "warning": "audio_dropped",
+                        "message": "the server is behind: audio was dropped",
+                        "dropped_s": round(self.dropped / rate, 3),
+                    }
+                )
             return
         self._pending += samples.size
         if self._pending > backlog:
