@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
     recipe.export(args.out)
     (workdir / "history.json").write_text(_json.dumps(history, indent=1))
     if history:
-        best = max(history, key=lambda h: h["val_acc"])
-        print(f"{len(history)} epochs; best validation accuracy {best['val_acc']:.3f} (epoch {best['epoch']})")
+        best = min(history, key=lambda h: h["val_loss"])
+        who = "first member: " if getattr(recipe, "ensemble", 1) > 1 else ""
+        print(
+            f"{who}{len(history)} epochs; lowest validation loss {best['val_loss']:.3f} at epoch {best['epoch']} "
+            f"(validation accuracy {best['val_acc']:.3f})"
+        )
     print(f"bundle written to {args.out}")
     return 0

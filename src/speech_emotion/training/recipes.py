@@ -86,7 +86,7 @@ class CnnLstmRecipe:
         model: Any = None,
         train: Any = None,
         data: Any = None,
-        ensemble: int = 1,
+        ensemble: int = 4,
         rotate_validation: bool = True,
         **overrides: Any,
     ) -> None:
