@@ -144,6 +144,25 @@ def test_rerun_skips_folds_that_finished(corpus_dir, tmp_path, monkeypatch):
     assert second["ua"] == first["ua"]
 
 
+def test_rerun_with_other_recipe_options_is_refused_but_execution_options_may_change(corpus_dir, tmp_path):
+    from speech_emotion.errors import DataError
+
+    corpus = load_corpus(corpus_dir)
+    options = {**FAST, "train": {**FAST["train"], "epochs": 1}}
+    first = run_evaluation(
+        "cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=options
+    )
+    assert first["recipe"]["train"]["epochs"] == 1
+    quieter = {**options, "data": {**options["data"], "workers": 2}, "train": {**options["train"], "threads": 2}}
+    again = run_evaluation(
+        "cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=quieter
+    )
+    assert again["ua"] == first["ua"]
+    longer = {**options, "train": {**options["train"], "epochs": 2}}
+    with pytest.raises(DataError, match="other recipe options"):
+        run_evaluation("cnn-lstm", corpus, "actor-6fold", corpus_dir / "FOLDS.tsv", tmp_path, recipe_options=longer)
+
+
 def test_wall_time_spans_all_folds_whichever_process_trained_them(corpus_dir, tmp_path):
     corpus = load_corpus(corpus_dir)
     options = {**FAST, "train": {**FAST["train"], "epochs": 1}}

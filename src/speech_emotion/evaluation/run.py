@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..labels import EMOTIONS, emotion_index
 from ..training.recipes import make_recipe
 from .metrics import compute_metrics, summarize
@@ -22,6 +23,8 @@ from .plots import plot_confusion, plot_history
 from .protocols import make_splits, validation_split
 
 LOCK = "running.lock"
+EXECUTION_ONLY = ("threads", "progress", "workers")
+"""Recipe options that change how fast a fold trains, not what it learns."""
 
 
 def run_fold(
@@ -60,6 +63,7 @@ def run_fold(
         "n_val": int(len(val)),
         "val_speakers": sorted(corpus["speaker"].iloc[val].unique().tolist()),
         "test_speakers": sorted(test["speaker"].unique().tolist()),
+        "recipe": describe_recipe(recipe),
         "wall_time_s": round(time.time() - start, 1),
         "started_at": round(start, 1),
         "finished_at": round(time.time(), 1),
@@ -89,6 +93,7 @@ def run_evaluation(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    recipe = describe_recipe(make_recipe(recipe_name, **(recipe_options or {})))
     splits = make_splits(corpus, protocol, folds_file, seed=seed)
     results: dict[str, dict[str, Any]] = {}
     while len(results) < len(splits):
@@ -100,6 +105,11 @@ def run_evaluation(
             done = fold_dir / "result.json"
             if done.exists():
                 results[split.name] = json.loads(done.read_text())
+                if not _same_recipe(results[split.name].get("recipe", recipe), recipe):
+                    raise DataError(
+                        f"{done}: this fold was trained with other recipe options; "
+                        "give the same options to resume it, or a new --out"
+                    )
                 print(f"{split.name}: done (UA {results[split.name]['ua']:.3f})")
             elif _claim(fold_dir):
                 print(f"{split.name}: training on {len(split.train)} clips, testing on {len(split.test)}")
@@ -116,14 +126,13 @@ def run_evaluation(
             print(f"waiting for {', '.join(waiting)} (run by another process)", flush=True)
             time.sleep(wait_s)
     results = [results[split.name] for split in splits]
-    recipe = make_recipe(recipe_name, **(recipe_options or {}))
-    folds = [{k: v for k, v in r.items() if k not in ("history", "predictions")} for r in results]
+    folds = [{k: v for k, v in r.items() if k not in ("history", "predictions", "recipe")} for r in results]
     extra = {
         "command": command,
         "wall_time_s": _run_wall_time(results, out_dir),
         "fold_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
         "n_clips": int(len(corpus)),
-        "recipe": recipe.describe() if hasattr(recipe, "describe") else {},
+        "recipe": recipe,
     }
     doc = summarize(recipe_name, protocol, folds, extra=extra)
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -135,6 +144,19 @@ def run_evaluation(
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
+
+
+def describe_recipe(recipe: Any) -> dict[str, Any]:
+    """A recipe's options as JSON data (``{}`` for recipes that cannot describe themselves)."""
+    return json.loads(json.dumps(recipe.describe())) if hasattr(recipe, "describe") else {}
+
+
+def _same_recipe(a: Any, b: Any) -> bool:
+    """Equal recipe descriptions, ignoring :data:`EXECUTION_ONLY` options."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = (set(a) | set(b)) - set(EXECUTION_ONLY)
+        return all(_same_recipe(a.get(k), b.get(k)) for k in keys)
+    return a == b
 
 
 def _run_wall_time(results: list[dict[str, Any]], out_dir: Path) -> float:
