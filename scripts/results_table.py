@@ -33,8 +33,12 @@ def table(results_dir: Path = ROOT / "results") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for d in docs:
-        ensemble = (d.get("recipe") or {}).get("ensemble", 1)
-        name = f"{d.get('model')} (ensemble of {ensemble})" if ensemble > 1 else d.get("model")
+        recipe = d.get("recipe") or {}
+        ensemble, seed = recipe.get("ensemble", 1), (recipe.get("train") or {}).get("seed", 0)
+        notes = [f"ensemble of {ensemble}"] if ensemble > 1 else []
+        if seed:
+            notes.append(f"seeds {seed}–{seed + ensemble - 1}" if ensemble > 1 else f"seed {seed}")
+        name = f"{d.get('model')} ({', '.join(notes)})" if notes else d.get("model")
         leak = "no" if d.get("protocol") == "actor-6fold" else "**yes** (leaks)"
         command = d.get("command", "")
         lines.append(
