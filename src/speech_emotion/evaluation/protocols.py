@@ -108,8 +108,8 @@ def rotate_validation(
     splits = [(train, val)]
     rows = np.sort(np.concatenate([train, val]))
     speaker = corpus["speaker"].to_numpy()
-    val_speakers = sorted(set(speaker[val]))
-    if count <= 1 or not len(val) or set(speaker[val]) & set(speaker[train]):
+    val_speakers = set(speaker[val])
+    if count <= 1 or not val_speakers or val_speakers & set(speaker[train]):
         return splits * max(1, count)
     rng = np.random.default_rng(seed)
     others = list(rng.permutation(sorted(set(speaker[train]))))

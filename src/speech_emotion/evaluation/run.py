@@ -17,14 +17,12 @@ import pandas as pd
 
 from ..errors import DataError
 from ..labels import EMOTIONS, emotion_index
-from ..training.recipes import make_recipe
+from ..training.recipes import EXECUTION_ONLY, make_recipe
 from .metrics import compute_metrics, summarize
 from .plots import plot_confusion, plot_history
 from .protocols import make_splits, validation_split
 
 LOCK = "running.lock"
-EXECUTION_ONLY = ("threads", "progress", "workers")
-"""Recipe options that change how fast a fold trains, not what it learns."""
 
 
 def run_fold(

@@ -39,6 +39,9 @@ class Recipe(Protocol):
         ...
 
 
+EXECUTION_ONLY = ("threads", "progress", "workers")
+"""Option names (at any depth of a recipe's options) that change how fast it trains, not what it learns."""
+
 RECIPES: dict[str, Callable[..., Recipe]] = {}
 """Recipe factories by name; keyword arguments of a factory are recipe options."""
 

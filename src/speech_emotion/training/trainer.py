@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .data import Example
+from .recipes import EXECUTION_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class TrainOptions:
 
     def result_options(self) -> dict[str, Any]:
         """The fields that affect the trained weights (a checkpoint resumes only under the same ones)."""
-        options = asdict(self)
-        del options["threads"], options["progress"]
-        return options
+        return {k: v for k, v in asdict(self).items() if k not in EXECUTION_ONLY}
 
 
 def batches(examples: list[Example], indices: np.ndarray, batch_size: int):
