@@ -58,7 +58,7 @@ def timings(fn, runs: int, warmup: int = 3) -> dict[str, float]:  # noqa: ANN001
 
 
 def measure_onnx(model: str | None, threads: int, seconds: float, runs: int) -> dict:
-    import speech_emotion.inference as inference
+    import speech_emotion.recognizer as inference
 
     t = time.perf_counter()
     recognizer = inference.Recognizer.load(model, threads=threads)
@@ -80,10 +80,10 @@ def measure_torch(model: str | None, threads: int, seconds: float, runs: int) ->
     import torch
 
     from speech_emotion.audio import preprocess
-    from speech_emotion.inference import resolve_model
-    from speech_emotion.whisper.checkpoint import load_encoder_state
-    from speech_emotion.whisper.encoder import WhisperEncoder
-    from speech_emotion.whisper.logmel import LogMelOptions, log_mel
+    from speech_emotion.features.logmel import LogMelOptions, log_mel
+    from speech_emotion.recognizer import resolve_model
+    from speech_emotion.training.whisper.checkpoint import load_encoder_state
+    from speech_emotion.training.whisper.encoder import WhisperEncoder
 
     torch.set_num_threads(threads)
     bundle = resolve_model(model)

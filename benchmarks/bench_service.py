@@ -89,7 +89,7 @@ class Track:
 
 
 def make_track(seconds: float, seed: int, model: str | None) -> Track:
-    from speech_emotion.inference import Recognizer
+    from speech_emotion.recognizer import Recognizer
     from speech_emotion.streaming import StreamingRecognizer, UpdateEvent
 
     audio = speech_audio(seconds, seed)

@@ -40,7 +40,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from speech_emotion.errors import ModelError  # noqa: E402
-from speech_emotion.inference import Recognizer  # noqa: E402
+from speech_emotion.recognizer import Recognizer  # noqa: E402
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, UpdateEvent  # noqa: E402
 from synth import vowel  # noqa: E402
 

@@ -25,11 +25,11 @@ def main() -> None:
 
     from speech_emotion.corpora import load_corpus
     from speech_emotion.evaluation.metrics import compute_metrics
-    from speech_emotion.evaluation.protocols import make_splits
     from speech_emotion.labels import emotion_index
-    from speech_emotion.models import CnnLstm
     from speech_emotion.training.data import evaluation_examples
+    from speech_emotion.training.models import CnnLstm
     from speech_emotion.training.recipes import make_recipe
+    from speech_emotion.training.splits import make_splits
     from speech_emotion.training.trainer import evaluate_model
 
     torch.set_num_threads(1)

@@ -21,18 +21,18 @@ import numpy as np
 
 from speech_emotion.corpora import load_corpus
 from speech_emotion.evaluation.metrics import compute_metrics, summarize
-from speech_emotion.evaluation.protocols import make_splits, validation_split
 from speech_emotion.labels import emotion_index
-from speech_emotion.whisper.head import HeadOptions
-from speech_emotion.whisper.probe import LinearProbe, ProbeOptions, pooled_stats
-from speech_emotion.whisper.states import StateOptions, StateStore
-from speech_emotion.whisper.train import TrainOptions, fit, predict_proba, select
+from speech_emotion.training.splits import make_splits, validation_split
+from speech_emotion.training.whisper.probe import LinearProbe, ProbeOptions, pooled_stats
+from speech_emotion.training.whisper.research.head import HeadOptions
+from speech_emotion.training.whisper.research.train import HeadTrainOptions, fit, predict_proba, select
+from speech_emotion.training.whisper.states import StateOptions, StateStore
 
 
 def init_blocks(head: HeadOptions) -> list[dict]:
     import torch
 
-    from speech_emotion.whisper.checkpoint import load_encoder_state
+    from speech_emotion.training.whisper.checkpoint import load_encoder_state
 
     state = load_encoder_state()
     out = []
@@ -117,7 +117,7 @@ def main() -> None:
             te = select([states[r] for r in split.test], frozen)
             probs = np.zeros((len(split.test), 8), np.float32)
             for seed in args.seeds:
-                opts = TrainOptions(
+                opts = HeadTrainOptions(
                     epochs=args.epochs,
                     lr=args.lr,
                     block_lr=args.block_lr,

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from speech_emotion.corpora import load_corpus
-from speech_emotion.whisper.states import StateOptions, StateStore
+from speech_emotion.training.whisper.states import StateOptions, StateStore
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import soundfile as sf
 
 from speech_emotion.cli import main as cli_main
 from speech_emotion.errors import AudioError
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.timeline import AnalyzeOptions, analyze_file, write_timeline
 from stream_synth import bursts
 from synth import silence

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from speech_emotion.augment import AugmentOptions, add_noise, augment
 from speech_emotion.corpora import load_corpus
-from speech_emotion.evaluation.protocols import make_splits, validation_split
+from speech_emotion.training.augment import AugmentOptions, add_noise, augment
 from speech_emotion.training.data import (
     DataOptions,
     FeatureStore,
@@ -12,6 +11,7 @@ from speech_emotion.training.data import (
     item_key,
     training_examples,
 )
+from speech_emotion.training.splits import make_splits, validation_split
 from synth import emotion_clip, write_ravdess_corpus
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion.models import CnnLstm, CnnLstmOptions
+from speech_emotion.training.models import CnnLstm, CnnLstmOptions
 
 
 @pytest.fixture
@@ -49,10 +49,10 @@ def test_normalization_is_stored_in_the_state_dict(model):
 def test_onnx_export_takes_raw_features_of_any_length(model, tmp_path):
     import onnxruntime as ort
 
-    from speech_emotion.training.export import export_onnx
+    from speech_emotion.training.export import export_frames_onnx
 
     model.eval()
-    path = export_onnx(model, tmp_path / "m.onnx", n_features=20)
+    path = export_frames_onnx(model, tmp_path / "m.onnx", n_features=20)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for frames in (17, 240):
         x = np.random.default_rng(frames).normal(size=(1, frames, 20)).astype(np.float32)

@@ -30,7 +30,7 @@ def test_evaluate_writes_metrics_json_and_exits_0(corpus_dir, tmp_path):
     code = main(
         [
             "evaluate",
-            "--model",
+            "--recipe",
             "cnn-lstm",
             "--protocol",
             "actor-6fold",
@@ -80,7 +80,7 @@ def test_random_80_20_protocol_runs_one_split(tmp_path):
     ("args", "message"),
     [
         (["--data", "/no/such/dir"], "no such file"),
-        (["--model", "no-such-model"], "unknown model"),
+        (["--recipe", "no-such-recipe"], "unknown recipe"),
         (["--folds", "/no/such/folds.tsv"], "no such fold file"),
         (["--options", "{not json"], "not valid JSON"),
     ],

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from speech_emotion.audio import load_audio
-from speech_emotion.features import FeatureCache, FeatureOptions, extract_features
+from speech_emotion.features import FeatureOptions, extract_features
+from speech_emotion.training.cache import FeatureCache
 from speech_emotion.training.data import DataOptions, FeatureStore
 from synth import emotion_clip, write_ravdess_corpus
 

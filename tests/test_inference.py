@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from speech_emotion.errors import AudioError, ModelError
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from synth import emotion_clip
 
 

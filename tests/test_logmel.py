@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech_emotion.frontend import build_frontend
-from speech_emotion.whisper.logmel import log_mel, mel_filters
+from speech_emotion.features import build_features
+from speech_emotion.features.logmel import log_mel, mel_filters
 
 
 def _reference_log_mel(x: np.ndarray) -> np.ndarray:
@@ -29,6 +29,6 @@ def test_log_mel_matches_whisper_reference() -> None:
 
 
 def test_whisper_logmel_front_end_is_registered() -> None:
-    frontend = build_frontend("whisper-logmel", {"n_mels": 80})
+    frontend = build_features("whisper-logmel", {"n_mels": 80})
     out = frontend(np.zeros(8000, np.float32) + 0.01)
     assert out.shape == (80, 50) and out.dtype == np.float32

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from speech_emotion.errors import DataError
-from speech_emotion.evaluation.protocols import make_splits, rotate_validation, validation_split
+from speech_emotion.training.splits import make_splits, rotate_validation, validation_split
 
 
 def _corpus(n_speakers: int = 6, per: int = 8) -> pd.DataFrame:

@@ -7,9 +7,9 @@ import pytest
 
 from speech_emotion.corpora import load_corpus
 from speech_emotion.evaluation.metrics import compute_metrics
-from speech_emotion.evaluation.protocols import validation_split
 from speech_emotion.labels import emotion_index
 from speech_emotion.training.recipes import make_recipe
+from speech_emotion.training.splits import validation_split
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def test_short_training_on_six_actors_beats_chance_on_two_unseen_actors(ravdess_
 
 
 def test_fold_file_covers_every_ravdess_speaker(ravdess_dir):
-    from speech_emotion.evaluation.protocols import make_splits
+    from speech_emotion.training.splits import make_splits
 
     corpus = load_corpus(ravdess_dir)
     splits = make_splits(corpus, "actor-6fold", ravdess_dir / "FOLDS.tsv")

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceConfigError, ServiceOptions, is_loopback
 from speech_emotion.timeline import analyze_file

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
 from synth import silence, vowel

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from speech_emotion.errors import AudioError
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
 from stream_synth import LAYOUT, bursts, feed_in_chunks
 from synth import silence, vowel

@@ -8,8 +8,8 @@ import soundfile as sf
 
 from speech_emotion.audio import normalize_loudness, resample
 from speech_emotion.errors import ModelError
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer
 
 pytestmark = pytest.mark.integration

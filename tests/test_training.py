@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from speech_emotion.bundle import read_bundle
 from speech_emotion.corpora import load_corpus
 from speech_emotion.evaluation import run as run_module
 from speech_emotion.evaluation.run import run_evaluation
-from speech_emotion.inference import Recognizer
-from speech_emotion.models import CnnLstm, CnnLstmOptions
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.training import trainer
+from speech_emotion.training.cnn_lstm import CnnLstmRecipe
 from speech_emotion.training.data import Example
-from speech_emotion.training.recipes import RECIPES, CnnLstmRecipe, make_recipe
+from speech_emotion.training.models import CnnLstm, CnnLstmOptions
+from speech_emotion.training.recipes import make_recipe, recipe_class
 from speech_emotion.training.trainer import TrainOptions, train_model
 from synth import emotion_clip, write_ravdess_corpus
 
@@ -57,7 +59,7 @@ def _toy_model() -> CnnLstm:
 
 def test_cnn_lstm_is_a_registered_recipe():
     assert isinstance(make_recipe("cnn-lstm"), CnnLstmRecipe)
-    assert RECIPES["cnn-lstm"] is CnnLstmRecipe
+    assert recipe_class("cnn-lstm") is CnnLstmRecipe
 
 
 def test_training_keeps_the_best_epoch_and_writes_checkpoints(tmp_path):
@@ -212,7 +214,7 @@ def test_fold_lock_held_by_a_live_process_is_respected_and_a_stale_one_taken_ove
 def test_seed_ensemble_exports_one_graph_that_predicts_like_the_recipe(corpus_dir, tmp_path):
     import onnx
 
-    from speech_emotion.models import Ensemble
+    from speech_emotion.training.models import Ensemble
 
     corpus = load_corpus(corpus_dir)
     recipe = make_recipe("cnn-lstm", **{**FAST, "ensemble": 3, "train": {**FAST["train"], "epochs": 2}})
@@ -226,7 +228,7 @@ def test_seed_ensemble_exports_one_graph_that_predicts_like_the_recipe(corpus_di
     recipe.export(tmp_path / "bundle")
     graph = onnx.load(str(tmp_path / "bundle" / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["features"] and [o.name for o in graph.output] == ["logits"]
-    assert json.loads((tmp_path / "bundle" / "model.json").read_text())["recipe"]["ensemble"] == 3
+    assert read_bundle(tmp_path / "bundle").metadata["recipe"]["ensemble"] == 3
     recognizer = Recognizer.load(tmp_path / "bundle")
     expected = recipe.predict_proba(corpus, rows[:3])
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)

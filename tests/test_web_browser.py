@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speech_emotion.inference import Recognizer
 from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
 from synth import silence, vowel

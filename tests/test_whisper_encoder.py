@@ -11,9 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-from speech_emotion.whisper.checkpoint import load_encoder_state, read_ct2_tensors, wheel_parts  # noqa: E402
-from speech_emotion.whisper.encoder import WhisperEncoder  # noqa: E402
-from speech_emotion.whisper.logmel import log_mel  # noqa: E402
+from speech_emotion.features.logmel import log_mel  # noqa: E402
+from speech_emotion.training.whisper.checkpoint import load_encoder_state, read_ct2_tensors, wheel_parts  # noqa: E402
+from speech_emotion.training.whisper.encoder import WhisperEncoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_encoder_stops_after_last_requested_layer(ct2_dir: Path) -> None:
 
 
 def test_openai_and_huggingface_names_map_to_the_same_state(ct2_dir: Path) -> None:
-    from speech_emotion.whisper.checkpoint import from_huggingface, from_openai
+    from speech_emotion.training.whisper.checkpoint import from_huggingface, from_openai
 
     state = load_encoder_state(ct2_dir)
     q, k, v = np.split(state["layers.0.qkv.weight"], 3)

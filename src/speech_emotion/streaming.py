@@ -2,7 +2,7 @@
 
 :class:`StreamingRecognizer` takes chunks of any size and sample rate, resamples them to
 16 kHz (soxr, streaming), finds speech with :mod:`~speech_emotion.vad`, classifies sliding
-windows over the speech with the shared :class:`~speech_emotion.inference.Recognizer`, smooths
+windows over the speech with the shared :class:`~speech_emotion.recognizer.Recognizer`, smooths
 the probabilities over time and produces two kinds of event:
 
 - :class:`UpdateEvent`: one window (default 2 s, every 0.5 s) of an ongoing speech segment;
@@ -25,7 +25,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, preprocess
 from .errors import AudioError
-from .inference import Recognizer
+from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .audio import open_audio
 from .errors import AudioError
-from .inference import Recognizer
+from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
 
 ProgressCallback = Callable[[float, float], None]

@@ -2,7 +2,7 @@
 
 Workers are forked from a ``forkserver`` that imported the heavy modules once (no state copied
 from the parent, and a new worker costs a fork rather than seconds of imports); each loads one
-single-threaded :class:`~speech_emotion.inference.Recognizer` and ignores Ctrl-C, which the
+single-threaded :class:`~speech_emotion.recognizer.Recognizer` and ignores Ctrl-C, which the
 parent handles.
 Only ``2 x workers`` files are in flight at once, so memory stays bounded whatever the archive size.
 A worker that dies (a crash inside a native decoder) breaks the pool: the files that were in
@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..errors import SpeechEmotionError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from .inputs import Job
 from .state import failed_result
 from .worker import FileResult, analyze_one, load_worker_recognizer

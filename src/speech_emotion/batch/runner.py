@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -14,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ModelError, SpeechEmotionError
-from ..inference import resolve_model
+from ..bundle import load_bundle
+from ..errors import SpeechEmotionError
 from .inputs import JobList, collect_jobs
 from .state import FILES_TABLE, SEGMENTS_TABLE, ResultStore
 from .worker import FAILED, OK, FileResult
@@ -111,15 +110,9 @@ class BatchSummary:
 
 
 def model_info(model: str | Path | None) -> tuple[str, str, tuple[str, ...]]:
-    """``(bundle folder, model name, labels)`` of a model, checked without loading it."""
-    bundle = resolve_model(model)
-    try:
-        config = json.loads((bundle / "model.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{bundle / 'model.json'}: cannot read ({exc})") from None
-    if not (bundle / config.get("onnx", "model.onnx")).is_file():
-        raise ModelError(f"{bundle}: model file {config.get('onnx', 'model.onnx')} missing")
-    return str(bundle.resolve()), str(config["name"]), tuple(config["labels"])
+    """``(bundle folder, model name, labels)`` of a model, validated without loading its ONNX graph."""
+    bundle = load_bundle(model)
+    return str(Path(bundle.folder or ".").resolve()), bundle.name, bundle.labels
 
 
 def make_engine(options: BatchOptions, workers: int | None) -> Any:

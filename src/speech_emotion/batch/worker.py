@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpeechEmotionError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from ..threads import limit_native_threads
 from ..timeline import AnalyzeOptions, analyze_file
 from .inputs import Job

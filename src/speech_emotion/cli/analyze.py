@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_file, write_timeline
 from .stream import add_stream_options, stream_options

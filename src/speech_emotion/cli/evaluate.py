@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError
-from ..evaluation.protocols import PROTOCOLS
-from .train import recipe_options
+from .train import add_recipe_option, recipe_options
+
+PROTOCOLS = ("actor-6fold", "random-80-20")
+"""The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="train and test a model under an evaluation protocol", description=__doc__)
-    p.add_argument("--model", default="cnn-lstm", help="recipe to evaluate (default: cnn-lstm)")
+    add_recipe_option(p, "recipe to evaluate")
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if folds is not None and not Path(folds).is_file():
         raise DataError(f"{folds}: no such fold file")
     doc = run_evaluation(
-        args.model,
+        args.recipe,
         corpus,
         args.protocol,
         folds,
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["speech-emotion", *sys.argv[1:]]),
     )
     print(
-        f"{args.model} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
+        f"{args.recipe} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
         f"macro-F1 {doc['macro_f1']:.3f}  ({args.out / 'metrics.json'})"
     )
     return 0

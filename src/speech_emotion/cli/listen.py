@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..errors import SpeechEmotionError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
 from ..threads import limit_native_threads
 from .stream import add_stream_options, stream_options

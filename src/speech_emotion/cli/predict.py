@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
 from ..timeline import open_audio_blocks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..errors import DataError
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a corpus and export a model bundle", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="corpus folder (RAVDESS) or manifest")
-    p.add_argument("--model", default="cnn-lstm", help="recipe to train (default: cnn-lstm)")
+    add_recipe_option(p, "recipe to train")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write (model.json, model.onnx)")
     p.add_argument(
         "--workdir",
@@ -25,6 +26,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
+
+
+RECIPE_NAMES = ("cnn-lstm", "whisper-base-probe")
+"""The recipes of :data:`speech_emotion.training.recipes.RECIPES` (here so ``--help`` imports no training code)."""
+
+
+class _DeprecatedModelOption(argparse.Action):
+    """``--model NAME`` on ``train``/``evaluate``: the old spelling of ``--recipe`` (``--model`` names bundles)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        print("warning: --model on train/evaluate is deprecated; use --recipe", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_recipe_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--recipe NAME`` (default ``cnn-lstm``) and its deprecated alias ``--model``."""
+    p.add_argument(
+        "--recipe", default="cnn-lstm", metavar="NAME", help=f"{what}: {', '.join(RECIPE_NAMES)} (default: cnn-lstm)"
+    )
+    p.add_argument("--model", dest="recipe", action=_DeprecatedModelOption, help=argparse.SUPPRESS)
 
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,15 +71,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..corpora import load_corpus
-    from ..evaluation.protocols import validation_split
     from ..training.recipes import make_recipe
+    from ..training.splits import validation_split
 
     corpus = load_corpus(args.data)
-    recipe = make_recipe(args.model, **recipe_options(args))
+    recipe = make_recipe(args.recipe, **recipe_options(args))
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"
     print(
-        f"training {args.model} on {len(train)} clips, validating on {len(val)} "
+        f"training {args.recipe} on {len(train)} clips, validating on {len(val)} "
         f"({corpus['speaker'].iloc[val].nunique()} held-out speakers); checkpoints in {workdir}"
     )
     history = recipe.fit(corpus, train, val, workdir)

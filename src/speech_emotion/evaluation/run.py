@@ -17,10 +17,11 @@ import pandas as pd
 
 from ..errors import DataError
 from ..labels import EMOTIONS, emotion_index
-from ..training.recipes import EXECUTION_ONLY, make_recipe
+from ..training.options import EXECUTION_ONLY
+from ..training.recipes import make_recipe
+from ..training.splits import make_splits, validation_split
 from .metrics import compute_metrics, summarize
 from .plots import plot_confusion, plot_history
-from .protocols import make_splits, validation_split
 
 LOCK = "running.lock"
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio import read_audio
 from ..errors import AudioError
-from ..inference import Recognizer
+from ..recognizer import Recognizer
 from ..timeline import AnalyzeOptions, analyze_blocks
 
 UPLOAD_NAME = "upload"

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..audio import preprocess, read_audio
 from ..errors import AudioError
-from ..inference import Prediction, Recognizer
+from ..recognizer import Prediction, Recognizer
 from .analysis import UPLOAD_NAME, analyze_bytes
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, require_token, token_ok
 from .errors import STATUS_CODES, ApiError, ErrorBody, audio_api_error, error_body

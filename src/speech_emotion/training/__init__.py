@@ -1,1 +1,1 @@
-"""Training: feature datasets (with training-only augmentation), the epoch loop, recipes and ONNX export."""
+"""Training side (needs PyTorch): recipes, trainer, data and caches, models, ONNX export; may import inference code."""

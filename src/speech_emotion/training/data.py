@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..audio import AudioOptions, load_audio
-from ..augment import AugmentOptions, augment
-from ..features import ClipStore, FeatureCache, FeatureOptions, extract_features
+from ..features import FeatureOptions, extract_features
 from ..labels import emotion_index
+from .augment import AugmentOptions, augment
+from .cache import ClipStore, FeatureCache
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Model bundles from trained PyTorch models: the ONNX graph plus the ``model.json`` the recognizer reads."""
+"""Model bundles from trained PyTorch models: the traced ONNX graph, then ``model.json`` (via
+:func:`speech_emotion.bundle.write_bundle`)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,8 @@ import torch
 from torch import nn
 
 from ..audio import AudioOptions
+from ..bundle import make_bundle, write_bundle
 from ..features import FeatureOptions
-from ..labels import EMOTIONS
 
 OPSET = 18
 
@@ -34,42 +33,20 @@ def trace_to_onnx(model: nn.Module, path: Path, example: torch.Tensor, frames_ax
     return path
 
 
-def export_onnx(model: nn.Module, path: Path, n_features: int, frames: int = 120) -> Path:
+def export_frames_onnx(model: nn.Module, path: Path, n_features: int, frames: int = 120) -> Path:
     """Write ``model`` as ONNX taking ``features`` ``[1, frames, n_features]`` (``frames`` dynamic) to ``logits``."""
     return trace_to_onnx(model, path, torch.zeros(1, frames, n_features), frames_axis=1)
 
 
-def write_bundle(
+def export_cnn_lstm(
     bundle_dir: Path,
     model: nn.Module,
     name: str,
     feature_options: FeatureOptions = FeatureOptions(),
     audio_options: AudioOptions = AudioOptions(),
-    extra: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Export ``model`` over the librosa front end as a bundle folder (``model.json`` + ``model.onnx``)."""
+    """Export ``model`` over the ``librosa`` frame features as a bundle folder (``model.json`` + ``model.onnx``)."""
     bundle_dir = Path(bundle_dir)
-    export_onnx(model, bundle_dir / "model.onnx", feature_options.n_features)
-    return write_model_json(bundle_dir, name, "librosa", asdict(feature_options), audio_options, extra)
-
-
-def write_model_json(
-    bundle_dir: Path,
-    name: str,
-    frontend: str,
-    frontend_options: dict[str, Any],
-    audio_options: AudioOptions,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write the bundle's ``model.json`` beside ``model.onnx``: what ``Recognizer`` reads."""
-    config = {
-        "name": name,
-        "labels": list(EMOTIONS),
-        "frontend": frontend,
-        "frontend_options": frontend_options,
-        "audio_options": asdict(audio_options),
-        "onnx": "model.onnx",
-        **(extra or {}),
-    }
-    (bundle_dir / "model.json").write_text(json.dumps(config, indent=2) + "\n")
-    return bundle_dir
+    export_frames_onnx(model, bundle_dir / "model.onnx", feature_options.n_features)
+    return write_bundle(bundle_dir, make_bundle(name, "librosa", feature_options, audio_options, metadata))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .data import Example
-from .recipes import EXECUTION_ONLY
+from .options import EXECUTION_ONLY
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 """CTranslate2 DataType ids (5 is bfloat16, handled separately)."""

@@ -1,78 +1,14 @@
-"""Hand-crafted frame features (librosa) and their on-disk cache.
-
-One STFT per clip feeds 20 MFCCs, chroma, a log-mel spectrogram, spectral contrast and
-tonnetz, stacked as a ``(frames, features)`` matrix for the sequence model.
-"""
+"""On-disk cache of per-clip arrays (training features, Whisper encoder states) and the store that fills it."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .audio import SAMPLE_RATE
-
-FEATURE_VERSION = 1
-"""Bump when the computation changes, so cached features are recomputed."""
-
-
-@dataclass(frozen=True)
-class FeatureOptions:
-    """Parameters of :func:`extract_features`."""
-
-    sample_rate: int = SAMPLE_RATE
-    n_fft: int = 1024
-    hop_length: int = 320
-    """20 ms at 16 kHz."""
-    n_mfcc: int = 20
-    n_mels: int = 64
-    contrast_fmin: float = 100.0
-    contrast_bands: int = 6
-
-    @property
-    def n_features(self) -> int:
-        return self.n_mfcc + 12 + self.n_mels + (self.contrast_bands + 1) + 6
-
-    def feature_names(self) -> list[str]:
-        """Column names of the feature matrix, in order."""
-        return (
-            [f"mfcc{i}" for i in range(self.n_mfcc)]
-            + [f"chroma{i}" for i in range(12)]
-            + [f"mel{i}" for i in range(self.n_mels)]
-            + [f"contrast{i}" for i in range(self.contrast_bands + 1)]
-            + [f"tonnetz{i}" for i in range(6)]
-        )
-
-    def key(self) -> str:
-        """Short stable hash of the options (and the feature code version)."""
-        blob = json.dumps({"v": FEATURE_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
-def extract_features(samples: np.ndarray, options: FeatureOptions = FeatureOptions()) -> np.ndarray:
-    """Feature matrix ``(frames, options.n_features)``, float32, for preprocessed mono audio."""
-    import librosa
-
-    sr = options.sample_rate
-    stft = librosa.stft(samples, n_fft=options.n_fft, hop_length=options.hop_length)
-    magnitude = np.abs(stft)
-    power = magnitude**2
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=options.n_mels)
-    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=80.0)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=options.n_mfcc)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=options.n_fft)
-    contrast = librosa.feature.spectral_contrast(
-        S=magnitude, sr=sr, fmin=options.contrast_fmin, n_bands=options.contrast_bands
-    )
-    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
-    stacked = np.concatenate([mfcc, chroma, log_mel, contrast, tonnetz], axis=0)
-    return np.ascontiguousarray(stacked.T, dtype=np.float32)
 
 
 def file_digest(path: str | Path) -> str:
@@ -117,7 +53,7 @@ class FeatureCache:
         return value
 
 
-Job = tuple[str, str, int, Any]
+CacheJob = tuple[str, str, int, Any]
 """``(path, content digest, copy, options)``: copy 0 is the clip itself, 1.. its augmented copies."""
 
 
@@ -133,7 +69,7 @@ class ClipStore:
         self,
         cache: FeatureCache,
         item_key: Callable[[str, int], str],
-        compute: Callable[[Job], np.ndarray],
+        compute: Callable[[CacheJob], np.ndarray],
         options: Any,
         workers: int = 2,
         progress: bool = True,
@@ -160,7 +96,7 @@ class ClipStore:
 
     def get(self, paths: list[str], copies: list[int]) -> list[np.ndarray]:
         """The array of each ``(paths[i], copies[i])``; missing ones computed by the worker pool."""
-        jobs: list[Job] = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
+        jobs: list[CacheJob] = [(p, self.digest(p), c, self.options) for p, c in zip(paths, copies)]
         results: list[np.ndarray | None] = [None] * len(jobs)
         missing = []
         for i, (_, digest, copy, _) in enumerate(jobs):
@@ -176,7 +112,7 @@ class ClipStore:
             self._compute_missing(jobs, missing, results)
         return results  # type: ignore[return-value]
 
-    def _compute_missing(self, jobs: list[Job], missing: list[int], results: list[np.ndarray | None]) -> None:
+    def _compute_missing(self, jobs: list[CacheJob], missing: list[int], results: list[np.ndarray | None]) -> None:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_all_start_methods, get_context
 

@@ -1,4 +1,4 @@
-"""Whisper's log-mel spectrogram in numpy, registered as the ``whisper-logmel`` front end.
+"""Whisper's log-mel spectrogram in numpy: the ``whisper-logmel`` model input of the Whisper bundles.
 
 Same computation as OpenAI Whisper (400-point Hann STFT, hop 160, 80 Slaney mel bands, log10,
 8 dB range below the maximum, ``(x + 4) / 4``) but without padding to 30 s: the clip's own frames.
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
-
-from ..frontend import Frontend, register
 
 N_FFT = 400
 HOP = 160
@@ -52,13 +49,3 @@ def log_mel(samples: np.ndarray, options: LogMelOptions = LogMelOptions()) -> np
     logm = np.log10(np.maximum(mel, 1e-10))
     logm = np.maximum(logm, logm.max() - 8.0)
     return ((logm + 4.0) / 4.0).astype(np.float32)
-
-
-@register("whisper-logmel")
-def _whisper_logmel(options: dict[str, Any]) -> Frontend:
-    opts = LogMelOptions(**options)
-
-    def run(samples: np.ndarray) -> np.ndarray:
-        return log_mel(samples, opts)
-
-    return run

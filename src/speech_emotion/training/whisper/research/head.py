@@ -1,20 +1,18 @@
 """Classifier heads over Whisper hidden states: learned layer weighting, frame projection, pooling, optional top blocks.
 
 :class:`StateClassifier` reads stacked hidden states ``(batch, layers, frames, width)`` (the cached
-form); :class:`WhisperClassifier` puts the encoder's lower blocks in front of it, taking log-mel (the
-exported form). Both share the same parameters, so a head trained on cached states exports as is.
+form). Research only (``scripts/experiments_whisper.py``): the shipped recipe is the linear probe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .encoder import EncoderBlock, WhisperEncoder
+from ..encoder import EncoderBlock
 
 
 @dataclass(frozen=True)
@@ -99,20 +97,6 @@ class StateClassifier(nn.Module):
         mean = (a * h).sum(1)
         std = ((a * (h - mean[:, None]) ** 2).sum(1) + 1e-5).sqrt()
         return self.classify(torch.cat([mean, std], -1))
-
-
-class WhisperClassifier(nn.Module):
-    """Log-mel ``(1, n_mels, frames)`` -> logits: frozen encoder blocks up to ``base``, then the head."""
-
-    def __init__(self, encoder: WhisperEncoder, head: StateClassifier) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        layers: Sequence[int] = self.head.frozen_layers()
-        states = self.encoder(mel, layers=layers)
-        return self.head(torch.stack(states, 1))
 
 
 class PooledStatsClassifier(nn.Module):

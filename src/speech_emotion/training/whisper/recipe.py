@@ -14,20 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError
-from ..labels import emotion_index
-from ..training.recipes import _options, register_recipe
+from ...errors import ModelError
+from ...labels import emotion_index
+from ..options import options_from
 from .probe import LinearProbe, ProbeOptions, pooled_stats
 from .states import StateOptions, StateStore
 
 
-@register_recipe("whisper-base-probe")
 class WhisperProbeRecipe:
     """Whisper-base hidden states (mean and std per layer) -> standardised multinomial logistic regression.
 
     ``copies``: augmented copies (speed perturbation + noise, before the encoder) of each training clip.
     ``score_with``: ``torch`` scores test rows from cached states; ``onnx`` / ``onnx-int8`` export the bundle
-    and score through :class:`~speech_emotion.inference.Recognizer` (to measure the shipped form).
+    and score through :class:`~speech_emotion.recognizer.Recognizer` (to measure the shipped form).
     Validation rows join the training rows: the probe has no epochs to choose.
     """
 
@@ -43,9 +42,9 @@ class WhisperProbeRecipe:
         **overrides: Any,
     ) -> None:
         self.probe_options = replace(
-            _options(ProbeOptions, probe), **{k: v for k, v in overrides.items() if k in ("C",)}
+            options_from(ProbeOptions, probe), **{k: v for k, v in overrides.items() if k in ("C",)}
         )
-        self.state_options = _options(StateOptions, states)
+        self.state_options = options_from(StateOptions, states)
         self.copies = copies
         self.quantize = quantize
         self.score_with = score_with
@@ -85,8 +84,8 @@ class WhisperProbeRecipe:
             raise ModelError(f"{self.name}: fit() must run before predict_proba()")
         if self.score_with == "torch":
             return self.probe.predict_proba(self._stats(corpus, np.asarray(rows, int))[0])
-        from ..audio import load_audio
-        from ..inference import Recognizer, softmax
+        from ...audio import load_audio
+        from ...recognizer import Recognizer, softmax
 
         bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
         self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
@@ -107,16 +106,16 @@ class WhisperProbeRecipe:
         return ProbeClassifier(encoder, layers, [self.probe]).eval()
 
     def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
-        from .export import write_bundle
+        from .export import export_whisper
 
-        write_bundle(
+        export_whisper(
             Path(bundle_dir),
             self.classifier(),
             self.name,
             self.state_options.audio,
             self.state_options.logmel,
             quantize=quantize or self.quantize,
-            extra={"recipe": self.describe()},
+            metadata={"recipe": self.describe()},
         )
 
     def describe(self) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..audio import AudioOptions, load_audio
+from ...audio import AudioOptions, load_audio
+from ...features import LogMelOptions, log_mel
 from ..augment import AugmentOptions, augment
-from ..features import ClipStore, FeatureCache
-from .logmel import LogMelOptions, log_mel
+from ..cache import ClipStore, FeatureCache
 
 STATES_VERSION = 1
 
@@ -55,7 +55,7 @@ class StateOptions:
     audio: AudioOptions = field(default_factory=AudioOptions)
     logmel: LogMelOptions = field(default_factory=LogMelOptions)
     augmentation: str = "speed-noise"
-    """``speed-noise`` (:func:`speed_noise`, fast) or ``librosa`` (:func:`~speech_emotion.augment.augment`:
+    """``speed-noise`` (:func:`speed_noise`, fast) or ``librosa`` (:func:`~speech_emotion.training.augment.augment`:
     stretch, pitch and noise; about 20 times slower)."""
     speed_noise: SpeedNoiseOptions = field(default_factory=SpeedNoiseOptions)
     augment: AugmentOptions = field(default_factory=AugmentOptions)

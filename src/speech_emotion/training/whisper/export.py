@@ -7,7 +7,6 @@ Optionally made smaller and faster by :func:`quantize_int8` (int8 MLP weights, f
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio import AudioOptions
-from ..models.ensemble import log_mean_softmax
-from ..training.export import trace_to_onnx, write_model_json
-from .encoder import WhisperEncoder
-from .head import StateClassifier
-from .logmel import LogMelOptions
+from ...audio import AudioOptions
+from ...bundle import make_bundle, write_bundle
+from ...features import LogMelOptions
+from ..export import trace_to_onnx
 
 
-class EnsembleClassifier(nn.Module):
-    """Log-mel -> log mean probability of one or more heads over the shared frozen encoder."""
-
-    def __init__(self, encoder: WhisperEncoder, heads: list[StateClassifier]) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.heads = nn.ModuleList(heads)
-        self.layers = sorted({i for h in heads for i in h.frozen_layers()})
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        states = dict(zip(self.layers, self.encoder(mel, layers=self.layers)))
-        logits = [h(torch.stack([states[i] for i in h.frozen_layers()], 1)) for h in self.heads]
-        return logits[0] if len(logits) == 1 else log_mean_softmax(logits)
-
-
-def export_onnx(model: nn.Module, path: Path, n_mels: int = 80, frames: int = 300) -> Path:
+def export_logmel_onnx(model: nn.Module, path: Path, n_mels: int = 80, frames: int = 300) -> Path:
     """Trace ``model`` to ONNX taking log-mel ``[1, n_mels, frames]`` (``frames`` dynamic)."""
     return trace_to_onnx(model, path, torch.zeros(1, n_mels, frames), frames_axis=2)
 
@@ -63,14 +45,14 @@ def quantize_int8(source: Path, target: Path, dynamic: tuple[str, ...] = ("fc1",
     return target
 
 
-def write_bundle(
+def export_whisper(
     bundle_dir: Path,
-    model: EnsembleClassifier,
+    model: nn.Module,
     name: str,
     audio_options: AudioOptions = AudioOptions(),
     logmel_options: LogMelOptions = LogMelOptions(),
     quantize: str = "int8",
-    extra: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model.onnx`` (float, or int8 when ``quantize == "int8"``) and ``model.json`` into ``bundle_dir``."""
     bundle_dir = Path(bundle_dir)
@@ -78,24 +60,13 @@ def write_bundle(
     target = bundle_dir / "model.onnx"
     if quantize == "int8":
         tmp = bundle_dir / "model.float.onnx"
-        export_onnx(model, tmp, logmel_options.n_mels)
+        export_logmel_onnx(model, tmp, logmel_options.n_mels)
         quantize_int8(tmp, target)
         tmp.unlink()
     else:
-        export_onnx(model, target, logmel_options.n_mels)
-    extra = {"quantization": quantize, **(extra or {})}
-    return write_model_json(bundle_dir, name, "whisper-logmel", asdict(logmel_options), audio_options, extra)
-
-
-def max_abs_difference(model: nn.Module, onnx_path: Path, mel: np.ndarray) -> float:
-    """Largest difference between the PyTorch and ONNX Runtime logits for one log-mel ``(n_mels, frames)``."""
-    import onnxruntime as ort
-
-    with torch.no_grad():
-        expected = model(torch.from_numpy(mel[None])).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"features": mel[None].astype(np.float32)})[0]
-    return float(np.abs(expected - got).max())
+        export_logmel_onnx(model, target, logmel_options.n_mels)
+    metadata = {"quantization": quantize, **(metadata or {})}
+    return write_bundle(bundle_dir, make_bundle(name, "whisper-logmel", logmel_options, audio_options, metadata))
 
 
 def compress_weights(source: Path, target: Path, int8: tuple[str, ...] = ("fc1", "fc2"), min_size: int = 4096) -> Path:

@@ -13,7 +13,7 @@ from .head import HeadOptions, StateClassifier, build_head
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class HeadTrainOptions:
     """Optimiser, schedule and regularisation of head training."""
 
     epochs: int = 40
@@ -102,7 +102,7 @@ def unweighted_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int = 8) -> 
 
 def fit(
     head: HeadOptions,
-    options: TrainOptions,
+    options: HeadTrainOptions,
     train_states: list[np.ndarray],
     train_y: np.ndarray,
     val_states: list[np.ndarray] | None = None,

@@ -1,0 +1,82 @@
+"""Model input features: turn preprocessed mono audio into the array a bundle's ONNX graph takes.
+
+A bundle's ``model.json`` names its features (``librosa`` frame features or ``whisper-logmel``) and their
+options; training and inference both build them with :func:`build_features`, so both compute the same input.
+Torch-free; librosa is imported only when features are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any
+
+import numpy as np
+
+from .frames import FeatureOptions, extract_features
+from .logmel import LogMelOptions, log_mel
+
+FeatureExtractor = Callable[[np.ndarray], np.ndarray]
+"""Maps preprocessed mono float32 audio to one model input without the batch axis."""
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """One registered kind of model input: its frozen options dataclass and its extractor."""
+
+    options_type: type
+    extract: Callable[[np.ndarray, Any], np.ndarray]
+
+
+FEATURES: dict[str, FeatureKind] = {
+    "librosa": FeatureKind(FeatureOptions, extract_features),
+    "whisper-logmel": FeatureKind(LogMelOptions, log_mel),
+}
+"""The explicit registry of model input features, by the name stored in ``model.json``."""
+
+
+def feature_options(name: str, options: Mapping[str, Any] | None = None) -> Any:
+    """The options dataclass of features ``name`` from a ``model.json`` mapping.
+
+    Raises ``KeyError`` for an unknown ``name`` and ``TypeError`` naming the first unknown option key.
+    """
+    if name not in FEATURES:
+        raise KeyError(f"unknown features {name!r}; known: {', '.join(sorted(FEATURES))}")
+    options_type = FEATURES[name].options_type
+    known = {f.name for f in fields(options_type)}
+    for key in options or {}:
+        if key not in known:
+            raise TypeError(f"unknown option {key!r} (known: {', '.join(sorted(known))})")
+    return options_type(**dict(options or {}))
+
+
+def build_features(name: str, options: Mapping[str, Any] | Any = None) -> FeatureExtractor:
+    """The feature extractor ``name`` configured with ``options`` (its dataclass or a ``model.json`` mapping).
+
+    Raises ``KeyError`` for an unknown ``name``, ``TypeError`` for an unknown option key.
+    """
+    opts = options if is_dataclass(options) else feature_options(name, options)
+    extract = FEATURES[name].extract
+
+    def run(samples: np.ndarray) -> np.ndarray:
+        return extract(samples, opts)
+
+    return run
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """A features options dataclass as the plain dict stored in ``model.json``."""
+    return asdict(options)
+
+
+__all__ = [
+    "FEATURES",
+    "FeatureExtractor",
+    "FeatureKind",
+    "FeatureOptions",
+    "LogMelOptions",
+    "build_features",
+    "extract_features",
+    "feature_options",
+    "log_mel",
+]

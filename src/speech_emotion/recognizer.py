@@ -1,0 +1,97 @@
+"""The shared recognizer: a model bundle run with ONNX Runtime (no PyTorch needed).
+
+A bundle (:mod:`speech_emotion.bundle`) is a folder with ``model.json`` (labels, sample rate, preprocessing,
+features) and the ONNX graph it names. The CLI, streaming engine, web service and batch runs all use
+:class:`Recognizer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioSource, load_audio, preprocess
+from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
+from .features import build_features
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One clip's result: the winning label, its probability, and all probabilities."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Recognizer:
+    """Emotion recognizer over a model bundle, backed by an ONNX Runtime session."""
+
+    def __init__(self, bundle: ModelBundle, threads: int | None = None) -> None:
+        """Open ``bundle``'s ONNX graph (read with :func:`~speech_emotion.bundle.read_bundle`); ``threads``:
+        ONNX Runtime intra-op threads (``None``: all cores)."""
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        self.name: str = bundle.name
+        self.labels: tuple[str, ...] = bundle.labels
+        self.audio_options = bundle.preprocessing
+        self.sample_rate = bundle.sample_rate
+        self._features = build_features(bundle.features, bundle.feature_options)
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self._session = ort.InferenceSession(str(bundle.onnx_path), so, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, threads: int | None = None) -> Recognizer:
+        """Load a bundled model by name (default: the bundled default), a bundle folder or a ``model.json``.
+
+        Raises :class:`~speech_emotion.errors.ModelError` (one line naming the bundle and field) for an unknown
+        model or an invalid bundle.
+        """
+        return cls(load_bundle(model), threads)
+
+    def model_input(self, samples: np.ndarray) -> np.ndarray:
+        """Model input features ``(1, ...)`` float32 for already preprocessed audio (a batch of one)."""
+        return self._features(samples)[None].astype(np.float32)
+
+    def logits(self, samples: np.ndarray) -> np.ndarray:
+        """Raw scores for preprocessed audio, shape ``(len(labels),)``."""
+        return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
+
+    def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
+        """Prediction for audio that already went through :func:`~speech_emotion.audio.preprocess`."""
+        probs = softmax(self.logits(samples).astype(np.float64))
+        best = int(np.argmax(probs))
+        return Prediction(
+            label=self.labels[best],
+            confidence=float(probs[best]),
+            probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+        )
+
+    def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
+        """Prediction for raw audio (any rate, mono or ``(frames, channels)``)."""
+        return self.predict_preprocessed(preprocess(samples, sample_rate, self.audio_options, source))
+
+    def predict_file(self, source: AudioSource) -> Prediction:
+        """Prediction for an audio file (path, bytes or binary file object)."""
+        return self.predict_preprocessed(load_audio(source, self.audio_options))
+
+
+__all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]
