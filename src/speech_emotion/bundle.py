@@ -60,7 +60,8 @@ class ModelBundle:
     preprocessing: AudioOptions
     onnx: str = "model.onnx"
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    format: int = FORMAT_VERSION
+    format: int = field(default=FORMAT_VERSION, compare=False)
+    """The ``model.json`` format it was read from (not part of equality: the same model in either format)."""
     folder: Path | None = field(default=None, compare=False)
     """The folder it was read from (``None`` for a bundle not read from disk)."""
 

@@ -1,7 +1,9 @@
 """``speech-emotion`` entry point: argument parsing and error reporting shared by all commands.
 
 Each command lives in its own module exposing ``add_parser(subparsers)``; the parser it adds
-sets ``func``, which takes the parsed arguments and returns the exit code.
+sets ``func``, which takes the parsed arguments and returns the exit code. Only the module of the command
+being run is imported (``--help`` and ``--version`` list the commands from :data:`HELP`), so start-up
+loads none of numpy, ONNX Runtime, pandas or torch.
 """
 
 from __future__ import annotations
@@ -17,8 +19,27 @@ from ..errors import SpeechEmotionError
 COMMANDS = ["predict", "stream", "listen", "analyze", "train", "evaluate", "batch", "serve"]
 """Modules of :mod:`speech_emotion.cli`, one per sub-command, in help order."""
 
+HELP: dict[str, str] = {
+    "predict": "emotion of each audio file",
+    "stream": "stream a file through the real-time engine",
+    "listen": "live emotion from the microphone",
+    "analyze": "emotion timeline of long recordings (JSON, CSV, PNG)",
+    "train": "train a model on a corpus and export a model bundle",
+    "evaluate": "train and test a model under an evaluation protocol",
+    "batch": "analyse a folder, glob or manifest of recordings into Parquet tables (local or Ray)",
+    "serve": "web page and service API (live microphone in the browser)",
+}
+"""One-line help of each command, shown without importing the command's module (a test keeps it in step)."""
 
-def build_parser() -> argparse.ArgumentParser:
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word not starting with ``-``; global options take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``speech-emotion`` parser; only the command chosen in ``argv`` (all when ``argv`` is ``None``) gets its
+    full sub-parser, the others a placeholder with their help line."""
     parser = argparse.ArgumentParser(
         prog="speech-emotion",
         description="Recognise emotion in speech: files, live microphone, web page, service and batch runs.",
@@ -26,13 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"speech-emotion {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    command = chosen_command(argv) if argv is not None else None
     for name in COMMANDS:
-        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
+        if argv is None or name == command:
+            importlib.import_module(f"{__package__}.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=HELP.get(name), add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -1,0 +1,140 @@
+"""The model bundle contract: every malformed model.json is one ModelError line naming the bundle and the field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech_emotion import available_models
+from speech_emotion.bundle import FORMAT_VERSION, bundled_models_dir, read_bundle, resolve_model, write_bundle
+from speech_emotion.cli.main import main
+from speech_emotion.errors import ModelError
+from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
+from synth import emotion_clip
+
+
+def _copy(bundle: Path, target: Path, edit=None) -> Path:
+    shutil.copytree(bundle, target)
+    if edit is not None:
+        doc = json.loads((target / "model.json").read_text())
+        edit(doc)
+        (target / "model.json").write_text(json.dumps(doc))
+    return target
+
+
+def _delete(key: str):
+    return lambda doc: doc.pop(key)
+
+
+def _set(path: tuple[str, ...], value):
+    def edit(doc):
+        for key in path[:-1]:
+            doc = doc.setdefault(key, {})
+        doc[path[-1]] = value
+
+    return edit
+
+
+MALFORMED = {
+    "missing name": (_delete("name"), "name: missing"),
+    "unknown feature option": (_set(("frontend_options", "n_mfccs"), 20), "frontend_options: unknown option 'n_mfccs'"),
+    "misspelt audio option": (
+        _set(("audio_options", "trim_top_bd"), 30.0),
+        "audio_options.trim_top_bd: unknown option",
+    ),
+    "labels not a list": (_set(("labels",), "neutral,calm"), "labels: must be a non-empty list"),
+    "unknown emotion": (_set(("labels",), ["neutral", "bored"]), "labels: unknown emotion 'bored'"),
+    "repeated labels": (_set(("labels",), ["sad", "sad"]), "labels: names repeat"),
+    "sample rates disagree": (_set(("frontend_options", "sample_rate"), 22050), "sample_rate:"),
+    "unknown features": (_set(("frontend",), "mfcc-v9"), "frontend: unknown features 'mfcc-v9'"),
+    "unknown top-level field": (_set(("colour",), "blue"), "colour: unknown field"),
+    "onnx file missing": (_set(("onnx",), "nothere.onnx"), "onnx: model file nothere.onnx missing"),
+    "unsupported format": (_set(("format",), 7), "format: unsupported version 7"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_each_malformed_bundle_is_a_model_error_naming_bundle_and_field(tiny_bundle, tmp_path, case):
+    edit, message = MALFORMED[case]
+    bundle = _copy(tiny_bundle, tmp_path / "b", edit)
+    with pytest.raises(ModelError) as info:
+        read_bundle(bundle)
+    text = str(info.value)
+    assert text.startswith(str(bundle / "model.json")) and message in text and "\n" not in text
+
+
+def test_bad_json_is_a_model_error(tiny_bundle, tmp_path):
+    bundle = _copy(tiny_bundle, tmp_path / "b")
+    (bundle / "model.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        read_bundle(bundle)
+
+
+def test_format_2_keeps_the_sample_rate_in_one_place(tiny_bundle, tmp_path):
+    bundle = read_bundle(tiny_bundle)
+    target = tmp_path / "v2"
+    target.mkdir()
+    shutil.copy(tiny_bundle / "model.onnx", target / "model.onnx")
+    write_bundle(target, bundle)
+    doc = json.loads((target / "model.json").read_text())
+    assert doc["format"] == FORMAT_VERSION and doc["sample_rate"] == 16000
+    assert "sample_rate" not in doc["feature_options"] and "sample_rate" not in doc["preprocessing"]
+    assert read_bundle(target) == bundle
+    doc["preprocessing"]["sample_rate"] = 8000
+    (target / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="preprocessing.sample_rate: the sample rate belongs in the top-level"):
+        read_bundle(target)
+
+
+@pytest.mark.parametrize("name", ["cnn-lstm", "whisper-base-probe"])
+def test_shipped_bundles_read_as_format_1_and_rewrite_to_bit_identical_predictions(name, tmp_path):
+    source = bundled_models_dir() / name
+    bundle = read_bundle(source)
+    raw = json.loads((source / "model.json").read_text())
+    assert bundle.format == 1 and bundle.name == raw["name"] and list(bundle.labels) == raw["labels"]
+    assert bundle.features == raw["frontend"] and bundle.metadata["recipe"] == raw["recipe"]
+    target = tmp_path / name
+    target.mkdir()
+    (target / bundle.onnx).symlink_to(source / bundle.onnx)
+    write_bundle(target, bundle)
+    assert read_bundle(target) == bundle
+    clip = emotion_clip("angry", 3)
+    before = Recognizer(bundle, threads=1).logits(clip)
+    after = Recognizer(read_bundle(target), threads=1).logits(clip)
+    assert np.array_equal(before, after)
+
+
+def test_available_models_lists_bundles_and_aliases_with_their_targets():
+    models = available_models()
+    assert models["cnn-lstm"] == "cnn-lstm" and models["whisper-base-probe"] == "whisper-base-probe"
+    assert models["default"] == (bundled_models_dir() / "default" / "LINK").read_text().strip()
+    assert resolve_model("default") == bundled_models_dir() / models["default"]
+
+
+def test_unknown_model_error_lists_the_available_models(capsys):
+    assert main(["predict", "--model", "no-such-model", "x.wav"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no-such-model:") and "default (-> " in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "case", ["missing name", "misspelt audio option", "onnx file missing", "sample rates disagree"]
+)
+def test_predict_with_a_malformed_bundle_prints_one_line_and_exits_1(tiny_bundle, tmp_path, capsys, case):
+    edit, message = MALFORMED[case]
+    bundle = _copy(tiny_bundle, tmp_path / "b", edit)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, emotion_clip("happy", 1), 16000)
+    assert main(["predict", "--model", str(bundle), str(wav)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bundle / 'model.json'}") and message in err and "\n" not in err
+
+
+def test_labels_follow_the_project_label_map():
+    assert set(read_bundle(bundled_models_dir() / "cnn-lstm").labels) <= set(EMOTIONS)
