@@ -134,7 +134,8 @@ def bench_end_to_end(model: str | None, seconds: float, rate: int = 48000, block
 
 def child_analyze(path: Path, model: str | None, threads: int, out: Path) -> None:
     """Run in a fresh process: analyze + write, print timing and peak RSS as JSON."""
-    from speech_emotion.timeline import analyze_file, write_timeline
+    from speech_emotion.report import write_timeline
+    from speech_emotion.timeline import analyze_file
 
     recognizer = Recognizer.load(model, threads=threads)
     t_start = time.perf_counter()

@@ -11,7 +11,8 @@ from speech_emotion.cli import main as cli_main
 from speech_emotion.errors import AudioError
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
-from speech_emotion.timeline import AnalyzeOptions, analyze_file, write_timeline
+from speech_emotion.report import summarize, timeline_document, write_timeline
+from speech_emotion.timeline import AnalyzeOptions, analyze_file
 from stream_synth import bursts
 from synth import silence
 
@@ -42,7 +43,7 @@ def test_timeline_has_one_segment_per_burst_and_a_summary(recognizer, recording)
     assert len(timeline.segments) == len(truth)
     for seg, (start, end) in zip(timeline.segments, truth):
         assert abs(seg.start - start) < 0.2 and abs(seg.end - end) < 0.2
-    summary = timeline.summary()
+    summary = summarize(timeline)
     assert summary["segments"] == len(truth)
     assert sum(summary["emotion_share"].values()) == pytest.approx(1, abs=1e-3)
     assert summary["speech_s"] == pytest.approx(sum(e - s for s, e in truth), abs=0.4 * len(truth))  # padding
@@ -53,8 +54,8 @@ def test_timeline_has_one_segment_per_burst_and_a_summary(recognizer, recording)
 
 def test_block_size_does_not_change_the_timeline(recognizer, recording):
     path, _ = recording
-    small = analyze_file(path, recognizer, AnalyzeOptions(block_s=0.37)).to_dict()
-    large = analyze_file(path, recognizer, AnalyzeOptions(block_s=60.0)).to_dict()
+    small = timeline_document(analyze_file(path, recognizer, AnalyzeOptions(block_s=0.37)))
+    large = timeline_document(analyze_file(path, recognizer, AnalyzeOptions(block_s=60.0)))
     assert small["segments"] == large["segments"] and small["windows"] == large["windows"]
 
 
@@ -74,7 +75,7 @@ def test_silence_only_gives_an_empty_timeline(recognizer, tmp_path):
     path = tmp_path / "quiet.wav"
     sf.write(path, silence(4.0), 16000)
     timeline = analyze_file(path, recognizer)
-    assert timeline.segments == [] and timeline.summary()["dominant"] is None
+    assert timeline.segments == [] and summarize(timeline)["dominant"] is None
     assert write_timeline(timeline, tmp_path / "out")["png"].is_file()
 
 

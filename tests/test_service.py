@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
+from speech_emotion.report import timeline_document
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceConfigError, ServiceOptions, is_loopback
 from speech_emotion.timeline import analyze_file
@@ -203,7 +204,7 @@ def test_analyze_returns_the_same_timeline_as_the_cli(
     r = client.post("/v1/analyze", files={"file": ("call.wav", path.read_bytes(), "audio/wav")})
     assert r.status_code == 200, r.text
     body = r.json()
-    expected = json.loads(json.dumps(analyze_file(path, recognizer).to_dict()))
+    expected = json.loads(json.dumps(timeline_document(analyze_file(path, recognizer))))
     assert body["source"] == "upload"
     expected["source"] = "upload"
     assert body == expected

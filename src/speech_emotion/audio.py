@@ -7,6 +7,7 @@ always sees audio prepared the same way.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -176,3 +177,34 @@ def load_audio(source: AudioSource, options: AudioOptions = AudioOptions()) -> n
     """Read ``source`` and :func:`preprocess` it: the single entry point from a file to model input."""
     samples, sr = read_audio(source, options.max_duration_s)
     return preprocess(samples, sr, options, source=_describe(source))
+
+
+def open_audio_blocks(path: str | Path, block_s: float = 10.0) -> tuple[Iterator[np.ndarray], int, float]:
+    """``(blocks, sample_rate, duration_s)`` for an audio file read ``block_s`` at a time.
+
+    Blocks are float32, ``(frames,)`` or ``(frames, channels)``. Raises :class:`AudioError`
+    for a missing, empty, unreadable or unsupported file, also when decoding fails midway.
+    """
+    import soundfile as sf
+
+    name = str(path)
+    handle = open_audio(path)
+    sr = handle.samplerate
+    duration = handle.frames / sr if handle.frames > 0 else 0.0
+    blocksize = max(1, int(block_s * sr))
+
+    def blocks() -> Iterator[np.ndarray]:
+        done = 0
+        with handle:
+            while True:
+                try:
+                    block = handle.read(blocksize, dtype="float32")
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    reason = str(exc).split("\n")[0]
+                    raise AudioError(name, f"decoding failed at {done / sr:.1f} s ({reason})") from None
+                if len(block) == 0:
+                    return
+                done += len(block)
+                yield block
+
+    return blocks(), sr, duration

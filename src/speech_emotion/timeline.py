@@ -2,43 +2,25 @@
 
 :func:`analyze_file` never holds more than one block of the file (plus the engine's few
 seconds of history), so memory stays flat however long the recording. The resulting
-:class:`Timeline` holds the speech segments, the per-window emotions and a summary; writers
-turn it into JSON, CSV and a PNG plot.
+:class:`Timeline` holds the speech segments and the per-window emotions; :mod:`speech_emotion.report`
+summarises it and writes JSON, CSV and a PNG plot.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .audio import open_audio
+from .audio import open_audio_blocks
 from .errors import AudioError
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
 
 ProgressCallback = Callable[[float, float], None]
 """Called as ``progress(seconds_done, seconds_total)`` after each block."""
-
-EMOTION_COLORS: dict[str, str] = {
-    "neutral": "#9e9e9e",
-    "calm": "#4db6ac",
-    "happy": "#fbc02d",
-    "sad": "#1e88e5",
-    "angry": "#e53935",
-    "fearful": "#8e24aa",
-    "disgust": "#6d4c41",
-    "surprised": "#fb8c00",
-}
-"""One colour per emotion, shared by the plot and the live view."""
-
-CALM_LABELS = ("neutral", "calm")
-"""Labels that do not count towards a moment's intensity."""
 
 
 ANALYZE_HOP_S = 1.0
@@ -121,7 +103,7 @@ class WindowTrack:
 
 @dataclass
 class Timeline:
-    """Speech segments and window emotions of one recording, with a summary."""
+    """Speech segments and window emotions of one recording (summarised by :func:`speech_emotion.report.summarize`)."""
 
     source: str
     duration_s: float
@@ -145,109 +127,8 @@ class Timeline:
 
     @property
     def speech_s(self) -> float:
+        """Seconds of speech: the summed segment durations."""
         return float(sum(s.duration for s in self.segments))
-
-    def summary(self) -> dict[str, Any]:
-        """Speech time, share of speech time per emotion, and the most intense moments."""
-        speech = self.speech_s
-        per_label = {label: 0.0 for label in self.labels}
-        for seg in self.segments:
-            per_label[seg.label] += seg.duration
-        return {
-            "duration_s": round(self.duration_s, 3),
-            "speech_s": round(speech, 3),
-            "speech_share": round(speech / self.duration_s, 4) if self.duration_s else 0.0,
-            "segments": len(self.segments),
-            "emotion_seconds": {k: round(v, 3) for k, v in per_label.items()},
-            "emotion_share": {k: round(v / speech, 4) if speech else 0.0 for k, v in per_label.items()},
-            "dominant": max(per_label, key=per_label.__getitem__) if speech else None,
-            "intense_moments": self.intense_moments(),
-        }
-
-    def intense_moments(self) -> list[dict[str, Any]]:
-        """Non-overlapping windows (or segments, without windows) with the strongest non-calm emotion."""
-        emotional = [i for i, label in enumerate(self.labels) if label not in CALM_LABELS]
-        if not emotional:
-            return []
-        if len(self.windows):
-            starts, ends, probs = self.windows.starts, self.windows.ends, self.windows.probabilities
-        else:
-            starts = np.array([s.start for s in self.segments])
-            ends = np.array([s.end for s in self.segments])
-            probs = np.array([[s.probabilities[label] for label in self.labels] for s in self.segments])
-        if len(starts) == 0:
-            return []
-        sub = probs[:, emotional]
-        best = sub.argmax(axis=1)
-        score = sub[np.arange(len(sub)), best]
-        chosen: list[int] = []
-        for i in np.argsort(-score, kind="stable"):
-            if len(chosen) >= self.top_moments:
-                break
-            if all(ends[i] <= starts[j] or starts[i] >= ends[j] for j in chosen):
-                chosen.append(int(i))
-        return [
-            {
-                "start": round(float(starts[i]), 3),
-                "end": round(float(ends[i]), 3),
-                "label": self.labels[emotional[int(best[i])]],
-                "probability": round(float(score[i]), 4),
-            }
-            for i in chosen
-        ]
-
-    def to_dict(self, include_windows: bool = True) -> dict[str, Any]:
-        d = {
-            "source": self.source,
-            "model": self.model,
-            "duration_s": round(self.duration_s, 3),
-            "sample_rate": self.sample_rate,
-            "labels": list(self.labels),
-            "notes": list(self.notes),
-            "summary": self.summary(),
-            "segments": [s.to_dict() for s in self.segments],
-        }
-        if include_windows:
-            d["windows"] = [_window_dict(w) for w in self.windows]
-        return d
-
-
-def _window_dict(w: UpdateEvent) -> dict[str, Any]:
-    d = w.to_dict()
-    d.pop("type")
-    d.pop("latency_ms")
-    return d
-
-
-def open_audio_blocks(path: str | Path, block_s: float = 10.0) -> tuple[Iterator[np.ndarray], int, float]:
-    """``(blocks, sample_rate, duration_s)`` for an audio file read ``block_s`` at a time.
-
-    Blocks are float32, ``(frames,)`` or ``(frames, channels)``. Raises :class:`AudioError`
-    for a missing, empty, unreadable or unsupported file, also when decoding fails midway.
-    """
-    import soundfile as sf
-
-    name = str(path)
-    handle = open_audio(path)
-    sr = handle.samplerate
-    duration = handle.frames / sr if handle.frames > 0 else 0.0
-    blocksize = max(1, int(block_s * sr))
-
-    def blocks() -> Iterator[np.ndarray]:
-        done = 0
-        with handle:
-            while True:
-                try:
-                    block = handle.read(blocksize, dtype="float32")
-                except (sf.LibsndfileError, RuntimeError) as exc:
-                    reason = str(exc).split("\n")[0]
-                    raise AudioError(name, f"decoding failed at {done / sr:.1f} s ({reason})") from None
-                if len(block) == 0:
-                    return
-                done += len(block)
-                yield block
-
-    return blocks(), sr, duration
 
 
 def analyze_file(
@@ -309,117 +190,3 @@ def _collect(timeline: Timeline, events: list, keep_windows: bool) -> None:
             timeline.segments.append(event)
         elif keep_windows:
             timeline.windows.append(event)
-
-
-# -- writers -----------------------------------------------------------------------------------
-
-
-def write_json(timeline: Timeline, path: str | Path) -> Path:
-    """The :meth:`Timeline.to_dict` document; windows are written one by one (one per line)."""
-    path = Path(path)
-    head = json.dumps(timeline.to_dict(include_windows=False), indent=1)
-    with path.open("w") as f:
-        f.write(head[: head.rindex("}")].rstrip() + ',\n "windows": [')
-        for i, window in enumerate(timeline.windows):
-            f.write(("," if i else "") + "\n  " + json.dumps(_window_dict(window)))
-        f.write("\n ]\n}\n")
-    return path
-
-
-def write_csv(items: Iterable[SegmentEvent] | Iterable[UpdateEvent], labels: tuple[str, ...], path: str | Path) -> Path:
-    """One row per segment or window: start, end, label, confidence and every probability."""
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
-        for item in items:
-            writer.writerow(
-                [
-                    f"{item.start:.3f}",
-                    f"{item.end:.3f}",
-                    item.label,
-                    f"{item.confidence:.4f}",
-                    *(f"{item.probabilities[label]:.4f}" for label in labels),
-                ]
-            )
-    return path
-
-
-PLOT_POINTS = 600
-"""More windows than this are averaged into this many time bins (readable, and constant cost)."""
-
-
-def _plot_points(windows: WindowTrack, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Window end times and probabilities, with NaN rows where speech pauses (to break the lines)."""
-    ends = windows.ends
-    probs = windows.probabilities.astype(np.float64)
-    if len(ends) > PLOT_POINTS:  # bin: the plot's cost and memory stay the same for any length
-        width = max(duration_s, float(ends[-1])) / PLOT_POINTS
-        index = np.minimum((ends / width).astype(int), PLOT_POINTS - 1)
-        sums = np.zeros((PLOT_POINTS, probs.shape[1]))
-        np.add.at(sums, index, probs)
-        counts = np.bincount(index, minlength=PLOT_POINTS)[:, None]
-        with np.errstate(invalid="ignore"):
-            return (np.arange(PLOT_POINTS) + 0.5) * width, sums / counts  # empty bins: NaN gaps
-    steps = np.diff(ends)
-    hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
-    gaps = np.flatnonzero(steps > 2.5 * hop) + 1
-    return np.insert(ends, gaps, np.nan), np.insert(probs, gaps, np.nan, axis=0)
-
-
-def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
-    """PNG: emotion probabilities over time (top) and the segments coloured by emotion (bottom)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    path = Path(path)
-    minutes = timeline.duration_s > 300
-    scale = 60.0 if minutes else 1.0
-    fig, (ax, strip) = plt.subplots(
-        2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}, constrained_layout=True
-    )
-    if len(timeline.windows):
-        xs, ys = _plot_points(timeline.windows, timeline.duration_s)
-        marker = "." if len(timeline.windows) <= PLOT_POINTS else None
-        for i, label in enumerate(timeline.labels):
-            color = EMOTION_COLORS.get(label)
-            ax.plot(xs / scale, ys[:, i], color=color, label=label, linewidth=1.2, marker=marker, markersize=3)
-    else:
-        ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probability")
-    ax.set_title(f"{Path(timeline.source).name}: emotion over time ({timeline.model})")
-    ax.grid(alpha=0.3)
-    for label in timeline.labels:  # one collection per emotion, not one artist per segment
-        spans = [(seg.start / scale, seg.duration / scale) for seg in timeline.segments if seg.label == label]
-        if spans:
-            strip.broken_barh(spans, (0, 1), facecolors=EMOTION_COLORS.get(label, "k"))
-    strip.set_yticks([])
-    strip.set_ylabel("segments")
-    strip.set_xlim(0, timeline.duration_s / scale)
-    strip.set_xlabel("time (min)" if minutes else "time (s)")
-    handles = [Patch(color=EMOTION_COLORS.get(label, "k"), label=label) for label in timeline.labels]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_timeline(
-    timeline: Timeline, out_dir: str | Path, stem: str | None = None, plot: bool = True
-) -> dict[str, Path]:
-    """Write ``<stem>.timeline.json``, ``<stem>.segments.csv``, ``<stem>.windows.csv`` and ``<stem>.timeline.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = stem or Path(timeline.source).stem
-    written = {
-        "json": write_json(timeline, out / f"{stem}.timeline.json"),
-        "segments_csv": write_csv(timeline.segments, timeline.labels, out / f"{stem}.segments.csv"),
-        "windows_csv": write_csv(timeline.windows, timeline.labels, out / f"{stem}.windows.csv"),
-    }
-    if plot:
-        written["png"] = plot_timeline(timeline, out / f"{stem}.timeline.png")
-    return written

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
+from ..report import summarize
 from ..threads import limit_native_threads
 from ..timeline import AnalyzeOptions, analyze_file
 from .inputs import Job
@@ -132,7 +133,7 @@ def _fail(result: FileResult, error: str) -> None:
 def _fill(result: FileResult, path: str, recognizer: Recognizer) -> None:
     """Analyse ``path`` with the shared block-wise timeline (VAD segments, share of speech per emotion)."""
     timeline = analyze_file(path, recognizer, ANALYZE_OPTIONS)
-    summary = timeline.summary()
+    summary = summarize(timeline)
     result.duration_s = timeline.duration_s
     result.speech_s = timeline.speech_s
     result.dominant_emotion = summary["dominant"]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
+from ..report import summarize, write_timeline
 from ..threads import limit_native_threads
-from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_file, write_timeline
+from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_file
 from .stream import add_stream_options, stream_options
 
 
@@ -86,7 +87,7 @@ def _print_summary(timeline: Timeline) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    summary = timeline.summary()
+    summary = summarize(timeline)
     console = Console()
     console.print(
         f"[bold]{timeline.source}[/]: {summary['segments']} segments, "

@@ -113,7 +113,7 @@ class LiveView:
         from rich.table import Table
         from rich.text import Text
 
-        from ..timeline import EMOTION_COLORS
+        from ..report import EMOTION_COLORS
 
         status = Text()
         status.append("● speech " if speaking else "○ silence", style="bold green" if speaking else "dim")

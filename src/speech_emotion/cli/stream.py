@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..audio import open_audio_blocks
 from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
-from ..timeline import open_audio_blocks
 
 
 def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.hop_s) -> None:

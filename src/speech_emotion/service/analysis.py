@@ -15,6 +15,7 @@ import numpy as np
 from ..audio import read_audio
 from ..errors import AudioError
 from ..recognizer import Recognizer
+from ..report import timeline_document
 from ..timeline import AnalyzeOptions, analyze_blocks
 
 UPLOAD_NAME = "upload"
@@ -39,4 +40,4 @@ def analyze_bytes(
             yield samples[start : start + block]
 
     timeline = analyze_blocks(blocks(), sr, recognizer, options, source=UPLOAD_NAME, duration_s=len(samples) / sr)
-    return timeline.to_dict()
+    return timeline_document(timeline)
