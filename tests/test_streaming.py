@@ -40,7 +40,7 @@ def test_one_segment_per_burst_with_updates_inside(recognizer):
     for seg, (start, end) in zip(segments, truth):
         assert abs(seg.start - start) <= TOL and abs(seg.end - end) <= TOL
         assert seg.label in EMOTIONS and sum(seg.probabilities.values()) == pytest.approx(1, abs=1e-4)
-        updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == seg.index]
+        updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == seg.segment]
         assert len(updates) == seg.windows >= 1
         for u in updates:  # every update lies inside its segment: silence and noise get none
             assert seg.start - 1e-9 <= u.start < u.end <= seg.end + 1e-9
@@ -55,9 +55,9 @@ def test_event_order_and_update_timing(recognizer):
     assert ends == sorted(ends)
     for e in events:  # each segment event comes right after its own last update
         if isinstance(e, UpdateEvent):
-            assert not any(s.index == e.segment and s.end < e.end for s in segments_of(events))
+            assert not any(s.segment == e.segment and s.end < e.end for s in segments_of(events))
     long_seg = segments_of(events)[-1]  # the 3 s burst: first update after 1 s, then one per 0.5 s
-    updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == long_seg.index]
+    updates = [e for e in events if isinstance(e, UpdateEvent) and e.segment == long_seg.segment]
     assert updates[0].end - long_seg.start == pytest.approx(1.0, abs=1e-6)
     gaps = np.diff([u.end for u in updates[:-1]])
     assert np.allclose(gaps, 0.5)
@@ -178,3 +178,12 @@ def test_changing_sample_rate_mid_stream(recognizer):
     segments = segments_of(events)
     assert len(segments) == 1
     assert segments[0].start == pytest.approx(0.5, abs=TOL) and segments[0].end == pytest.approx(3.0, abs=TOL)
+
+
+def test_update_and_segment_events_name_the_segment_with_the_same_key(recognizer):
+    samples, truth = bursts()
+    events = [e.to_dict() for e in StreamingRecognizer(recognizer).run([(samples, 16000)])]
+    segment_ids = [e["segment"] for e in events if e["type"] == "segment"]
+    assert segment_ids == list(range(len(truth)))
+    assert {e["segment"] for e in events if e["type"] == "update"} <= set(segment_ids)
+    assert all("index" not in e for e in events)

@@ -98,7 +98,8 @@ class SegmentEvent:
     """A finished stretch of speech: its span and the mean probabilities of its windows."""
 
     type: ClassVar[str] = "segment"
-    index: int
+    segment: int
+    """Index of the speech segment (0, 1, ...): the same key as :attr:`UpdateEvent.segment`."""
     start: float
     end: float
     label: str
@@ -114,7 +115,7 @@ class SegmentEvent:
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
-            "index": self.index,
+            "segment": self.segment,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "duration": round(self.duration, 3),
@@ -377,7 +378,7 @@ class StreamingRecognizer:
         best = int(np.argmax(probs))
         events.append(
             SegmentEvent(
-                index=seg.index,
+                segment=seg.index,
                 start=seg.start / SAMPLE_RATE,
                 end=end / SAMPLE_RATE,
                 label=self.labels[best],
@@ -415,12 +416,6 @@ class StreamingRecognizer:
         )
 
 
-def events_to_dicts(events: Iterable[Event]) -> Iterator[dict[str, Any]]:
-    """``to_dict()`` of each event (for JSON lines and the web service)."""
-    for event in events:
-        yield event.to_dict()
-
-
 __all__ = [
     "Event",
     "SegmentEvent",
@@ -428,5 +423,4 @@ __all__ = [
     "StreamingRecognizer",
     "UpdateEvent",
     "as_float_mono",
-    "events_to_dicts",
 ]

@@ -99,7 +99,7 @@ def _emit(events: list, jsonl: bool, segments: list[SegmentEvent]) -> None:
             print(json.dumps(event.to_dict()), flush=True)
         elif isinstance(event, SegmentEvent):
             print(
-                f"segment {event.index:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
+                f"segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
                 f"{event.label:<9} {event.confidence:4.0%}  ({event.windows} windows)",
                 flush=True,
             )
