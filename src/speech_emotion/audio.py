@@ -1,4 +1,4 @@
-"""Audio front end: read any file soundfile reads, then mono, 16 kHz, trimmed and loudness-normalised.
+"""Audio preprocessing: read any file soundfile reads, then mono, 16 kHz, trimmed and loudness-normalised.
 
 Training, evaluation, inference and streaming all go through :func:`preprocess`, so a model
 always sees audio prepared the same way.

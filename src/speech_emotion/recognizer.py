@@ -47,7 +47,8 @@ class Recognizer:
         self.bundle = bundle
         self.name: str = bundle.name
         self.labels: tuple[str, ...] = bundle.labels
-        self.audio_options = bundle.preprocessing
+        self.preprocessing = bundle.preprocessing
+        """The :class:`~speech_emotion.audio.AudioOptions` every input goes through before the features."""
         self.sample_rate = bundle.sample_rate
         self._features = build_features(bundle.features, bundle.feature_options)
         so = ort.SessionOptions()
@@ -87,11 +88,11 @@ class Recognizer:
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
         """Prediction for raw audio (any rate, mono or ``(frames, channels)``)."""
-        return self.predict_preprocessed(preprocess(samples, sample_rate, self.audio_options, source))
+        return self.predict_preprocessed(preprocess(samples, sample_rate, self.preprocessing, source))
 
     def predict_file(self, source: AudioSource) -> Prediction:
         """Prediction for an audio file (path, bytes or binary file object)."""
-        return self.predict_preprocessed(load_audio(source, self.audio_options))
+        return self.predict_preprocessed(load_audio(source, self.preprocessing))
 
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]

@@ -208,7 +208,7 @@ class StreamingRecognizer:
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
-            recognizer.audio_options, trim=False, min_duration_s=0.0, max_duration_s=None
+            recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
         )
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)

@@ -174,7 +174,7 @@ def create_app(
 
     def predict_bytes(data: bytes) -> Prediction:
         samples, sr = read_audio(data, options.max_duration_s)
-        return rec.predict_preprocessed(preprocess(samples, sr, rec.audio_options, UPLOAD_NAME))
+        return rec.predict_preprocessed(preprocess(samples, sr, rec.preprocessing, UPLOAD_NAME))
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:

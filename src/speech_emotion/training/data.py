@@ -23,7 +23,7 @@ from .cache import ClipStore, FeatureCache
 
 @dataclass(frozen=True)
 class DataOptions:
-    """How clips become feature matrices: audio front end, features, augmentation and the worker pool."""
+    """How clips become feature matrices: preprocessing, features, augmentation and the worker pool."""
 
     features: FeatureOptions = field(default_factory=FeatureOptions)
     audio: AudioOptions = field(default_factory=AudioOptions)

@@ -1,6 +1,6 @@
 """The seed's CNN + LSTM: convolution/max-pooling blocks over frame features, an LSTM over time, pooled logits.
 
-Input is the raw ``(batch, frames, features)`` matrix of the librosa front end; the per-feature
+Input is the raw ``(batch, frames, features)`` matrix of the librosa frame features; the per-feature
 standardisation learnt from the training set lives in the module as buffers, so the exported
 ONNX graph takes exactly what :func:`speech_emotion.features.extract_features` returns.
 """

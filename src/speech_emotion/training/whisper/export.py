@@ -1,6 +1,6 @@
 """ONNX bundles of Whisper-backbone models: the used encoder blocks and the head(s) in one graph.
 
-Input ``features`` ``[1, n_mels, frames]`` (the ``whisper-logmel`` front end, ``frames`` dynamic) ->
+Input ``features`` ``[1, n_mels, frames]`` (the ``whisper-logmel`` features, ``frames`` dynamic) ->
 ``logits`` ``[1, 8]`` (log of the mean class probabilities when several heads are ensembled).
 Optionally made smaller and faster by :func:`quantize_int8` (int8 MLP weights, float16 storage of the rest).
 """

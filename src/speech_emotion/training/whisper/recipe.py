@@ -91,7 +91,7 @@ class WhisperProbeRecipe:
         self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
         recognizer = Recognizer.load(bundle, threads=1)
         paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
-        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.audio_options))) for p in paths])
+        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
 
     def classifier(self):  # noqa: ANN201 - torch module
         """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
