@@ -2,7 +2,8 @@
 
 Usage: ``python scripts/results_table.py`` rewrites the block between the RESULTS markers in
 README.md; ``--print`` only prints the table. Every row carries the command stored in its
-metrics file, so each number can be reproduced.
+metrics file, so each number can be reproduced; commands stored before ``--recipe`` replaced ``--model`` on
+``train``/``evaluate`` are shown with today's spelling (:func:`current_command`), the files stay as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def _pct(doc: dict, key: str) -> str:
     return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std and len(doc.get("folds", [])) > 1 else "")
 
 
+def current_command(command: str) -> str:
+    """A stored ``speech-emotion evaluate``/``train`` command with the old recipe option ``--model`` as ``--recipe``."""
+    words = command.split(" ")
+    if len(words) > 2 and words[0] == "speech-emotion" and words[1] in ("evaluate", "train"):
+        words = ["--recipe" if w == "--model" else w for w in words]
+    return " ".join(words)
+
+
 def table(results_dir: Path = ROOT / "results") -> str:
     """Markdown table of every metrics file, speaker-independent protocol first."""
     docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
@@ -40,7 +49,7 @@ def table(results_dir: Path = ROOT / "results") -> str:
             notes.append(f"seeds {seed}–{seed + ensemble - 1}" if ensemble > 1 else f"seed {seed}")
         name = f"{d.get('model')} ({', '.join(notes)})" if notes else d.get("model")
         leak = "no" if d.get("protocol") == "actor-6fold" else "**yes** (leaks)"
-        command = d.get("command", "")
+        command = current_command(d.get("command", ""))
         lines.append(
             f"| {name} | {d.get('protocol')} | {leak} | {_pct(d, 'ua')} | {_pct(d, 'wa')} | "
             f"{_pct(d, 'macro_f1')} | `{command}` |"

@@ -1,7 +1,7 @@
 """The ``whisper-base-probe`` recipe: frozen Whisper-base encoder, pooled layer statistics, linear probe.
 
-Registered in :data:`~speech_emotion.training.recipes.RECIPES`, so ``speech-emotion train --model
-whisper-base-probe`` and ``speech-emotion evaluate --model whisper-base-probe`` run it. The exported
+Registered in :data:`~speech_emotion.training.recipes.RECIPES`, so ``speech-emotion train --recipe
+whisper-base-probe`` and ``speech-emotion evaluate --recipe whisper-base-probe`` run it. The exported
 bundle holds the encoder blocks up to the deepest used layer and the probe, int8 by default.
 """
 
