@@ -119,3 +119,12 @@ def test_train_exports_a_bundle_that_predict_loads(corpus_dir, tmp_path, capsys)
     assert main(["predict", str(wav), "--model", str(bundle), "--json"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["label"] in line["probabilities"]
+
+
+def test_model_on_evaluate_is_a_deprecated_spelling_of_recipe(capsys):
+    from speech_emotion.cli.main import build_parser
+
+    argv = ["evaluate", "--model", "whisper-base-probe", "--data", "d", "--out", "o"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.recipe == "whisper-base-probe"
+    assert "deprecated; use --recipe" in capsys.readouterr().err

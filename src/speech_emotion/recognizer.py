@@ -31,6 +31,7 @@ class Prediction:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities along the last axis of ``logits`` (same shape)."""
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -73,11 +74,12 @@ class Recognizer:
         return self._features(samples)[None].astype(np.float32)
 
     def logits(self, samples: np.ndarray) -> np.ndarray:
-        """Raw scores for preprocessed audio, shape ``(len(labels),)``."""
+        """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
         return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
 
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
-        """Prediction for audio that already went through :func:`~speech_emotion.audio.preprocess`."""
+        """Prediction for mono float32 audio at :attr:`sample_rate` Hz that already went through
+        :func:`~speech_emotion.audio.preprocess` with :attr:`preprocessing`."""
         probs = softmax(self.logits(samples).astype(np.float64))
         best = int(np.argmax(probs))
         return Prediction(
@@ -87,11 +89,16 @@ class Recognizer:
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
-        """Prediction for raw audio (any rate, mono or ``(frames, channels)``)."""
+        """Prediction for raw audio: ``(frames,)`` or ``(frames, channels)`` samples at ``sample_rate`` Hz (any rate).
+
+        Raises :class:`~speech_emotion.errors.AudioError` (naming ``source``) for empty, silent, too short or
+        non-finite audio."""
         return self.predict_preprocessed(preprocess(samples, sample_rate, self.preprocessing, source))
 
     def predict_file(self, source: AudioSource) -> Prediction:
-        """Prediction for an audio file (path, bytes or binary file object)."""
+        """Prediction for an audio file (path, bytes or binary file object; any format soundfile reads).
+
+        Raises :class:`~speech_emotion.errors.AudioError` for a missing, unreadable, empty, silent or too short file."""
         return self.predict_preprocessed(load_audio(source, self.preprocessing))
 
 

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
+
 N_FFT = 400
 HOP = 160
 
@@ -20,13 +22,13 @@ class LogMelOptions:
     """Parameters of :func:`log_mel` (``n_mels``: 80 for whisper-base, 128 for large-v3)."""
 
     n_mels: int = 80
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     max_seconds: float | None = 30.0
     """Longer audio is cut to its first ``max_seconds`` (the encoder knows 1500 positions = 30 s)."""
 
 
 @lru_cache(maxsize=4)
-def mel_filters(n_mels: int = 80, sample_rate: int = 16000) -> np.ndarray:
+def mel_filters(n_mels: int = 80, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Slaney-normalised mel filter bank ``(n_mels, 201)``, as Whisper uses."""
     import librosa
 
