@@ -92,3 +92,27 @@ def test_cli_constants_match_the_training_registries():
 
     assert PROTOCOLS == SPLIT_PROTOCOLS
     assert list(RECIPE_NAMES) == available_recipes()
+
+
+def test_no_inference_module_imports_training_or_evaluation_even_inside_a_function():
+    import ast
+    from pathlib import Path
+
+    root = Path(speech_emotion.__file__).parent
+    doors = {"cli/train.py", "cli/evaluate.py"}  # the training commands import training when they run
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("training/", "evaluation/")) or rel in doors:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] == "torch" or "training" in name.split(".") or "evaluation" in name.split("."):
+                    offenders.append(f"{rel}:{node.lineno} imports {name}")
+    assert offenders == []

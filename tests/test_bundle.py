@@ -138,3 +138,31 @@ def test_predict_with_a_malformed_bundle_prints_one_line_and_exits_1(tiny_bundle
 
 def test_labels_follow_the_project_label_map():
     assert set(read_bundle(bundled_models_dir() / "cnn-lstm").labels) <= set(EMOTIONS)
+
+
+def _v2_copy(tiny_bundle: Path, target: Path, edit) -> Path:
+    target.mkdir()
+    shutil.copy(tiny_bundle / "model.onnx", target / "model.onnx")
+    write_bundle(target, read_bundle(tiny_bundle))
+    doc = json.loads((target / "model.json").read_text())
+    edit(doc)
+    (target / "model.json").write_text(json.dumps(doc))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_delete("sample_rate"), "sample_rate: missing"),
+        (_set(("sample_rate",), "16k"), "sample_rate: must be a positive integer"),
+        (_set(("feature_options", "hop"), 160), "feature_options: unknown option 'hop'"),
+        (_set(("preprocessing", "normalise"), True), "preprocessing.normalise: unknown option"),
+        (_set(("metadata",), []), "metadata: must be a JSON object"),
+        (_set(("frontend",), "librosa"), "frontend: unknown field"),
+    ],
+)
+def test_malformed_format_2_bundles_are_model_errors_too(tiny_bundle, tmp_path, edit, message):
+    bundle = _v2_copy(tiny_bundle, tmp_path / "v2", edit)
+    with pytest.raises(ModelError) as info:
+        read_bundle(bundle)
+    assert str(info.value).startswith(str(bundle / "model.json")) and message in str(info.value)

@@ -27,7 +27,7 @@ from typing import Any
 
 from .audio import AudioOptions
 from .errors import ModelError
-from .features import FEATURES, feature_options
+from .features import FEATURES, AnyFeatureOptions, feature_options
 from .labels import EMOTIONS
 
 FORMAT_VERSION = 2
@@ -56,7 +56,7 @@ class ModelBundle:
     labels: tuple[str, ...]
     sample_rate: int
     features: str
-    feature_options: Any
+    feature_options: AnyFeatureOptions
     preprocessing: AudioOptions
     onnx: str = "model.onnx"
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -94,7 +94,7 @@ class ModelBundle:
 def make_bundle(
     name: str,
     features: str,
-    feature_options: Any,
+    feature_options: AnyFeatureOptions,
     preprocessing: AudioOptions = AudioOptions(),
     metadata: Mapping[str, Any] | None = None,
     labels: tuple[str, ...] = EMOTIONS,

@@ -8,13 +8,16 @@ Torch-free; librosa is imported only when features are computed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from typing import Any
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Union
 
 import numpy as np
 
 from .frames import FeatureOptions, extract_features
 from .logmel import LogMelOptions, log_mel
+
+AnyFeatureOptions = Union[FeatureOptions, LogMelOptions]
+"""The options dataclass of any registered features."""
 
 FeatureExtractor = Callable[[np.ndarray], np.ndarray]
 """Maps preprocessed mono float32 audio to one model input without the batch axis."""
@@ -35,7 +38,7 @@ FEATURES: dict[str, FeatureKind] = {
 """The explicit registry of model input features, by the name stored in ``model.json``."""
 
 
-def feature_options(name: str, options: Mapping[str, Any] | None = None) -> Any:
+def feature_options(name: str, options: Mapping[str, Any] | None = None) -> AnyFeatureOptions:
     """The options dataclass of features ``name`` from a ``model.json`` mapping.
 
     Raises ``KeyError`` for an unknown ``name`` and ``TypeError`` naming the first unknown option key.
@@ -64,12 +67,8 @@ def build_features(name: str, options: Mapping[str, Any] | Any = None) -> Featur
     return run
 
 
-def options_dict(options: Any) -> dict[str, Any]:
-    """A features options dataclass as the plain dict stored in ``model.json``."""
-    return asdict(options)
-
-
 __all__ = [
+    "AnyFeatureOptions",
     "FEATURES",
     "FeatureExtractor",
     "FeatureKind",
