@@ -16,7 +16,7 @@ def test_stereo_48k_file_becomes_mono_16k(tmp_path):
 
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([tones(48000), 0.5 * tones(48000)], axis=1), 48000, subtype="FLOAT")
-    out = load_audio(path, AudioOptions(trim=False, normalize=False))
+    out = load_audio(path, AudioOptions(trim=False, normalize=False, highpass_hz=None))
     assert out.ndim == 1
     assert out.dtype == np.float32
     assert abs(out.size - 16000) <= 2

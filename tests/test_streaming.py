@@ -166,8 +166,11 @@ def test_bad_input_is_an_audio_error(recognizer):
         engine.feed(np.zeros((2, 2, 2), dtype=np.float32), 16000)
     with pytest.raises(ValueError):
         StreamOptions(hop_s=3.0)
-    # NaN and out-of-range samples are sanitised, not fatal
-    assert engine.feed(np.full(1000, np.nan, dtype=np.float32), 16000) == []
+    # NaN/Inf samples are refused on every path (one rule), a (channels, frames) array names its shape
+    with pytest.raises(AudioError, match="NaN"):
+        engine.feed(np.full(1000, np.nan, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match=r"\(2, 48000\).*samples\.T"):
+        engine.feed(np.zeros((2, 48000), dtype=np.float32), 48000)
 
 
 def test_changing_sample_rate_mid_stream(recognizer):

@@ -1,7 +1,12 @@
-"""Audio preprocessing: read any file soundfile reads, then mono, 16 kHz, trimmed and loudness-normalised.
+"""The audio input layer: any file soundfile reads, any chunk of samples, to 16 kHz mono float32.
 
-Training, evaluation, inference and streaming all go through :func:`preprocess`, so a model
-always sees audio prepared the same way.
+- :func:`open_blocks` reads paths, bytes and file objects a block at a time (memory flat);
+- :class:`SampleConditioner` turns raw chunks (any rate, type, channels) into 16 kHz mono,
+  high-passed samples: one rule for sample types, shapes, NaN/Inf and channel mixing;
+- :func:`prepare` trims and loudness-normalises a whole clip for the model.
+
+Training, evaluation, inference and streaming all go through these, so a model always sees
+audio prepared the same way and every door decodes what the others decode.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 import soundfile as sf
@@ -42,6 +47,8 @@ class AudioOptions:
     """Audio whose peak is below this (-80 dBFS) counts as silent."""
     max_duration_s: float | None = None
     """Longer files are rejected before decoding (``None``: no limit)."""
+    highpass_hz: float | None = 70.0
+    """Cut-off of the high-pass that removes DC offset and rumble (``None``: off)."""
 
 
 def _describe(source: AudioSource) -> str:
@@ -90,38 +97,233 @@ def _decode_reason(exc: Exception) -> str:
 
 
 def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode ``source`` (path, bytes or binary file) to float32 samples ``(frames,)`` or ``(frames, channels)``.
+    """Decode all of ``source`` to float32 ``(frames, channels)`` samples and their rate (via :func:`open_blocks`).
 
     Raises :class:`AudioError` with a one-line reason for a missing, empty, corrupt,
     unsupported or over-long input.
     """
-    name = _describe(source)
-    with open_audio(source) as f:
-        sr = f.samplerate
-        if max_duration_s is not None and f.frames > max_duration_s * sr:
-            raise AudioError(name, f"too long: {f.frames / sr:.1f} s, the limit is {max_duration_s:.0f} s")
-        try:
-            data = f.read(dtype="float32", always_2d=False)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioError(name, f"cannot decode audio ({_decode_reason(exc)})") from None
+    blocks = open_blocks(source, max_duration_s=max_duration_s)
+    data = np.concatenate(list(blocks), axis=0)
     if data.size == 0:
-        raise AudioError(name, "contains no audio samples")
-    return data, sr
+        raise AudioError(blocks.name, "contains no audio samples")
+    return data, blocks.sample_rate
 
 
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Average the channels of ``(frames, channels)`` audio; mono passes through."""
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    return samples
+class AudioBlocks:
+    """A decoded audio source read a block at a time: iterate for float32 ``(frames, channels)`` blocks.
+
+    Every path (predict, stream, analyze, batch, the service) reads files, bytes and file objects
+    through this class, so a codec one door decodes, all doors decode. Iterate once.
+    """
+
+    def __init__(self, handle: sf.SoundFile, name: str, block_s: float) -> None:
+        self._handle = handle
+        self.name = name
+        self.sample_rate: int = handle.samplerate
+        self.channels: int = handle.channels
+        self.duration_s: float = handle.frames / self.sample_rate if handle.frames > 0 else 0.0
+        """Announced length (0 when the container does not say)."""
+        self._block = max(1, int(block_s * self.sample_rate))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        done = 0
+        with self._handle as f:
+            while True:
+                try:
+                    block = f.read(self._block, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                    reason = _decode_reason(exc)
+                    if done == 0:
+                        raise AudioError(self.name, f"cannot decode audio ({reason})") from None
+                    raise AudioError(
+                        self.name, f"decoding failed at {done / self.sample_rate:.1f} s ({reason})"
+                    ) from None
+                if len(block) == 0:
+                    return
+                done += len(block)
+                yield block
 
 
-def resample(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample mono audio with soxr (high quality); a no-op when the rates match."""
-    if sample_rate == target_rate:
+def open_blocks(source: AudioSource, block_s: float = 10.0, max_duration_s: float | None = None) -> AudioBlocks:
+    """Open ``source`` (path, bytes or binary file) for reading ``block_s`` seconds at a time.
+
+    Raises :class:`AudioError` for a missing, empty, unreadable, unsupported or over-long input
+    (decoding errors part way surface while iterating, also as :class:`AudioError`).
+    """
+    handle = open_audio(source)
+    name = _describe(source)
+    if max_duration_s is not None and handle.frames > max_duration_s * handle.samplerate:
+        seconds = handle.frames / handle.samplerate
+        handle.close()
+        raise AudioError(name, f"too long: {seconds:.1f} s, the limit is {max_duration_s:.0f} s")
+    return AudioBlocks(handle, name, block_s)
+
+
+MAX_CHANNELS = 32
+"""More channels than this in a 2-D array means the layout is ``(channels, frames)``: refused."""
+
+
+def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
+    """float32 ``(frames, channels)`` in [-1, 1] from int or float, ``(frames,)`` or ``(frames, channels)`` audio.
+
+    Integer samples are scaled by their type's full range. Raises :class:`AudioError` for another
+    sample type, another shape (naming it: a ``(channels, frames)`` array must be transposed first)
+    or NaN / infinite samples -- the one rule for every path: such input is refused, never patched.
+    """
+    a = np.asarray(chunk)
+    if a.dtype.kind in "iu":
+        info = np.iinfo(a.dtype)
+        scale = float(2 ** (info.bits - 1))
+        a = (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
+    elif a.dtype.kind != "f":
+        raise AudioError(source, f"unsupported sample type {a.dtype}")
+    if a.ndim == 1:
+        a = a[:, None]
+    elif a.ndim != 2 or a.shape[1] > MAX_CHANNELS or (a.shape[1] == 0 and a.shape[0] > 0):
+        hint = " (channels first? pass the transpose, samples.T)" if a.ndim == 2 and a.shape[0] <= MAX_CHANNELS else ""
+        raise AudioError(source, f"expected (frames,) or (frames, channels) audio, got shape {a.shape}{hint}")
+    a = np.asarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise AudioError(source, "contains NaN or infinite samples")
+    return np.clip(a, -1.0, 1.0)
+
+
+MIX_FRAME = 1024
+"""Input frames per downmix decision (a fixed grid, so the mix does not depend on chunking)."""
+
+
+def safe_mix(frames: np.ndarray) -> np.ndarray:
+    """Mono from ``(frames, channels)``: the channel mean, or the loudest channel where the mean loses
+    most of the energy (channels that cancel, e.g. one polarity-inverted). Decided per :data:`MIX_FRAME` frames."""
+    if frames.shape[1] == 1:
+        return frames[:, 0]
+    out = frames.mean(axis=1)
+    for start in range(0, len(frames), MIX_FRAME):
+        block = frames[start : start + MIX_FRAME]
+        energy = np.mean(np.square(block, dtype=np.float64), axis=0)
+        mixed = out[start : start + MIX_FRAME]
+        if float(np.mean(np.square(mixed, dtype=np.float64))) < 0.1 * float(energy.max()):
+            out[start : start + MIX_FRAME] = block[:, int(np.argmax(energy))]
+    return out
+
+
+class HighPass:
+    """Streaming 2nd-order Butterworth high-pass (scipy): removes DC offset and subsonic rumble.
+
+    The filter state starts as if the first sample had always been there, so a constant offset
+    leaves no transient. Chunked and whole-signal filtering give the same samples.
+    """
+
+    def __init__(self, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> None:
+        from scipy.signal import butter, sosfilt_zi
+
+        self._sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+        self._zi_unit = sosfilt_zi(self._sos)
+        self._zi: np.ndarray | None = None
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        from scipy.signal import sosfilt
+
+        if len(samples) == 0:
+            return np.asarray(samples, dtype=np.float32)
+        if self._zi is None:
+            self._zi = self._zi_unit * float(samples[0])
+        out, self._zi = sosfilt(self._sos, samples, zi=self._zi)
+        return out.astype(np.float32)
+
+
+class SampleConditioner:
+    """Raw chunks in, model-ready samples out: the one function turning audio into 16 kHz mono float32.
+
+    Each chunk (any length, rate, int or float, ``(frames,)`` or ``(frames, channels)``) goes through
+    :func:`as_float` (type, shape and NaN rule), :func:`safe_mix` (or picks ``channel``), a streaming
+    soxr resampler and :class:`HighPass`. Output depends only on the samples, not on the chunking.
+    """
+
+    def __init__(self, highpass_hz: float | None = 70.0, channel: int | None = None, source: str = "<stream>") -> None:
+        self.highpass_hz = highpass_hz
+        self.channel = channel
+        self.source = source
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (resampler, filter and mix state)."""
+        self._rate: int | None = None
+        self._resampler: Any = None
+        self._highpass = HighPass(self.highpass_hz) if self.highpass_hz else None
+        self._carry = np.zeros((0, 1), dtype=np.float32)
+
+    def push(self, chunk: np.ndarray, sample_rate: int) -> np.ndarray:
+        """16 kHz mono float32 for ``chunk``; a rate change ends the previous rate's resampling first.
+
+        Raises :class:`AudioError` for an unsupported rate, sample type, shape, NaN or channel.
+        """
+        if (
+            not isinstance(sample_rate, (int, float, np.integer, np.floating))
+            or not float(sample_rate).is_integer()
+            or not 1000 <= sample_rate <= 768000
+        ):
+            raise AudioError(self.source, f"unsupported sample rate {sample_rate!r}")
+        frames = as_float(chunk, self.source)
+        if self.channel is not None and self.channel >= frames.shape[1]:
+            raise AudioError(self.source, f"has {frames.shape[1]} channel(s), no channel {self.channel + 1}")
+        out = []
+        if int(sample_rate) != self._rate:
+            out.append(self._finish_rate())
+            self._rate = int(sample_rate)
+            if self._rate != SAMPLE_RATE:
+                self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        out.append(self._convert(self._mix(frames, last=False), last=False))
+        return _join(out)
+
+    def finish(self) -> np.ndarray:
+        """The samples still held (mix grid, resampler tail); the conditioner is then reset."""
+        out = self._finish_rate()
+        self.reset()
+        return out
+
+    def _finish_rate(self) -> np.ndarray:
+        if self._rate is None:
+            return np.zeros(0, dtype=np.float32)
+        out = self._convert(self._mix(np.zeros((0, self._carry.shape[1]), dtype=np.float32), last=True), last=True)
+        self._resampler = None
+        self._rate = None
+        return out
+
+    def _mix(self, frames: np.ndarray, last: bool) -> np.ndarray:
+        if self.channel is not None:
+            return frames[:, self.channel]
+        if frames.shape[1] == 1 and len(self._carry) == 0:
+            return frames[:, 0]
+        if len(self._carry) and self._carry.shape[1] != frames.shape[1]:
+            raise AudioError(self.source, f"channel count changed from {self._carry.shape[1]} to {frames.shape[1]}")
+        data = np.concatenate([self._carry, frames]) if len(self._carry) else frames
+        n = len(data) if last else len(data) // MIX_FRAME * MIX_FRAME
+        self._carry = data[n:].copy()
+        return safe_mix(data[:n])
+
+    def _convert(self, samples: np.ndarray, last: bool) -> np.ndarray:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        if self._highpass is not None:
+            samples = self._highpass(samples)
         return np.asarray(samples, dtype=np.float32)
-    return soxr.resample(samples, sample_rate, target_rate, quality="HQ").astype(np.float32)
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def condition(
+    samples: np.ndarray, sample_rate: int, highpass_hz: float | None = 70.0, source: str = "<audio>"
+) -> np.ndarray:
+    """A whole signal through :class:`SampleConditioner`: 16 kHz mono float32, DC-free."""
+    conditioner = SampleConditioner(highpass_hz, source=source)
+    return _join([conditioner.push(samples, sample_rate), conditioner.finish()])
 
 
 def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
@@ -130,6 +332,13 @@ def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
 
     trimmed, _ = librosa.effects.trim(samples, top_db=top_db, frame_length=1024, hop_length=256)
     return trimmed
+
+
+def resample(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample mono audio with soxr (high quality); a no-op when the rates match."""
+    if sample_rate == target_rate:
+        return np.asarray(samples, dtype=np.float32)
+    return soxr.resample(samples, sample_rate, target_rate, quality="HQ").astype(np.float32)
 
 
 def normalize_loudness(samples: np.ndarray, target_rms_dbfs: float, peak_limit: float) -> np.ndarray:
@@ -148,16 +357,23 @@ def preprocess(
     options: AudioOptions = AudioOptions(),
     source: str = "<audio>",
 ) -> np.ndarray:
-    """Mono, resampled, trimmed and normalised float32 audio at ``options.sample_rate``.
+    """Model input from raw audio: :func:`condition` (mono, 16 kHz, high-pass) then :func:`prepare`.
+
+    ``samples``: ``(frames,)`` or ``(frames, channels)``, int or float. Raises :class:`AudioError`
+    for empty, NaN, silent or too-short audio.
+    """
+    if np.asarray(samples).size == 0:
+        raise AudioError(source, "contains no audio samples")
+    return prepare(condition(samples, sample_rate, options.highpass_hz, source), options, source)
+
+
+def prepare(samples: np.ndarray, options: AudioOptions = AudioOptions(), source: str = "<audio>") -> np.ndarray:
+    """Trimmed, length-checked and loudness-normalised float32 from conditioned 16 kHz mono samples.
 
     Raises :class:`AudioError` for empty, silent or too-short audio.
     """
-    samples = to_mono(samples)
     if samples.size == 0:
         raise AudioError(source, "contains no audio samples")
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(source, "contains NaN or infinite samples")
-    samples = resample(samples, sample_rate, options.sample_rate)
     if float(np.max(np.abs(samples))) < options.silence_peak:
         raise AudioError(source, "audio is silent")
     if options.trim:
@@ -173,38 +389,17 @@ def preprocess(
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def load_samples(source: AudioSource, options: AudioOptions = AudioOptions()) -> np.ndarray:
+    """All of ``source`` as conditioned 16 kHz mono float32 (read in blocks through :func:`open_blocks`)."""
+    blocks = open_blocks(source, max_duration_s=options.max_duration_s)
+    conditioner = SampleConditioner(options.highpass_hz, source=blocks.name)
+    parts = [conditioner.push(block, blocks.sample_rate) for block in blocks]
+    samples = _join([*parts, conditioner.finish()])
+    if samples.size == 0:
+        raise AudioError(blocks.name, "contains no audio samples")
+    return samples
+
+
 def load_audio(source: AudioSource, options: AudioOptions = AudioOptions()) -> np.ndarray:
-    """Read ``source`` and :func:`preprocess` it: the single entry point from a file to model input."""
-    samples, sr = read_audio(source, options.max_duration_s)
-    return preprocess(samples, sr, options, source=_describe(source))
-
-
-def open_audio_blocks(path: str | Path, block_s: float = 10.0) -> tuple[Iterator[np.ndarray], int, float]:
-    """``(blocks, sample_rate, duration_s)`` for an audio file read ``block_s`` at a time.
-
-    Blocks are float32, ``(frames,)`` or ``(frames, channels)``. Raises :class:`AudioError`
-    for a missing, empty, unreadable or unsupported file, also when decoding fails midway.
-    """
-    import soundfile as sf
-
-    name = str(path)
-    handle = open_audio(path)
-    sr = handle.samplerate
-    duration = handle.frames / sr if handle.frames > 0 else 0.0
-    blocksize = max(1, int(block_s * sr))
-
-    def blocks() -> Iterator[np.ndarray]:
-        done = 0
-        with handle:
-            while True:
-                try:
-                    block = handle.read(blocksize, dtype="float32")
-                except (sf.LibsndfileError, RuntimeError) as exc:
-                    reason = str(exc).split("\n")[0]
-                    raise AudioError(name, f"decoding failed at {done / sr:.1f} s ({reason})") from None
-                if len(block) == 0:
-                    return
-                done += len(block)
-                yield block
-
-    return blocks(), sr, duration
+    """Read ``source`` and prepare it as model input: the single entry point from a file to a whole-clip model input."""
+    return prepare(load_samples(source, options), options, _describe(source))

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, preprocess
+from .audio import SAMPLE_RATE, SampleConditioner, prepare
 from .errors import AudioError
 from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
@@ -177,25 +177,6 @@ class _Segment:
     windows: int = 0
 
 
-def as_float_mono(chunk: np.ndarray) -> np.ndarray:
-    """Float32 mono samples in [-1, 1] from int or float, mono or ``(frames, channels)`` audio."""
-    a = np.asarray(chunk)
-    if a.dtype.kind in "iu":
-        info = np.iinfo(a.dtype)
-        scale = float(2 ** (info.bits - 1))
-        a = (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
-    elif a.dtype.kind != "f":
-        raise AudioError("<stream>", f"unsupported sample type {a.dtype}")
-    if a.ndim == 2:
-        a = a.mean(axis=1)
-    elif a.ndim != 1:
-        raise AudioError("<stream>", f"expected (frames,) or (frames, channels) audio, got shape {a.shape}")
-    a = np.asarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
-        a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.clip(a, -1.0, 1.0)
-
-
 class StreamingRecognizer:
     """Emotion events from a live or recorded stream; see the module docstring.
 
@@ -203,13 +184,17 @@ class StreamingRecognizer:
     in time order. One instance serves one stream at a time; the recognizer may be shared.
     """
 
-    def __init__(self, recognizer: Recognizer, options: StreamOptions | None = None) -> None:
+    def __init__(
+        self, recognizer: Recognizer, options: StreamOptions | None = None, channel: int | None = None
+    ) -> None:
         self.recognizer = recognizer
+        self.channel = channel
+        """Which channel of multichannel input to follow (``None``: a safe mix of all)."""
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
             recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
-        )
+        )  # windows come from the conditioned (resampled, high-passed) stream
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
@@ -228,10 +213,10 @@ class StreamingRecognizer:
 
     def reset(self) -> None:
         """Forget the stream: the next chunk starts a new one at time 0."""
+        self._classifier.reset()
         self._segmenter.reset()
         self._buffer = _AudioBuffer(self._keep + SAMPLE_RATE)
-        self._resampler: Any = None
-        self._input_rate: int | None = None
+        self._conditioner = SampleConditioner(self.recognizer.preprocessing.highpass_hz, channel=self.channel)
         self._segment: _Segment | None = None
         self._segments_done = 0
         self._smoothed: np.ndarray | None = None
@@ -255,35 +240,19 @@ class StreamingRecognizer:
         """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
         t = np.arange(self._min_win) / SAMPLE_RATE
         probe = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        self.recognizer.predict_preprocessed(preprocess(probe, SAMPLE_RATE, self._window_opts))
+        self.recognizer.predict_preprocessed(prepare(probe, self._window_opts))
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
-        """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events."""
-        if (
-            not isinstance(sample_rate, (int, float, np.integer, np.floating))
-            or not float(sample_rate).is_integer()
-            or not 1000 <= sample_rate <= 768000
-        ):
-            raise AudioError("<stream>", f"unsupported sample rate {sample_rate!r}")
-        sample_rate = int(sample_rate)
-        samples = as_float_mono(chunk)
-        events: list[Event] = []
-        if sample_rate != self._input_rate:
-            events += self._drain_resampler()
-            self._input_rate = int(sample_rate)
-            self._resampler = None
-            if sample_rate != SAMPLE_RATE:
-                import soxr
+        """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
 
-                self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        if self._resampler is not None:
-            samples = self._resampler.resample_chunk(samples, last=False)
-        events += self._process(samples)
-        return events
+        Raises :class:`AudioError` for input :class:`~speech_emotion.audio.SampleConditioner` refuses
+        (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
+        """
+        return self._process(self._conditioner.push(chunk, sample_rate))
 
     def flush(self) -> list[Event]:
         """End of stream: closes open speech and returns the last events, then resets."""
-        events = self._drain_resampler()
+        events = self._process(self._conditioner.finish())
         edge = self._segmenter.finish()
         if edge is not None:
             events += self._on_edge(edge)
@@ -297,14 +266,6 @@ class StreamingRecognizer:
         yield from self.flush()
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _drain_resampler(self) -> list[Event]:
-        if self._resampler is None:
-            return []
-        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        self._resampler = None
-        self._input_rate = None
-        return self._process(tail)
 
     def _process(self, samples: np.ndarray) -> list[Event]:
         events: list[Event] = []
@@ -393,7 +354,7 @@ class StreamingRecognizer:
         t0 = time.perf_counter()
         window = self._buffer.get(start, end)
         try:
-            samples = preprocess(window, SAMPLE_RATE, self._window_opts)
+            samples = prepare(window, self._window_opts)
             pred = self.recognizer.predict_preprocessed(samples)
             raw = np.array([pred.probabilities[label] for label in self.labels])
         except AudioError:  # a silent window inside speech: no evidence either way
@@ -422,5 +383,4 @@ __all__ = [
     "StreamOptions",
     "StreamingRecognizer",
     "UpdateEvent",
-    "as_float_mono",
 ]

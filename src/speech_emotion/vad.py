@@ -2,9 +2,12 @@
 
 Each 30 ms frame of 16 kHz audio counts as voiced when WebRTC's GMM classifier says speech,
 the frame is louder than a floor, and its spectrum is not flat like broadband noise (WebRTC's
-VAD alone takes loud white noise for speech). A run of voiced frames opens a speech segment,
-a run of unvoiced frames closes it; segment edges are padded a little. Decisions depend only on
-the sample sequence, never on how it was chunked.
+VAD alone takes loud white noise for speech). The decision does not depend on the recording
+level: before the floor and WebRTC see a frame, an automatic gain lifts quiet recordings towards
+a normal speech level, never lifting the recording's own noise floor (tracked per frame) above
+``noise_target_dbfs``, so quiet speech is found and steady hiss or dither stays below the floor. A run of voiced
+frames opens a speech segment, a run of unvoiced frames closes it; segment edges are padded a
+little. Decisions depend only on the sample sequence, never on how it was chunked.
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ class VadOptions:
     speech_pad_ms: int = 90
     """Audio kept before the first and after the last voiced frame of a segment."""
     energy_floor_dbfs: float = -60.0
-    """Frames quieter than this (RMS) are never speech."""
+    """Frames quieter than this (RMS, after the automatic gain) are never speech."""
+    speech_target_dbfs: float = -25.0
+    """The automatic gain lifts the loudest recent frames (RMS) up to this level, no further."""
+    noise_target_dbfs: float = -65.0
+    """... and never lifts the tracked noise floor above this level (so noise stays below the floor)."""
+    max_gain_db: float = 40.0
+    """Upper bound of the automatic gain (0 turns it off: the absolute floor of earlier versions)."""
+    level_release_db_s: float = 2.0
+    """How fast the tracked speech level falls after loud audio (dB per second)."""
+    noise_rise_db_s: float = 3.0
+    """How fast the tracked noise floor rises when no quieter frame comes (dB per second)."""
     max_flatness: float | None = 0.45
     """Frames whose 300-3800 Hz spectral flatness is above this (white noise ~0.55, voiced
     speech < 0.1) are not speech; ``None`` turns the check off."""
@@ -61,23 +74,52 @@ class FrameClassifier:
     """Speech / non-speech decision for whole 16 kHz frames."""
 
     def __init__(self, options: VadOptions = VadOptions()) -> None:
-        import webrtcvad
-
         self.options = options
-        self._vad = webrtcvad.Vad(options.aggressiveness)
         n = options.frame_length
         self._window = np.hanning(n).astype(np.float32)
         self._nfft = 1 << (n - 1).bit_length()
         freqs = np.fft.rfftfreq(self._nfft, 1 / SAMPLE_RATE)
         self._band = (freqs >= 300) & (freqs <= 3800)
         self._floor = 10 ** (options.energy_floor_dbfs / 20)
+        self._release = options.level_release_db_s * options.frame_ms / 1000
+        self._rise = options.noise_rise_db_s * options.frame_ms / 1000
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracked levels and WebRTC's adaptive state: the next frame starts a new stream."""
+        import webrtcvad
+
+        self._vad = webrtcvad.Vad(self.options.aggressiveness)
+        self._speech_db = -np.inf
+        self._noise_db = self.options.noise_target_dbfs
+
+    def gains_db(self, levels_db: np.ndarray) -> np.ndarray:
+        """Automatic gain (dB) for consecutive frames of RMS level ``levels_db`` (dBFS); updates the trackers.
+
+        The gain lifts the loudest recent frame to ``speech_target_dbfs`` but keeps the tracked
+        noise floor (fast down, slow up) at most at ``noise_target_dbfs``; it is never negative.
+        """
+        o = self.options
+        gains = np.zeros(len(levels_db))
+        speech, noise = self._speech_db, self._noise_db
+        for i, level in enumerate(levels_db):
+            speech = max(level, speech - self._release)
+            noise = min(level, noise + self._rise)
+            gains[i] = min(o.speech_target_dbfs - speech, o.noise_target_dbfs - noise, o.max_gain_db)
+        self._speech_db, self._noise_db = speech, noise
+        return np.maximum(gains, 0.0)
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
-        """Booleans for ``frames`` of shape ``(n, frame_length)``, float32 in [-1, 1]."""
+        """Booleans for consecutive ``frames`` of shape ``(n, frame_length)``, float32 in [-1, 1].
+
+        Stateful (level trackers): call with the frames of one stream in order; :meth:`reset` between streams.
+        """
         if len(frames) == 0:
             return np.zeros(0, dtype=bool)
         rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-        ok = rms >= self._floor
+        gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
+        frames = frames * gain[:, None].astype(np.float32)
+        ok = rms * gain >= self._floor
         if self.options.max_flatness is not None and ok.any():
             power = np.abs(np.fft.rfft(frames * self._window, self._nfft, axis=1))[:, self._band] ** 2 + 1e-12
             flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
@@ -158,6 +200,7 @@ class VoiceActivityDetector:
         self._pending = np.zeros(0, dtype=np.float32)
 
     def reset(self) -> None:
+        self.classifier.reset()
         self.segmenter.reset()
         self._pending = np.zeros(0, dtype=np.float32)
 
