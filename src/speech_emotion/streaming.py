@@ -250,6 +250,10 @@ class StreamingRecognizer:
         """
         return self._process(self._conditioner.push(chunk, sample_rate))
 
+    def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
+        """Add 16 kHz mono float32 that already went through a :class:`~speech_emotion.audio.SampleConditioner`."""
+        return self._process(np.asarray(samples, dtype=np.float32))
+
     def flush(self) -> list[Event]:
         """End of stream: closes open speech and returns the last events, then resets."""
         events = self._process(self._conditioner.finish())

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .audio import open_audio_blocks
+from .audio import AudioSource, open_blocks
 from .errors import AudioError
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
@@ -132,15 +131,26 @@ class Timeline:
 
 
 def analyze_file(
-    path: str | Path,
+    path: AudioSource,
     recognizer: Recognizer,
     options: AnalyzeOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> Timeline:
-    """Timeline of a recording of any length, read block by block (memory flat in its length)."""
+    """Timeline of a recording of any length (path, bytes or binary file), read block by block (memory flat).
+
+    Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read.
+    """
     options = options or AnalyzeOptions()
-    blocks, sr, duration = open_audio_blocks(path, options.block_s)
-    return analyze_blocks(blocks, sr, recognizer, options, source=str(path), duration_s=duration, progress=progress)
+    blocks = open_blocks(path, options.block_s)
+    return analyze_blocks(
+        blocks,
+        blocks.sample_rate,
+        recognizer,
+        options,
+        source=blocks.name,
+        duration_s=blocks.duration_s,
+        progress=progress,
+    )
 
 
 def analyze_blocks(

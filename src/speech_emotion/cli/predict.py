@@ -1,4 +1,10 @@
-"""``speech-emotion predict FILE...``: emotion of whole files, as a table or JSON lines."""
+"""``speech-emotion predict FILE...``: emotion of whole recordings of any length, as a table or JSON lines.
+
+Each file is read in blocks and its speech found with the live engine's voice activity detection.
+A short recording (up to 10 s) is judged as one clip; a longer one by the speech-time-weighted
+emotion of all its speech segments. The answer says how many seconds of speech it rests on; a
+file without speech is reported as such (exit status 1).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
+from ..recording import RecordingPrediction, predict_recording
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for path in args.files:
         try:
-            pred = recognizer.predict_file(path)
+            pred = predict_recording(path, recognizer)
         except SpeechEmotionError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
@@ -40,17 +47,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _print_table(rows: list, labels: tuple[str, ...]) -> None:
+def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
-    table.add_column("file")
-    table.add_column("emotion", style="bold")
-    table.add_column("confidence", justify="right")
-    table.add_column("runner-up")
+    table.add_column("file", overflow="fold")
+    table.add_column("emotion", style="bold", no_wrap=True)
+    table.add_column("confidence", justify="right", no_wrap=True)
+    table.add_column("runner-up", no_wrap=True)
+    table.add_column("speech", justify="right", no_wrap=True)
     for path, pred in rows:
         ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
-        table.add_row(path, pred.label, f"{pred.confidence:.0%}", second)
+        speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
+        table.add_row(path, pred.label, f"{pred.confidence:.0%}", second, speech)
     Console().print(table)

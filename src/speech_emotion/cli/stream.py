@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio import open_audio_blocks
+from ..audio import open_blocks
 from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
@@ -70,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     options = stream_options(args)
     limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
-    blocks, sr, _ = open_audio_blocks(args.file, block_s=args.chunk_ms / 1000)
+    blocks = open_blocks(args.file, block_s=args.chunk_ms / 1000)
+    sr = blocks.sample_rate
     engine = StreamingRecognizer(recognizer, options)
     engine.warmup()
     segments: list[SegmentEvent] = []

@@ -18,9 +18,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..audio import preprocess, read_audio
+from ..audio import open_blocks
 from ..errors import AudioError
-from ..recognizer import Prediction, Recognizer
+from ..recognizer import Recognizer
+from ..recording import RecordingPrediction, predict_blocks
 from .analysis import UPLOAD_NAME, analyze_bytes
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, require_token, token_ok
 from .errors import STATUS_CODES, ApiError, ErrorBody, audio_api_error, error_body
@@ -47,6 +48,10 @@ class PredictionOut(BaseModel):
     label: str
     confidence: float
     probabilities: dict[str, float]
+    duration_s: float
+    speech_s: float
+    segments: int
+    method: str
     model: str
 
 
@@ -68,7 +73,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "missing or wrong API token",
         413: "upload or recording too large / too long",
         415: "unsupported or corrupt audio",
-        422: "unusable audio (silent, too short) or missing file field",
+        422: "no speech in the recording (`no_speech`), unusable audio (too short) or missing file field",
         503: "too many uploads in progress",
     }.items()
 }
@@ -172,9 +177,9 @@ def create_app(
             raise ApiError(400, "empty_upload", "the uploaded file is empty (0 bytes)")
         return data
 
-    def predict_bytes(data: bytes) -> Prediction:
-        samples, sr = read_audio(data, options.max_duration_s)
-        return rec.predict_preprocessed(preprocess(samples, sr, rec.preprocessing, UPLOAD_NAME))
+    def predict_bytes(data: bytes) -> RecordingPrediction:
+        blocks = open_blocks(data, max_duration_s=options.max_duration_s)
+        return predict_blocks(blocks, blocks.sample_rate, rec, source=UPLOAD_NAME)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -214,7 +219,7 @@ def create_app(
         tags=["audio"],
     )
     async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
-        """Emotion of a whole recording: label, confidence and all probabilities."""
+        """Emotion of a whole recording: label, confidence, all probabilities and the seconds of speech used."""
         pred = await run_upload(await upload_bytes(file), predict_bytes)
         return {**pred.to_dict(), "model": rec.name}
 

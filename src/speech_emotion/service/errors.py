@@ -6,6 +6,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel
 
 from ..errors import AudioError
+from ..recording import NoSpeechError
 
 
 class ErrorBody(BaseModel):
@@ -32,6 +33,8 @@ def error_body(code: str, message: str) -> dict[str, str]:
 def audio_api_error(exc: AudioError, what: str = "uploaded audio") -> ApiError:
     """The HTTP error for audio the recognizer cannot use, with its reason but never the client's file name."""
     reason = exc.reason
+    if isinstance(exc, NoSpeechError):
+        return ApiError(422, "no_speech", f"{what}: {reason}")
     if reason.startswith("too long"):
         return ApiError(413, "audio_too_long", f"{what}: {reason}")
     if reason.startswith("cannot decode") or "format" in reason:

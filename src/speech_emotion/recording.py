@@ -1,0 +1,185 @@
+"""Emotion of a whole recording of any length: the answer of ``predict`` and ``POST /v1/predict``.
+
+A recording is read in blocks (memory flat in its length) and its speech found with the same
+voice activity detection as the live engine, so every door agrees on speech vs no speech:
+
+- no speech -> :class:`NoSpeechError`;
+- a short recording (up to ``whole_clip_max_s``, e.g. one utterance) -> one prediction of the
+  whole clip, as the model was trained;
+- a longer one -> the streaming engine with ``analyze``'s settings over all of it, and the
+  speech-time-weighted mean of its segments' probabilities.
+
+The result says how much speech it was based on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, open_blocks, prepare
+from .errors import AudioError
+from .recognizer import Recognizer
+from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions
+from .timeline import ANALYZE_HOP_S
+from .vad import VoiceActivityDetector
+
+
+class NoSpeechError(AudioError):
+    """A recording in which voice activity detection finds no speech (silence, hiss, hum, noise)."""
+
+    def __init__(self, source: str, duration_s: float) -> None:
+        super().__init__(source, f"no speech detected ({duration_s:.1f} s of silence or noise)")
+        self.duration_s = duration_s
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How a whole recording is judged."""
+
+    stream: StreamOptions = field(default_factory=lambda: StreamOptions(hop_s=ANALYZE_HOP_S))
+    """Engine settings for long recordings (and the VAD used for all)."""
+    whole_clip_max_s: float = 10.0
+    """Recordings up to this long get one whole-clip prediction; longer ones the segment-weighted one."""
+    block_s: float = 10.0
+    """Seconds read from the source at a time."""
+    max_duration_s: float | None = None
+    """Longer sources are refused before decoding (``None``: no limit)."""
+
+
+@dataclass(frozen=True)
+class RecordingPrediction:
+    """The emotion of a recording and what it rests on."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    duration_s: float
+    """Length of the recording, seconds."""
+    speech_s: float
+    """Seconds of speech the answer is based on."""
+    segments: int
+    """Speech segments found."""
+    method: Literal["whole-clip", "segments"]
+    """``whole-clip``: one prediction of the whole (short) clip; ``segments``: speech-time-weighted segments."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+            "duration_s": round(self.duration_s, 3),
+            "speech_s": round(self.speech_s, 3),
+            "segments": self.segments,
+            "method": self.method,
+        }
+
+
+def predict_recording(
+    source: AudioSource, recognizer: Recognizer, options: RecordingOptions | None = None
+) -> RecordingPrediction:
+    """Emotion of the recording ``source`` (path, bytes or binary file), read in blocks.
+
+    Raises :class:`NoSpeechError` when it holds no speech, :class:`AudioError` when it cannot be read.
+    """
+    options = options or RecordingOptions()
+    blocks = open_blocks(source, options.block_s, options.max_duration_s)
+    return predict_blocks(blocks, blocks.sample_rate, recognizer, options, source=blocks.name)
+
+
+def predict_blocks(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    recognizer: Recognizer,
+    options: RecordingOptions | None = None,
+    source: str = "<audio>",
+) -> RecordingPrediction:
+    """Emotion of audio given as consecutive raw blocks (any size, rate ``sample_rate``, ``(frames[, channels])``).
+
+    Raises :class:`NoSpeechError` or :class:`AudioError` (no samples, NaN, too short).
+    """
+    options = options or RecordingOptions()
+    conditioner = SampleConditioner(recognizer.preprocessing.highpass_hz, source=source)
+    vad = VoiceActivityDetector(options.stream.vad)
+    limit = round(options.whole_clip_max_s * SAMPLE_RATE)
+    kept: list[np.ndarray] = []
+    n = 0
+    engine: StreamingRecognizer | None = None
+    segments: list[SegmentEvent] = []
+    for samples in _conditioned(blocks, sample_rate, conditioner):
+        n += len(samples)
+        if engine is None and n <= limit:
+            kept.append(samples)
+            continue
+        if engine is None:  # too long for one clip: hand what was kept over to the engine
+            engine = StreamingRecognizer(recognizer, options.stream)
+            samples = np.concatenate([*kept, samples])
+            kept = []
+        segments += _segments(engine.feed_conditioned(samples))
+    if n == 0:
+        raise AudioError(source, "contains no audio samples")
+    duration = n / SAMPLE_RATE
+    if engine is not None:
+        segments += _segments(engine.flush())
+        return _weighted(segments, recognizer.labels, duration, source)
+    clip = np.concatenate(kept)
+    spans = _speech_spans(vad, clip)
+    min_seg = options.stream.min_segment_s
+    speech = [(s, e) for s, e in spans if e - s >= min_seg - 1e-9]
+    if not speech:
+        raise NoSpeechError(source, duration)
+    pred = recognizer.predict_preprocessed(prepare(clip, recognizer.preprocessing, source))
+    return RecordingPrediction(
+        label=pred.label,
+        confidence=pred.confidence,
+        probabilities=pred.probabilities,
+        duration_s=duration,
+        speech_s=float(sum(e - s for s, e in speech)),
+        segments=len(speech),
+        method="whole-clip",
+    )
+
+
+def _conditioned(
+    blocks: Iterable[np.ndarray], sample_rate: int, conditioner: SampleConditioner
+) -> Iterable[np.ndarray]:
+    for block in blocks:
+        samples = conditioner.push(block, sample_rate)
+        if len(samples):
+            yield samples
+    tail = conditioner.finish()
+    if len(tail):
+        yield tail
+
+
+def _speech_spans(vad: VoiceActivityDetector, samples: np.ndarray) -> list[tuple[float, float]]:
+    events = vad.process(samples) + vad.flush()
+    starts = [e.sample for e in events if e.kind == "start"]
+    ends = [e.sample for e in events if e.kind == "end"]
+    return [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in zip(starts, ends)]
+
+
+def _segments(events: list) -> list[SegmentEvent]:
+    return [e for e in events if isinstance(e, SegmentEvent)]
+
+
+def _weighted(
+    segments: list[SegmentEvent], labels: tuple[str, ...], duration_s: float, source: str
+) -> RecordingPrediction:
+    speech = float(sum(s.duration for s in segments))
+    if not segments or speech <= 0:
+        raise NoSpeechError(source, duration_s)
+    probs = sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
+    best = int(np.argmax(probs))
+    return RecordingPrediction(
+        label=labels[best],
+        confidence=float(probs[best]),
+        probabilities={label: float(p) for label, p in zip(labels, probs)},
+        duration_s=duration_s,
+        speech_s=speech,
+        segments=len(segments),
+        method="segments",
+    )
