@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 import sys
 import threading
 import time
@@ -116,7 +117,16 @@ def test_listen_shows_events_saves_them_and_prints_a_summary(use_fake, tiny_bund
         assert abs(seg["start"] - start) < 0.2 and abs(seg["end"] - end) < 0.2
 
 
-def test_ctrl_c_ends_cleanly_with_a_summary(use_fake, tiny_bundle, tmp_path, capsys):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test: a shell starting the suite in the background sets SIGINT to
+    "ignore", and Python then installs none, so a simulated Ctrl-C would do nothing (the test hung for ever)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_ends_cleanly_with_a_summary(use_fake, tiny_bundle, tmp_path, capsys, ctrl_c_raises):
     use_fake(FakeSoundDevice(interrupt_after=0.3))
     saved = tmp_path / "events.jsonl"
     assert cli_main.main(["listen", "--model", str(tiny_bundle), "--save", str(saved), "--block-ms", "200"]) == 0

@@ -144,13 +144,14 @@ def test_empty_upload_is_400(client: TestClient) -> None:
     assert_error(client.post("/v1/predict", files={"file": ("a.wav", b"", "audio/wav")}), 400, "empty_upload")
 
 
-def test_silent_audio_is_422_with_the_reason(client: TestClient) -> None:
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])
+def test_silent_audio_is_422_no_speech_on_predict_and_analyze(client: TestClient, route: str) -> None:
     body = assert_error(
-        client.post("/v1/predict", files={"file": ("a.wav", wav_bytes(silence(1.0)), "audio/wav")}),
+        client.post(route, files={"file": ("a.wav", wav_bytes(silence(1.0)), "audio/wav")}),
         422,
-        "unusable_audio",
+        "no_speech",
     )
-    assert "silent" in body["message"]
+    assert "no speech" in body["message"]
 
 
 def test_missing_file_field_is_422(client: TestClient) -> None:

@@ -87,6 +87,15 @@ def open_audio(source: AudioSource) -> sf.SoundFile:
         raise AudioError(name, f"cannot decode audio ({_decode_reason(exc)})") from None
 
 
+def is_audio_file(path: str | Path) -> bool:
+    """Whether libsndfile recognises ``path`` as audio by its content (reads the header only)."""
+    try:
+        sf.info(str(path))
+    except Exception:  # noqa: BLE001 - any failure to open means "not audio"
+        return False
+    return True
+
+
 def _decode_reason(exc: Exception) -> str:
     reason = str(exc).split("\n")[0]
     lowered = reason.lower()

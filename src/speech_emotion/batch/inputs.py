@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..audio import is_audio_file
 from ..corpora.folder import AUDIO_SUFFIXES
 from ..errors import DataError
 
@@ -44,7 +45,7 @@ class JobList:
     extras: pd.DataFrame | None = None
     """Index: job key; columns: the manifest's extra columns. ``None`` for folder and glob inputs."""
     skipped: list[str] = field(default_factory=list)
-    """Files under a folder input that were left out because of their suffix."""
+    """Files under a folder input that were left out: not audio by their content."""
 
     @property
     def keys(self) -> set[str]:
@@ -72,7 +73,8 @@ def collect_jobs(
     path_column: str | None = None,
     suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
 ) -> JobList:
-    """Jobs for a folder (audio files by suffix, recursively), a manifest (by suffix), or a glob pattern.
+    """Jobs for a folder (recursively: files with an audio suffix, and any other file libsndfile can open,
+    e.g. an ``.opus`` voice note), a manifest (by suffix), or a glob pattern.
 
     Raises :class:`DataError` when nothing matches or a manifest cannot be used.
     """
@@ -101,12 +103,12 @@ def _from_folder(root: Path, suffixes: tuple[str, ...]) -> JobList:
             if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
-            if os.path.splitext(name)[1].lower() in suffixes:
+            if os.path.splitext(name)[1].lower() in suffixes or is_audio_file(full):
                 jobs.append(make_job(full))
             else:
                 skipped.append(full)
     if not jobs:
-        raise DataError(f"{root}: no audio files ({', '.join(suffixes)}) in this folder or below")
+        raise DataError(f"{root}: no audio files (none that libsndfile can open) in this folder or below")
     return JobList(jobs, skipped=skipped)
 
 

@@ -151,7 +151,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             model=model_name,
         )
         if jobs.skipped:
-            log.info("left out %d file(s) that are not audio by their suffix", len(jobs.skipped))
+            log.info("left out %d file(s) that are not audio (libsndfile cannot open them)", len(jobs.skipped))
         if todo:
             sink = _Sink(store, summary, options, len(todo))
             try:

@@ -71,14 +71,13 @@ def _analyze(path: Path, recognizer: Recognizer, options: AnalyzeOptions, show_p
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
         TimeRemainingColumn(),
         transient=True,
     ) as bar:
-        task = bar.add_task(path.name, total=None)
+        task = bar.add_task(path.name, total=None)  # the total is known once the first block is read
 
         def progress(done: float, total: float) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, description=f"{path.name} {done:.0f}/{total:.0f} s")
 
         return analyze_file(path, recognizer, options, progress=progress)
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError
-from .train import add_recipe_option, recipe_options
+from .train import add_recipe_option, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_torch("evaluate")
     from ..corpora import load_corpus
     from ..evaluation.run import run_evaluation
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, SpeechEmotionError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +65,21 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def require_torch(command: str) -> None:
+    """Raise a one-line :class:`SpeechEmotionError` naming the extra when PyTorch is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise SpeechEmotionError(
+            f"`speech-emotion {command}` needs PyTorch, which is not installed: "
+            "pip install 'speech-emotion[train]' (whisper recipes also need the [whisper] extra)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import json as _json
+
+    require_torch("train")
 
     import numpy as np
 
