@@ -6,7 +6,8 @@ windows over the speech with the shared :class:`~speech_emotion.recognizer.Recog
 the probabilities over time and produces two kinds of event:
 
 - :class:`UpdateEvent`: one window (default 2 s, every 0.5 s) of an ongoing speech segment;
-- :class:`SegmentEvent`: a finished stretch of speech with its overall emotion.
+- :class:`SegmentEvent`: a finished stretch of speech with its overall emotion: the whole
+  segment (at most ``max_segment_s``) classified as one clip, as ``predict`` judges a short recording.
 
 Silence and noise produce no events. Results depend only on the audio, not on how it was
 chunked. The microphone (``listen``), files (``stream``, ``analyze``) and the web service all
@@ -95,7 +96,7 @@ class UpdateEvent:
 
 @dataclass(frozen=True)
 class SegmentEvent:
-    """A finished stretch of speech: its span and the mean probabilities of its windows."""
+    """A finished stretch of speech: its span and the probabilities of the whole segment as one clip."""
 
     type: ClassVar[str] = "segment"
     segment: int
@@ -137,6 +138,11 @@ class _AudioBuffer:
         self._start = 0  # absolute index of _data[0]
         self._fill = 0
         self._keep_from = 0
+
+    @property
+    def start(self) -> int:
+        """Absolute index of the oldest buffered sample."""
+        return self._start
 
     @property
     def end(self) -> int:
@@ -195,6 +201,7 @@ class StreamingRecognizer:
         self._window_opts = dataclasses.replace(
             recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
         )  # windows come from the conditioned (resampled, high-passed) stream
+        self._segment_opts = dataclasses.replace(recognizer.audio_options, min_duration_s=0.0, max_duration_s=None)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
@@ -288,7 +295,10 @@ class StreamingRecognizer:
                     events += self._on_edge(edge)
                 events += self._due_windows()
                 events += self._split_long_segment()
-            self._buffer.release_before(self._segmenter.position - self._keep)
+            keep_from = self._segmenter.position - self._keep
+            if self._segment is not None:  # the open segment is judged as a whole when it ends
+                keep_from = min(keep_from, self._segment.start)
+            self._buffer.release_before(keep_from)
         return events
 
     def _on_edge(self, edge: VadEvent) -> list[Event]:
@@ -339,7 +349,9 @@ class StreamingRecognizer:
         if seg.windows == 0 or seg.prob_sum is None:
             return events
         self._segments_done += 1
-        probs = seg.prob_sum / seg.windows
+        probs = self._whole_segment(seg.start, end)
+        if probs is None:
+            probs = seg.prob_sum / seg.windows
         best = int(np.argmax(probs))
         events.append(
             SegmentEvent(
@@ -353,6 +365,15 @@ class StreamingRecognizer:
             )
         )
         return events
+
+    def _whole_segment(self, start: int, end: int) -> np.ndarray | None:
+        """Probabilities of the whole segment as one clip (as ``predict`` judges a short recording)."""
+        try:
+            samples = prepare(self._buffer.get(max(start, self._buffer.start), end), self._segment_opts)
+        except AudioError:
+            return None
+        pred = self.recognizer.predict_preprocessed(samples)
+        return np.array([pred.probabilities[label] for label in self.labels])
 
     def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
         t0 = time.perf_counter()

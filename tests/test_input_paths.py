@@ -1,0 +1,334 @@
+"""One audio input layer, honest answers through every door (issue 11).
+
+Every input here is generated in the test (or derived from the shared RAVDESS copy, skipped where
+absent): steady hiss and dither (no speech), quiet and offset speech, sample rates, channel layouts,
+long recordings, NaN samples, an .opus voice note, a pseudo-terminal. The doors are ``predict``
+(library and CLI), the streaming engine (``stream``), ``analyze``, the batch worker and the service.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+from scipy.signal import lfilter
+
+from speech_emotion.audio import SampleConditioner, condition, open_blocks, preprocess
+from speech_emotion.batch.inputs import collect_jobs, make_job
+from speech_emotion.batch.worker import analyze_one
+from speech_emotion.cli import main as cli_main
+from speech_emotion.errors import AudioError
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.recording import NoSpeechError, RecordingOptions, predict_recording
+from speech_emotion.service.app import create_app
+from speech_emotion.service.options import ServiceOptions
+from speech_emotion.streaming import SegmentEvent, StreamingRecognizer
+from speech_emotion.timeline import analyze_file
+from speech_emotion.vad import speech_segments
+from stream_synth import bursts
+from synth import silence, vowel
+
+RAVDESS_05 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess" / "Actor_05"
+ANGRY = RAVDESS_05 / "03-01-05-02-01-01-05.flac"
+SAD = RAVDESS_05 / "03-01-04-02-01-01-05.flac"
+CALM = RAVDESS_05 / "03-01-02-02-01-01-05.flac"
+
+
+def db(level_dbfs: float) -> float:
+    return float(10 ** (level_dbfs / 20))
+
+
+def wav(samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def hiss(seconds: float = 6.0, peak_dbfs: float = -50.0, seed: int = 0) -> np.ndarray:
+    """Steady brown-ish noise (like ``sox synth brownnoise vol 0.003``)."""
+    x = lfilter([1.0], [1.0, -0.995], np.random.default_rng(seed).standard_normal(int(seconds * 16000)))
+    return (x / np.abs(x).max() * db(peak_dbfs)).astype(np.float32)
+
+
+def dither(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
+    """16-bit dither: random integers -4..4."""
+    return np.random.default_rng(seed).integers(-4, 5, int(seconds * 16000)).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bundle: Path) -> Recognizer:
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+@pytest.fixture(scope="module")
+def real() -> Recognizer:
+    if not ANGRY.is_file():
+        pytest.skip(f"RAVDESS not present at {RAVDESS_05}")
+    return Recognizer.load(None, threads=1)
+
+
+def engine_segments(recognizer: Recognizer, samples: np.ndarray, sample_rate: int) -> list[SegmentEvent]:
+    events = StreamingRecognizer(recognizer).run([(samples, sample_rate)])
+    return [e for e in events if isinstance(e, SegmentEvent)]
+
+
+def doors(recognizer: Recognizer, data: bytes, tmp_path: Path) -> dict[str, object]:
+    """Speech or not (and the label) through predict, stream, analyze, batch and the service."""
+    path = tmp_path / "input.wav"
+    path.write_bytes(data)
+    out: dict[str, object] = {}
+    try:
+        out["predict"] = predict_recording(path, recognizer).label
+    except NoSpeechError:
+        out["predict"] = None
+    blocks = open_blocks(path, block_s=0.1)
+    engine = StreamingRecognizer(recognizer)
+    segs = [e for e in engine.run((b, blocks.sample_rate) for b in blocks) if isinstance(e, SegmentEvent)]
+    out["stream"] = bool(segs)
+    timeline = analyze_file(path, recognizer)
+    out["analyze"] = timeline.summary()["dominant"]
+    result = analyze_one(make_job(path), recognizer)
+    out["batch"] = result.dominant_emotion
+    client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=recognizer))
+    r = client.post("/v1/predict", files={"file": ("x.wav", data, "audio/wav")})
+    out["service"] = r.json()["label"] if r.status_code == 200 else r.json()["error"]
+    a = client.post("/v1/analyze", files={"file": ("x.wav", data, "audio/wav")})
+    out["service_analyze"] = a.json()["summary"]["dominant"] if a.status_code == 200 else a.json()["error"]
+    return out
+
+
+# -- failure 1: no speech is "no speech" through every door ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["hiss", "dither"])
+def test_hiss_and_dither_are_no_speech_through_every_door(tiny, tmp_path, capsys, kind):
+    data = wav(hiss()) if kind == "hiss" else wav(dither())
+    got = doors(tiny, data, tmp_path)
+    assert got == {
+        "predict": None,
+        "stream": False,
+        "analyze": None,
+        "batch": None,
+        "service": "no_speech",
+        "service_analyze": "no_speech",
+    }
+    path = tmp_path / "input.wav"
+    assert cli_main.main(["predict", "--model", str(tiny.bundle.folder), str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "no speech detected (6.0 s of silence or noise)" in captured.err
+
+
+# -- failure 3: speech detection does not depend on the level --------------------------------------
+
+
+@pytest.mark.parametrize("peak_dbfs", [-50, -40, -30, -20, -10, 0])
+def test_speech_is_found_the_same_at_any_level(tiny, peak_dbfs):
+    samples, truth = bursts()
+    samples = samples / np.abs(samples).max() * db(peak_dbfs) * 0.999
+    segments = engine_segments(tiny, samples.astype(np.float32), 16000)
+    assert len(segments) == len(truth)
+    for seg, (start, end) in zip(segments, truth):
+        assert abs(seg.start - start) <= 0.25 and abs(seg.end - end) <= 0.25
+
+
+def test_the_quiet_sad_clip_is_found_fully_and_called_sad(real):
+    samples, sr = sf.read(SAD, dtype="float32")
+    assert 20 * np.log10(np.abs(samples).max()) < -30  # as distributed: peak about -32 dBFS
+    spans = speech_segments(condition(samples, sr))
+    assert len(spans) == 1 and spans[0][1] - spans[0][0] > 1.5  # was 0.45 s of its ~2 s
+    timeline = analyze_file(SAD, real)
+    assert timeline.speech_s > 1.5 and timeline.summary()["dominant"] == "sad"
+    assert predict_recording(SAD, real).label == "sad"
+
+
+# -- failure 4: DC offset and rumble are removed on every path -------------------------------------
+
+
+def test_dc_offset_is_removed_before_trimming_and_detection():
+    clip = np.concatenate([silence(0.5), vowel(1.0), silence(0.7)])
+    plain = preprocess(clip, 16000)
+    offset = preprocess(clip + 0.02, 16000)
+    assert abs(offset.size - plain.size) < 0.05 * 16000  # the offset no longer defeats the trimming
+    assert abs(float(condition(clip + 0.02, 16000).mean())) < 1e-3
+    assert speech_segments(condition(clip + 0.02, 16000)) == speech_segments(condition(clip, 16000))
+
+
+def test_dc_offset_does_not_flip_the_angry_label(real, tmp_path):
+    samples, sr = sf.read(ANGRY, dtype="float32")
+    offset = samples / np.abs(samples).max() * 0.9 + 0.02
+    got = doors(real, wav(offset, sr, "FLOAT"), tmp_path)
+    assert set(got.values()) == {"angry", True}, got
+
+
+# -- failure 2: a long recording is judged on all of its speech ------------------------------------
+
+
+def test_long_recording_answers_from_all_its_speech(real, tmp_path):
+    calm, _ = sf.read(CALM, dtype="float32")
+    angry, _ = sf.read(ANGRY, dtype="float32")
+    pad = np.zeros(8000, dtype=np.float32)
+    talk = np.concatenate([np.concatenate([calm, pad])] * 2 + [np.concatenate([angry, pad])] * 12)
+    path = tmp_path / "call.wav"
+    sf.write(path, talk, 16000)
+    pred = predict_recording(path, real)
+    timeline = analyze_file(path, real)
+    assert pred.method == "segments" and pred.label == "angry" == timeline.summary()["dominant"]
+    assert pred.speech_s == pytest.approx(timeline.speech_s, abs=1e-6)
+    assert pred.speech_s > 0.4 * len(talk) / 16000  # all of it, not the first 30 s
+    assert pred.duration_s == pytest.approx(len(talk) / 16000, abs=0.01)
+
+
+def test_short_clips_keep_the_whole_clip_answer(real):
+    for path in (ANGRY, SAD, CALM):
+        pred = predict_recording(path, real)
+        assert pred.method == "whole-clip"
+        assert pred.probabilities == pytest.approx(real.predict_file(path).probabilities, abs=1e-6)
+
+
+def test_long_prediction_is_the_speech_weighted_mean_of_the_engine_segments(tiny, tmp_path):
+    samples, _ = bursts()
+    talk = np.concatenate([samples] * 3)  # 42 s
+    path = tmp_path / "long.wav"
+    sf.write(path, talk, 16000, subtype="FLOAT")
+    pred = predict_recording(path, tiny, RecordingOptions(block_s=0.7))
+    timeline = analyze_file(path, tiny)
+    weights = np.array([s.duration for s in timeline.segments])
+    probs = np.array([[s.probabilities[k] for k in tiny.labels] for s in timeline.segments])
+    expected = weights @ probs / weights.sum()
+    assert pred.segments == len(timeline.segments) == 9
+    assert list(pred.probabilities.values()) == pytest.approx(list(expected), abs=1e-6)
+
+
+# -- kinds: sample rates, channels, one reader ------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100, 48000])
+@pytest.mark.parametrize("layout", ["mono", "stereo", "inverted", "dead-channel"])
+def test_rates_and_channel_layouts_keep_the_speech(tiny, sample_rate, layout):
+    samples, truth = bursts(sample_rate)
+    channels = {
+        "mono": samples,
+        "stereo": np.stack([samples, 0.5 * samples], axis=1),
+        "inverted": np.stack([samples, -samples], axis=1),  # cancels in a plain mean
+        "dead-channel": np.stack([np.zeros_like(samples), samples], axis=1),
+    }[layout]
+    segments = engine_segments(tiny, channels, sample_rate)
+    assert len(segments) == len(truth)
+    assert predict_recording(wav(channels, sample_rate, "FLOAT"), tiny).speech_s > 3.0
+
+
+def test_channels_first_numpy_is_refused_naming_the_shape(tiny):
+    samples, _ = bursts()
+    with pytest.raises(AudioError, match=r"shape \(2, 224000\).*samples\.T"):
+        SampleConditioner().push(np.stack([samples, samples]), 16000)
+
+
+def test_nan_samples_are_refused_on_every_path(tiny, tmp_path):
+    samples = np.concatenate([silence(0.5), vowel(1.0), silence(0.5)])
+    samples[8000] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        predict_recording(path, tiny)
+    with pytest.raises(AudioError, match="NaN"):
+        analyze_file(path, tiny)
+    with pytest.raises(AudioError, match="NaN"):
+        StreamingRecognizer(tiny).feed(samples, 16000)
+    assert analyze_one(make_job(path), tiny).error.endswith("contains NaN or infinite samples")
+    client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=tiny))
+    for route in ("/v1/predict", "/v1/analyze"):
+        r = client.post(route, files={"file": ("x.wav", path.read_bytes(), "audio/wav")})
+        assert r.status_code == 422 and "NaN" in r.json()["message"]
+
+
+def test_batch_finds_an_opus_voice_note_by_its_content(tiny, tmp_path):
+    if "OPUS" not in sf.available_subtypes("OGG"):
+        pytest.skip("this libsndfile has no Opus support")
+    samples, _ = bursts(48000)
+    sf.write(tmp_path / "note.opus", samples, 48000, format="OGG", subtype="OPUS")
+    (tmp_path / "notes.txt").write_text("not audio")
+    jobs = collect_jobs(tmp_path)
+    assert [Path(j.path).name for j in jobs.jobs] == ["note.opus"]
+    assert [Path(p).name for p in jobs.skipped] == ["notes.txt"]
+    assert analyze_one(jobs.jobs[0], tiny).speech_s > 3.0
+    assert predict_recording(tmp_path / "note.opus", tiny).speech_s > 3.0
+
+
+# -- consistency: every door agrees on speech vs none, and on the label -----------------------------
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["as-is", "-40dBFS", "0dBFS", "dc-offset", "8k", "44k1-stereo", "48k-inverted", "long"],
+)
+def test_every_door_agrees_on_speech_and_label(real, tmp_path, variant):
+    import soxr
+
+    samples, sr = sf.read(ANGRY, dtype="float32")
+    samples = samples / np.abs(samples).max()
+    rate = {"8k": 8000, "44k1-stereo": 44100, "48k-inverted": 48000}.get(variant, sr)
+    if rate != sr:
+        samples = soxr.resample(samples, sr, rate).astype(np.float32) * 0.9
+    level = {"-40dBFS": db(-40), "0dBFS": 0.999}.get(variant, 0.5)
+    samples = samples * level
+    if variant == "dc-offset":
+        samples = samples + 0.05
+    if variant == "44k1-stereo":
+        samples = np.stack([samples, 0.3 * samples], axis=1)
+    if variant == "48k-inverted":
+        samples = np.stack([samples, -samples], axis=1)
+    if variant == "long":
+        samples = np.concatenate([np.concatenate([samples, np.zeros(8000, np.float32)])] * 5)
+    got = doors(real, wav(samples, rate, "FLOAT"), tmp_path)
+    assert set(got.values()) == {"angry", True}, got
+
+
+# -- failure 6: analyze on a pseudo-terminal; failure 8: train/evaluate without torch ---------------
+
+
+def test_analyze_on_a_terminal_shows_progress_and_writes(tiny, tmp_path):
+    samples, _ = bursts()
+    sf.write(tmp_path / "call.wav", samples, 16000)
+    code = "import sys; from speech_emotion.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "analyze", "--model", str(tiny.bundle.folder), str(tmp_path / "call.wav")]
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [*argv, "-o", str(tmp_path / "out")], stdin=secondary, stdout=secondary, stderr=secondary, env=env, timeout=120
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    assert proc.returncode == 0, output.decode(errors="replace")
+    assert b"Traceback" not in output
+    assert b"wrote" in output and any(p.suffix == ".json" for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_train_and_evaluate_without_torch_name_the_extra(monkeypatch, capsys, tmp_path, command):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a)
+    )
+    argv = [command, "--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert cli_main.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "speech-emotion[train]" in err and "Traceback" not in err
