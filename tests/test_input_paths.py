@@ -29,6 +29,7 @@ from speech_emotion.cli import main as cli_main
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.recording import NoSpeechError, RecordingOptions, predict_recording
+from speech_emotion.report import summarize
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer
@@ -95,7 +96,7 @@ def doors(recognizer: Recognizer, data: bytes, tmp_path: Path) -> dict[str, obje
     segs = [e for e in engine.run((b, blocks.sample_rate) for b in blocks) if isinstance(e, SegmentEvent)]
     out["stream"] = bool(segs)
     timeline = analyze_file(path, recognizer)
-    out["analyze"] = timeline.summary()["dominant"]
+    out["analyze"] = summarize(timeline)["dominant"]
     result = analyze_one(make_job(path), recognizer)
     out["batch"] = result.dominant_emotion
     client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=recognizer))
@@ -147,7 +148,7 @@ def test_the_quiet_sad_clip_is_found_fully_and_called_sad(real):
     spans = speech_segments(condition(samples, sr))
     assert len(spans) == 1 and spans[0][1] - spans[0][0] > 1.5  # was 0.45 s of its ~2 s
     timeline = analyze_file(SAD, real)
-    assert timeline.speech_s > 1.5 and timeline.summary()["dominant"] == "sad"
+    assert timeline.speech_s > 1.5 and summarize(timeline)["dominant"] == "sad"
     assert predict_recording(SAD, real).label == "sad"
 
 
@@ -182,7 +183,7 @@ def test_long_recording_answers_from_all_its_speech(real, tmp_path):
     sf.write(path, talk, 16000)
     pred = predict_recording(path, real)
     timeline = analyze_file(path, real)
-    assert pred.method == "segments" and pred.label == "angry" == timeline.summary()["dominant"]
+    assert pred.method == "segments" and pred.label == "angry" == summarize(timeline)["dominant"]
     assert pred.speech_s == pytest.approx(timeline.speech_s, abs=1e-6)
     assert pred.speech_s > 0.4 * len(talk) / 16000  # all of it, not the first 30 s
     assert pred.duration_s == pytest.approx(len(talk) / 16000, abs=0.01)

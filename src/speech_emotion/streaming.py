@@ -201,7 +201,7 @@ class StreamingRecognizer:
         self._window_opts = dataclasses.replace(
             recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
         )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.audio_options, min_duration_s=0.0, max_duration_s=None)
+        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
