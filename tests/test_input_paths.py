@@ -304,20 +304,21 @@ def test_analyze_on_a_terminal_shows_progress_and_writes(tiny, tmp_path):
     argv = [sys.executable, "-c", code, "analyze", "--model", str(tiny.bundle.folder), str(tmp_path / "call.wav")]
     primary, secondary = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        [*argv, "-o", str(tmp_path / "out")], stdin=secondary, stdout=secondary, stderr=secondary, env=env, timeout=120
+    proc = subprocess.Popen(  # noqa: S603
+        [*argv, "-o", str(tmp_path / "out")], stdin=secondary, stdout=secondary, stderr=secondary, env=env
     )
     os.close(secondary)
     output = b""
-    while True:
+    while True:  # read as it comes, so the child never blocks on a full terminal buffer
         try:
             chunk = os.read(primary, 65536)
-        except OSError:
+        except OSError:  # EIO: the child closed the terminal
             break
         if not chunk:
             break
         output += chunk
     os.close(primary)
+    proc.wait(timeout=120)
     assert proc.returncode == 0, output.decode(errors="replace")
     assert b"Traceback" not in output
     assert b"wrote" in output and any(p.suffix == ".json" for p in (tmp_path / "out").iterdir())

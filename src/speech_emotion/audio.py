@@ -47,8 +47,9 @@ class AudioOptions:
     """Audio whose peak is below this (-80 dBFS) counts as silent."""
     max_duration_s: float | None = None
     """Longer files are rejected before decoding (``None``: no limit)."""
-    highpass_hz: float | None = 70.0
-    """Cut-off of the high-pass that removes DC offset and rumble (``None``: off)."""
+    highpass_hz: float | None = 5.0
+    """Cut-off of the high-pass that removes DC offset and subsonic rumble (``None``: off); low enough
+    that bundles trained without it give the same answers on RAVDESS (70 Hz changed 4 of 1440)."""
 
 
 def _describe(source: AudioSource) -> str:
@@ -249,7 +250,7 @@ class SampleConditioner:
     soxr resampler and :class:`HighPass`. Output depends only on the samples, not on the chunking.
     """
 
-    def __init__(self, highpass_hz: float | None = 70.0, channel: int | None = None, source: str = "<stream>") -> None:
+    def __init__(self, highpass_hz: float | None = 5.0, channel: int | None = None, source: str = "<stream>") -> None:
         self.highpass_hz = highpass_hz
         self.channel = channel
         self.source = source
@@ -328,7 +329,7 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def condition(
-    samples: np.ndarray, sample_rate: int, highpass_hz: float | None = 70.0, source: str = "<audio>"
+    samples: np.ndarray, sample_rate: int, highpass_hz: float | None = 5.0, source: str = "<audio>"
 ) -> np.ndarray:
     """A whole signal through :class:`SampleConditioner`: 16 kHz mono float32, DC-free."""
     conditioner = SampleConditioner(highpass_hz, source=source)
