@@ -1,0 +1,36 @@
+"""Count the RAVDESS clips in which the streaming engine's VAD finds no speech segment (issue 11).
+
+Usage: python scripts/count_no_speech.py [RAVDESS_DIR]   (default ../shared/data/ravdess)
+A clip counts as "no speech" when no VAD segment reaches ``StreamOptions.min_segment_s``, the rule the
+engine (stream, analyze, batch, the page) and predict share. Audio goes through the same conditioner.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import soundfile as sf
+
+from speech_emotion.audio import condition
+from speech_emotion.streaming import StreamOptions
+from speech_emotion.vad import speech_segments
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/ravdess")
+    options = StreamOptions()
+    files = sorted(root.glob("Actor_*/*.flac"))
+    silent = []
+    for path in files:
+        samples, sr = sf.read(path, dtype="float32")
+        spans = speech_segments(condition(samples, sr), options.vad)
+        if not any(end - start >= options.min_segment_s for start, end in spans):
+            silent.append(path)
+    print(f"{len(files)} clips, {len(silent)} with no speech")
+    for path in silent:
+        print(f"  {path}")
+
+
+if __name__ == "__main__":
+    main()
