@@ -36,6 +36,8 @@ def recognizer(tiny_bundle: Path) -> Recognizer:
 
 
 def make_client(recognizer: Recognizer, **options: object) -> TestClient:
+    """A test client; TestClient addresses the app as ``testserver``, which the Host check must let in."""
+    options.setdefault("allowed_hosts", ["testserver"])
     return TestClient(create_app(ServiceOptions(warmup=False, **options), recognizer))  # type: ignore[arg-type]
 
 

@@ -58,6 +58,7 @@ def pcm16(samples: np.ndarray) -> bytes:
 
 
 def client_for(recognizer: Recognizer, engine_factory: Any = None, **options: Any) -> TestClient:
+    options.setdefault("allowed_hosts", ["testserver"])  # TestClient addresses the app as ``testserver``
     app = create_app(ServiceOptions(warmup=False, **options), recognizer, engine_factory)
     return TestClient(app)
 

@@ -28,6 +28,17 @@ SAMPLE_RATE = 16000
 
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+"""Sample rates accepted from files and streams; a file whose header says otherwise is refused before decoding."""
+
+MAX_DECODED_SAMPLES = 600 * 48000 * 2
+"""The service's default decode budget for :func:`open_blocks`: ``channels x frames`` of 600 s of 48 kHz stereo
+(57.6 M samples). It bounds the work one upload may ask for, whatever its compressed size."""
+
+MAX_BLOCK_SAMPLES = 1 << 20
+"""Most samples (over all channels) in one decoded block, so a block's memory is bounded whatever the rate and
+channel count (4 MiB of float32)."""
+
 
 @dataclass(frozen=True)
 class AudioOptions:
@@ -126,19 +137,42 @@ class AudioBlocks:
     through this class, so a codec one door decodes, all doors decode. Iterate once.
     """
 
-    def __init__(self, handle: sf.SoundFile, name: str, block_s: float) -> None:
+    def __init__(
+        self,
+        handle: sf.SoundFile,
+        name: str,
+        block_s: float,
+        max_duration_s: float | None = None,
+        max_decoded_samples: int | None = None,
+    ) -> None:
         self._handle = handle
         self.name = name
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
         self.duration_s: float = handle.frames / self.sample_rate if handle.frames > 0 else 0.0
         """Announced length (0 when the container does not say)."""
-        self._block = max(1, int(block_s * self.sample_rate))
+        self._block = max(1, min(int(block_s * self.sample_rate), MAX_BLOCK_SAMPLES // max(1, self.channels)))
+        self._max_frames = max_duration_s * self.sample_rate if max_duration_s is not None else None
+        self._max_duration_s = max_duration_s
+        self._budget = max_decoded_samples
+
+    def over_budget(self, samples: int) -> AudioError:
+        """The error for ``samples`` decoded samples over the budget."""
+        return AudioError(
+            self.name,
+            f"too large to decode: {samples / 1e6:.1f} M samples ({self.sample_rate} Hz x {self.channels} "
+            f"channels), the limit is {(self._budget or 0) / 1e6:.1f} M",
+        )
 
     def __iter__(self) -> Iterator[np.ndarray]:
         done = 0
         with self._handle as f:
             while True:
+                # the header's length was checked on opening; these catch a header that understates it
+                if self._max_frames is not None and done > self._max_frames:
+                    raise AudioError(self.name, f"too long: the limit is {self._max_duration_s:.0f} s")
+                if self._budget is not None and done * self.channels > self._budget:
+                    raise self.over_budget(done * self.channels)
                 try:
                     block = f.read(self._block, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
@@ -154,19 +188,38 @@ class AudioBlocks:
                 yield block
 
 
-def open_blocks(source: AudioSource, block_s: float = 10.0, max_duration_s: float | None = None) -> AudioBlocks:
+def open_blocks(
+    source: AudioSource,
+    block_s: float = 10.0,
+    max_duration_s: float | None = None,
+    max_decoded_samples: int | None = None,
+) -> AudioBlocks:
     """Open ``source`` (path, bytes or binary file) for reading ``block_s`` seconds at a time.
 
-    Raises :class:`AudioError` for a missing, empty, unreadable, unsupported or over-long input
-    (decoding errors part way surface while iterating, also as :class:`AudioError`).
+    Blocks hold at most :data:`MAX_BLOCK_SAMPLES` samples over all channels, so memory per reader is bounded
+    whatever the header says. Before any decoding, the header is checked: a sample rate outside
+    :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, more than ``max_duration_s`` seconds, or more than
+    ``max_decoded_samples`` samples (``channels x frames``, the decode budget; the service uses
+    :data:`MAX_DECODED_SAMPLES`; ``None``: none) raise :class:`AudioError`; both limits are also kept while
+    decoding, for headers that understate the length. Raises :class:`AudioError` for a missing, empty,
+    unreadable, unsupported, over-long or over-budget input (decoding errors part way surface while
+    iterating, also as :class:`AudioError`).
     """
     handle = open_audio(source)
     name = _describe(source)
-    if max_duration_s is not None and handle.frames > max_duration_s * handle.samplerate:
-        seconds = handle.frames / handle.samplerate
+    rate, channels, frames = handle.samplerate, max(1, handle.channels), handle.frames
+    problem = None
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        problem = f"unsupported sample rate {rate} Hz (supported: {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)"
+    elif max_duration_s is not None and frames > max_duration_s * rate:
+        problem = f"too long: {frames / rate:.1f} s, the limit is {max_duration_s:.0f} s"
+    blocks = AudioBlocks(handle, name, block_s, max_duration_s, max_decoded_samples)
+    if problem is None and max_decoded_samples is not None and channels * frames > max_decoded_samples:
+        problem = blocks.over_budget(channels * frames).reason
+    if problem is not None:
         handle.close()
-        raise AudioError(name, f"too long: {seconds:.1f} s, the limit is {max_duration_s:.0f} s")
-    return AudioBlocks(handle, name, block_s)
+        raise AudioError(name, problem)
+    return blocks
 
 
 MAX_CHANNELS = 32

@@ -23,15 +23,17 @@ def analyze_bytes(
     data: bytes,
     recognizer: Recognizer,
     max_duration_s: float | None,
+    max_decoded_samples: int | None = None,
     options: AnalyzeOptions | None = None,
 ) -> dict[str, Any]:
     """The timeline JSON of an uploaded recording (the same document as ``speech-emotion analyze``).
 
-    Raises :class:`~speech_emotion.recording.NoSpeechError` when it holds no speech, :class:`AudioError`
-    when it cannot be used.
+    ``max_decoded_samples`` is the decode budget checked on the header (see
+    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`~speech_emotion.recording.NoSpeechError` when it
+    holds no speech, :class:`AudioError` when it cannot be used or is over a limit.
     """
     options = options or AnalyzeOptions()
-    blocks = open_blocks(data, options.block_s, max_duration_s)
+    blocks = open_blocks(data, options.block_s, max_duration_s, max_decoded_samples)
     timeline = analyze_blocks(
         blocks, blocks.sample_rate, recognizer, options, source=UPLOAD_NAME, duration_s=blocks.duration_s
     )

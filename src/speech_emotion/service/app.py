@@ -10,8 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile, WebSocket
+from fastapi import FastAPI, File, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -23,9 +24,22 @@ from ..errors import AudioError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_blocks
 from .analysis import UPLOAD_NAME, analyze_bytes
-from .auth import SUBPROTOCOL, origin_allowed, presented_token, require_token, token_ok
-from .errors import STATUS_CODES, ApiError, ErrorBody, audio_api_error, error_body
-from .limits import ASGIApp, BodyLimit, Message, Receive, Scope, Send, StreamSlots
+from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
+from .errors import (
+    STATUS_CODES,
+    ApiError,
+    ASGIApp,
+    CatchAll,
+    ErrorBody,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    audio_api_error,
+    error_body,
+)
+from .hosts import HostCheck, origin_host_allowed
+from .limits import BodyLimit, Slots, UploadGate
 from .options import ServiceOptions
 from .stream import EngineFactory, StreamSession, refuse
 
@@ -63,18 +77,23 @@ class Health(BaseModel):
     sample_rate: int
     auth: bool
     streams: dict[str, int]
+    uploads: dict[str, int]
+    workers: dict[str, int]
     limits: dict[str, float]
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "empty or malformed upload",
+        400: "empty or malformed upload or request",
         401: "missing or wrong API token",
-        413: "upload or recording too large / too long",
-        415: "unsupported or corrupt audio",
+        403: "host name not served (no token set, DNS-rebinding guard)",
+        408: "request body not sent in time",
+        413: "upload too large, recording too long, or too much audio to decode",
+        415: "unsupported or corrupt audio, or an unsupported sample rate",
         422: "no speech in the recording (`no_speech`), unusable audio (too short) or missing file field",
-        503: "too many uploads in progress",
+        500: "unexpected server error (no details)",
+        503: "too many uploads or connections",
     }.items()
 }
 
@@ -121,10 +140,10 @@ def create_app(
             return StreamingRecognizer(rec)
 
     make_engine: EngineFactory = engine_factory
-    stream_pool = ThreadPoolExecutor(options.workers, thread_name_prefix="se-stream")
-    upload_pool = ThreadPoolExecutor(options.upload_workers, thread_name_prefix="se-upload")
-    slots = StreamSlots(options.max_streams)
-    uploads = StreamSlots(options.max_uploads)
+    stream_pool = ThreadPoolExecutor(options.stream_pool_size, thread_name_prefix="se-stream")
+    upload_pool = ThreadPoolExecutor(options.upload_pool_size, thread_name_prefix="se-upload")
+    slots = Slots(options.max_streams)
+    uploads = Slots(options.max_uploads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +159,8 @@ def create_app(
         description="Emotion in speech: file prediction, timeline analysis and live streaming. "
         "See docs/service.md for the WebSocket protocol.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.options = options
     app.state.recognizer = rec
@@ -154,21 +175,20 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # added last = runs first: catch-all, security headers, host check, then (before any body is read)
+    # the token and upload slot, then the body's size and pace
+    app.add_middleware(BodyLimit, limit=options.max_upload_bytes, timeout_s=options.body_timeout_s)
+    app.add_middleware(UploadGate, token=options.token, slots=uploads)
+    app.add_middleware(HostCheck, token=options.token, allowed=options.allowed_hosts)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, limit=options.max_upload_bytes)
-
-    def authorize(request: Request) -> None:
-        require_token(options.token, request.headers)
+    app.add_middleware(CatchAll)
 
     async def run_upload(data: bytes, work: Callable[[bytes], T]) -> T:
-        if not uploads.acquire():
-            raise ApiError(503, "busy", "too many uploads in progress, retry shortly", headers={"Retry-After": "2"})
+        """Run ``work`` in the upload pool (the :class:`UploadGate` already holds this request's slot)."""
         try:
             return await asyncio.get_running_loop().run_in_executor(upload_pool, work, data)
         except AudioError as exc:
             raise audio_api_error(exc) from None
-        finally:
-            uploads.release()
 
     async def upload_bytes(file: UploadFile) -> bytes:
         data = await file.read()
@@ -178,7 +198,9 @@ def create_app(
         return data
 
     def predict_bytes(data: bytes) -> RecordingPrediction:
-        blocks = open_blocks(data, max_duration_s=options.max_duration_s)
+        blocks = open_blocks(
+            data, max_duration_s=options.max_duration_s, max_decoded_samples=options.max_decoded_samples
+        )
         return predict_blocks(blocks, blocks.sample_rate, rec, source=UPLOAD_NAME)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -187,6 +209,18 @@ def create_app(
         return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=web_dir()), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI from the package (vendored swagger-ui-dist): works offline."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.head("/healthz", include_in_schema=False)
     async def healthz_head() -> None:
@@ -203,11 +237,18 @@ def create_app(
             "sample_rate": rec.sample_rate,
             "auth": options.token is not None,
             "streams": {"active": slots.active, "max": slots.limit},
+            "uploads": {"active": uploads.active, "max": uploads.limit},
+            "workers": {"stream": options.stream_pool_size, "upload": options.upload_pool_size},
             "limits": {
                 "max_upload_mb": options.max_upload_mb,
                 "max_duration_s": options.max_duration_s,
+                "max_decoded_samples": options.max_decoded_samples,
                 "idle_timeout_s": options.idle_timeout_s,
                 "max_stream_s": options.max_stream_s,
+                "max_frame_bytes": options.max_frame_bytes,
+                "header_timeout_s": options.header_timeout_s,
+                "body_timeout_s": options.body_timeout_s,
+                "max_connections": options.max_connections,
             },
         }
 
@@ -215,7 +256,6 @@ def create_app(
         "/v1/predict",
         response_model=PredictionOut,
         responses=ERRORS,
-        dependencies=[Depends(authorize)],
         tags=["audio"],
     )
     async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
@@ -223,10 +263,13 @@ def create_app(
         pred = await run_upload(await upload_bytes(file), predict_bytes)
         return {**pred.to_dict(), "model": rec.name}
 
-    @app.post("/v1/analyze", responses=ERRORS, dependencies=[Depends(authorize)], tags=["audio"])
+    @app.post("/v1/analyze", responses=ERRORS, tags=["audio"])
     async def analyze(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
         """Emotion timeline of a recording: the same JSON as ``speech-emotion analyze``."""
-        return await run_upload(await upload_bytes(file), lambda data: analyze_bytes(data, rec, options.max_duration_s))
+        return await run_upload(
+            await upload_bytes(file),
+            lambda data: analyze_bytes(data, rec, options.max_duration_s, options.max_decoded_samples),
+        )
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -234,7 +277,14 @@ def create_app(
         offered = list(websocket.scope.get("subprotocols", []))
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
         host = websocket.headers.get("host")
-        if not origin_allowed(websocket.headers.get("origin"), host, options.cors_origins):
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, host, options.cors_origins) or (
+            # without a token, a browser origin must itself be a served host (DNS-rebinding guard)
+            options.token is None
+            and origin is not None
+            and origin not in options.cors_origins
+            and not origin_host_allowed(origin, options.allowed_hosts)
+        ):
             await refuse(websocket, "forbidden_origin", "this origin may not open streams", subprotocol)
             return
         token = presented_token(websocket.headers, websocket.query_params, offered)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from .errors import ApiError
-
 SUBPROTOCOL = "speech-emotion"
 """WebSocket subprotocol the service speaks (echoed when the client offers it)."""
 TOKEN_PROTOCOL_PREFIX = "bearer."
@@ -38,17 +36,6 @@ def token_ok(expected: str | None, presented: str | None) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(expected.encode(), presented.encode())
-
-
-def require_token(expected: str | None, headers: Mapping[str, str]) -> None:
-    """Raise a 401 :class:`ApiError` unless the HTTP request carries the right token in its header."""
-    if not token_ok(expected, presented_token(headers)):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing or wrong API token (send 'Authorization: Bearer TOKEN')",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
 from fastapi import HTTPException
 from pydantic import BaseModel
 
 from ..errors import AudioError
 from ..recording import NoSpeechError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -37,7 +51,9 @@ def audio_api_error(exc: AudioError, what: str = "uploaded audio") -> ApiError:
         return ApiError(422, "no_speech", f"{what}: {reason}")
     if reason.startswith("too long"):
         return ApiError(413, "audio_too_long", f"{what}: {reason}")
-    if reason.startswith("cannot decode") or "format" in reason:
+    if reason.startswith("too large to decode"):
+        return ApiError(413, "audio_too_large", f"{what}: {reason}")
+    if reason.startswith(("cannot decode", "unsupported")) or "format" in reason:
         return ApiError(415, "unsupported_audio", f"{what}: {reason}")
     if "empty" in reason:
         return ApiError(400, "empty_upload", f"{what}: {reason}")
@@ -50,6 +66,7 @@ STATUS_CODES: dict[int, str] = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "upload_too_large",
     415: "unsupported_audio",
     422: "invalid_request",
@@ -58,3 +75,86 @@ STATUS_CODES: dict[int, str] = {
     503: "unavailable",
 }
 """Default codes for plain HTTP errors raised by FastAPI or Starlette themselves."""
+
+
+def json_error_bytes(code: str, message: str) -> bytes:
+    return json.dumps(error_body(code, message)).encode()
+
+
+async def send_json_error(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None, close: bool = True
+) -> None:
+    """Answer an HTTP request from ASGI middleware with the JSON error body (``Connection: close`` by default,
+    so a body the client is still sending is never read)."""
+    payload = json_error_bytes(code, message)
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *([(b"connection", b"close")] if close else []),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RateLimitedLog(logging.Filter):
+    """Lets through at most ``burst`` records per ``interval_s`` for each message template, then one line saying
+    how many were suppressed: a flood of bad clients cannot fill the disk with log lines."""
+
+    def __init__(self, burst: int = 10, interval_s: float = 10.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval_s = interval_s
+        self._seen: dict[tuple[str, int], list[float]] = {}
+        """(template, level) -> [window start, count in window]"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = (str(record.msg), record.levelno)
+        window = self._seen.get(key)
+        if window is None or now - window[0] >= self.interval_s:
+            suppressed = int(window[1]) - self.burst if window is not None and window[1] > self.burst else 0
+            if len(self._seen) > 1000:  # bounded: templates are few, but never trust that
+                self._seen.clear()
+            self._seen[key] = [now, 1.0]
+            if suppressed:
+                record.msg = f"{record.msg} (and {suppressed} more like it in the last {self.interval_s:g} s)"
+            return True
+        window[1] += 1
+        return window[1] <= self.burst
+
+
+class CatchAll:
+    """Outermost ASGI middleware: any unexpected exception is logged (rate-limited) and answered with a JSON 500
+    that carries no details; a WebSocket is closed with 1011."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if scope["type"] not in ("http", "websocket"):
+                raise
+            log.exception("unexpected error on %s", scope.get("path", "?"))
+            if started:
+                return
+            if scope["type"] == "http":
+                await send_json_error(send, 500, "internal_error", "the server failed on this request")
+            else:
+                await send({"type": "websocket.close", "code": 1011})

@@ -1,64 +1,76 @@
-"""Request-body size limit (checked as the body arrives, before parsing) and the stream slot counter."""
+"""Request guards that act before a body is read: body size and read timeout, request smuggling, the token
+and upload capacity on upload paths; and the slot counter used for streams and uploads."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import asyncio
 
-from .errors import ApiError, error_body
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .auth import presented_token, token_ok
+from .errors import ApiError, ASGIApp, Message, Receive, Scope, Send, send_json_error
 
 MULTIPART_SLACK = 64 * 1024
 """Room for multipart headers and boundaries on top of the upload limit."""
+
+UPLOAD_PATHS = frozenset({"/v1/predict", "/v1/analyze"})
 
 
 def too_large(limit: int) -> ApiError:
     return ApiError(413, "upload_too_large", f"request body larger than the {limit / 1048576:.1f} MB limit")
 
 
+def read_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        408,
+        "request_timeout",
+        f"no request data for {seconds:g} s",
+        headers={"Connection": "close"},
+    )
+
+
 class BodyLimit:
-    """ASGI middleware refusing HTTP bodies over ``limit`` bytes with a 413, without reading them whole.
+    """ASGI middleware bounding how a body arrives: at most ``limit`` bytes (413), no gap longer than
+    ``timeout_s`` between its pieces (408), and never both ``Content-Length`` and ``Transfer-Encoding`` (400).
 
     A declared ``Content-Length`` over the limit is refused at once; otherwise the byte count is
-    checked as chunks arrive and :class:`ApiError` (413) is raised from ``receive``.
+    checked as chunks arrive and :class:`ApiError` is raised from ``receive``.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout_s: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         allowed = self.limit + MULTIPART_SLACK
+        names = [name for name, _ in scope.get("headers", [])]
+        if b"content-length" in names and b"transfer-encoding" in names:
+            await send_json_error(
+                send, 400, "bad_request", "a request may not carry both Content-Length and Transfer-Encoding"
+            )
+            return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > allowed:
-                    await _send_json(
-                        send,
-                        413 if declared > allowed else 400,
-                        error_body(
-                            "upload_too_large" if declared > allowed else "bad_request",
-                            str(too_large(self.limit).detail) if declared > allowed else "invalid Content-Length",
-                        ),
-                    )
+                if declared < 0:
+                    await send_json_error(send, 400, "bad_request", "invalid Content-Length")
+                    return
+                if declared > allowed:
+                    await send_json_error(send, 413, "upload_too_large", str(too_large(self.limit).detail))
                     return
         seen = 0
 
         async def limited_receive() -> Message:
             nonlocal seen
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise read_timeout(self.timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > allowed:
@@ -68,24 +80,42 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+class UploadGate:
+    """ASGI middleware for the upload paths, before their body is read: the token (401), then a free upload
+    slot (503 with ``Retry-After``), held until the response is sent."""
+
+    def __init__(self, app: ASGIApp, token: str | None, slots: Slots) -> None:
+        self.app = app
+        self.token = token
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in UPLOAD_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if not token_ok(self.token, presented_token(headers)):
+            await send_json_error(
+                send,
+                401,
+                "unauthorized",
+                "missing or wrong API token (send 'Authorization: Bearer TOKEN')",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            return
+        if not self.slots.acquire():
+            await send_json_error(
+                send, 503, "busy", "too many uploads in progress, retry shortly", headers={"Retry-After": "2"}
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
 
 
-class StreamSlots:
-    """Counts open streams against a maximum (the event loop is single-threaded: no lock needed)."""
+class Slots:
+    """Counts things in use against a maximum (the event loop is single-threaded: no lock needed)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

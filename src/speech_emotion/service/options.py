@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..audio import MAX_DECODED_SAMPLES
 from ..errors import SpeechEmotionError
 
 
@@ -18,12 +20,21 @@ LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` keeps the service reachable from this machine only."""
-    if host.lower() in LOOPBACK_NAMES:
+    host = host.lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -38,20 +49,24 @@ class ServiceOptions:
     """Bundled model name or bundle folder (``None``: the bundled default)."""
     threads: int | None = 1
     """ONNX Runtime threads per inference (1 lets concurrent requests use separate cores)."""
-    workers: int = 2
-    """Threads running stream inference, shared by all streams."""
-    upload_workers: int = 1
-    """Threads running upload inference (a long analysis never holds up the streams)."""
+    workers: int | None = None
+    """Threads running stream inference, shared by all streams (``None``: one per core)."""
+    upload_workers: int | None = None
+    """Threads running upload inference, apart from the streams' (``None``: half the cores, at least 2, so a
+    short request does not wait behind a long analysis)."""
     max_uploads: int = 4
     """Uploads being processed or waiting at once; more get 503 with ``Retry-After``."""
     max_upload_mb: float = 20.0
     """Largest accepted request body for uploads."""
     max_duration_s: float = 600.0
     """Longest accepted uploaded recording."""
+    max_decoded_samples: int = MAX_DECODED_SAMPLES
+    """Decode budget of one upload, ``channels x frames`` read from its header before decoding (default: 600 s
+    of 48 kHz stereo); more is refused with 413 ``audio_too_large``, whatever the compressed size."""
     max_streams: int = 8
     """Concurrent ``/v1/stream`` connections; more are refused with close code 1013."""
     idle_timeout_s: float = 30.0
-    """A stream with no message for this long is closed (code 4408)."""
+    """A stream that sends no audio for this long is closed (code 4408); control messages do not count."""
     max_stream_s: float = 3600.0
     """Longest audio one stream may send (code 4413 past it)."""
     max_backlog_s: float = 5.0
@@ -60,9 +75,21 @@ class ServiceOptions:
     warmup: bool = True
     """Run one prediction at start-up, so the first request is not slowed by lazy initialisation."""
     max_frame_bytes: int = 1 << 20
-    """Largest single WebSocket message (code 1009 past it)."""
+    """Largest single WebSocket message: past it the server sends ``frame_too_large`` and closes with 1009.
+    Messages over 4x this are cut off by the WebSocket layer itself (1009 without the message)."""
     cors_origins: list[str] = field(default_factory=list)
     """Origins allowed by CORS and for browser WebSocket connections; empty: same origin only."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host names served besides loopback ones when no token is set (DNS-rebinding guard); with a token,
+    any ``Host`` is served."""
+    header_timeout_s: float = 10.0
+    """Time a connection has to send complete request headers (from connecting, or after the previous
+    response); past it: 408 ``request_timeout`` and the connection is closed."""
+    body_timeout_s: float = 15.0
+    """Longest wait for the next piece of a request body; past it: 408 ``request_timeout``, connection closed."""
+    max_connections: int = 128
+    """Open connections (HTTP and WebSocket) at once; more are answered 503 ``too_many_connections`` and
+    closed at once, before their request is read."""
 
     def check(self) -> None:
         """Raise :class:`ServiceConfigError` for unsafe or impossible settings."""
@@ -73,14 +100,37 @@ class ServiceOptions:
             )
         if self.token is not None and len(self.token) < 16:
             raise ServiceConfigError("the API token must be at least 16 characters")
-        for name in ("max_upload_mb", "max_duration_s", "idle_timeout_s", "max_stream_s", "max_backlog_s"):
+        for name in (
+            "max_upload_mb",
+            "max_duration_s",
+            "idle_timeout_s",
+            "max_stream_s",
+            "max_backlog_s",
+            "header_timeout_s",
+            "body_timeout_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ServiceConfigError(f"{name} must be positive")
-        for name in ("max_streams", "workers", "upload_workers", "max_uploads", "max_frame_bytes"):
+        for name in ("max_streams", "max_uploads", "max_frame_bytes", "max_connections", "max_decoded_samples"):
             if getattr(self, name) < 1:
                 raise ServiceConfigError(f"{name} must be at least 1")
+        for name in ("workers", "upload_workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ServiceConfigError(f"{name} must be at least 1")
+        if self.max_connections <= self.max_streams:
+            raise ServiceConfigError("max_connections must be more than max_streams (HTTP needs room too)")
         if "*" in self.cors_origins and self.token is None:
             raise ServiceConfigError("CORS origin '*' lets any web site call the API: it needs a token")
+
+    @property
+    def stream_pool_size(self) -> int:
+        """Stream inference threads: ``workers``, or one per available core."""
+        return self.workers or available_cores()
+
+    @property
+    def upload_pool_size(self) -> int:
+        """Upload inference threads: ``upload_workers``, or half the available cores (at least 2)."""
+        return self.upload_workers or max(2, available_cores() // 2)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CLOSE_CODES: dict[str, int] = {
     "unauthorized": 1008,
     "forbidden_origin": 1008,
+    "forbidden_host": 1008,
     "config_after_audio": 1008,
     "unsupported_format": 1003,
     "unknown_message": 1003,
@@ -189,12 +190,20 @@ class StreamSession:
     async def _read(self) -> str:
         """Receive messages until ``end`` (returns ``"end"``) or disconnect (``"gone"``)."""
         idle = self.options.idle_timeout_s
+        loop = asyncio.get_running_loop()
+        last_audio = loop.time()
         while True:
+            paused = loop.time()
             await self._drained.wait()  # backpressure: a client sending faster than we process waits in TCP
+            last_audio += loop.time() - paused  # time the server held the client back is not idle time
+            # only audio counts as activity: control messages do not keep a slot alive
+            wait = last_audio + idle - loop.time()
             try:
-                message = await asyncio.wait_for(self.ws.receive(), timeout=idle)
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(self.ws.receive(), timeout=wait)
             except asyncio.TimeoutError:
-                raise StreamError("idle_timeout", f"no audio or message for {idle:g} s") from None
+                raise StreamError("idle_timeout", f"no audio for {idle:g} s") from None
             if message["type"] == "websocket.disconnect":
                 return "gone"
             data, text = message.get("bytes"), message.get("text")
@@ -205,6 +214,7 @@ class StreamSession:
                 )
             if data is not None:
                 self._on_audio(data)
+                last_audio = loop.time()
             elif text is not None and self._on_text(text):
                 await self._queue.put(_END)
                 return "end"
