@@ -165,6 +165,7 @@ def create_app(
     app.state.options = options
     app.state.recognizer = rec
     app.state.slots = slots
+    app.state.uploads = uploads
     _install_error_handlers(app)
     if options.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

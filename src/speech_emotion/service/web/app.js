@@ -441,13 +441,22 @@ function tick() {
 
 let fileTimeline = null;
 
+/** The reason a file is over the service's upload limit (from /healthz), or null. */
+function tooLarge(f) {
+  const limit = state.limits && state.limits.max_upload_mb;
+  if (!limit || f.size <= limit * 1048576) return null;
+  return `${f.name} is ${(f.size / 1048576).toFixed(1)} MB: the limit is ${limit} MB`;
+}
+
 function setupUpload() {
   const input = $("file");
   const drop = $("drop");
   const pick = () => {
     const f = input.files[0];
     $("drop-text").textContent = f ? `${f.name} · ${(f.size / 1048576).toFixed(1)} MB` : "Drop an audio file here or choose one";
-    $("analyse").disabled = !f;
+    const problem = f && tooLarge(f);
+    showBanner(problem || "");
+    $("analyse").disabled = !f || !!problem;
   };
   input.addEventListener("change", pick);
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -461,6 +470,8 @@ function setupUpload() {
     e.preventDefault();
     const f = input.files[0];
     if (!f) return;
+    const problem = tooLarge(f);
+    if (problem) { showBanner(problem); return; } // checked here, not after uploading it
     const button = $("analyse");
     button.disabled = true;
     button.textContent = "Analysing…";
