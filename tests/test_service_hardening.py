@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 
 from speech_emotion.audio import read_blocks
 from speech_emotion.errors import AudioError
-from speech_emotion.inference import Recognizer
+from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.errors import RateLimitedLog
 from speech_emotion.service.options import ServiceOptions, available_cores
@@ -190,13 +190,12 @@ def test_stalled_bodies_get_408_and_are_closed_and_health_still_answers(recogniz
 
 
 def test_connection_that_never_completes_its_headers_gets_408_and_is_closed(recognizer: Recognizer) -> None:
-    with live_server(recognizer, header_timeout_s=0.5) as port:
-        with connect(port) as silent, connect(port) as partial:
-            partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            for s in (silent, partial):
-                status, _, body = read_response(s)
-                assert status == 408 and json.loads(body)["error"] == "request_timeout"
-                assert closed_by_server(s)
+    with live_server(recognizer, header_timeout_s=0.5) as port, connect(port) as silent, connect(port) as partial:
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for s in (silent, partial):
+            status, _, body = read_response(s)
+            assert status == 408 and json.loads(body)["error"] == "request_timeout"
+            assert closed_by_server(s)
 
 
 def test_connections_over_the_cap_are_refused_at_once_with_json_503(recognizer: Recognizer) -> None:
@@ -238,15 +237,17 @@ def test_frame_over_the_limit_gets_frame_too_large_before_1009(recognizer: Recog
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect as ws_connect
 
-    with live_server(recognizer) as port:
-        with ws_connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=WAIT_S, max_size=None) as ws:
-            assert json.loads(ws.recv(timeout=WAIT_S))["type"] == "ready"
-            ws.send(b"\0" * ((1 << 20) + 2))
-            error = json.loads(ws.recv(timeout=WAIT_S))
-            assert error["type"] == "error" and error["error"] == "frame_too_large"
-            with pytest.raises(ConnectionClosed):
-                ws.recv(timeout=WAIT_S)
-            assert ws.close_code == 1009
+    with (
+        live_server(recognizer) as port,
+        ws_connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=WAIT_S, max_size=None) as ws,
+    ):
+        assert json.loads(ws.recv(timeout=WAIT_S))["type"] == "ready"
+        ws.send(b"\0" * ((1 << 20) + 2))
+        error = json.loads(ws.recv(timeout=WAIT_S))
+        assert error["type"] == "error" and error["error"] == "frame_too_large"
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=WAIT_S)
+        assert ws.close_code == 1009
 
 
 # -- 3. only audio keeps a stream alive -----------------------------------------------------------------------
@@ -254,18 +255,20 @@ def test_frame_over_the_limit_gets_frame_too_large_before_1009(recognizer: Recog
 
 def test_control_messages_alone_do_not_keep_a_stream_open(recognizer: Recognizer) -> None:
     sent = 8
-    with TestClient(create_app(options(idle_timeout_s=0.5), recognizer)) as c:
-        with c.websocket_connect("/v1/stream") as ws:
-            assert ws.receive_json()["type"] == "ready"
-            for _ in range(sent):  # a config every 0.2 s: 1.6 s in all, idle timeout 0.5 s
-                ws.send_text(json.dumps({"type": "config", "sample_rate": 16000}))
-                time.sleep(0.2)
-            messages = []
-            while True:
-                message = ws.receive()
-                if message["type"] == "websocket.close":
-                    break
-                messages.append(json.loads(message["text"]))
+    with (
+        TestClient(create_app(options(idle_timeout_s=0.5), recognizer)) as c,
+        c.websocket_connect("/v1/stream") as ws,
+    ):
+        assert ws.receive_json()["type"] == "ready"
+        for _ in range(sent):  # a config every 0.2 s: 1.6 s in all, idle timeout 0.5 s
+            ws.send_text(json.dumps({"type": "config", "sample_rate": 16000}))
+            time.sleep(0.2)
+        messages = []
+        while True:
+            message = ws.receive()
+            if message["type"] == "websocket.close":
+                break
+            messages.append(json.loads(message["text"]))
     assert message["code"] == 4408
     assert messages[-1]["error"] == "idle_timeout"
     assert sum(m["type"] == "config" for m in messages) < sent
@@ -319,7 +322,9 @@ def test_other_host_names_are_refused_without_a_token(recognizer: Recognizer) ->
     talk = wav_bytes(emotion_clip("angry", seed=3), 16000)
     files = {"file": ("a.wav", talk, "audio/wav")}
     with TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["speech.lan"]), recognizer)) as c:
-        assert_json_error(c.post("/v1/predict", files=files, headers={"host": "attacker.example"}), 403, "forbidden_host")
+        assert_json_error(
+            c.post("/v1/predict", files=files, headers={"host": "attacker.example"}), 403, "forbidden_host"
+        )
         assert_json_error(c.get("/", headers={"host": "attacker.example:8000"}), 403, "forbidden_host")
         for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "speech.lan:8000"):
             assert c.get("/healthz", headers={"host": host}).status_code == 200, host
