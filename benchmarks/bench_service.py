@@ -11,6 +11,7 @@ by-design wait for the end of an utterance. Stops once p95 passes ``--stop-ms`` 
 bisects for the largest N whose p95 stays within ``--target-ms`` (200).
 
     python benchmarks/bench_service.py --model models/default --seconds 20
+    python benchmarks/bench_service.py --soak 30     # 30 minutes of churn and attacks, RSS/handles/p95 over time
     taskset -c 0,1 python benchmarks/bench_service.py ...   # pin everything to 2 cores
 """
 
@@ -181,7 +182,9 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
         "--port",
         str(port),
         "--max-streams",
-        "4096",
+        str(args.max_streams),
+        "--max-connections",
+        str(args.max_streams + 64),
         "--workers",
         str(args.workers),
         "--threads",
@@ -229,7 +232,18 @@ def main() -> int:
     p.add_argument("--refine", action="store_true", help="bisect for the largest N within --target-ms")
     p.add_argument("--url", default=None, help="an already running server's ws URL (default: start one)")
     p.add_argument("--token", default=os.environ.get("SPEECH_EMOTION_TOKEN"))
+    p.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="soak instead: streams joining and leaving, uploads and attacks at low rate for MINUTES",
+    )
+    p.add_argument("--soak-streams", type=int, default=4, help="concurrent streams during the soak (default 4)")
     args = p.parse_args()
+    args.max_streams = 4096 if args.soak is None else 8
+    if args.soak is not None:
+        return run_soak(args)
 
     server = None
     if args.url:
@@ -283,6 +297,275 @@ def main() -> int:
         f"load average after: {os.getloadavg()[0]:.1f}"
     )
     return 0
+
+
+# -------------------------------------------------------------------------------------------------- soak
+
+ATTACKS = (
+    "stalled_body",
+    "slow_headers",
+    "amplification",
+    "tiny_wav",
+    "absurd_rate",
+    "foreign_host",
+    "smuggling",
+    "oversize_frame",
+    "config_only_stream",
+    "connect_disconnect",
+)
+"""The attacks of issue 12, one every ``ATTACK_EVERY_S``, in turn; each expects a JSON refusal or a close."""
+ATTACK_EVERY_S = 3.0
+UPLOAD_EVERY_S = 2.0
+REPORT_EVERY_S = 15.0
+
+
+def wav_bytes(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def multipart(data: bytes, name: str = "a.wav") -> tuple[bytes, str]:
+    boundary = "soakboundary0123456789"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def http(port: int, raw: bytes, hold_s: float = 0.0) -> tuple[int, bytes]:
+    """Send ``raw`` (a whole request, or a part of one), then read until the server closes; ``(status, body)``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(-1), timeout=60)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        return int(head.split(b" ", 2)[1]), body
+    except (IndexError, ValueError):
+        return 0, data
+
+
+def post(path: str, data: bytes, host: str = "127.0.0.1", name: str = "a.wav") -> bytes:
+    body, ctype = multipart(data, name)
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode() + body
+
+
+@dataclass
+class SoakStats:
+    delays_ms: list[float] = field(default_factory=list)
+    uploads: dict[int, int] = field(default_factory=dict)
+    attacks: dict[str, str] = field(default_factory=dict)
+    """Last outcome of each attack (status or close code)."""
+    unexpected: list[str] = field(default_factory=list)
+    streams: int = 0
+    stream_errors: list[str] = field(default_factory=list)
+
+
+async def attack(kind: str, port: int, payloads: dict[str, bytes]) -> str:
+    """Run one attack; the outcome as ``"<status or close> <error code>"``."""
+    import websockets
+
+    if kind == "stalled_body":
+        head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        status, body = await http(port, head + b"Content-Length: 100000\r\n\r\n--x\r")
+    elif kind == "slow_headers":
+        status, body = await http(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    elif kind in ("amplification", "tiny_wav", "absurd_rate"):
+        status, body = await http(port, post("/v1/predict", payloads[kind]))
+    elif kind == "foreign_host":
+        status, body = await http(port, post("/v1/predict", payloads["tiny_wav"], host="attacker.example"))
+    elif kind == "smuggling":
+        status, body = await http(
+            port,
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\n",
+        )
+    elif kind == "connect_disconnect":
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        return "closed"
+    else:
+        url = f"ws://127.0.0.1:{port}/v1/stream"
+        async with websockets.connect(url, max_size=None, open_timeout=30) as ws:
+            await ws.recv()
+            if kind == "oversize_frame":
+                await ws.send(b"\0" * ((1 << 20) + 2))
+            else:  # config_only_stream: a config every 5 s, never audio
+                for _ in range(100):
+                    await ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+                    try:
+                        await asyncio.wait_for(ws.wait_closed(), 5)
+                        break
+                    except asyncio.TimeoutError:
+                        continue
+            last = ""
+            try:
+                async for message in ws:
+                    if isinstance(message, str):
+                        last = json.loads(message).get("error", last)
+            except websockets.ConnectionClosed:
+                pass
+            return f"{ws.close_code} {last}"
+    try:
+        code = json.loads(body).get("error", "?")
+    except ValueError:
+        code = "not-json"
+    return f"{status} {code}"
+
+
+EXPECTED = {
+    "stalled_body": "408 request_timeout",
+    "slow_headers": "408 request_timeout",
+    "amplification": "413 audio_too_large",
+    "tiny_wav": "422 unusable_audio",
+    "absurd_rate": "415 unsupported_audio",
+    "foreign_host": "403 forbidden_host",
+    "smuggling": "400 bad_request",
+    "oversize_frame": "1009 frame_too_large",
+    "config_only_stream": "4408 idle_timeout",
+    "connect_disconnect": "closed",
+}
+
+
+def soak_payloads() -> dict[str, bytes]:
+    import io
+    import struct
+
+    import soundfile as sf
+
+    buf = io.BytesIO()  # 160 s of 192 kHz stereo silence: 61 M samples, over the default budget, in ~0.1 MB
+    with sf.SoundFile(buf, "w", 192000, 2, format="FLAC") as f:
+        for _ in range(160):
+            f.write(np.zeros((192000, 2), dtype=np.int16))
+    amp = buf.getvalue()
+    wav = bytearray(wav_bytes(np.full(16000, 0.1, dtype=np.float32), 16000))
+    wav[24:28] = struct.pack("<I", 2_000_000_000)
+    return {"amplification": amp, "tiny_wav": wav_bytes(np.array([0.5], np.float32), 48000), "absurd_rate": bytes(wav)}
+
+
+def server_usage(pid: int) -> tuple[float, int]:
+    """RSS in MB and open file handles of the server process."""
+    rss = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS")
+    )
+    return rss / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def soak(args: argparse.Namespace, port: int, pid: int) -> SoakStats:
+    stats = SoakStats()
+    url = f"ws://127.0.0.1:{port}/v1/stream"
+    loop = asyncio.get_running_loop()
+    end = loop.time() + args.soak * 60
+    rng = np.random.default_rng(0)
+    tracks = [make_track(float(s), seed, args.model) for seed, s in enumerate((6, 10, 15, 20))]
+    payloads = soak_payloads()
+    talk = wav_bytes(np.frombuffer(tracks[0].audio, dtype="<i2")[: 3 * RATE], RATE)
+
+    async def streamer() -> None:  # streams joining and leaving: each sends one track, then another joins
+        while loop.time() < end:
+            result = await one_stream(url, tracks[int(rng.integers(len(tracks)))], args.token)
+            stats.delays_ms += result.delays_ms
+            stats.streams += 1
+            stats.stream_errors += result.errors
+
+    async def uploader() -> None:
+        while loop.time() < end:
+            status, _ = await http(port, post("/v1/predict", talk))
+            stats.uploads[status] = stats.uploads.get(status, 0) + 1
+            await asyncio.sleep(UPLOAD_EVERY_S)
+
+    async def attacker() -> None:
+        i = 0
+        pending: set[asyncio.Task] = set()
+        while loop.time() < end:
+            kind = ATTACKS[i % len(ATTACKS)]
+            i += 1
+
+            async def one(kind: str = kind) -> None:
+                try:
+                    outcome = await attack(kind, port, payloads)
+                except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                    outcome = f"{type(exc).__name__}"
+                stats.attacks[kind] = outcome
+                if outcome != EXPECTED[kind]:
+                    stats.unexpected.append(f"{kind}: {outcome}")
+
+            task = asyncio.create_task(one())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(ATTACK_EVERY_S)
+        await asyncio.gather(*pending)
+
+    async def reporter() -> None:
+        t0, seen = loop.time(), 0
+        print(
+            f"{'min':>6} {'RSS MB':>8} {'handles':>8} {'streams':>8} {'p95 ms':>8} {'uploads':>16} {'unexpected':>10}"
+        )
+        while loop.time() < end + REPORT_EVERY_S:
+            rss, fds = server_usage(pid)
+            window = sorted(stats.delays_ms[seen:])
+            seen = len(stats.delays_ms)
+            p95 = window[int(0.95 * (len(window) - 1))] if window else float("nan")
+            print(
+                f"{(loop.time() - t0) / 60:>6.1f} {rss:>8.0f} {fds:>8} {stats.streams:>8} {p95:>8.0f} "
+                f"{str(dict(sorted(stats.uploads.items()))):>16} {len(stats.unexpected):>10}",
+                flush=True,
+            )
+            if loop.time() >= end:
+                break
+            await asyncio.sleep(REPORT_EVERY_S)
+
+    await asyncio.gather(reporter(), uploader(), attacker(), *(streamer() for _ in range(args.soak_streams)))
+    return stats
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    port = free_port()
+    server = start_server(args, port)
+    print(
+        f"soak: {args.soak:g} min, {args.soak_streams} streams joining and leaving, an upload every "
+        f"{UPLOAD_EVERY_S:g} s, an attack every {ATTACK_EVERY_S:g} s; cores: {len(os.sched_getaffinity(0))}, "
+        f"load average before: {os.getloadavg()[0]:.1f}"
+    )
+    try:
+        stats = asyncio.run(soak(args, port, server.pid))
+        time.sleep(2)
+        rss, fds = server_usage(server.pid)
+    finally:
+        server.terminate()
+        server.wait(10)
+    d = sorted(stats.delays_ms)
+    p95 = d[int(0.95 * (len(d) - 1))] if d else float("nan")
+    print(
+        f"streams: {stats.streams}, update p95 over the soak: {p95:.0f} ms, stream errors: {len(stats.stream_errors)}"
+    )
+    for e in sorted(set(stats.stream_errors))[:5]:
+        print(f"      stream error: {e}")
+    print(f"uploads by status: {dict(sorted(stats.uploads.items()))}")
+    print("attacks (last outcome, expected):")
+    for kind in ATTACKS:
+        print(f"  {kind:<20} {stats.attacks.get(kind, '-'):<24} {EXPECTED[kind]}")
+    print(f"unexpected outcomes: {len(stats.unexpected)} {sorted(set(stats.unexpected))[:5]}")
+    print(f"server at the end: RSS {rss:.0f} MB, {fds} handles; load average after: {os.getloadavg()[0]:.1f}")
+    return 1 if stats.unexpected else 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help=f"close a silent stream connection after S seconds (default {d.idle_timeout_s:g})",
     )
-    p.add_argument("--workers", type=int, default=d.workers, help=f"stream inference threads (default {d.workers})")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve requests addressed to this host name when no token is set (repeatable; default: "
+        "loopback names only, a guard against DNS rebinding)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        help=f"open connections at once, more get 503 (default {d.max_connections})",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout_s,
+        metavar="S",
+        help=f"time to send complete request headers (default {d.header_timeout_s:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=d.body_timeout_s,
+        metavar="S",
+        help=f"longest pause while sending a request body (default {d.body_timeout_s:g})",
+    )
+    p.add_argument("--workers", type=int, default=d.workers, help="stream inference threads (default: one per core)")
+    p.add_argument(
+        "--upload-workers", type=int, default=d.upload_workers, help="upload inference threads (default: cores/2, >= 2)"
+    )
     p.add_argument("--threads", type=int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -96,15 +127,22 @@ def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
         max_streams=args.max_streams,
         idle_timeout_s=args.idle_timeout,
         cors_origins=list(args.cors_origin),
+        allowed_hosts=list(args.allow_host),
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        upload_workers=args.upload_workers,
     )
     options.check()
     return options, generated
 
 
 def run(args: argparse.Namespace) -> int:
+
     import uvicorn
 
     from ..service.app import create_app
+    from ..service.server import uvicorn_config
     from ..threads import limit_native_threads
 
     options, generated = options_from_args(args)
@@ -125,14 +163,5 @@ def run(args: argparse.Namespace) -> int:
             "localhost, so put a TLS proxy in front for remote users",
             file=sys.stderr,
         )
-    config = uvicorn.Config(
-        app,
-        host=options.host,
-        port=options.port,
-        log_level=args.log_level,
-        ws_max_size=options.max_frame_bytes,
-        timeout_graceful_shutdown=3,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn_config(app, options, args.log_level)).run()
     return 0
