@@ -311,6 +311,7 @@ def test_unexpected_error_is_a_json_500_without_details(
             r = c.post("/v1/predict", files={"file": ("a.wav", talk, "audio/wav")})
         assert "secret" not in r.text
         assert_json_error(r, 500, "internal_error")
+        assert r.headers["x-content-type-options"] == "nosniff"
         assert any("secret internal detail" in (rec.exc_text or "") for rec in caplog.records)
         assert c.get("/healthz").status_code == 200
 

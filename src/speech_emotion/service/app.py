@@ -176,13 +176,13 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    # added last = runs first: catch-all, security headers, host check, then (before any body is read)
-    # the token and upload slot, then the body's size and pace
+    # added last = runs first: security headers (on every answer, the catch-all's too), catch-all, host check,
+    # then (before any body is read) the token and upload slot, then the body's size and pace
     app.add_middleware(BodyLimit, limit=options.max_upload_bytes, timeout_s=options.body_timeout_s)
     app.add_middleware(UploadGate, token=options.token, slots=uploads)
     app.add_middleware(HostCheck, token=options.token, allowed=options.allowed_hosts)
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(CatchAll)
+    app.add_middleware(SecurityHeaders)
 
     async def run_upload(data: bytes, work: Callable[[bytes], T]) -> T:
         """Run ``work`` in the upload pool (the :class:`UploadGate` already holds this request's slot)."""
