@@ -390,6 +390,15 @@ def test_token_is_checked_before_the_body_is_read(recognizer: Recognizer) -> Non
     app = create_app(ServiceOptions(warmup=False, token=TOKEN, max_upload_mb=50), recognizer)
     status, body = call_without_reading_the_body(app, [(b"authorization", b"Bearer wrong-token-0123456789")])
     assert (status, body["error"]) == (401, "unauthorized")
+    # on a socket: the 401 comes before any of the 20 MB is sent, and the server closes rather than drain it
+    with live_server(recognizer, token=TOKEN, body_timeout_s=WAIT_S * 3) as port, connect(port) as s:
+        s.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong-token-0123456789\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 20000000\r\n\r\n"
+        )
+        status, _, body = read_response(s)
+        assert status == 401 and json.loads(body)["error"] == "unauthorized"
+        assert closed_by_server(s)
 
 
 def test_uploads_over_capacity_are_refused_before_their_body_is_read(recognizer: Recognizer) -> None:
