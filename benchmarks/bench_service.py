@@ -433,7 +433,7 @@ EXPECTED = {
     "stalled_body": "408 request_timeout",
     "slow_headers": "408 request_timeout",
     "amplification": "413 audio_too_large",
-    "tiny_wav": "422 unusable_audio",
+    "tiny_wav": "422 no_speech",
     "absurd_rate": "415 unsupported_audio",
     "foreign_host": "403 forbidden_host",
     "smuggling": "400 bad_request",
