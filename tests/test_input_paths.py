@@ -99,7 +99,7 @@ def doors(recognizer: Recognizer, data: bytes, tmp_path: Path) -> dict[str, obje
     out["analyze"] = summarize(timeline)["dominant"]
     result = analyze_one(make_job(path), recognizer)
     out["batch"] = result.dominant_emotion
-    client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=recognizer))
+    client = TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=recognizer))
     r = client.post("/v1/predict", files={"file": ("x.wav", data, "audio/wav")})
     out["service"] = r.json()["label"] if r.status_code == 200 else r.json()["error"]
     a = client.post("/v1/analyze", files={"file": ("x.wav", data, "audio/wav")})
@@ -246,7 +246,7 @@ def test_nan_samples_are_refused_on_every_path(tiny, tmp_path):
     with pytest.raises(AudioError, match="NaN"):
         StreamingRecognizer(tiny).feed(samples, 16000)
     assert analyze_one(make_job(path), tiny).error.endswith("contains NaN or infinite samples")
-    client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=tiny))
+    client = TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
     for route in ("/v1/predict", "/v1/analyze"):
         r = client.post(route, files={"file": ("x.wav", path.read_bytes(), "audio/wav")})
         assert r.status_code == 422 and "NaN" in r.json()["message"]
