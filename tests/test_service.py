@@ -314,7 +314,7 @@ def test_serve_cli_prints_the_page_address(
     from speech_emotion.cli.main import main
 
     ran = {}
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.setdefault("config", self.config))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.setdefault("config", self.config))
     monkeypatch.setattr(speech_emotion.threads, "limit_native_threads", lambda: None)  # keep pytest's threads
     assert main(["serve", "--model", str(tiny_bundle), "--port", "8123"]) == 0
     assert "open http://127.0.0.1:8123/" in capsys.readouterr().out

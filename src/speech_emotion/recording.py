@@ -7,7 +7,8 @@ voice activity detection as the live engine, so every door agrees on speech vs n
 - a short recording (up to ``whole_clip_max_s``, e.g. one utterance) -> one prediction of the
   whole clip, as the model was trained;
 - a longer one -> the streaming engine with ``analyze``'s settings over all of it, and the
-  speech-time-weighted mean of its segments' probabilities.
+  speech-time-weighted mean of its segments' probabilities, labelled by the summary ``analyze``
+  reports (:func:`~speech_emotion.report.summarize`), so the two agree by construction.
 
 The result says how much speech it was based on.
 """
@@ -23,8 +24,9 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, open_blocks, prepare
 from .errors import AudioError
 from .recognizer import Recognizer
+from .report import speech_weighted, summarize
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions
-from .timeline import ANALYZE_HOP_S
+from .timeline import ANALYZE_HOP_S, Timeline
 from .vad import VoiceActivityDetector
 
 
@@ -124,7 +126,7 @@ def predict_blocks(
     duration = n / SAMPLE_RATE
     if engine is not None:
         segments += _segments(engine.flush())
-        return _weighted(segments, recognizer.labels, duration, source)
+        return _weighted(segments, recognizer, duration, source)
     clip = np.concatenate(kept)
     spans = _speech_spans(vad, clip)
     min_seg = options.stream.min_segment_s
@@ -167,19 +169,20 @@ def _segments(events: list) -> list[SegmentEvent]:
 
 
 def _weighted(
-    segments: list[SegmentEvent], labels: tuple[str, ...], duration_s: float, source: str
+    segments: list[SegmentEvent], recognizer: Recognizer, duration_s: float, source: str
 ) -> RecordingPrediction:
-    speech = float(sum(s.duration for s in segments))
-    if not segments or speech <= 0:
+    """The answer of ``analyze``'s summary for the same segments: its ``dominant`` and :func:`speech_weighted`."""
+    timeline = Timeline(source, duration_s, SAMPLE_RATE, recognizer.name, recognizer.labels, segments=segments)
+    label = summarize(timeline)["dominant"]
+    probs = speech_weighted(segments, recognizer.labels)
+    if label is None or probs is None:
         raise NoSpeechError(source, duration_s)
-    probs = sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
-    best = int(np.argmax(probs))
     return RecordingPrediction(
-        label=labels[best],
-        confidence=float(probs[best]),
-        probabilities={label: float(p) for label, p in zip(labels, probs)},
+        label=label,
+        confidence=float(probs[recognizer.labels.index(label)]),
+        probabilities={name: float(p) for name, p in zip(recognizer.labels, probs)},
         duration_s=duration_s,
-        speech_s=speech,
+        speech_s=timeline.speech_s,
         segments=len(segments),
         method="segments",
     )

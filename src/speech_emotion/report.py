@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,43 @@ CALM_LABELS = ("neutral", "calm")
 """Labels that do not count towards a moment's intensity."""
 
 
+MIXED_MARGIN = 0.05
+"""Emotions whose speech-time-weighted probability is within this of the top one share the verdict ("mixed")."""
+
+
+def speech_weighted(segments: Sequence[SegmentEvent], labels: tuple[str, ...]) -> np.ndarray | None:
+    """Speech-time-weighted mean of the segments' probabilities, ``(labels,)``; ``None`` without speech.
+
+    The emotion of a recording: what ``predict`` answers for a long one and what :func:`summarize` calls dominant.
+    """
+    speech = float(sum(s.duration for s in segments))
+    if not segments or speech <= 0:
+        return None
+    return sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
+
+
 def summarize(timeline: Timeline) -> dict[str, Any]:
-    """The per-emotion summary of a timeline, the one ``analyze``, the service and ``batch`` report.
+    """The per-emotion summary of a timeline, the one ``analyze``, ``stream``, ``listen``, the service and ``batch``
+    report (and whose ``dominant`` ``predict`` answers for a long recording).
 
     Keys: ``duration_s``, ``speech_s`` (seconds), ``speech_share`` (0-1), ``segments`` (count),
-    ``emotion_seconds``/``emotion_share`` (per label, seconds and share of speech time), ``dominant`` (label with
-    the most speech time, ``None`` without speech) and ``intense_moments`` (:func:`intense_moments`).
+    ``emotion_seconds``/``emotion_share`` (per label: seconds of segments with that label and their share of speech
+    time), ``probabilities`` (per label: :func:`speech_weighted`, empty without speech), ``dominant`` (the top of
+    ``probabilities``, ``None`` without speech), ``top`` (the labels within :data:`MIXED_MARGIN` of it, best first:
+    two or more mean a mixed recording), ``verdict`` (``"mostly angry"``, ``"mixed: angry / sad"`` or
+    ``"no speech"``) and ``intense_moments`` (:func:`intense_moments`).
     """
     speech = timeline.speech_s
     per_label = {label: 0.0 for label in timeline.labels}
     for seg in timeline.segments:
         per_label[seg.label] += seg.duration
+    weighted = speech_weighted(timeline.segments, timeline.labels)
+    probabilities = {} if weighted is None else dict(zip(timeline.labels, (float(p) for p in weighted)))
+    top = [
+        label
+        for label, p in sorted(probabilities.items(), key=lambda kv: -kv[1])
+        if p >= max(probabilities.values()) - MIXED_MARGIN
+    ]
     return {
         "duration_s": round(timeline.duration_s, 3),
         "speech_s": round(speech, 3),
@@ -51,9 +77,19 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         "segments": len(timeline.segments),
         "emotion_seconds": {k: round(v, 3) for k, v in per_label.items()},
         "emotion_share": {k: round(v / speech, 4) if speech else 0.0 for k, v in per_label.items()},
-        "dominant": max(per_label, key=per_label.__getitem__) if speech else None,
+        "probabilities": {k: round(v, 4) for k, v in probabilities.items()},
+        "dominant": top[0] if top else None,
+        "top": top,
+        "verdict": verdict(top),
         "intense_moments": intense_moments(timeline),
     }
+
+
+def verdict(top: Sequence[str]) -> str:
+    """``"no speech"``, ``"mostly X"`` or ``"mixed: X / Y"`` for the best labels ``top`` (best first)."""
+    if not top:
+        return "no speech"
+    return f"mostly {top[0]}" if len(top) == 1 else "mixed: " + " / ".join(top)
 
 
 def intense_moments(timeline: Timeline) -> list[dict[str, Any]]:
@@ -102,9 +138,28 @@ def timeline_document(timeline: Timeline, include_windows: bool = True) -> dict[
         "summary": summarize(timeline),
         "segments": [s.to_dict() for s in timeline.segments],
     }
+    if timeline.channel is not None:
+        d = {"channel": timeline.channel, **d}
     if include_windows:
         d["windows"] = [_window_dict(w) for w in timeline.windows]
     return d
+
+
+def channels_document(timelines: Sequence[Timeline], include_windows: bool = True) -> dict[str, Any]:
+    """The JSON of a recording analysed per channel (``--channels split``): ``source``, ``model``,
+    ``duration_s``, ``sample_rate``, ``labels`` and ``channels``, one :func:`timeline_document` per channel
+    (each with its ``channel``, 0 = the first); a single mixed timeline gives its own document unchanged."""
+    if len(timelines) == 1 and timelines[0].channel is None:
+        return timeline_document(timelines[0], include_windows)
+    first = timelines[0]
+    return {
+        "source": first.source,
+        "model": first.model,
+        "duration_s": round(first.duration_s, 3),
+        "sample_rate": first.sample_rate,
+        "labels": list(first.labels),
+        "channels": [timeline_document(t, include_windows) for t in timelines],
+    }
 
 
 def _window_dict(w: UpdateEvent) -> dict[str, Any]:
@@ -126,15 +181,23 @@ def write_json(timeline: Timeline, path: str | Path) -> Path:
     return path
 
 
-def write_csv(items: Iterable[SegmentEvent] | Iterable[UpdateEvent], labels: tuple[str, ...], path: str | Path) -> Path:
-    """One row per segment or window: start, end, label, confidence and every probability."""
+def write_csv(
+    items: Iterable[SegmentEvent] | Iterable[UpdateEvent],
+    labels: tuple[str, ...],
+    path: str | Path,
+    with_channel: bool = False,
+) -> Path:
+    """One row per segment or window: start, end, label, confidence and every probability
+    (first a ``channel`` column when ``with_channel``: split channels)."""
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
+        channel = ["channel"] if with_channel else []
+        writer.writerow([*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
         for item in items:
             writer.writerow(
                 [
+                    *([item.channel] if with_channel else []),
                     f"{item.start:.3f}",
                     f"{item.end:.3f}",
                     item.label,
@@ -167,20 +230,45 @@ def _plot_points(windows: WindowTrack, duration_s: float) -> tuple[np.ndarray, n
     return np.insert(ends, gaps, np.nan), np.insert(probs, gaps, np.nan, axis=0)
 
 
-def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
-    """PNG: emotion probabilities over time (top) and the segments coloured by emotion (bottom)."""
+def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> Path:
+    """PNG: per timeline (one per channel when split), emotion probabilities over time and the segments coloured
+    by emotion below them, on a shared time axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    timelines = [timeline] if isinstance(timeline, Timeline) else list(timeline)
+    first = timelines[0]
     path = Path(path)
-    minutes = timeline.duration_s > 300
+    duration = max(t.duration_s for t in timelines)
+    minutes = duration > 300
     scale = 60.0 if minutes else 1.0
-    fig, (ax, strip) = plt.subplots(
-        2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}, constrained_layout=True
+    fig, axes = plt.subplots(
+        2 * len(timelines),
+        1,
+        figsize=(12, 1.5 + 3.0 * len(timelines)),
+        sharex=True,
+        gridspec_kw={"height_ratios": [4, 1] * len(timelines)},
+        constrained_layout=True,
+        squeeze=False,
     )
+    for k, t in enumerate(timelines):
+        ax, strip = axes[2 * k, 0], axes[2 * k + 1, 0]
+        _plot_one(ax, strip, t, scale)
+        who = f" channel {t.channel}" if t.channel is not None else ""
+        ax.set_title(f"{Path(t.source).name}{who}: emotion over time ({t.model})")
+        strip.set_xlim(0, duration / scale)
+    axes[-1, 0].set_xlabel("time (min)" if minutes else "time (s)")
+    handles = [Patch(color=EMOTION_COLORS.get(label, "k"), label=label) for label in first.labels]
+    axes[0, 0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_one(ax: Any, strip: Any, timeline: Timeline, scale: float) -> None:
     if len(timeline.windows):
         xs, ys = _plot_points(timeline.windows, timeline.duration_s)
         marker = "." if len(timeline.windows) <= PLOT_POINTS else None
@@ -191,7 +279,6 @@ def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
         ax.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    ax.set_title(f"{Path(timeline.source).name}: emotion over time ({timeline.model})")
     ax.grid(alpha=0.3)
     for label in timeline.labels:  # one collection per emotion, not one artist per segment
         spans = [(seg.start / scale, seg.duration / scale) for seg in timeline.segments if seg.label == label]
@@ -199,27 +286,38 @@ def plot_timeline(timeline: Timeline, path: str | Path) -> Path:
             strip.broken_barh(spans, (0, 1), facecolors=EMOTION_COLORS.get(label, "k"))
     strip.set_yticks([])
     strip.set_ylabel("segments")
-    strip.set_xlim(0, timeline.duration_s / scale)
-    strip.set_xlabel("time (min)" if minutes else "time (s)")
-    handles = [Patch(color=EMOTION_COLORS.get(label, "k"), label=label) for label in timeline.labels]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def write_timeline(
-    timeline: Timeline, out_dir: str | Path, stem: str | None = None, plot: bool = True
+    timeline: Timeline | Sequence[Timeline], out_dir: str | Path, stem: str | None = None, plot: bool = True
 ) -> dict[str, Path]:
-    """Write ``<stem>.timeline.json``, ``<stem>.segments.csv``, ``<stem>.windows.csv`` and ``<stem>.timeline.png``."""
+    """Write ``<stem>.timeline.json``, ``<stem>.segments.csv``, ``<stem>.windows.csv`` and ``<stem>.timeline.png``.
+
+    Several timelines (one per channel, ``--channels split``) go into the same four files: the JSON is a
+    :func:`channels_document`, the CSV rows carry a ``channel`` column (sorted by start) and the plot has a
+    panel per channel.
+    """
+    timelines = [timeline] if isinstance(timeline, Timeline) else list(timeline)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = stem or Path(timeline.source).stem
-    written = {
-        "json": write_json(timeline, out / f"{stem}.timeline.json"),
-        "segments_csv": write_csv(timeline.segments, timeline.labels, out / f"{stem}.segments.csv"),
-        "windows_csv": write_csv(timeline.windows, timeline.labels, out / f"{stem}.windows.csv"),
-    }
+    first = timelines[0]
+    stem = stem or Path(first.source).stem
+    if len(timelines) == 1 and first.channel is None:
+        written = {
+            "json": write_json(first, out / f"{stem}.timeline.json"),
+            "segments_csv": write_csv(first.segments, first.labels, out / f"{stem}.segments.csv"),
+            "windows_csv": write_csv(first.windows, first.labels, out / f"{stem}.windows.csv"),
+        }
+    else:
+        json_path = out / f"{stem}.timeline.json"
+        json_path.write_text(json.dumps(channels_document(timelines), indent=1) + "\n")
+        segments = sorted((s for t in timelines for s in t.segments), key=lambda s: (s.start, s.channel))
+        windows = sorted((w for t in timelines for w in t.windows), key=lambda w: (w.end, w.channel))
+        written = {
+            "json": json_path,
+            "segments_csv": write_csv(segments, first.labels, out / f"{stem}.segments.csv", with_channel=True),
+            "windows_csv": write_csv(windows, first.labels, out / f"{stem}.windows.csv", with_channel=True),
+        }
     if plot:
-        written["png"] = plot_timeline(timeline, out / f"{stem}.timeline.png")
+        written["png"] = plot_timeline(timelines, out / f"{stem}.timeline.png")
     return written

@@ -80,18 +80,23 @@ class UpdateEvent:
     probabilities: dict[str, float]
     latency_ms: float
     """Wall-clock time spent classifying this window."""
+    channel: int | None = None
+    """Input channel (0: the first) the window comes from; ``None`` for the mix of all channels."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "segment": self.segment,
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "label": self.label,
-            "confidence": round(self.confidence, 4),
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "latency_ms": round(self.latency_ms, 2),
-        }
+        return _with_channel(
+            self.channel,
+            {
+                "type": self.type,
+                "segment": self.segment,
+                "start": round(self.start, 3),
+                "end": round(self.end, 3),
+                "label": self.label,
+                "confidence": round(self.confidence, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                "latency_ms": round(self.latency_ms, 2),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -108,23 +113,35 @@ class SegmentEvent:
     probabilities: dict[str, float]
     windows: int
     """Windows classified in the segment."""
+    channel: int | None = None
+    """Input channel (0: the first) the segment comes from; ``None`` for the mix of all channels."""
 
     @property
     def duration(self) -> float:
         return self.end - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "segment": self.segment,
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "duration": round(self.duration, 3),
-            "label": self.label,
-            "confidence": round(self.confidence, 4),
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "windows": self.windows,
-        }
+        return _with_channel(
+            self.channel,
+            {
+                "type": self.type,
+                "segment": self.segment,
+                "start": round(self.start, 3),
+                "end": round(self.end, 3),
+                "duration": round(self.duration, 3),
+                "label": self.label,
+                "confidence": round(self.confidence, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                "windows": self.windows,
+            },
+        )
+
+
+def _with_channel(channel: int | None, d: dict[str, Any]) -> dict[str, Any]:
+    """Event dicts name their channel only when it is one (split channels), not for the mix."""
+    if channel is not None:
+        d["channel"] = channel
+    return d
 
 
 Event = Union[UpdateEvent, SegmentEvent]
@@ -362,6 +379,7 @@ class StreamingRecognizer:
                 confidence=float(probs[best]),
                 probabilities=_probs_dict(self.labels, probs),
                 windows=seg.windows,
+                channel=self.channel,
             )
         )
         return events
@@ -399,6 +417,7 @@ class StreamingRecognizer:
             confidence=float(self._smoothed[best]),
             probabilities=_probs_dict(self.labels, self._smoothed),
             latency_ms=latency_ms,
+            channel=self.channel,
         )
 
 

@@ -8,8 +8,9 @@ summarises it and writes JSON, CSV and a PNG plot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -37,6 +38,13 @@ class AnalyzeOptions:
     """Keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech."""
     top_moments: int = 5
     """How many of the most intense moments the summary lists."""
+    channels: Literal["mix", "split"] = "mix"
+    """``mix``: one timeline of a safe mix of all channels; ``split``: one timeline per channel (two-party calls
+    with each party on its own channel), via :func:`analyze_channels`."""
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("mix", "split"):
+            raise ValueError(f"channels must be 'mix' or 'split', not {self.channels!r}")
 
 
 class WindowTrack:
@@ -46,8 +54,9 @@ class WindowTrack:
     ``starts``, ``ends`` and ``probabilities`` give the columns as arrays.
     """
 
-    def __init__(self, labels: tuple[str, ...]) -> None:
+    def __init__(self, labels: tuple[str, ...], channel: int | None = None) -> None:
         self.labels = labels
+        self.channel = channel
         self._n = 0
         self._times = np.zeros((64, 2), dtype=np.float64)
         self._probs = np.zeros((64, len(labels)), dtype=np.float32)
@@ -80,6 +89,7 @@ class WindowTrack:
             confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
             latency_ms=0.0,
+            channel=self.channel,
         )
 
     def __iter__(self) -> Iterator[UpdateEvent]:
@@ -114,12 +124,14 @@ class Timeline:
     top_moments: int = 5
     notes: list[str] = field(default_factory=list)
     """Problems worth telling the user that did not stop the analysis (a truncated file)."""
+    channel: int | None = None
+    """The input channel (0: the first) this timeline follows; ``None`` for the mix of all channels."""
 
     def __post_init__(self) -> None:
         if self.windows is None:
-            self.windows = WindowTrack(self.labels)
+            self.windows = WindowTrack(self.labels, self.channel)
         elif not isinstance(self.windows, WindowTrack):
-            track = WindowTrack(self.labels)
+            track = WindowTrack(self.labels, self.channel)
             for w in self.windows:
                 track.append(w)
             self.windows = track
@@ -136,7 +148,8 @@ def analyze_file(
     options: AnalyzeOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> Timeline:
-    """Timeline of a recording of any length (path, bytes or binary file), read block by block (memory flat).
+    """Timeline of a recording of any length (path, bytes or binary file), read block by block (memory flat),
+    from a safe mix of its channels (:func:`analyze_channels` gives one per channel).
 
     Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read.
     """
@@ -153,6 +166,26 @@ def analyze_file(
     )
 
 
+def analyze_channels(
+    source: AudioSource,
+    recognizer: Recognizer,
+    options: AnalyzeOptions | None = None,
+    progress: ProgressCallback | None = None,
+    max_duration_s: float | None = None,
+    max_decoded_samples: int | None = None,
+) -> list[Timeline]:
+    """Timelines of a recording as ``options.channels`` asks: ``[mix]``, or one per channel for ``split``
+    (each with its :attr:`Timeline.channel`; events carry it too). Read once, block by block.
+
+    Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read or refuses
+    (longer than ``max_duration_s``, over the decode budget ``max_decoded_samples``).
+    """
+    options = options or AnalyzeOptions()
+    blocks = open_blocks(source, options.block_s, max_duration_s, max_decoded_samples)
+    channels: list[int | None] = list(range(blocks.channels)) if options.channels == "split" else [None]
+    return _analyze(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s, progress, channels)
+
+
 def analyze_blocks(
     blocks: Iterable[np.ndarray],
     sample_rate: int,
@@ -162,36 +195,57 @@ def analyze_blocks(
     duration_s: float = 0.0,
     progress: ProgressCallback | None = None,
 ) -> Timeline:
-    """Timeline of audio given as consecutive blocks (any size, rate ``sample_rate``).
+    """Timeline of audio given as consecutive blocks (any size, rate ``sample_rate``), channels mixed.
 
     ``duration_s`` is the expected length (for progress and the truncation note; 0: unknown).
     Raises :class:`AudioError` when there are no samples at all.
     """
     options = options or AnalyzeOptions()
-    engine = StreamingRecognizer(recognizer, options.stream)
-    timeline = Timeline(
-        source=source,
-        duration_s=duration_s,
-        sample_rate=sample_rate,
-        model=recognizer.name,
-        labels=recognizer.labels,
-        top_moments=options.top_moments,
-    )
+    return _analyze(blocks, sample_rate, recognizer, options, source, duration_s, progress, [None])[0]
+
+
+def _analyze(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    recognizer: Recognizer,
+    options: AnalyzeOptions,
+    source: str,
+    duration_s: float,
+    progress: ProgressCallback | None,
+    channels: Sequence[int | None],
+) -> list[Timeline]:
+    """One engine and one timeline per entry of ``channels`` (``None``: the mix), all fed the same blocks."""
+    engines = [StreamingRecognizer(recognizer, options.stream, channel=c) for c in channels]
+    timelines = [
+        Timeline(
+            source=source,
+            duration_s=duration_s,
+            sample_rate=sample_rate,
+            model=recognizer.name,
+            labels=recognizer.labels,
+            top_moments=options.top_moments,
+            channel=c,
+        )
+        for c in channels
+    ]
     done = 0
     for block in blocks:
-        _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
+        for engine, timeline in zip(engines, timelines):
+            _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
         done += len(block)
         if progress is not None:
             progress(done / sample_rate, max(duration_s, done / sample_rate))
-    _collect(timeline, engine.flush(), options.keep_windows)
+    for engine, timeline in zip(engines, timelines):
+        _collect(timeline, engine.flush(), options.keep_windows)
     if done == 0:
         raise AudioError(source, "contains no audio samples")
-    if duration_s and done < duration_s * sample_rate - 1:
-        timeline.notes.append(
-            f"file ended early: {done / sample_rate:.1f} s of the announced {duration_s:.1f} s were read"
-        )
-    timeline.duration_s = done / sample_rate
-    return timeline
+    for timeline in timelines:
+        if duration_s and done < duration_s * sample_rate - 1:
+            timeline.notes.append(
+                f"file ended early: {done / sample_rate:.1f} s of the announced {duration_s:.1f} s were read"
+            )
+        timeline.duration_s = done / sample_rate
+    return timelines
 
 
 def _collect(timeline: Timeline, events: list, keep_windows: bool) -> None:

@@ -39,8 +39,12 @@ _recognizer: Recognizer | None = None
 _init_error: BaseException | None = None
 
 
-def _init_worker(model: str, driver_pid: int) -> None:
-    global _recognizer, _init_error
+_channels = "mix"
+
+
+def _init_worker(model: str, driver_pid: int, channels: str = "mix") -> None:
+    global _recognizer, _init_error, _channels
+    _channels = channels
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True).start()
     try:
@@ -67,7 +71,7 @@ def _exit_with_driver(driver_pid: int, interval_s: float = 1.0) -> None:
 def _analyze(job: Job) -> FileResult:
     if _recognizer is None:
         raise _init_error or RuntimeError("worker has no model")
-    return analyze_one(job, _recognizer)
+    return analyze_one(job, _recognizer, _channels)
 
 
 PRELOAD = (
@@ -91,6 +95,8 @@ class LocalEngine:
     max_in_flight: int | None = None
     """Files submitted but not finished at once (default ``2 x workers``)."""
     start_method: str = "forkserver"
+    channels: str = "mix"
+    """``mix`` or ``split`` (see :class:`~speech_emotion.batch.runner.BatchOptions`)."""
     _finished: int = 0
     _crashes_in_a_row: int = 0
 
@@ -143,7 +149,9 @@ class LocalEngine:
         if self.start_method == "forkserver":  # heavy imports once, in the server; workers fork from it
             context.set_forkserver_preload(list(PRELOAD))
         in_flight: dict[Future[FileResult], Job] = {}
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(model, os.getpid()))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(model, os.getpid(), self.channels)
+        )
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < limit:

@@ -49,14 +49,15 @@ def import_ray() -> Any:
 class _RayAnalyzer:
     """A Ray actor holding one model; called with a batch of jobs, returns their results as JSON."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, channels: str = "mix") -> None:
         self.recognizer = load_worker_recognizer(model)
+        self.channels = channels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = []
         for path, size, mtime_ns, key in zip(batch["path"], batch["size"], batch["mtime_ns"], batch["key"]):
             job = Job(str(path), int(size), int(mtime_ns), str(key))
-            results.append(json.dumps(analyze_one(job, self.recognizer).to_dict()))
+            results.append(json.dumps(analyze_one(job, self.recognizer, self.channels).to_dict()))
         return {"key": batch["key"], "result": np.array(results, dtype=object)}
 
 
@@ -70,6 +71,8 @@ class RayEngine:
     """Cluster to join (``auto``, ``ray://host:10001``, ...); ``None`` starts a local Ray instance."""
     batch_size: int = 4
     """Files per call to an actor: larger amortises Ray's per-task overhead, smaller balances load."""
+    channels: str = "mix"
+    """``mix`` or ``split`` (see :class:`~speech_emotion.batch.runner.BatchOptions`)."""
 
     def run(self, jobs: Sequence[Job], model: str, on_result: ResultCallback) -> None:
         """Analyse ``jobs`` on Ray; ``on_result`` gets each result (on the driver) as it arrives."""
@@ -126,7 +129,7 @@ class RayEngine:
             warnings.simplefilter("ignore", DeprecationWarning)
             dataset = dataset.map_batches(
                 _RayAnalyzer,
-                fn_constructor_args=(model,),
+                fn_constructor_args=(model, self.channels),
                 batch_size=batch_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=min(self.workers or 1, len(items))),

@@ -49,6 +49,8 @@ class BatchOptions:
     """... or after this many seconds, whichever comes first (what an interruption can cost)."""
     progress: bool = True
     ray_batch_size: int = 4
+    channels: Literal["mix", "split"] = "mix"
+    """``mix``: a safe mix of each file's channels; ``split``: each channel apart (segments carry ``channel``)."""
 
 
 @dataclass
@@ -119,11 +121,11 @@ def make_engine(options: BatchOptions, workers: int | None) -> Any:
     if options.engine == "local":
         from .local import LocalEngine
 
-        return LocalEngine(workers or 1)
+        return LocalEngine(workers or 1, channels=options.channels)
     if options.engine == "ray":
         from .ray_engine import RayEngine
 
-        return RayEngine(workers, address=options.address, batch_size=options.ray_batch_size)
+        return RayEngine(workers, address=options.address, batch_size=options.ray_batch_size, channels=options.channels)
     raise SpeechEmotionError(f"unknown engine {options.engine!r} (choose local or ray)")
 
 
@@ -139,7 +141,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     workers: int | None = options.workers or os.cpu_count() or 1
     if not options.workers and options.engine == "ray" and options.address:
         workers = None  # on a Ray cluster: one actor per CPU of the cluster (the engine asks Ray)
-    with ResultStore(options.out, model_name, labels) as store:
+    with ResultStore(options.out, model_name, labels, options.channels) as store:
         statuses = store.statuses()
         todo = [j for j in jobs.jobs if _needs_run(statuses.get(j.key), options.retry_failed)]
         todo.sort(key=lambda j: -j.size)  # longest first: fewer stragglers at the end

@@ -69,6 +69,7 @@ def segments_schema(labels: tuple[str, ...]) -> pa.Schema:
         [
             ("key", pa.string()),
             ("path", pa.string()),
+            ("channel", pa.int32()),
             ("start_s", pa.float64()),
             ("end_s", pa.float64()),
             ("label", pa.string()),
@@ -88,7 +89,7 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
         row["n_segments"] = len(r.segments)
         file_rows.append(row)
         for s in r.segments:
-            seg = {"key": r.key, "path": r.path, "start_s": s.start_s, "end_s": s.end_s}
+            seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
             seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
             segment_rows.append(seg)
@@ -109,11 +110,12 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
 class ResultStore:
     """The results folder of a run: committed parts, resume state and the final tables."""
 
-    def __init__(self, out: str | Path, model: str, labels: tuple[str, ...]) -> None:
+    def __init__(self, out: str | Path, model: str, labels: tuple[str, ...], channels: str = "mix") -> None:
         self.out = Path(out)
         self.parts = self.out / "parts"
         self.model = model
         self.labels = tuple(labels)
+        self.channels = channels
         self._stamp = f"{time.time_ns():020d}"
         self._seq = 0
         self._lock: IO[str] | None = None
@@ -147,7 +149,7 @@ class ResultStore:
 
     def _check_run_info(self) -> None:
         info_path = self.out / "run.json"
-        info = {"model": self.model, "labels": list(self.labels)}
+        info = {"model": self.model, "labels": list(self.labels), "channels": self.channels}
         if info_path.is_file():
             try:
                 old = json.loads(info_path.read_text())
@@ -157,6 +159,11 @@ class ResultStore:
                 raise DataError(
                     f"{self.out}: holds results of model {old.get('model')!r}, not {self.model!r}; "
                     "use another --out folder (or delete this one) to analyse with a different model"
+                )
+            if old and old.get("channels", "mix") != self.channels:
+                raise DataError(
+                    f"{self.out}: holds results analysed with --channels {old.get('channels', 'mix')}, not "
+                    f"{self.channels}; use another --out folder to analyse with different channels"
                 )
             if old:
                 return
@@ -215,7 +222,7 @@ class ResultStore:
         if extras is not None and len(extras.columns):
             files = _join_extras(files, extras)
         files = files.sort_by([("path", "ascending")])
-        segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending")])
+        segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending"), ("channel", "ascending")])
         meta = {b"speech_emotion": json.dumps({"model": self.model, "labels": list(self.labels)}).encode()}
         files = files.replace_schema_metadata(meta)
         segments = segments.replace_schema_metadata(meta)
@@ -242,7 +249,12 @@ class ResultStore:
             keys = files.filter(pc.equal(files["_part"], part))["key"]
             t = pq.read_table(self.parts / f"{part}.segments.parquet")
             tables.append(t.filter(pc.is_in(t["key"], value_set=keys)))
-        return pa.concat_tables(tables) if tables else segments_schema(self.labels).empty_table()
+        # parts written before the channel column existed get it as nulls (the mix)
+        return (
+            pa.concat_tables(tables, promote_options="default")
+            if tables
+            else segments_schema(self.labels).empty_table()
+        )
 
 
 def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:

@@ -11,7 +11,7 @@ import resource
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..report import summarize
 from ..threads import limit_native_threads
-from ..timeline import AnalyzeOptions, analyze_file
+from ..timeline import AnalyzeOptions, analyze_channels
 from .inputs import Job
 
 OK = "ok"
@@ -38,6 +38,8 @@ class SegmentResult:
     label: str
     confidence: float
     probabilities: dict[str, float]
+    channel: int | None = None
+    """Input channel (0: the first) with ``--channels split``; ``None`` for the mix."""
 
 
 @dataclass
@@ -102,12 +104,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def analyze_one(job: Job, recognizer: Recognizer) -> FileResult:
+def analyze_one(job: Job, recognizer: Recognizer, channels: str = "mix") -> FileResult:
     """Analyse one file; failures of any kind are returned as a result with ``error`` set."""
     start, cpu_start = time.perf_counter(), time.process_time()
     result = FileResult(job.key, job.path, job.size, job.mtime_ns, OK)
     try:
-        _fill(result, job.path, recognizer)
+        _fill(result, job.path, recognizer, channels)
     except SpeechEmotionError as exc:
         _fail(result, str(exc))
     except MemoryError:
@@ -130,15 +132,23 @@ def _fail(result: FileResult, error: str) -> None:
     result.segments = []
 
 
-def _fill(result: FileResult, path: str, recognizer: Recognizer) -> None:
-    """Analyse ``path`` with the shared block-wise timeline (VAD segments, share of speech per emotion)."""
-    timeline = analyze_file(path, recognizer, ANALYZE_OPTIONS)
+def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str = "mix") -> None:
+    """Analyse ``path`` with the shared block-wise timeline (VAD segments, share of speech per emotion).
+
+    With ``channels="split"`` the segments of every channel are kept (each with its channel) and the file's
+    summary is that of all of them together (speech time summed over the channels)."""
+    timelines = analyze_channels(path, recognizer, replace(ANALYZE_OPTIONS, channels=channels))
+    timeline = timelines[0]
+    if len(timelines) > 1 or timeline.channel is not None:
+        segments = sorted((s for t in timelines for s in t.segments), key=lambda s: (s.start, s.channel))
+        timeline = replace(timeline, segments=segments, windows=None, channel=None)
     summary = summarize(timeline)
     result.duration_s = timeline.duration_s
     result.speech_s = timeline.speech_s
     result.dominant_emotion = summary["dominant"]
     result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
     result.segments = [
-        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities)) for s in timeline.segments
+        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel)
+        for s in timeline.segments
     ]
     result.notes = "; ".join(timeline.notes) or None

@@ -1,1 +1,24 @@
 """Command-line interface: a thin layer over the library; one module per command."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+_ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`.]+)`")
+
+
+def plain(doc: str | None) -> str:
+    """A docstring as ``--help`` text: reST roles (:func:`x`) and double-backquoted literals become plain text."""
+    return _ROLE.sub(r"\1", doc or "").replace("``", "")
+
+
+def add_channels_option(p: argparse.ArgumentParser) -> None:
+    """``--channels mix|split``, shared by ``stream``, ``analyze`` and ``batch``."""
+    p.add_argument(
+        "--channels",
+        choices=("mix", "split"),
+        default="mix",
+        help="mix: one result from a safe mix of all channels (default); split: one per channel, e.g. a call "
+        "with each party on its own channel (events and rows carry the channel, 0 = first)",
+    )

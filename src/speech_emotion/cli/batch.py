@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 
 from ..batch import BatchOptions, BatchSummary, run_batch
+from . import add_channels_option, plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch",
         help="analyse a folder, glob or manifest of recordings into Parquet tables (local or Ray)",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", help="folder, glob pattern, or CSV/TSV/JSONL manifest")
@@ -44,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="save results every N files (or 30 s); an interruption loses at most that much work (default: 64)",
     )
+    add_channels_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         path_column=args.path_column,
         chunk_files=max(1, args.commit_every),
         progress=not args.no_progress and sys.stderr.isatty(),
+        channels=args.channels,
     )
     try:
         summary = run_batch(options)

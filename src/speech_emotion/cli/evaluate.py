@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError
+from . import plain
 from .train import add_recipe_option, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "random-80-20")
@@ -15,7 +16,9 @@ PROTOCOLS = ("actor-6fold", "random-80-20")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="train and test a model under an evaluation protocol", description=__doc__)
+    p = sub.add_parser(
+        "evaluate", help="train and test a model under an evaluation protocol", description=plain(__doc__)
+    )
     add_recipe_option(p, "recipe to evaluate")
     p.add_argument(
         "--protocol",
@@ -28,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (rerun to resume an interrupted run)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
 
 

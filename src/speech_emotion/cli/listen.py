@@ -17,11 +17,15 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
 from ..threads import limit_native_threads
+from ..timeline import Timeline
+from . import plain
 from .stream import add_stream_options, stream_options
+from .summary import print_summary
 
 LIST_HINT = "list input devices with `speech-emotion listen --list-devices`"
 
@@ -30,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "listen",
         help="live emotion from the microphone",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--device", default=None, help="input device index or name (default: the system default)")
@@ -224,25 +228,12 @@ def run(args: argparse.Namespace) -> int:
         handle(engine.flush())
         if save is not None:
             save.close()
-    _print_summary(console, segments, received / rate, dropped[0])
+    _print_summary(console, segments, received / rate, dropped[0], recognizer.labels)
     return 0
 
 
-def _print_summary(console: Any, segments: list[SegmentEvent], seconds: float, dropped: int) -> None:
-    from rich.table import Table
-
-    per: dict[str, float] = {}
-    for seg in segments:
-        per[seg.label] = per.get(seg.label, 0.0) + seg.duration
-    speech = sum(per.values())
-    console.print(f"listened {seconds:.1f} s: {len(segments)} speech segments, {speech:.1f} s of speech")
-    if per:
-        table = Table(show_header=True, header_style="bold", box=None)
-        table.add_column("emotion")
-        table.add_column("time", justify="right")
-        table.add_column("share", justify="right")
-        for label, s in sorted(per.items(), key=lambda kv: -kv[1]):
-            table.add_row(label, f"{s:.1f} s", f"{s / speech:.0%}")
-        console.print(table)
+def _print_summary(console: Any, segments: list[SegmentEvent], seconds: float, dropped: int, labels: tuple) -> None:
+    timeline = Timeline("microphone", seconds, SAMPLE_RATE, "", labels, segments=segments)
+    print_summary(timeline, console, moments=False)
     if dropped:
         console.print(f"[yellow]warning: {dropped} audio blocks dropped (processing fell behind)[/]")

@@ -16,10 +16,11 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_recording
+from . import plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="emotion of each audio file", description=__doc__)
+    p = sub.add_parser("predict", help="emotion of each audio file", description=plain(__doc__))
     p.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")

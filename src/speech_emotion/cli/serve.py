@@ -8,13 +8,16 @@ line, where other users of the machine could read it); ``--token-file -`` genera
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
 from ..service.options import ServiceOptions, is_loopback
+from . import plain
 
 TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
 
@@ -24,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="web page and service API (live microphone in the browser)",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
@@ -94,7 +97,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--upload-workers", type=int, default=d.upload_workers, help="upload inference threads (default: cores/2, >= 2)"
     )
     p.add_argument("--threads", type=int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default info)",
+    )
     p.set_defaults(func=run)
 
 
@@ -137,15 +145,44 @@ def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
     return options, generated
 
 
-def run(args: argparse.Namespace) -> int:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port``; raises a one-line :class:`SpeechEmotionError` when the
+    address cannot be bound (port in use, no permission, unknown host), before anything is printed."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise SpeechEmotionError(f"cannot serve on {host}:{port}: unknown address ({exc.strerror})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SpeechEmotionError(
+                f"cannot serve on {host}:{port}: the port is in use (another server?); choose another with --port"
+            ) from None
+        raise SpeechEmotionError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
+
+def run(args: argparse.Namespace) -> int:
+    options, generated = options_from_args(args)
+    sock = bind(options.host, options.port)  # fail on a busy port before loading the model or printing anything
+    try:
+        return _serve(args, options, generated, sock)
+    finally:
+        sock.close()
+
+
+def _serve(args: argparse.Namespace, options: ServiceOptions, generated: bool, sock: socket.socket) -> int:
     import uvicorn
 
     from ..service.app import create_app
     from ..service.server import uvicorn_config
     from ..threads import limit_native_threads
 
-    options, generated = options_from_args(args)
     app = create_app(options)
     limit_native_threads()  # streams run in parallel threads: one BLAS thread each
     url = options.page_url
@@ -163,5 +200,5 @@ def run(args: argparse.Namespace) -> int:
             "localhost, so put a TLS proxy in front for remote users",
             file=sys.stderr,
         )
-    uvicorn.Server(uvicorn_config(app, options, args.log_level)).run()
+    uvicorn.Server(uvicorn_config(app, options, args.log_level)).run(sockets=[sock])
     return 0

@@ -1,7 +1,8 @@
 """``speech-emotion stream FILE``: a file fed through the streaming engine, fast or at real-time pace.
 
-The way to demo live recognition without a microphone: ``--realtime`` plays the file at its own
-pace and prints events as they would arrive live; ``--jsonl`` prints one JSON event per line.
+The way to demo live recognition without a microphone: --realtime plays the file at its own
+pace and prints events as they would arrive live (Ctrl-C stops it and prints the summary);
+--jsonl prints one JSON event per line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ..audio import open_blocks
 from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
+from ..timeline import Timeline
+from . import add_channels_option, plain
+from .summary import print_summary
 
 
 def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.hop_s) -> None:
@@ -41,13 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stream",
         help="stream a file through the real-time engine",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, help="audio file (wav, flac, ogg, mp3, ...)")
     p.add_argument("--realtime", action="store_true", help="feed the audio at real-time pace (a live demo)")
     p.add_argument("--jsonl", action="store_true", help="print one JSON event per line")
     p.add_argument("--chunk-ms", type=int, default=100, help="chunk size fed to the engine (default 100 ms)")
+    add_channels_option(p)
     add_stream_options(p)
     p.set_defaults(func=run)
 
@@ -72,51 +77,54 @@ def _run(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(args.model, threads=args.threads)
     blocks = open_blocks(args.file, block_s=args.chunk_ms / 1000)
     sr = blocks.sample_rate
-    engine = StreamingRecognizer(recognizer, options)
-    engine.warmup()
-    segments: list[SegmentEvent] = []
+    channels: list[int | None] = list(range(blocks.channels)) if args.channels == "split" else [None]
+    engines = [StreamingRecognizer(recognizer, options, channel=c) for c in channels]
+    engines[0].warmup()
+    timelines = [Timeline(str(args.file), 0.0, sr, recognizer.name, recognizer.labels, channel=c) for c in channels]
     started = time.monotonic()
     fed = 0
-    for block in blocks:
-        if args.realtime:
-            delay = started + fed / sr - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        fed += len(block)
-        _emit(engine.feed(block, sr), args.jsonl, segments)
-    _emit(engine.flush(), args.jsonl, segments)
-    if not segments:
+    interrupted = False
+    try:
+        for block in blocks:
+            if args.realtime:
+                delay = started + fed / sr - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            fed += len(block)
+            for engine, timeline in zip(engines, timelines):
+                _emit(engine.feed(block, sr), args.jsonl, timeline)
+    except KeyboardInterrupt:  # Ctrl-C ends the demo: close open speech and summarise, as `listen` does
+        interrupted = True
+    for engine, timeline in zip(engines, timelines):
+        _emit(engine.flush(), args.jsonl, timeline)
+        timeline.duration_s = fed / sr
+    if interrupted:
+        print(f"interrupted after {fed / sr:.1f} s", file=sys.stderr)
+    if not any(t.segments for t in timelines):
         print(f"{args.file}: no speech detected ({fed / sr:.1f} s of silence or noise)", file=sys.stderr)
     elif not args.jsonl:
-        _print_summary(segments, fed / sr)
-    return 0
+        print()
+        for timeline in timelines:
+            print_summary(timeline, moments=False)
+    return 130 if interrupted else 0
 
 
-def _emit(events: list, jsonl: bool, segments: list[SegmentEvent]) -> None:
+def _emit(events: list, jsonl: bool, timeline: Timeline) -> None:
     for event in events:
         if isinstance(event, SegmentEvent):
-            segments.append(event)
+            timeline.segments.append(event)
+        who = f"ch{event.channel} " if event.channel is not None else ""
         if jsonl:
             print(json.dumps(event.to_dict()), flush=True)
         elif isinstance(event, SegmentEvent):
             print(
-                f"segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
+                f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
                 f"{event.label:<9} {event.confidence:4.0%}  ({event.windows} windows)",
                 flush=True,
             )
         else:
             print(
-                f"  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
+                f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
                 f"  [{event.latency_ms:5.1f} ms]",
                 flush=True,
             )
-
-
-def _print_summary(segments: list[SegmentEvent], duration_s: float) -> None:
-    per: dict[str, float] = {}
-    for seg in segments:
-        per[seg.label] = per.get(seg.label, 0.0) + seg.duration
-    speech = sum(per.values())
-    print(f"\n{len(segments)} segments, {speech:.1f} s of speech in {duration_s:.1f} s")
-    for label, seconds in sorted(per.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:<9} {seconds:7.1f} s  {seconds / speech:4.0%}")

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SpeechEmotionError
+from . import plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model on a corpus and export a model bundle", description=__doc__)
+    p = sub.add_parser("train", help="train a model on a corpus and export a model bundle", description=plain(__doc__))
     p.add_argument("--data", type=Path, required=True, help="corpus folder (RAVDESS) or manifest")
     add_recipe_option(p, "recipe to train")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write (model.json, model.onnx)")
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and training (default 0)")
     p.set_defaults(func=run)
 
 

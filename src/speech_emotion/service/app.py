@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from fastapi import FastAPI, File, Request, UploadFile, WebSocket
+from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -265,11 +265,18 @@ def create_app(
         return {**pred.to_dict(), "model": rec.name}
 
     @app.post("/v1/analyze", responses=ERRORS, tags=["audio"])
-    async def analyze(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
-        """Emotion timeline of a recording: the same JSON as ``speech-emotion analyze``."""
+    async def analyze(
+        file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)"),
+        channels: Literal["mix", "split"] = Query(
+            "mix", description="mix: one timeline of all channels; split: one per channel (two-party calls)"
+        ),
+    ) -> dict:
+        """Emotion timeline of a recording: the same JSON as ``speech-emotion analyze [--channels split]``."""
         return await run_upload(
             await upload_bytes(file),
-            lambda data: analyze_bytes(data, rec, options.max_duration_s, options.max_decoded_samples),
+            lambda data: analyze_bytes(
+                data, rec, options.max_duration_s, options.max_decoded_samples, channels=channels
+            ),
         )
 
     @app.websocket("/v1/stream")
