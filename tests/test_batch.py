@@ -227,10 +227,10 @@ def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tin
     victim = jobs.jobs[2].path
     real = local.analyze_one
 
-    def crashing(job, recognizer):
+    def crashing(job, recognizer, channels="mix"):
         if job.path == victim:
             os._exit(1)  # like a segfault in a native decoder
-        return real(job, recognizer)
+        return real(job, recognizer, channels)
 
     monkeypatch.setattr(local, "analyze_one", crashing)  # seen by forked workers
     for module in local.PRELOAD:  # what the fork server would have imported: forks inherit it

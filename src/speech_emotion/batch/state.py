@@ -51,6 +51,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("duration_s", pa.float64()),
             ("speech_s", pa.float64()),
             ("dominant_emotion", pa.string()),
+            ("verdict", pa.string()),
             *((f"share_{label}", pa.float64()) for label in labels),
             ("n_segments", pa.int32()),
             ("error", pa.string()),
@@ -237,7 +238,8 @@ class ResultStore:
             t = t.filter(pc.is_in(t["key"], value_set=wanted))
             tables.append(t.append_column("_part", pa.array([part] * len(t), pa.string())))
         schema = files_schema(self.labels).append(pa.field("_part", pa.string()))
-        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        # parts written before a column existed (verdict) get it as nulls
+        table = pa.concat_tables(tables, promote_options="default") if tables else schema.empty_table()
         table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
         latest = table.group_by("key").aggregate([("_row", "max")])["_row_max"]
         return table.take(latest).drop_columns(["_row"])

@@ -54,6 +54,8 @@ class FileResult:
     duration_s: float | None = None
     speech_s: float | None = None
     dominant_emotion: str | None = None
+    verdict: str | None = None
+    """The summary's verdict: ``mostly X``, ``mixed: X / Y`` or ``no speech``."""
     shares: dict[str, float] = field(default_factory=dict)
     """Share of speech time per emotion (sums to 1 when there is speech)."""
     segments: list[SegmentResult] = field(default_factory=list)
@@ -128,6 +130,7 @@ def _fail(result: FileResult, error: str) -> None:
     result.error = error
     result.speech_s = None
     result.dominant_emotion = None
+    result.verdict = None
     result.shares = {}
     result.segments = []
 
@@ -146,6 +149,7 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.duration_s = timeline.duration_s
     result.speech_s = timeline.speech_s
     result.dominant_emotion = summary["dominant"]
+    result.verdict = summary["verdict"]
     result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
     result.segments = [
         SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel)

@@ -15,7 +15,7 @@ def print_summary(timeline: Timeline, console: Any = None, moments: bool = True)
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)  # long paths stay on one line (copyable, greppable)
     summary = summarize(timeline)
     channel = f" (channel {timeline.channel + 1})" if timeline.channel is not None else ""
     console.print(

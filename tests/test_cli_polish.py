@@ -1,0 +1,212 @@
+"""Issue 11, failure 10 and the predict/analyze agreement: the README example runs, the predict table keeps file
+names whole, a busy port fails before printing an address, ``stream --realtime`` summarises on Ctrl-C, ``--help``
+is plain text with help for every option, summaries say "mixed" when emotions are close, and long-recording
+``predict`` answers what ``analyze``'s summary says. All audio is generated here."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import speech_emotion.cli.stream as stream_cli
+from speech_emotion.cli import main as cli_main
+from speech_emotion.labels import EMOTIONS
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.recording import predict_recording
+from speech_emotion.report import MIXED_MARGIN, summarize
+from speech_emotion.streaming import SegmentEvent
+from speech_emotion.timeline import Timeline, analyze_file
+from synth import silence, vowel
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "library.py"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bundle: Path) -> Recognizer:
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+def talk(sample_rate: int, layout: list[tuple[str, float]]) -> np.ndarray:
+    """Silence and voiced stretches (``("v", s)`` / ``("s", s)``); the voice is the same throughout."""
+    parts = [
+        vowel(s, sample_rate, seed=i) if kind == "v" else silence(s, sample_rate) for i, (kind, s) in enumerate(layout)
+    ]
+    return np.concatenate(parts)
+
+
+# -- the README library example ------------------------------------------------------------------------------
+
+
+def readme_block() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("### Library") :]
+    block = block[block.index("```python\n") + len("```python\n") :]
+    return block[: block.index("```")].splitlines()
+
+
+def test_readme_library_snippet_is_the_runnable_example():
+    example = [line.strip() for line in EXAMPLE.read_text().splitlines()]
+    code = [line.strip() for line in readme_block() if line.strip() and not line.startswith("path, model =")]
+    missing = [line for line in code if line not in example]
+    assert not missing, f"README lines not in {EXAMPLE.name}: {missing}"
+    assert "examples/library.py" in (ROOT / "README.md").read_text()
+
+
+def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utterance(tiny_bundle, tmp_path):
+    samples = talk(48000, [("s", 0.5), ("v", 1.5), ("s", 1.5), ("v", 1.5)])  # ends while speaking
+    path = tmp_path / "call48k.wav"
+    sf.write(path, samples, 48000)
+    duration = len(samples) / 48000
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(path), "--model", str(tiny_bundle)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [ast.literal_eval(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    segments = [e for e in events if e["type"] == "segment"]
+    assert len(segments) == 2  # the second one is only closed by flush()
+    assert max(e["end"] for e in events) <= duration + 0.05  # times in seconds of this file, not 3x too long
+    assert segments[1]["end"] == pytest.approx(duration, abs=0.3)
+    assert "of speech" in proc.stdout.splitlines()[0]
+
+
+# -- predict table ------------------------------------------------------------------------------------------
+
+
+def test_predict_table_keeps_long_file_names_whole_at_80_columns(tiny_bundle, tmp_path, monkeypatch, capsys):
+    path = tmp_path / ("a_rather_long_customer_call_recording_name_" * 3 + "end.wav")
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_main.main(["predict", str(path), "--model", str(tiny_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert str(path) in "".join(cells)  # folded over lines, never cut with an ellipsis
+    assert "…" not in out
+
+
+# -- serve on a busy port -----------------------------------------------------------------------------------
+
+
+def test_second_serve_on_a_busy_port_fails_in_one_line_without_printing_an_address(tiny_bundle, capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli_main.main(["serve", "--model", str(tiny_bundle), "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no "open http://..." for a server that never ran
+    assert captured.err.count("\n") == 1 and f"127.0.0.1:{port}" in captured.err and "in use" in captured.err
+
+
+# -- stream --realtime and Ctrl-C ---------------------------------------------------------------------------
+
+
+def test_stream_realtime_ctrl_c_prints_the_summary(tiny_bundle, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "demo.wav"
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 1.0), ("v", 2.0), ("s", 3.0)]), 16000)
+    calls = [0]
+
+    def sleep(seconds: float) -> None:  # the pace of --realtime; the "user" presses Ctrl-C after ~3 s of audio
+        calls[0] += 1
+        if calls[0] > 30:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream_cli.time, "sleep", sleep)
+    monkeypatch.setattr(stream_cli.time, "monotonic", lambda: 0.0)  # always behind: sleep every chunk
+    code = cli_main.main(["stream", str(path), "--realtime", "--model", str(tiny_bundle)])
+    captured = capsys.readouterr()
+    assert code == 130
+    assert "interrupted after" in captured.err
+    assert re.search(r"demo\.wav: \d+ segments, [\d.]+ s of speech in 3\.\d s", captured.out)
+    assert "mostly" in captured.out or "mixed" in captured.out
+
+
+# -- --help texts -------------------------------------------------------------------------------------------
+
+
+def all_subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = cli_main.build_parser(None)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"speech-emotion": parser, **sub.choices}
+
+
+@pytest.mark.parametrize("command", list(all_subparsers()))
+def test_help_is_plain_text_and_every_option_has_help(command):
+    parser = all_subparsers()[command]
+    text = parser.format_help()
+    assert not re.findall(r"``|:(?:func|class|data|attr|mod|meth|exc):`", text), text
+    undocumented = [
+        a.option_strings or [a.dest]
+        for a in parser._actions
+        if a.help is None and not isinstance(a, argparse._SubParsersAction)  # its choices carry the help
+    ]
+    assert not undocumented
+
+
+# -- one summary: "mixed" when close ------------------------------------------------------------------------
+
+
+def segment(i: int, start: float, end: float, probs: dict[str, float]) -> SegmentEvent:
+    full = {label: probs.get(label, 0.0) for label in EMOTIONS}
+    best = max(full, key=full.__getitem__)
+    return SegmentEvent(i, start, end, best, full[best], full, windows=1)
+
+
+def test_summary_says_mixed_when_the_top_emotions_are_within_the_margin():
+    close = 0.5 * MIXED_MARGIN
+    segs = [
+        segment(0, 0.0, 2.0, {"angry": 0.5 + close, "sad": 0.5 - close}),
+        segment(1, 3.0, 5.0, {"sad": 0.5 + close, "angry": 0.5 - close}),
+        segment(2, 6.0, 6.5, {"angry": 0.6, "sad": 0.4}),
+    ]
+    summary = summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS, segments=segs))
+    assert summary["top"] == ["angry", "sad"] and summary["verdict"] == "mixed: angry / sad"
+    clear = summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS, segments=[segment(0, 0, 2, {"angry": 0.9, "sad": 0.1})]))
+    assert clear["verdict"] == "mostly angry" and clear["top"] == ["angry"]
+    assert summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS))["verdict"] == "no speech"
+
+
+# -- long recordings: predict answers what analyze's summary says -------------------------------------------
+
+
+def test_long_mixed_recording_predict_and_analyze_agree(tiny, tiny_bundle, tmp_path, capsys):
+    """Two voices (a low and a high one, which the tiny model labels differently), 24 s: predict goes the segment
+    way and must give the label and probabilities of analyze's summary, through the library and the CLI."""
+    parts = []
+    for i in range(6):
+        f0 = 110.0 if i % 2 else 260.0
+        parts += [silence(0.8), vowel(2.5 + 0.3 * i, f0=f0, formants=(400.0 + 300 * (i % 2), 1500.0, 2600.0), seed=i)]
+    samples = np.concatenate([*parts, silence(1.0)])
+    path = tmp_path / "mixed.wav"
+    sf.write(path, samples, 16000)
+    pred = predict_recording(path, tiny)
+    summary = summarize(analyze_file(path, tiny))
+    assert pred.method == "segments" and pred.segments == summary["segments"] >= 4
+    assert pred.label == summary["dominant"]
+    for label in EMOTIONS:
+        assert pred.probabilities[label] == pytest.approx(summary["probabilities"][label], abs=1e-4)
+    assert cli_main.main(["predict", str(path), "--json", "--model", str(tiny_bundle)]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == summary["dominant"]
+    out = tmp_path / "out"
+    assert (
+        cli_main.main(["analyze", str(path), "-o", str(out), "--no-plot", "--quiet", "--model", str(tiny_bundle)]) == 0
+    )
+    doc = json.loads((out / "mixed.timeline.json").read_text())
+    assert doc["summary"]["dominant"] == pred.label
