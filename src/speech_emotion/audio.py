@@ -355,7 +355,7 @@ class SampleConditioner:
 
     def _mix(self, frames: np.ndarray, last: bool) -> np.ndarray:
         if self.channel is not None:
-            return frames[:, self.channel]
+            return frames[:, self.channel] if len(frames) else np.zeros(0, dtype=np.float32)
         if frames.shape[1] == 1 and len(self._carry) == 0:
             return frames[:, 0]
         if len(self._carry) and self._carry.shape[1] != frames.shape[1]:
