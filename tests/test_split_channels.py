@@ -129,7 +129,7 @@ def test_batch_cli_split_and_resume_with_other_channels_is_refused(tiny_bundle, 
 
 
 def test_service_analyze_split_gives_a_timeline_per_channel(tiny):
-    client = TestClient(create_app(ServiceOptions(warmup=False), recognizer=tiny))
+    client = TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
     buf = io.BytesIO()
     sf.write(buf, call(), RATE, format="WAV")
     files = {"file": ("call.wav", buf.getvalue(), "audio/wav")}
