@@ -14,7 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
-PROTOCOL_ORDER = {"actor-6fold": 0, "random-80-20": 1}
+PROTOCOL_ORDER = {"actor-6fold": 0, "leave-one-corpus-out": 1, "random-80-20": 2}
+GENERAL = ("<!-- GENERALISATION:BEGIN -->", "<!-- GENERALISATION:END -->")
+CONDITIONS = ("phone", "gsm", "babble10", "babble0", "reverb", "noise10")
 
 
 def _pct(doc: dict, key: str) -> str:
@@ -36,6 +38,7 @@ def current_command(command: str) -> str:
 def table(results_dir: Path = ROOT / "results") -> str:
     """Markdown table of every metrics file, speaker-independent protocol first."""
     docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    docs = [d for d in docs if d.get("protocol") != "leave-one-corpus-out"]
     docs.sort(key=lambda d: (PROTOCOL_ORDER.get(d.get("protocol", ""), 9), -d.get("ua", 0)))
     lines = [
         "| model | protocol | speakers in test seen in training? | UA % | WA % | macro-F1 % | command |",
@@ -48,6 +51,9 @@ def table(results_dir: Path = ROOT / "results") -> str:
         if seed:
             notes.append(f"seeds {seed}–{seed + ensemble - 1}" if ensemble > 1 else f"seed {seed}")
         name = f"{d.get('model')} ({', '.join(notes)})" if notes else d.get("model")
+        corpora = _training_corpora(d)
+        if corpora:
+            name = f"{name} (+ {', '.join(corpora)} in training)"
         leak = "no" if d.get("protocol") == "actor-6fold" else "**yes** (leaks)"
         command = current_command(d.get("command", ""))
         lines.append(
@@ -57,19 +63,75 @@ def table(results_dir: Path = ROOT / "results") -> str:
     return "\n".join(lines)
 
 
+def _training_corpora(doc: dict) -> list[str]:
+    """Corpora besides the tested one that joined every fold's training set (from the stored command)."""
+    command = doc.get("command") or ""
+    if "--data" not in command:
+        return []
+    words = command.split()
+    start = words.index("--data") + 1
+    data = []
+    for word in words[start:]:
+        if word.startswith("--"):
+            break
+        data.append(Path(word).name)
+    return data[1:]
+
+
+def generalisation_table(results_dir: Path = ROOT / "results") -> str:
+    """Markdown table of the runs that measure generality: leave-one-corpus-out, test conditions, live path."""
+    docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    docs = [d for d in docs if d.get("protocol") == "leave-one-corpus-out" or "conditions" in d or "live" in d]
+    docs.sort(key=lambda d: (PROTOCOL_ORDER.get(d.get("protocol", ""), 9), d.get("model", "")))
+    lines = [
+        "| model | protocol | UA % (clean) | " + " | ".join(CONDITIONS) + " | live: update / first update / segment"
+        " | per held-out corpus | command |",
+        "|---|---|---|" + "---|" * len(CONDITIONS) + "---|---|---|",
+    ]
+    for d in docs:
+        conditions = d.get("conditions", {})
+        cells = [f"{100 * conditions[c]['ua']:.1f}" if c in conditions else "-" for c in CONDITIONS]
+        live = d.get("live")
+        live_cell = (
+            f"{100 * live['update_ua']:.1f} / {100 * live['first_update_ua']:.1f} / {100 * live['segment_ua']:.1f}"
+            if live
+            else "-"
+        )
+        held = (
+            ", ".join(f"{f['fold']} {100 * f['ua']:.1f}" for f in d.get("folds", []))
+            if d.get("protocol") == "leave-one-corpus-out"
+            else "-"
+        )
+        corpora = _training_corpora(d)
+        name = d.get("model", "") + (
+            f" (+ {', '.join(corpora)})" if corpora and d.get("protocol") != "leave-one-corpus-out" else ""
+        )
+        lines.append(
+            f"| {name} | {d.get('protocol')} | {_pct(d, 'ua')} | " + " | ".join(cells) + f" | {live_cell} | {held} | "
+            f"`{d.get('command', '')}` |"
+        )
+    return "\n".join(lines)
+
+
+def _replace(content: str, markers: tuple[str, str], text: str) -> str:
+    head, rest = content.split(markers[0], 1)
+    _, tail = rest.split(markers[1], 1)
+    return f"{head}{markers[0]}\n{text}\n{markers[1]}{tail}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--print", action="store_true", help="print the table instead of editing README.md")
     args = parser.parse_args()
-    text = table()
+    text, general = table(), generalisation_table()
     if args.print:
-        print(text)
+        print(text, general, sep="\n\n")
         return
     readme = ROOT / "README.md"
-    content = readme.read_text()
-    head, rest = content.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    content = _replace(readme.read_text(), (BEGIN, END), text)
+    if GENERAL[0] in content:
+        content = _replace(content, GENERAL, general)
+    readme.write_text(content)
 
 
 if __name__ == "__main__":

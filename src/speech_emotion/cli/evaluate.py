@@ -11,8 +11,10 @@ from ..errors import DataError
 from . import plain
 from .train import add_recipe_option, recipe_options, require_torch
 
-PROTOCOLS = ("actor-6fold", "random-80-20")
+PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
+CONDITIONS = ("phone", "gsm", "babble10", "babble0", "reverb", "noise10")
+"""The names of :data:`speech_emotion.training.conditions.TEST_CONDITIONS` (same reason)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +26,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--protocol",
         choices=PROTOCOLS,
         default="actor-6fold",
-        help="actor-6fold: speaker-independent folds (headline); random-80-20: clip-level split",
+        help="actor-6fold: speaker-independent folds (headline; other corpora join every fold's training set); "
+        "leave-one-corpus-out: test on each corpus after training on the others; random-80-20: clip-level split",
     )
-    p.add_argument("--data", type=Path, required=True, help="corpus folder (RAVDESS) or manifest")
-    p.add_argument("--folds", type=Path, default=None, help="speaker/fold TSV (default: DATA/FOLDS.tsv)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
+    )
+    p.add_argument(
+        "--conditions",
+        default=None,
+        help=f"also score test clips under these conditions, comma-separated or 'all' ({', '.join(CONDITIONS)})",
+    )
+    p.add_argument(
+        "--live", action="store_true", help="also score the live path (test clips joined into calls, streamed)"
+    )
+    p.add_argument("--folds", type=Path, default=None, help="speaker/fold TSV (default: the first DATA's FOLDS.tsv)")
     p.add_argument("--out", type=Path, required=True, help="output folder (rerun to resume an interrupted run)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
@@ -37,13 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_torch("evaluate")
-    from ..corpora import load_corpus
+    from ..corpora import load_corpora, load_corpus
     from ..evaluation.run import run_evaluation
 
-    corpus = load_corpus(args.data)
+    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
+    conditions = _conditions(args.conditions)
     folds = args.folds
     if args.protocol == "actor-6fold" and folds is None:
-        folds = args.data / "FOLDS.tsv"
+        folds = args.data[0] / "FOLDS.tsv"
         if not folds.is_file():
             raise DataError(f"{folds}: no fold file; pass --folds FILE (columns speaker, fold)")
     if folds is not None and not Path(folds).is_file():
@@ -57,9 +75,25 @@ def run(args: argparse.Namespace) -> int:
         recipe_options=recipe_options(args),
         seed=args.seed,
         command=shlex.join(["speech-emotion", *sys.argv[1:]]),
+        conditions=conditions,
+        live=args.live,
     )
     print(
         f"{args.recipe} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
         f"macro-F1 {doc['macro_f1']:.3f}  ({args.out / 'metrics.json'})"
     )
+    for name, scores in doc.get("conditions", {}).items():
+        print(f"  {name}: UA {scores['ua']:.3f}")
+    for name, value in doc.get("live", {}).items():
+        print(f"  live {name}: {value:.3f}")
     return 0
+
+
+def _conditions(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    names = CONDITIONS if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise DataError(f"unknown condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)} or 'all'")
+    return names

@@ -14,7 +14,13 @@ from . import plain
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a corpus and export a model bundle", description=plain(__doc__))
-    p.add_argument("--data", type=Path, required=True, help="corpus folder (RAVDESS) or manifest")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
+    )
     add_recipe_option(p, "recipe to train")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write (model.json, model.onnx)")
     p.add_argument(
@@ -29,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-RECIPE_NAMES = ("cnn-lstm", "whisper-base-probe")
+RECIPE_NAMES = ("cnn-lstm", "whisper-base-multicorpus", "whisper-base-probe")
 """The recipes of :data:`speech_emotion.training.recipes.RECIPES` (here so ``--help`` imports no training code)."""
 
 
@@ -84,11 +90,11 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..corpora import load_corpus
+    from ..corpora import load_corpora, load_corpus
     from ..training.recipes import make_recipe
     from ..training.splits import validation_split
 
-    corpus = load_corpus(args.data)
+    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
     recipe = make_recipe(args.recipe, **recipe_options(args))
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"

@@ -20,10 +20,14 @@ from ..labels import EMOTIONS, emotion_index
 from ..training.options import EXECUTION_ONLY
 from ..training.recipes import make_recipe
 from ..training.splits import make_splits, validation_split
+from .conditions import condition_corpus
+from .live import score_live
 from .metrics import compute_metrics, summarize
 from .plots import plot_confusion, plot_history
 
 LOCK = "running.lock"
+SCORE_KEYS = ("ua", "wa", "macro_f1")
+"""The scores kept per test condition."""
 
 
 def run_fold(
@@ -33,16 +37,36 @@ def run_fold(
     fold_dir: Path,
     recipe_options: dict[str, Any] | None = None,
     seed: int = 0,
+    conditions: tuple[str, ...] = (),
+    live: bool = False,
 ) -> dict[str, Any]:
-    """Fit on the split's training speakers (validation held out from them), score its test rows."""
+    """Fit on the split's training speakers (validation held out from them), score its test rows: clean,
+    under each of ``conditions`` (:mod:`.conditions`) and, with ``live``, through the streaming engine
+    (:mod:`.live`, on the exported bundle)."""
     start = time.time()
     recipe = make_recipe(recipe_name, **(recipe_options or {}))
     train, val = validation_split(corpus, split.train, seed=seed)
     history = recipe.fit(corpus, train, val, fold_dir / "work")
-    probs = recipe.predict_proba(corpus, split.test)
+    allowed = np.ones(len(EMOTIONS), dtype=bool) if split.labels is None else np.asarray(split.labels, bool)
     y_true = np.array([emotion_index(e) for e in corpus["emotion"].iloc[split.test]])
-    y_pred = probs.argmax(axis=1)
+
+    def predict(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        probs = recipe.predict_proba(table, split.test)
+        return probs, np.where(allowed, probs, -np.inf).argmax(axis=1)
+
+    probs, y_pred = predict(corpus)
     metrics = compute_metrics(y_true, y_pred)
+    by_condition = {}
+    for name in conditions:
+        _, pred = predict(condition_corpus(corpus, split.test, name))
+        by_condition[name] = {k: v for k, v in compute_metrics(y_true, pred).items() if k in SCORE_KEYS}
+    live_scores = None
+    if live:
+        from ..recognizer import Recognizer
+
+        bundle = fold_dir / "work" / "bundle-live"
+        recipe.export(bundle)
+        live_scores = score_live(Recognizer.load(bundle, threads=1), corpus, split.test, allowed)
     test = corpus.iloc[split.test]
     predictions = [
         {
@@ -62,6 +86,8 @@ def run_fold(
         "n_val": int(len(val)),
         "val_speakers": sorted(corpus["speaker"].iloc[val].unique().tolist()),
         "test_speakers": sorted(test["speaker"].unique().tolist()),
+        **({"conditions": by_condition} if conditions else {}),
+        **({"live": live_scores} if live_scores is not None else {}),
         "recipe": describe_recipe(recipe),
         "wall_time_s": round(time.time() - start, 1),
         "started_at": round(start, 1),
@@ -82,6 +108,8 @@ def run_evaluation(
     command: str | None = None,
     show_samples: int = 10,
     wait_s: float = 15.0,
+    conditions: tuple[str, ...] = (),
+    live: bool = False,
 ) -> dict[str, Any]:
     """Run ``protocol`` with recipe ``recipe_name`` and write ``metrics.json``, ``confusion.png``,
     ``curves.png`` and ``predictions.csv`` into ``out_dir``; returns the metrics document.
@@ -112,7 +140,7 @@ def run_evaluation(
                 print(f"{split.name}: done (UA {results[split.name]['ua']:.3f})")
             elif _claim(fold_dir):
                 print(f"{split.name}: training on {len(split.train)} clips, testing on {len(split.test)}")
-                result = run_fold(recipe_name, corpus, split, fold_dir, recipe_options, seed)
+                result = run_fold(recipe_name, corpus, split, fold_dir, recipe_options, seed, conditions, live)
                 tmp = done.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1))
                 tmp.replace(done)
@@ -125,6 +153,13 @@ def run_evaluation(
             print(f"waiting for {', '.join(waiting)} (run by another process)", flush=True)
             time.sleep(wait_s)
     results = [results[split.name] for split in splits]
+    for result in results:
+        missing = [c for c in conditions if c not in result.get("conditions", {})]
+        if missing or (live and "live" not in result):
+            raise DataError(
+                f"{out_dir}: fold {result['fold']} was run without {', '.join(missing) or 'live scoring'}; "
+                "use a new --out"
+            )
     folds = [{k: v for k, v in r.items() if k not in ("history", "predictions", "recipe")} for r in results]
     extra = {
         "command": command,
@@ -134,6 +169,13 @@ def run_evaluation(
         "recipe": recipe,
     }
     doc = summarize(recipe_name, protocol, folds, extra=extra)
+    if conditions:
+        doc["conditions"] = {
+            c: {k: float(np.mean([f["conditions"][c][k] for f in folds])) for k in SCORE_KEYS} for c in conditions
+        }
+    if live:
+        keys = [k for k in folds[0]["live"] if k.endswith(("_ua", "_wa"))]
+        doc["live"] = {k: float(np.mean([f["live"][k] for f in folds])) for k in keys}
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     predictions = pd.DataFrame([p for r in results for p in r["predictions"]])
     predictions.to_csv(out_dir / "predictions.csv", index=False)

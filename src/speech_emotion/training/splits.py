@@ -1,7 +1,10 @@
 """Evaluation protocols: how a corpus is split into training and test sets.
 
-``actor-6fold`` (speaker-independent, the EmoBox split) is the headline; ``random-80-20`` is the
-clip-level split of the original design, kept only to show how speaker leakage inflates accuracy.
+``actor-6fold`` (speaker-independent, the EmoBox split) is the headline; with several corpora, the folds
+split the corpus the fold file describes and every clip of the other corpora joins each fold's training set.
+``leave-one-corpus-out`` trains on all corpora but one and tests on the held-out one, over the emotions it
+shares with the training corpora. ``random-80-20`` is the clip-level split of the original design, kept only
+to show how speaker leakage inflates accuracy.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-PROTOCOLS = ("actor-6fold", "random-80-20")
+PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class Split:
     name: str
     train: np.ndarray
     test: np.ndarray
+    labels: np.ndarray | None = None
+    """Emotions a prediction may take, ``(8,)`` bool (``None``: all): the argmax is restricted to them."""
 
 
 def read_folds(path: str | Path) -> dict[str, str]:
@@ -64,6 +69,42 @@ def random_split(corpus: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0
     return [Split("random", np.sort(train), np.sort(test))]
 
 
+def corpus_folds(corpus: pd.DataFrame) -> list[Split]:
+    """``leave-one-corpus-out``: one split per corpus, training on every other corpus and testing on the held-out
+    corpus's clips whose emotion some training corpus has; ``labels`` (the argmax's choices) are those emotions:
+    the held-out corpus's own labels that training taught."""
+    from ..labels import EMOTIONS, emotion_index
+
+    if "corpus" not in corpus or corpus["corpus"].nunique() < 2:
+        raise DataError("leave-one-corpus-out needs at least two corpora (--data DIR DIR ...)")
+    names = corpus["corpus"].to_numpy()
+    y = np.array([emotion_index(e) for e in corpus["emotion"]])
+    splits = []
+    for held in sorted(set(names)):
+        train = np.flatnonzero(names != held)
+        labels = np.zeros(len(EMOTIONS), dtype=bool)
+        labels[np.intersect1d(y[train], y[names == held])] = True
+        test = np.flatnonzero((names == held) & labels[y])
+        splits.append(Split(str(held), train, test, labels))
+    return splits
+
+
+def with_other_corpora(corpus: pd.DataFrame, folds: dict[str, str]) -> list[Split]:
+    """Speaker folds of the corpus whose speakers ``folds`` lists; clips of other corpora train in every fold."""
+    if "corpus" not in corpus or corpus["corpus"].nunique() < 2:
+        return speaker_folds(corpus, folds)
+    listed = corpus["speaker"].isin(folds)
+    primary = set(corpus.loc[listed, "corpus"])
+    if len(primary) != 1:
+        raise DataError("the fold file must list the speakers of exactly one of the corpora")
+    inside = np.flatnonzero(corpus["corpus"].isin(primary).to_numpy())
+    outside = np.flatnonzero(~corpus["corpus"].isin(primary).to_numpy())
+    return [
+        Split(s.name, np.sort(np.concatenate([inside[s.train], outside])), inside[s.test])
+        for s in speaker_folds(corpus.iloc[inside], folds)
+    ]
+
+
 def make_splits(
     corpus: pd.DataFrame, protocol: str, folds_file: str | Path | None = None, seed: int = 0
 ) -> list[Split]:
@@ -73,7 +114,9 @@ def make_splits(
     if protocol == "actor-6fold":
         if folds_file is None:
             raise DataError("protocol actor-6fold needs a fold file (--folds FOLDS.tsv)")
-        return speaker_folds(corpus, read_folds(folds_file))
+        return with_other_corpora(corpus, read_folds(folds_file))
+    if protocol == "leave-one-corpus-out":
+        return corpus_folds(corpus)
     raise DataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
 
 

@@ -47,16 +47,21 @@ class LinearProbe:
         self.intercept: np.ndarray | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int = 8) -> LinearProbe:
-        """Fit on statistics ``x`` and class indices ``y`` (all ``n_classes`` must occur)."""
+        """Fit on statistics ``x`` and class indices ``y``. Classes absent from ``y`` (another corpus's label
+        set) get zero weights and a bias of -1e4: never predicted. Needs at least two classes."""
         from sklearn.linear_model import LogisticRegression
 
         self.mean = x.mean(0)
         self.scale = x.std(0) + 1e-6
         clf = LogisticRegression(C=self.options.C, max_iter=self.options.max_iter)
         clf.fit((x - self.mean) / self.scale, y)
-        if list(clf.classes_) != list(range(n_classes)):
-            raise ValueError(f"training data lacks classes: has {list(clf.classes_)}")
-        self.coef, self.intercept = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+        self.coef = np.zeros((n_classes, x.shape[1]), dtype=np.float32)
+        self.intercept = np.full(n_classes, -1e4, dtype=np.float32)
+        coef, intercept = clf.coef_, clf.intercept_
+        if coef.shape[0] == 1:  # two classes: scikit-learn keeps one logit; the softmax form splits it
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        self.coef[clf.classes_] = coef
+        self.intercept[clf.classes_] = intercept
         return self
 
     def logits(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,139 @@
+"""The ``whisper-base-multicorpus`` recipe: the Whisper-base probe trained for audio it has not heard.
+
+Same network as ``whisper-base-probe`` (first 4 Whisper-base blocks frozen, mean and std of blocks 2-4,
+one linear layer; same ONNX size and cost), trained differently:
+
+- on every corpus given (``--data`` several times), with a softmax over each clip's own corpus labels
+  and corpus- and class-balanced loss weights (:mod:`.masked_probe`);
+- on recording-chain copies of each training clip (rooms, microphones, noise and babble, phone lines and
+  codecs: :func:`~speech_emotion.training.conditions.random_channel`);
+- on 1-2 s crops of clips and of their copies: the windows the live engine classifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...errors import ModelError
+from ...labels import emotion_index
+from ..options import options_from
+from .masked_probe import MaskedProbeOptions, balance_weights, corpus_label_masks, fit_masked_probe, select_stats
+from .pooled import PooledOptions, PooledStore
+
+TRAIN_VARIANTS = ("clean", "aug1", "aug2", "crop1", "crop2", "augcrop1")
+"""What the probe learns from, per training clip (see :mod:`.pooled`)."""
+
+
+class MultiCorpusProbeRecipe:
+    """Masked-softmax linear probe on pooled Whisper-base statistics of clips, channel copies and crops.
+
+    ``variants``: the training variants per clip; ``score_with``: ``torch`` scores test rows from cached
+    statistics, ``onnx`` / ``onnx-int8`` export the bundle and score through the recognizer.
+    """
+
+    name = "whisper-base-multicorpus"
+
+    def __init__(
+        self,
+        probe: Any = None,
+        pooled: Any = None,
+        variants: tuple[str, ...] | list[str] = TRAIN_VARIANTS,
+        quantize: str = "int8",
+        score_with: str = "torch",
+    ) -> None:
+        self.probe_options = options_from(MaskedProbeOptions, probe)
+        self.pooled_options = options_from(PooledOptions, pooled)
+        self.variants = tuple(variants)
+        self.quantize = quantize
+        self.score_with = score_with
+        self.probe = None
+        self._store: PooledStore | None = None
+        self._workdir: Path | None = None
+
+    @property
+    def store(self) -> PooledStore:
+        if self._store is None:
+            self._store = PooledStore(self.pooled_options)
+        return self._store
+
+    def fit(self, corpus: pd.DataFrame, train: np.ndarray, val: np.ndarray, workdir: Path) -> list[dict]:
+        rows = np.concatenate([np.asarray(train, int), np.asarray(val, int)])
+        masks = corpus_label_masks(corpus)
+        names = corpus["corpus"].astype(str).to_numpy() if "corpus" in corpus else np.full(len(corpus), "corpus")
+        y = np.array([emotion_index(e) for e in corpus["emotion"].to_numpy()[rows]])
+        layers = self.probe_options.layers
+        x = np.concatenate([select_stats(self.store.stats(corpus, rows, v), layers) for v in self.variants])
+        y_all = np.tile(y, len(self.variants))
+        groups = np.tile(names[rows], len(self.variants))
+        allowed = np.stack([masks[g] for g in groups])
+        weights = balance_weights(groups, y_all, self.probe_options.balance)
+        self.probe = fit_masked_probe(x, y_all, allowed, weights, self.probe_options)
+        self._workdir = Path(workdir)
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            self._workdir / "probe.npz",
+            mean=self.probe.mean,
+            scale=self.probe.scale,
+            coef=self.probe.coef,
+            intercept=self.probe.intercept,
+            rows=rows,
+        )
+        return []
+
+    def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        if self.probe is None:
+            raise ModelError(f"{self.name}: fit() must run before predict_proba()")
+        if self.score_with == "torch":
+            stats = self.store.stats(corpus, np.asarray(rows, int), "clean")
+            return self.probe.predict_proba(select_stats(stats, self.probe_options.layers))
+        from ...audio import load_audio
+        from ...recognizer import Recognizer, softmax
+
+        bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
+        self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
+        recognizer = Recognizer.load(bundle, threads=1)
+        paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
+        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
+
+    def classifier(self):  # noqa: ANN201 - torch module
+        """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
+        from .checkpoint import load_encoder_state
+        from .encoder import WhisperEncoder
+        from .probe import ProbeClassifier
+
+        if self.probe is None:
+            raise ModelError(f"{self.name}: fit() must run before export()")
+        layers = self.probe_options.layers
+        state = load_encoder_state(self.pooled_options.weights)
+        encoder = WhisperEncoder.from_state(state, layers=max(max(layers), 1))
+        return ProbeClassifier(encoder, layers, [self.probe]).eval()
+
+    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
+        from .export import export_whisper
+
+        export_whisper(
+            Path(bundle_dir),
+            self.classifier(),
+            self.name,
+            self.pooled_options.audio,
+            self.pooled_options.logmel,
+            quantize=quantize or self.quantize,
+            metadata={"recipe": self.describe()},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Options as plain data (for metrics.json and model.json)."""
+        pooled = asdict(self.pooled_options)
+        pooled.pop("cache_dir", None)
+        return {
+            "probe": asdict(self.probe_options),
+            "pooled": pooled,
+            "variants": list(self.variants),
+            "quantize": self.quantize,
+            "score_with": self.score_with,
+        }

@@ -1,0 +1,128 @@
+"""Several corpora as one: manifest readers, leave-one-corpus-out and mixed actor folds, the masked probe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from speech_emotion.corpora import load_corpora, load_corpus
+from speech_emotion.errors import DataError
+from speech_emotion.labels import EMOTIONS, emotion_index
+from speech_emotion.training.splits import make_splits
+from synth import emotion_clip
+
+
+def _manifest_corpus(root, name: str, emotions: list[str], speakers: int = 3, per: int = 2) -> None:
+    folder = root / name
+    rows, folds = [], []
+    for s in range(speakers):
+        speaker = f"{name}_{s}"
+        folds.append(f"{speaker}\t{s + 1}\n")
+        for e in emotions:
+            for k in range(per):
+                rel = f"{speaker}/{e}-{k}.flac"
+                (folder / speaker).mkdir(parents=True, exist_ok=True)
+                sf.write(folder / rel, emotion_clip(e, seed=s * 10 + k), 16000)
+                rows.append(f"{rel}\t{e}\t{speaker}\n")
+    (folder / "MANIFEST.tsv").write_text("path\temotion\tspeaker\n" + "".join(rows))
+    (folder / "FOLDS.tsv").write_text("speaker\tfold\n" + "".join(folds))
+
+
+@pytest.fixture
+def corpora(tmp_path):
+    _manifest_corpus(tmp_path, "alpha", ["happy", "sad", "calm"])
+    _manifest_corpus(tmp_path, "beta", ["happy", "sad", "angry"])
+    return tmp_path
+
+
+def test_a_manifest_folder_reads_with_its_corpus_name_and_speaker_folds(corpora):
+    table = load_corpus(corpora / "alpha")
+    assert len(table) == 3 * 3 * 2
+    assert set(table["corpus"]) == {"alpha"}
+    assert table.groupby("speaker")["fold"].nunique().eq(1).all()
+    assert all(p.endswith(".flac") and (corpora / "alpha").as_posix() in p for p in table["path"])
+
+
+def test_a_manifest_listing_a_missing_file_is_refused(corpora):
+    (corpora / "alpha" / "alpha_0" / "happy-0.flac").unlink()
+    with pytest.raises(DataError, match="missing"):
+        load_corpus(corpora / "alpha")
+
+
+def test_leave_one_corpus_out_tests_each_corpus_on_the_emotions_the_others_teach(corpora):
+    table = load_corpora([corpora / "alpha", corpora / "beta"])
+    splits = {s.name: s for s in make_splits(table, "leave-one-corpus-out")}
+    assert set(splits) == {"alpha", "beta"}
+    alpha = splits["alpha"]
+    assert set(table["corpus"].iloc[alpha.train]) == {"beta"}
+    assert set(table["emotion"].iloc[alpha.test]) == {"happy", "sad"}  # no calm in beta
+    assert [EMOTIONS[i] for i in np.flatnonzero(alpha.labels)] == ["happy", "sad"]  # alpha's, that beta teaches
+
+
+def test_leave_one_corpus_out_needs_two_corpora(corpora):
+    with pytest.raises(DataError, match="two corpora"):
+        make_splits(load_corpora([corpora / "alpha"]), "leave-one-corpus-out")
+
+
+def test_actor_folds_with_other_corpora_add_them_to_every_training_set_and_never_to_a_test(corpora):
+    table = load_corpora([corpora / "alpha", corpora / "beta"])
+    splits = make_splits(table, "actor-6fold", corpora / "alpha" / "FOLDS.tsv")
+    beta = set(np.flatnonzero(table["corpus"] == "beta"))
+    assert len(splits) == 3
+    for split in splits:
+        assert beta <= set(split.train)
+        assert set(table["corpus"].iloc[split.test]) == {"alpha"}
+        assert not set(table["speaker"].iloc[split.train]) & set(table["speaker"].iloc[split.test])
+
+
+def test_the_masked_probe_learns_a_label_only_one_corpus_has_without_unlearning_it_from_the_other():
+    from speech_emotion.training.whisper.masked_probe import (
+        MaskedProbeOptions,
+        balance_weights,
+        fit_masked_probe,
+    )
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (len(EMOTIONS), 6))
+    x, y, corpus = [], [], []
+    for name, emotions, n in (("a", ["happy", "sad", "calm"], 40), ("b", ["happy", "sad"], 400)):
+        for e in emotions:
+            x.append(centres[emotion_index(e)] + rng.normal(0, 1, (n, 6)))
+            y += [emotion_index(e)] * n
+            corpus += [name] * n
+    x, y, corpus = np.concatenate(x), np.array(y), np.array(corpus)
+    masks = np.zeros((len(y), len(EMOTIONS)), bool)
+    for name, emotions in (("a", ["happy", "sad", "calm"]), ("b", ["happy", "sad"])):
+        masks[np.ix_(corpus == name, [emotion_index(e) for e in emotions])] = True
+    weights = balance_weights(corpus, y, "corpus")
+    assert weights[corpus == "a"].sum() == pytest.approx(weights[corpus == "b"].sum())
+    probe = fit_masked_probe(x, y, masks, weights, MaskedProbeOptions(layers=(0,), C=1.0))
+    calm = centres[emotion_index("calm")] + rng.normal(0, 1, (50, 6))
+    assert (probe.predict_proba(calm).argmax(1) == emotion_index("calm")).mean() > 0.8
+    # labels no corpus has are never predicted
+    assert probe.predict_proba(rng.normal(0, 5, (200, 6)))[:, emotion_index("disgust")].max() < 1e-6
+
+
+def test_balance_weights_average_one_and_equalise_classes_within_a_corpus():
+    from speech_emotion.training.whisper.masked_probe import balance_weights
+
+    corpus = np.array(["a"] * 30 + ["b"] * 10)
+    labels = np.array([0] * 20 + [1] * 10 + [0] * 5 + [1] * 5)
+    w = balance_weights(corpus, labels, "corpus")
+    assert w.mean() == pytest.approx(1.0)
+    for c in "ab":
+        for k in (0, 1):
+            assert w[(corpus == c) & (labels == k)].sum() == pytest.approx(w.sum() / 4)
+    with pytest.raises(ValueError):
+        balance_weights(corpus, labels, "speaker")
+
+
+def test_combined_corpora_keep_speakers_apart_when_two_corpora_use_the_same_ids():
+    from speech_emotion.corpora import combine_corpora
+
+    a = pd.DataFrame({"path": ["x.wav"], "emotion": ["sad"], "speaker": ["s1"]})
+    b = pd.DataFrame({"path": ["y.wav"], "emotion": ["sad"], "speaker": ["s1"]})
+    both = combine_corpora([a, b], ["a", "b"])
+    assert both["speaker"].tolist() == ["a:s1", "b:s1"]
