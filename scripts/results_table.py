@@ -39,6 +39,8 @@ def table(results_dir: Path = ROOT / "results") -> str:
     """Markdown table of every metrics file, speaker-independent protocol first."""
     docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     docs = [d for d in docs if d.get("protocol") != "leave-one-corpus-out"]
+    plain = {_key(d) for d in docs if "conditions" not in d and "live" not in d}
+    docs = [d for d in docs if ("conditions" not in d and "live" not in d) or _key(d) not in plain]
     docs.sort(key=lambda d: (PROTOCOL_ORDER.get(d.get("protocol", ""), 9), -d.get("ua", 0)))
     lines = [
         "| model | protocol | speakers in test seen in training? | UA % | WA % | macro-F1 % | command |",
@@ -61,6 +63,12 @@ def table(results_dir: Path = ROOT / "results") -> str:
             f"{_pct(d, 'macro_f1')} | `{command}` |"
         )
     return "\n".join(lines)
+
+
+def _key(doc: dict) -> tuple:
+    """Rows with the same key repeat one experiment; a run that also scored conditions or the live path is shown in
+    the generality table only."""
+    return doc.get("model"), doc.get("protocol"), tuple(_training_corpora(doc))
 
 
 def _training_corpora(doc: dict) -> list[str]:
