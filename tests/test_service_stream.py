@@ -301,6 +301,8 @@ class SlowEngine:
         return [{"type": "update", "fed": self.fed}]
 
     def flush(self) -> list[dict[str, Any]]:
+        if self.fail_after is not None and self.fed >= self.fail_after:
+            raise RuntimeError("engine exploded")
         return [{"type": "segment", "fed": self.fed}]
 
 
@@ -339,6 +341,8 @@ def test_engine_failure_closes_only_that_stream(recognizer: Recognizer, speech: 
         with c.websocket_connect("/v1/stream") as bad:
             bad.receive_json()
             send_audio(bad, pcm16(silence(1.0)))
+            # The server may hand queued chunks to the engine in one call, so the failure may come only at the end.
+            bad.send_text(json.dumps({"type": "end"}))
             expect_error(*read_until_closed(bad), 1011, "internal_error")
         messages, code = stream(c, pcm16(speech))
         assert code == 1000 and len(of_type(messages, "segment")) == 2
