@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import AudioSource, open_blocks
+from .audio import SAMPLE_RATE, AudioSource, open_blocks
 from .errors import AudioError
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
@@ -237,7 +237,7 @@ def _analyze(
             progress(done / sample_rate, max(duration_s, done / sample_rate))
     for engine, timeline in zip(engines, timelines):
         _collect(timeline, engine.flush(), options.keep_windows)
-    if done == 0:
+    if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
     for timeline in timelines:
         if duration_s and done < duration_s * sample_rate - 1:
