@@ -103,3 +103,17 @@ class WhisperEncoder(nn.Module):
         if final_norm and len(self.layers) in states:
             states[len(self.layers)] = self.norm(states[len(self.layers)])
         return [states[i] for i in wanted]
+
+
+_LOADED: dict[tuple[str | None, int], WhisperEncoder] = {}
+
+
+def cached_encoder(weights: str | None, layers: int) -> WhisperEncoder:
+    """The first ``layers`` blocks of the encoder from checkpoint ``weights`` (``None``: the default source), loaded
+    once per process (each worker of a feature pool keeps its own)."""
+    key = (weights, layers)
+    if key not in _LOADED:
+        from .checkpoint import load_encoder_state
+
+        _LOADED[key] = WhisperEncoder.from_state(load_encoder_state(weights), layers=layers)
+    return _LOADED[key]

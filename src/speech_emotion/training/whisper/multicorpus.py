@@ -19,17 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...audio import AudioOptions
 from ...errors import ModelError
+from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
 from ..options import options_from
 from .masked_probe import MaskedProbeOptions, balance_weights, corpus_label_masks, fit_masked_probe, select_stats
 from .pooled import PooledOptions, PooledStore
+from .recipe import ExportedProbe
 
 TRAIN_VARIANTS = ("clean", "aug1", "aug2", "crop1", "crop2", "augcrop1")
 """What the probe learns from, per training clip (see :mod:`.pooled`)."""
 
 
-class MultiCorpusProbeRecipe:
+class MultiCorpusProbeRecipe(ExportedProbe):
     """Masked-softmax linear probe on pooled Whisper-base statistics of clips, channel copies and crops.
 
     ``variants``: the training variants per clip; ``score_with``: ``torch`` scores test rows from cached
@@ -72,17 +75,7 @@ class MultiCorpusProbeRecipe:
         groups = np.tile(names[rows], len(self.variants))
         allowed = np.stack([masks[g] for g in groups])
         weights = balance_weights(groups, y_all, self.probe_options.balance)
-        self.probe = fit_masked_probe(x, y_all, allowed, weights, self.probe_options)
-        self._workdir = Path(workdir)
-        self._workdir.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            self._workdir / "probe.npz",
-            mean=self.probe.mean,
-            scale=self.probe.scale,
-            coef=self.probe.coef,
-            intercept=self.probe.intercept,
-            rows=rows,
-        )
+        self.keep(fit_masked_probe(x, y_all, allowed, weights, self.probe_options), workdir, rows)
         return []
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -91,40 +84,10 @@ class MultiCorpusProbeRecipe:
         if self.score_with == "torch":
             stats = self.store.stats(corpus, np.asarray(rows, int), "clean")
             return self.probe.predict_proba(select_stats(stats, self.probe_options.layers))
-        from ...audio import load_audio
-        from ...recognizer import Recognizer, softmax
+        return self.score_exported(corpus, rows)
 
-        bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
-        self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
-        recognizer = Recognizer.load(bundle, threads=1)
-        paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
-        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
-
-    def classifier(self):  # noqa: ANN201 - torch module
-        """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
-        from .checkpoint import load_encoder_state
-        from .encoder import WhisperEncoder
-        from .probe import ProbeClassifier
-
-        if self.probe is None:
-            raise ModelError(f"{self.name}: fit() must run before export()")
-        layers = self.probe_options.layers
-        state = load_encoder_state(self.pooled_options.weights)
-        encoder = WhisperEncoder.from_state(state, layers=max(max(layers), 1))
-        return ProbeClassifier(encoder, layers, [self.probe]).eval()
-
-    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
-        from .export import export_whisper
-
-        export_whisper(
-            Path(bundle_dir),
-            self.classifier(),
-            self.name,
-            self.pooled_options.audio,
-            self.pooled_options.logmel,
-            quantize=quantize or self.quantize,
-            metadata={"recipe": self.describe()},
-        )
+    def encoder_source(self) -> tuple[str | None, AudioOptions, LogMelOptions]:
+        return self.pooled_options.weights, self.pooled_options.audio, self.pooled_options.logmel
 
     def describe(self) -> dict[str, Any]:
         """Options as plain data (for metrics.json and model.json)."""

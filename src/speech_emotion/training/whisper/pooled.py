@@ -121,26 +121,15 @@ def variant_audio(path: str, digest: str, variant: Variant, options: PooledOptio
     return samples
 
 
-_ENCODERS: dict[tuple[str | None, int], object] = {}
-
-
-def _encoder(options: PooledOptions):  # noqa: ANN202 - torch module, imported lazily
-    key = (options.weights, options.layers)
-    if key not in _ENCODERS:
-        from .checkpoint import load_encoder_state
-        from .encoder import WhisperEncoder
-
-        _ENCODERS[key] = WhisperEncoder.from_state(load_encoder_state(options.weights), layers=options.layers)
-    return _ENCODERS[key]
-
-
 def pooled_states(samples: np.ndarray, options: PooledOptions) -> np.ndarray:
     """``(layers + 1, 2, width)`` float32: mean and std over frames of each hidden state of ``samples``."""
     import torch
 
+    from .encoder import cached_encoder
+
     mel = torch.from_numpy(log_mel(samples, options.logmel)[None])
     with torch.inference_mode():
-        states = _encoder(options)(mel, layers=range(options.layers + 1))
+        states = cached_encoder(options.weights, options.layers)(mel, layers=range(options.layers + 1))
     h = torch.cat(states)  # (layers + 1, frames, width)
     mean = h.mean(1)
     std = (h - mean[:, None]).pow(2).mean(1).sqrt()

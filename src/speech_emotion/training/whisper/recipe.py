@@ -14,14 +14,87 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...audio import AudioOptions
 from ...errors import ModelError
+from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
 from ..options import options_from
 from .probe import LinearProbe, ProbeOptions, pooled_stats
 from .states import StateOptions, StateStore
 
 
-class WhisperProbeRecipe:
+class ExportedProbe:
+    """What the Whisper probe recipes share: the exported network (encoder blocks + pooled statistics + linear
+    probe) and scoring through it. Subclasses set ``name``, ``probe``, ``probe_options`` (with ``layers``),
+    ``quantize``, ``score_with``, ``_workdir``, and give :meth:`encoder_source` and ``describe()``."""
+
+    name: str
+    probe: LinearProbe | None
+    quantize: str
+    score_with: str
+    _workdir: Path | None
+
+    def encoder_source(self) -> tuple[str | None, AudioOptions, LogMelOptions]:
+        """Checkpoint, preprocessing and log-mel options the probe was trained on."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def keep(self, probe: LinearProbe, workdir: Path, rows: np.ndarray) -> None:
+        """Make ``probe`` this recipe's and save it (with the rows it was fitted on) as ``workdir/probe.npz``."""
+        self.probe = probe
+        self._workdir = Path(workdir)
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            self._workdir / "probe.npz",
+            mean=probe.mean,
+            scale=probe.scale,
+            coef=probe.coef,
+            intercept=probe.intercept,
+            rows=rows,
+        )
+
+    def score_exported(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Probabilities ``(len(rows), 8)`` of ``rows`` through the bundle exported as ``score_with`` says
+        (``onnx``: float graph, ``onnx-int8``: as shipped) and :class:`~speech_emotion.recognizer.Recognizer`."""
+        from ...audio import load_audio
+        from ...recognizer import Recognizer, softmax
+
+        bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
+        self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
+        recognizer = Recognizer.load(bundle, threads=1)
+        paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
+        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
+
+    def classifier(self):  # noqa: ANN201 - torch module
+        """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
+        from .encoder import cached_encoder
+        from .probe import ProbeClassifier
+
+        if self.probe is None:
+            raise ModelError(f"{self.name}: fit() must run before export()")
+        layers = self.probe_options.layers  # type: ignore[attr-defined]
+        encoder = cached_encoder(self.encoder_source()[0], max(max(layers), 1))
+        return ProbeClassifier(encoder, layers, [self.probe]).eval()
+
+    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
+        """Write the bundle (``model.onnx`` + ``model.json``) into ``bundle_dir``; int8 unless ``quantize`` says."""
+        from .export import export_whisper
+
+        _, audio, logmel = self.encoder_source()
+        export_whisper(
+            Path(bundle_dir),
+            self.classifier(),
+            self.name,
+            audio,
+            logmel,
+            quantize=quantize or self.quantize,
+            metadata={"recipe": self.describe()},
+        )
+
+
+class WhisperProbeRecipe(ExportedProbe):
     """Whisper-base hidden states (mean and std per layer) -> standardised multinomial logistic regression.
 
     ``copies``: augmented copies (speed perturbation + noise, before the encoder) of each training clip.
@@ -66,17 +139,7 @@ class WhisperProbeRecipe:
         rows = np.concatenate([np.asarray(train, int), np.asarray(val, int)])
         x, of_row = self._stats(corpus, rows, self.copies)
         y = np.array([emotion_index(e) for e in corpus["emotion"].to_numpy()[of_row]])
-        self.probe = LinearProbe(self.probe_options).fit(x, y)
-        self._workdir = Path(workdir)
-        self._workdir.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            self._workdir / "probe.npz",
-            mean=self.probe.mean,
-            scale=self.probe.scale,
-            coef=self.probe.coef,
-            intercept=self.probe.intercept,
-            rows=rows,
-        )
+        self.keep(LinearProbe(self.probe_options).fit(x, y), workdir, rows)
         return []
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -84,39 +147,10 @@ class WhisperProbeRecipe:
             raise ModelError(f"{self.name}: fit() must run before predict_proba()")
         if self.score_with == "torch":
             return self.probe.predict_proba(self._stats(corpus, np.asarray(rows, int))[0])
-        from ...audio import load_audio
-        from ...recognizer import Recognizer, softmax
+        return self.score_exported(corpus, rows)
 
-        bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
-        self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
-        recognizer = Recognizer.load(bundle, threads=1)
-        paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
-        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
-
-    def classifier(self):  # noqa: ANN201 - torch module
-        """The PyTorch model the bundle is exported from (log-mel in, logits out)."""
-        from .checkpoint import load_encoder_state
-        from .encoder import WhisperEncoder
-        from .probe import ProbeClassifier
-
-        if self.probe is None:
-            raise ModelError(f"{self.name}: fit() must run before export()")
-        layers = self.probe_options.layers
-        encoder = WhisperEncoder.from_state(load_encoder_state(self.state_options.weights), layers=max(max(layers), 1))
-        return ProbeClassifier(encoder, layers, [self.probe]).eval()
-
-    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
-        from .export import export_whisper
-
-        export_whisper(
-            Path(bundle_dir),
-            self.classifier(),
-            self.name,
-            self.state_options.audio,
-            self.state_options.logmel,
-            quantize=quantize or self.quantize,
-            metadata={"recipe": self.describe()},
-        )
+    def encoder_source(self) -> tuple[str | None, AudioOptions, LogMelOptions]:
+        return self.state_options.weights, self.state_options.audio, self.state_options.logmel
 
     def describe(self) -> dict[str, Any]:
         """Options as plain data (for metrics.json and model.json)."""

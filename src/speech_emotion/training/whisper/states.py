@@ -84,26 +84,15 @@ class StateOptions:
         return f"{digest}-aug{copy}-{aug}"
 
 
-_ENCODERS: dict[tuple[str | None, int], object] = {}
-
-
-def _encoder(options: StateOptions):  # noqa: ANN202 - torch module, imported lazily
-    key = (options.weights, options.layers)
-    if key not in _ENCODERS:
-        from .checkpoint import load_encoder_state
-        from .encoder import WhisperEncoder
-
-        _ENCODERS[key] = WhisperEncoder.from_state(load_encoder_state(options.weights), layers=options.layers)
-    return _ENCODERS[key]
-
-
 def encode_samples(samples: np.ndarray, options: StateOptions) -> np.ndarray:
     """Hidden states ``(layers + 1, frames, width)`` float16 of preprocessed audio."""
     import torch
 
+    from .encoder import cached_encoder
+
     mel = torch.from_numpy(log_mel(samples, options.logmel)[None])
     with torch.inference_mode():
-        states = _encoder(options)(mel, layers=range(options.layers + 1))
+        states = cached_encoder(options.weights, options.layers)(mel, layers=range(options.layers + 1))
     return torch.cat(states).numpy().astype(np.float16)
 
 
