@@ -17,6 +17,7 @@ from ..report import write_timeline
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_channels
 from . import add_channels_option, plain
+from .arguments import folder
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
 
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
-    p.add_argument("-o", "--out", type=Path, default=Path("."), help="output folder (default: current folder)")
+    p.add_argument("-o", "--out", type=folder, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary, only the written paths")
     add_channels_option(p)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..batch import BatchOptions, BatchSummary, run_batch
 from . import add_channels_option, plain
+from .arguments import folder, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,12 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", help="folder, glob pattern, or CSV/TSV/JSONL manifest")
-    p.add_argument("--out", required=True, type=Path, help="results folder (reuse it to resume)")
+    p.add_argument("--out", required=True, type=folder, help="results folder (reuse it to resume)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="worker processes or Ray actors (default: CPU cores; with --address: the cluster's CPUs)",
     )
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--path-column", default=None, help="manifest column with the paths (default: path, file, ...)")
     p.add_argument(
         "--commit-every",
-        type=int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="save results every N files (or 30 s); an interruption loses at most that much work (default: 64)",

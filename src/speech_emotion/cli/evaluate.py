@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import plain
+from .arguments import folder, positive_int
 from .train import add_recipe_option, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
@@ -45,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--live", action="store_true", help="also score the live path (test clips joined into calls, streamed)"
     )
     p.add_argument("--folds", type=Path, default=None, help="speaker/fold TSV (default: the first DATA's FOLDS.tsv)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (rerun to resume an interrupted run)")
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
+    p.add_argument("--out", type=folder, required=True, help="output folder (rerun to resume an interrupted run)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
@@ -56,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     require_torch("evaluate")
     from ..corpora import load_corpora, load_corpus
     from ..evaluation.run import run_evaluation
+    from ..training.recipes import make_recipe
 
-    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
+    make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
     conditions = _conditions(args.conditions)
+    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
     folds = args.folds
     if args.protocol == "actor-6fold" and folds is None:
         folds = args.data[0] / "FOLDS.tsv"

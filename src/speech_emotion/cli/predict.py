@@ -17,6 +17,7 @@ from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_recording
 from . import plain
+from .arguments import positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores)")
     p.set_defaults(func=run)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..service.options import ServiceOptions, is_loopback
 from . import plain
+from .arguments import port, positive_int
 
 TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
 
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
-    p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
+    p.add_argument("--port", type=port, default=d.port, help=f"port (default {d.port})")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument(
         "--token-file",
@@ -92,11 +93,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help=f"longest pause while sending a request body (default {d.body_timeout_s:g})",
     )
-    p.add_argument("--workers", type=int, default=d.workers, help="stream inference threads (default: one per core)")
+    p.add_argument(
+        "--workers", type=positive_int, default=d.workers, help="stream inference threads (default: one per core)"
+    )
     p.add_argument(
         "--upload-workers", type=int, default=d.upload_workers, help="upload inference threads (default: cores/2, >= 2)"
     )
-    p.add_argument("--threads", type=int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})")
+    p.add_argument(
+        "--threads", type=positive_int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})"
+    )
     p.add_argument(
         "--log-level",
         default="info",

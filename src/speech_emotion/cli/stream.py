@@ -19,13 +19,14 @@ from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from . import add_channels_option, plain
+from .arguments import positive_int
 from .summary import print_summary
 
 
 def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.hop_s) -> None:
     """Model and window options shared by ``stream``, ``listen`` and ``analyze`` (whose default hop is longer)."""
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
-    p.add_argument("--threads", type=int, default=1, help="inference threads (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="inference threads (default: 1)")
     p.add_argument("--window", type=float, default=2.0, metavar="S", help="window length in seconds (default 2)")
     p.add_argument("--hop", type=float, default=hop_s, metavar="S", help=f"seconds between windows (default {hop_s:g})")
 

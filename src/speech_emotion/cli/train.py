@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import DataError, SpeechEmotionError
 from . import plain
+from .arguments import folder, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,14 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
     )
     add_recipe_option(p, "recipe to train")
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write (model.json, model.onnx)")
+    p.add_argument("--out", type=folder, required=True, help="bundle folder to write (model.json, model.onnx)")
     p.add_argument(
         "--workdir",
         type=Path,
         default=None,
         help="checkpoints, to resume an interrupted run (default: OUT/../.train-NAME)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's maximum epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
     p.add_argument("--seed", type=int, default=0, help="seed of the data split and training (default 0)")
     p.set_defaults(func=run)
@@ -94,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.recipes import make_recipe
     from ..training.splits import validation_split
 
+    recipe = make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
     corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
-    recipe = make_recipe(args.recipe, **recipe_options(args))
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"
     print(

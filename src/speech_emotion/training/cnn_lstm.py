@@ -41,9 +41,11 @@ class CnnLstmRecipe:
         from .models import CnnLstmOptions
         from .trainer import TrainOptions
 
-        self.model_options = options_from(CnnLstmOptions, model)
-        self.train_options = replace(options_from(TrainOptions, train), **overrides)
-        self.data_options = options_from(DataOptions, data)
+        self.model_options = options_from(CnnLstmOptions, model, "model")
+        self.train_options = options_from(
+            TrainOptions, {**asdict(options_from(TrainOptions, train, "train")), **overrides}
+        )
+        self.data_options = options_from(DataOptions, data, "data")
         self.model_options = replace(self.model_options, n_features=self.data_options.features.n_features)
         self.model = None
         self._store = None

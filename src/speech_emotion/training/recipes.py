@@ -60,5 +60,10 @@ def recipe_class(name: str) -> Any:
 
 
 def make_recipe(name: str, **options: Any) -> Recipe:
-    """A fresh recipe ``name`` configured with ``options``; :class:`ModelError` for an unknown name."""
-    return recipe_class(name)(**options)
+    """A fresh recipe ``name`` configured with ``options``; :class:`ModelError` for an unknown name, an unknown
+    option or a value of the wrong kind (one line naming it)."""
+    cls = recipe_class(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:  # an option the constructor does not take
+        raise ModelError(f"recipe {name}: {str(exc).split('() ', 1)[-1]}") from None

@@ -26,7 +26,7 @@ from ...labels import emotion_index
 from ..options import options_from
 from .masked_probe import MaskedProbeOptions, balance_weights, corpus_label_masks, fit_masked_probe, select_stats
 from .pooled import PooledOptions, PooledStore
-from .recipe import ExportedProbe
+from .recipe import QUANTIZE, SCORE_WITH, ExportedProbe, check_choice
 
 TRAIN_VARIANTS = ("clean", "aug1", "aug2", "crop1", "crop2", "augcrop1")
 """What the probe learns from, per training clip (see :mod:`.pooled`)."""
@@ -49,8 +49,10 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         quantize: str = "int8",
         score_with: str = "torch",
     ) -> None:
-        self.probe_options = options_from(MaskedProbeOptions, probe)
-        self.pooled_options = options_from(PooledOptions, pooled)
+        check_choice(self.name, "quantize", quantize, QUANTIZE)
+        check_choice(self.name, "score_with", score_with, SCORE_WITH)
+        self.probe_options = options_from(MaskedProbeOptions, probe, "probe")
+        self.pooled_options = options_from(PooledOptions, pooled, "pooled")
         self.variants = tuple(variants)
         self.quantize = quantize
         self.score_with = score_with

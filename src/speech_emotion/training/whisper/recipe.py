@@ -18,9 +18,20 @@ from ...audio import AudioOptions
 from ...errors import ModelError
 from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
-from ..options import options_from
+from ..options import checked_value, options_from
 from .probe import LinearProbe, ProbeOptions, pooled_stats
 from .states import StateOptions, StateStore
+
+QUANTIZE = ("int8", "none")
+"""Forms of the exported graph: int8 (as shipped) or float."""
+SCORE_WITH = ("torch", "onnx", "onnx-int8")
+"""How test rows are scored: from cached features in PyTorch, or through the exported float / int8 bundle."""
+
+
+def check_choice(recipe: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """:class:`ModelError` naming the option unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ModelError(f"{recipe}: option {name!r} must be one of {', '.join(choices)}, got {value!r}")
 
 
 class ExportedProbe:
@@ -114,10 +125,16 @@ class WhisperProbeRecipe(ExportedProbe):
         score_with: str = "torch",
         **overrides: Any,
     ) -> None:
+        unknown = sorted(set(overrides) - {"C"})
+        if unknown:
+            raise ModelError(f"{self.name}: unknown option {unknown[0]!r}")
+        check_choice(self.name, "quantize", quantize, QUANTIZE)
+        check_choice(self.name, "score_with", score_with, SCORE_WITH)
         self.probe_options = replace(
-            options_from(ProbeOptions, probe), **{k: v for k, v in overrides.items() if k in ("C",)}
+            options_from(ProbeOptions, probe, "probe"),
+            **{k: checked_value(k, v, ProbeOptions.C) for k, v in overrides.items()},
         )
-        self.state_options = options_from(StateOptions, states)
+        self.state_options = options_from(StateOptions, states, "states")
         self.copies = copies
         self.quantize = quantize
         self.score_with = score_with

@@ -1,0 +1,107 @@
+"""Bad option values get one line and a non-zero exit before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from speech_emotion.cli.main import main
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('{"nosuch": 1}', "unknown option 'nosuch'"),
+        ('{"train": 5}', "option train: expected a JSON object"),
+        ('{"train": {"lr": "abc"}}', "option 'train.lr': expected float"),
+        ('{"train": {"epochs": 2.5}}', "option 'train.epochs': expected int"),
+        ('{"train": {"nosuch": 1}}', "unknown option 'train.nosuch'"),
+        ('{"model": {"dropout": true}}', "option 'model.dropout'"),
+    ],
+)
+def test_bad_recipe_options_are_one_line_before_training(options, message, tmp_path, capsys):
+    pytest.importorskip("torch")
+    data = tmp_path / "data"
+    data.mkdir()
+    code = main(
+        ["train", "--recipe", "cnn-lstm", "--data", str(data), "--out", str(tmp_path / "b"), "--options", options]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and message in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("recipe", "options", "message"),
+    [
+        ("whisper-base-probe", '{"score_with": "bogus"}', "'score_with' must be one of torch, onnx, onnx-int8"),
+        ("whisper-base-probe", '{"nosuch": 1}', "unknown option 'nosuch'"),
+        ("whisper-base-multicorpus", '{"quantize": "fp8"}', "'quantize' must be one of int8, none"),
+        ("whisper-base-multicorpus", '{"probe": {"C": "x"}}', "option 'probe.C': expected float"),
+    ],
+)
+def test_whisper_recipes_refuse_unknown_options_and_values(recipe, options, message):
+    pytest.importorskip("torch")
+    import json
+
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.recipes import make_recipe
+
+    with pytest.raises(ModelError, match=message.replace("(", r"\(")):
+        make_recipe(recipe, **json.loads(options))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--recipe", "cnn-lstm", "--data", "d", "--out", "o", "--epochs", "0"],
+        ["train", "--recipe", "cnn-lstm", "--data", "d", "--out", "o", "--epochs", "-1"],
+        ["serve", "--port", "99999"],
+        ["predict", "--threads", "0", "x.wav"],
+        ["batch", "d", "--out", "o", "--workers", "0"],
+    ],
+)
+def test_out_of_range_numbers_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["analyze", "batch", "evaluate", "train"])
+def test_an_output_folder_that_is_a_file_is_refused(command, tmp_path: Path, capsys):
+    target = tmp_path / "taken.wav"
+    target.write_bytes(b"x")
+    argv = {
+        "analyze": ["analyze", "-o", str(target), "x.wav"],
+        "batch": ["batch", str(tmp_path), "--out", str(target)],
+        "evaluate": ["evaluate", "--data", str(tmp_path), "--out", str(target)],
+        "train": ["train", "--data", str(tmp_path), "--out", str(target)],
+    }[command]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, tiny_bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from synth import emotion_clip
+
+    files = []
+    for i in range(40):
+        files.append(str(tmp_path / f"c{i}.wav"))
+        sf.write(files[-1], emotion_clip("happy", seed=i), 16000)
+    cmd = [sys.executable, "-m", "speech_emotion.cli.main", "predict", "--json", "--model", str(tiny_bundle), *files]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().startswith(b"{")
+        proc.stdout.close()  # like `| head -1`
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        code = proc.wait(timeout=120)
+    assert code in (0, 141)  # 0 only if every line fitted in the pipe before it was closed
+    assert "Traceback" not in err and "BrokenPipeError" not in err
