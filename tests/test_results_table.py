@@ -1,0 +1,31 @@
+"""The README's results tables are the ones generated from results/*.json (rerun scripts/results_table.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_match_the_results_files():
+    script = _script()
+    readme = (ROOT / "README.md").read_text()
+    assert f"{script.BEGIN}\n{script.table()}\n{script.END}" in readme
+    assert f"{script.GENERAL[0]}\n{script.generalisation_table()}\n{script.GENERAL[1]}" in readme
+
+
+def test_every_results_file_carries_the_command_that_made_it():
+    import json
+
+    for path in sorted((ROOT / "results").glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert doc.get("command", "").startswith("speech-emotion evaluate "), path.name
