@@ -241,8 +241,9 @@ def test_nan_samples_are_refused_on_every_path(tiny, tmp_path):
     sf.write(path, samples, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         predict_recording(path, tiny)
-    with pytest.raises(AudioError, match="NaN"):
+    with pytest.raises(AudioError, match="NaN") as refused:
         analyze_file(path, tiny)
+    assert refused.value.source == str(path)  # the recording is named, not the engine's "<stream>"
     with pytest.raises(AudioError, match="NaN"):
         StreamingRecognizer(tiny).feed(samples, 16000)
     assert analyze_one(make_job(path), tiny).error.endswith("contains NaN or infinite samples")

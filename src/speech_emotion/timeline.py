@@ -229,14 +229,19 @@ def _analyze(
         for c in channels
     ]
     done = 0
-    for block in blocks:
+    try:
+        for block in blocks:
+            for engine, timeline in zip(engines, timelines):
+                _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
+            done += len(block)
+            if progress is not None:
+                progress(done / sample_rate, max(duration_s, done / sample_rate))
         for engine, timeline in zip(engines, timelines):
-            _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
-        done += len(block)
-        if progress is not None:
-            progress(done / sample_rate, max(duration_s, done / sample_rate))
-    for engine, timeline in zip(engines, timelines):
-        _collect(timeline, engine.flush(), options.keep_windows)
+            _collect(timeline, engine.flush(), options.keep_windows)
+    except AudioError as exc:  # the engine names its input "<stream>": name the recording instead
+        if type(exc) is AudioError and exc.source != source:
+            raise AudioError(source, exc.reason) from None
+        raise
     if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
     for timeline in timelines:
