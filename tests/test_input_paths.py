@@ -234,7 +234,7 @@ def test_channels_first_numpy_is_refused_naming_the_shape(tiny):
         SampleConditioner().push(np.stack([samples, samples]), 16000)
 
 
-def test_nan_samples_are_refused_on_every_path(tiny, tmp_path):
+def test_nan_samples_are_refused_on_every_path(tiny, tmp_path, capsys):
     samples = np.concatenate([silence(0.5), vowel(1.0), silence(0.5)])
     samples[8000] = np.nan
     path = tmp_path / "nan.wav"
@@ -247,6 +247,10 @@ def test_nan_samples_are_refused_on_every_path(tiny, tmp_path):
     with pytest.raises(AudioError, match="NaN"):
         StreamingRecognizer(tiny).feed(samples, 16000)
     assert analyze_one(make_job(path), tiny).error.endswith("contains NaN or infinite samples")
+    for command in ("predict", "stream", "analyze"):
+        extra = ["-o", str(tmp_path / "out")] if command == "analyze" else []
+        assert cli_main.main([command, "--model", str(tiny.bundle.folder), *extra, str(path)]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {path}: contains NaN or infinite samples"
     client = TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
     for route in ("/v1/predict", "/v1/analyze"):
         r = client.post(route, files={"file": ("x.wav", path.read_bytes(), "audio/wav")})

@@ -59,8 +59,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import AudioError
+
     try:
         return _run(args)
+    except AudioError as exc:  # the engine names its input "<stream>": name the file instead
+        if type(exc) is AudioError and exc.source == "<stream>":
+            raise AudioError(str(args.file), exc.reason) from None
+        raise
     except BrokenPipeError:  # piped into `head` and the like: stop quietly
         import os
 
