@@ -82,10 +82,11 @@ def codec(x: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, **writ
 
 
 def phone(x: np.ndarray, law: str = "ULAW") -> np.ndarray:
-    """Narrow-band telephone channel: 300-3400 Hz band-pass, 8 kHz, G.711 (``ULAW``/``ALAW``) or ``GSM610``."""
-    y = band_pass(x, 300.0, 3400.0)
-    fmt = "WAV" if law in ("ULAW", "ALAW", "GSM610") else "WAV"
-    return _match_level(codec(y, fmt, law, rate=8000), x)
+    """Narrow-band telephone channel: 300-3400 Hz band-pass, 8 kHz, G.711 (``ULAW``/``ALAW``) or ``GSM610``
+    (a WAV subtype of libsndfile). Raises ``ValueError`` for another ``law``."""
+    if law not in ("ULAW", "ALAW", "GSM610"):
+        raise ValueError(f"unknown phone codec {law!r}: ULAW, ALAW or GSM610")
+    return _match_level(codec(band_pass(x, 300.0, 3400.0), "WAV", law, rate=8000), x)
 
 
 def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
