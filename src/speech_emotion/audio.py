@@ -12,7 +12,7 @@ audio prepared the same way and every door decodes what the others decode.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -324,7 +324,7 @@ class SampleConditioner:
         if (
             not isinstance(sample_rate, (int, float, np.integer, np.floating))
             or not float(sample_rate).is_integer()
-            or not 1000 <= sample_rate <= 768000
+            or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
         ):
             raise AudioError(self.source, f"unsupported sample rate {sample_rate!r}")
         frames = as_float(chunk, self.source)
@@ -381,12 +381,22 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def conditioned(blocks: Iterable[np.ndarray], sample_rate: int, conditioner: SampleConditioner) -> Iterator[np.ndarray]:
+    """The non-empty 16 kHz mono outputs of ``conditioner`` for consecutive raw ``blocks``, its tail included."""
+    for block in blocks:
+        samples = conditioner.push(block, sample_rate)
+        if len(samples):
+            yield samples
+    tail = conditioner.finish()
+    if len(tail):
+        yield tail
+
+
 def condition(
     samples: np.ndarray, sample_rate: int, highpass_hz: float | None = 5.0, source: str = "<audio>"
 ) -> np.ndarray:
     """A whole signal through :class:`SampleConditioner`: 16 kHz mono float32, DC-free."""
-    conditioner = SampleConditioner(highpass_hz, source=source)
-    return _join([conditioner.push(samples, sample_rate), conditioner.finish()])
+    return _join(list(conditioned([samples], sample_rate, SampleConditioner(highpass_hz, source=source))))
 
 
 def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
@@ -456,8 +466,7 @@ def load_samples(source: AudioSource, options: AudioOptions = AudioOptions()) ->
     """All of ``source`` as conditioned 16 kHz mono float32 (read in blocks through :func:`open_blocks`)."""
     blocks = open_blocks(source, max_duration_s=options.max_duration_s)
     conditioner = SampleConditioner(options.highpass_hz, source=blocks.name)
-    parts = [conditioner.push(block, blocks.sample_rate) for block in blocks]
-    samples = _join([*parts, conditioner.finish()])
+    samples = _join(list(conditioned(blocks, blocks.sample_rate, conditioner)))
     if samples.size == 0:
         raise AudioError(blocks.name, "contains no audio samples")
     return samples

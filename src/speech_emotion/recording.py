@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, open_blocks, prepare
+from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, open_blocks, prepare
 from .errors import AudioError
 from .recognizer import Recognizer
 from .report import speech_weighted, summarize
@@ -111,7 +111,7 @@ def predict_blocks(
     n = 0
     engine: StreamingRecognizer | None = None
     segments: list[SegmentEvent] = []
-    for samples in _conditioned(blocks, sample_rate, conditioner):
+    for samples in conditioned(blocks, sample_rate, conditioner):
         n += len(samples)
         if engine is None and n <= limit:
             kept.append(samples)
@@ -143,18 +143,6 @@ def predict_blocks(
         segments=len(speech),
         method="whole-clip",
     )
-
-
-def _conditioned(
-    blocks: Iterable[np.ndarray], sample_rate: int, conditioner: SampleConditioner
-) -> Iterable[np.ndarray]:
-    for block in blocks:
-        samples = conditioner.push(block, sample_rate)
-        if len(samples):
-            yield samples
-    tail = conditioner.finish()
-    if len(tail):
-        yield tail
 
 
 def _speech_spans(vad: VoiceActivityDetector, samples: np.ndarray) -> list[tuple[float, float]]:

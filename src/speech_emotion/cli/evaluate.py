@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import DataError
 from . import plain
 from .arguments import folder, positive_int
-from .train import add_recipe_option, recipe_options, require_torch
+from .train import add_data_option, add_recipe_option, load_data, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -30,13 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="actor-6fold: speaker-independent folds (headline; other corpora join every fold's training set); "
         "leave-one-corpus-out: test on each corpus after training on the others; random-80-20: clip-level split",
     )
-    p.add_argument(
-        "--data",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
-    )
+    add_data_option(p)
     p.add_argument(
         "--conditions",
         default=None,
@@ -55,13 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_torch("evaluate")
-    from ..corpora import load_corpora, load_corpus
     from ..evaluation.run import run_evaluation
     from ..training.recipes import make_recipe
 
     make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
     conditions = _conditions(args.conditions)
-    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
+    corpus = load_data(args.data)
     folds = args.folds
     if args.protocol == "actor-6fold" and folds is None:
         folds = args.data[0] / "FOLDS.tsv"

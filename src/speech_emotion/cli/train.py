@@ -15,13 +15,7 @@ from .arguments import folder, positive_int
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a corpus and export a model bundle", description=plain(__doc__))
-    p.add_argument(
-        "--data",
-        type=Path,
-        nargs="+",
-        required=True,
-        help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
-    )
+    add_data_option(p)
     add_recipe_option(p, "recipe to train")
     p.add_argument("--out", type=folder, required=True, help="bundle folder to write (model.json, model.onnx)")
     p.add_argument(
@@ -48,6 +42,24 @@ class _DeprecatedModelOption(argparse.Action):
     ) -> None:
         print("warning: --model on train/evaluate is deprecated; use --recipe", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    """``--data SOURCE [SOURCE ...]``: one corpus or several (read as one table by :func:`load_data`)."""
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="corpus folder(s) (RAVDESS, a folder with MANIFEST.tsv, <label>/ folders) or manifest(s)",
+    )
+
+
+def load_data(sources: list[Path]) -> Any:
+    """The corpus table of ``--data``: one source as it is, several with a ``corpus`` column (a DataFrame)."""
+    from ..corpora import load_corpora, load_corpus
+
+    return load_corpus(sources[0]) if len(sources) == 1 else load_corpora(sources)
 
 
 def add_recipe_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -91,12 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..corpora import load_corpora, load_corpus
     from ..training.recipes import make_recipe
     from ..training.splits import validation_split
 
     recipe = make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
-    corpus = load_corpus(args.data[0]) if len(args.data) == 1 else load_corpora(args.data)
+    corpus = load_data(args.data)
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"
     print(

@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import soxr
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE, resample
 
 
 def _rms(x: np.ndarray) -> float:
@@ -68,17 +67,14 @@ def band_pass(x: np.ndarray, low_hz: float, high_hz: float, order: int = 4) -> n
 def codec(x: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, **write_options: float) -> np.ndarray:
     """Encode ``x`` with libsndfile (``fmt``/``subtype``, e.g. ``WAV``/``ULAW``, ``OGG``/``OPUS``) at ``rate``
     and decode it back to 16 kHz; same length as ``x``."""
-    y = soxr.resample(x, SAMPLE_RATE, rate, quality="HQ") if rate != SAMPLE_RATE else x
-    y = np.clip(y, -1.0, 1.0)
+    y = np.clip(resample(x, SAMPLE_RATE, rate), -1.0, 1.0)
     buf = io.BytesIO()
     sf.write(buf, y, rate, format=fmt, subtype=subtype, **write_options)
     buf.seek(0)
     decoded, got_rate = sf.read(buf, dtype="float32")
     if decoded.ndim == 2:
         decoded = decoded.mean(1)
-    if got_rate != SAMPLE_RATE:
-        decoded = soxr.resample(decoded, got_rate, SAMPLE_RATE, quality="HQ")
-    return _fit_length(np.asarray(decoded, np.float32), x.size)
+    return _fit_length(resample(decoded, got_rate, SAMPLE_RATE), x.size)
 
 
 def phone(x: np.ndarray, law: str = "ULAW") -> np.ndarray:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...audio import AudioOptions, load_audio, normalize_loudness
+from ...audio import SAMPLE_RATE, AudioOptions, load_audio, normalize_loudness, resample
 from ...features.logmel import LogMelOptions, log_mel
 from .. import conditions
 from ..cache import ClipStore, FeatureCache
@@ -109,11 +109,9 @@ def variant_audio(path: str, digest: str, variant: Variant, options: PooledOptio
         out = conditions.TEST_CONDITIONS[name[5:]](samples, others, _seed(digest, "cond") % 2**31)
         return normalize_loudness(out, options.audio.target_rms_dbfs, options.audio.peak_limit)
     if name.startswith(("aug", "augcrop")):
-        import soxr
-
         speed = float(rng.choice([0.9, 1.0, 1.1]))
         if speed != 1.0:
-            samples = soxr.resample(samples, 16000, int(round(16000 / speed)), quality="HQ").astype(np.float32)
+            samples = resample(samples, SAMPLE_RATE, round(SAMPLE_RATE / speed))
         samples = conditions.random_channel(samples, others, rng)
         samples = normalize_loudness(samples, options.audio.target_rms_dbfs, options.audio.peak_limit)
     if "crop" in name:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...audio import AudioOptions, load_audio
+from ...audio import SAMPLE_RATE, AudioOptions, load_audio, resample
 from ...features import LogMelOptions, log_mel
 from ..augment import AugmentOptions, augment
 from ..cache import ClipStore, FeatureCache
@@ -35,13 +35,11 @@ class SpeedNoiseOptions:
 
 def speed_noise(samples: np.ndarray, copy: int, key: str, options: SpeedNoiseOptions) -> np.ndarray:
     """Augmented copy ``copy`` (1, 2, ...) of a clip; deterministic for (``key``, ``copy``, seed)."""
-    import soxr
-
     from ..augment import add_noise
 
     rng = np.random.default_rng(int.from_bytes(key.encode()[-8:], "little") ^ (options.seed * 1_000_003 + copy))
     speed = options.speeds[(copy - 1) % len(options.speeds)]
-    out = soxr.resample(samples, 16000, int(round(16000 / speed)), quality="HQ").astype(np.float32)
+    out = resample(samples, SAMPLE_RATE, round(SAMPLE_RATE / speed))
     return add_noise(out, float(rng.uniform(*options.snr_db)), rng)
 
 
