@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,24 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_model import write_tiny_bundle
 
     return write_tiny_bundle(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(autouse=True)
+def _tolerate_testclient_teardown_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette's TestClient sometimes raises ``CancelledError`` from its own portal future when a test leaves a
+    WebSocket session that the server has already closed (seen in about one run in three of the stream tests, and in
+    the Host/Origin tests). Every test asserts the app's messages and close code before leaving the session, so only
+    that teardown error, with no other exception in flight, is ignored."""
+    from starlette.testclient import WebSocketTestSession
+
+    leave = WebSocketTestSession.__exit__
+
+    def tolerant_exit(self: WebSocketTestSession, *exc: Any) -> bool | None:
+        try:
+            return leave(self, *exc)
+        except concurrent.futures.CancelledError:
+            if exc[0] is not None:
+                raise
+            return None
+
+    monkeypatch.setattr(WebSocketTestSession, "__exit__", tolerant_exit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import threading
 import time
@@ -13,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from starlette.testclient import WebSocketTestSession
 
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
@@ -22,24 +20,6 @@ from speech_emotion.service.options import ServiceOptions
 from synth import silence, vowel
 
 TOKEN = "t0ken-for-tests-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _tolerate_testclient_teardown_race(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starlette's TestClient sometimes raises ``CancelledError`` from its own portal future when a test leaves a
-    WebSocket session that the server has already closed (about one run in three here). Every test asserts the
-    app's messages and close code before leaving the session, so only that teardown error is ignored."""
-    leave = WebSocketTestSession.__exit__
-
-    def tolerant_exit(self: WebSocketTestSession, *exc: Any) -> bool | None:
-        try:
-            return leave(self, *exc)
-        except concurrent.futures.CancelledError:
-            if exc[0] is not None:
-                raise
-            return None
-
-    monkeypatch.setattr(WebSocketTestSession, "__exit__", tolerant_exit)
 
 
 @pytest.fixture(scope="module")
