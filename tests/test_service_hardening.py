@@ -426,3 +426,24 @@ def test_api_docs_are_served_from_the_package(recognizer: Recognizer) -> None:
             assert c.get(asset).status_code == 200, asset
         assert "Apache License" in c.get("/static/docs/LICENSE").text
         assert c.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_cut_off_after_the_grace_period() -> None:
+    import asyncio
+
+    from speech_emotion.service.errors import ApiError
+    from speech_emotion.service.limits import BodyLimit
+
+    async def app(scope, receive, send) -> None:  # noqa: ANN001 - a bare ASGI app that reads its whole body
+        while (await receive()).get("more_body"):
+            pass
+
+    async def trickle() -> dict:
+        await asyncio.sleep(0.05)  # well under the gap limit, far under the rate floor
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    scope = {"type": "http", "headers": [(b"content-length", b"1000000")]}
+    middleware = BodyLimit(app, limit=10_000_000, timeout_s=0.3)
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(asyncio.wait_for(middleware(scope, trickle, None), 5.0))  # type: ignore[arg-type]
+    assert refused.value.status_code == 408 and refused.value.code == "request_timeout"

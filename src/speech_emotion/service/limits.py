@@ -4,6 +4,7 @@ and upload capacity on upload paths; and the slot counter used for streams and u
 from __future__ import annotations
 
 import asyncio
+import time
 
 from .auth import presented_token, token_ok
 from .errors import ApiError, ASGIApp, Message, Receive, Scope, Send, send_json_error
@@ -22,14 +23,19 @@ def read_timeout(seconds: float) -> ApiError:
     return ApiError(
         408,
         "request_timeout",
-        f"no request data for {seconds:g} s",
+        f"request body too slow (a gap over {seconds:g} s, or under {MIN_BODY_RATE // 1000} kB/s on average)",
         headers={"Connection": "close"},
     )
 
 
+MIN_BODY_RATE = 16_000
+"""Bytes per second a request body must average after its first ``timeout_s`` (128 kbit/s), or it gets 408."""
+
+
 class BodyLimit:
     """ASGI middleware bounding how a body arrives: at most ``limit`` bytes (413), no gap longer than
-    ``timeout_s`` between its pieces (408), and never both ``Content-Length`` and ``Transfer-Encoding`` (400).
+    ``timeout_s`` between its pieces and at least :data:`MIN_BODY_RATE` on average after the first ``timeout_s``
+    (408), and never both ``Content-Length`` and ``Transfer-Encoding`` (400).
 
     A declared ``Content-Length`` over the limit is refused at once; otherwise the byte count is
     checked as chunks arrive and :class:`ApiError` is raised from ``receive``.
@@ -64,11 +70,18 @@ class BodyLimit:
                     await send_json_error(send, 413, "upload_too_large", str(too_large(self.limit).detail))
                     return
         seen = 0
+        started = time.monotonic()
 
         async def limited_receive() -> Message:
             nonlocal seen
+            # no gap over timeout_s, and after that grace at least MIN_BODY_RATE on average, so a client that trickles
+            # a byte now and then cannot hold an upload slot for ever
+            deadline = started + self.timeout_s + seen / MIN_BODY_RATE
+            wait = min(self.timeout_s, deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), wait)
             except asyncio.TimeoutError:
                 raise read_timeout(self.timeout_s) from None
             if message["type"] == "http.request":
