@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from speech_emotion.cli.main import main
+from synth import write_ravdess_corpus
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,55 @@ def test_bad_recipe_options_are_one_line_before_training(options, message, tmp_p
     err = capsys.readouterr().err.strip()
     assert code == 1 and message in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('{"train": {"lr": -1}}', "option 'train.lr': must be greater than 0, got -1.0"),
+        ('{"train": {"lr": 1e999}}', "option 'train.lr': must be a finite number and greater than 0, got inf"),
+        ('{"train": {"lr": NaN}}', "option 'train.lr': must be a finite number"),
+        ('{"train": {"batch_size": 0}}', "option 'train.batch_size': must be at least 1, got 0"),
+        ('{"train": {"threads": 0}}', "option 'train.threads': must be at least 1, got 0"),
+        ('{"train": {"monitor": "foo"}}', "option 'train.monitor': must be one of val_loss, val_ua, got 'foo'"),
+        ('{"train": {"max_frames": 0}}', "option 'train.max_frames': must be at least 1, got 0"),
+        ('{"train": {"label_smoothing": 2}}', "option 'train.label_smoothing': must be at least 0 and less than 1"),
+        ('{"train": {"epochs": -1}}', "option 'train.epochs': must be at least 1, got -1"),
+        ('{"epochs": -1}', "option 'epochs': must be at least 1, got -1"),
+        ('{"train": {"seed": -5}}', "option 'train.seed': must be at least 0"),
+        ('{"model": {"dropout": 1.5}}', "option 'model.dropout': must be at least 0 and less than 1"),
+        ('{"model": {"pooling": "max"}}', "option 'model.pooling': must be one of attention, mean, last"),
+        ('{"data": {"workers": 0}}', "option 'data.workers': must be at least 1, got 0"),
+        ('{"data": {"augment": {"copies": -1}}}', "option 'data.augment.copies': must be at least 0"),
+        ('{"ensemble": 0}', "option 'ensemble': must be at least 1, got 0"),
+        ('{"ensemble": "two"}', "option 'ensemble': expected int"),
+    ],
+)
+def test_out_of_range_option_values_are_refused_in_one_line_before_any_work(
+    command, options, message, tmp_path, capsys
+):
+    pytest.importorskip("torch")
+    data = write_ravdess_corpus(tmp_path / "data", actors=(1, 2, 3), emotions=("neutral", "angry"), takes=1)
+    out = tmp_path / "out"
+    code = main([command, "--data", str(data), "--out", str(out), "--options", options])
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".train-*"))
+
+
+def test_a_recipe_made_in_code_refuses_out_of_range_options_too():
+    pytest.importorskip("torch")
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.recipes import make_recipe
+
+    with pytest.raises(ModelError, match=r"option 'train.lr': must be greater than 0"):
+        make_recipe("cnn-lstm", train={"lr": 0})
+    with pytest.raises(ModelError, match=r"option 'probe.C': must be greater than 0"):
+        make_recipe("whisper-base-multicorpus", probe={"C": 0})
+    with pytest.raises(ModelError, match=r"option 'C': must be greater than 0"):
+        make_recipe("whisper-base-probe", C=-1.0)
 
 
 @pytest.mark.parametrize(

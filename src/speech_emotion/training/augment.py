@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from .options import option
 
 
 def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -38,7 +39,7 @@ def pitch_shift(samples: np.ndarray, semitones: float, sample_rate: int = SAMPLE
 class AugmentOptions:
     """How many augmented copies of each training clip, and the ranges they are drawn from."""
 
-    copies: int = 2
+    copies: int = option(2, at_least=0)
     snr_db: tuple[float, float] = (15.0, 30.0)
     stretch: tuple[float, float] = (0.85, 1.15)
     semitones: tuple[float, float] = (-2.0, 2.0)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
-from .options import options_from
+from .options import Allowed, checked_value, options_from
 
 
 class CnnLstmRecipe:
@@ -33,10 +33,8 @@ class CnnLstmRecipe:
         other training speakers for its validation (see :func:`~speech_emotion.training.splits.rotate_validation`)
         instead of all sharing ``val``; other keywords override :class:`TrainOptions` fields
         (``epochs=3``)."""
-        if ensemble < 1:
-            raise ModelError(f"cnn-lstm: ensemble must be >= 1, got {ensemble}")
-        self.ensemble = int(ensemble)
-        self.rotate_validation = bool(rotate_validation)
+        self.ensemble = checked_value("ensemble", ensemble, 4, Allowed(low=1))
+        self.rotate_validation = checked_value("rotate_validation", rotate_validation, True)
         from .data import DataOptions
         from .models import CnnLstmOptions
         from .trainer import TrainOptions

@@ -19,6 +19,7 @@ from ..features import FeatureOptions, extract_features
 from ..labels import emotion_index
 from .augment import AugmentOptions, augment
 from .cache import ClipStore, FeatureCache
+from .options import option
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class DataOptions:
     features: FeatureOptions = field(default_factory=FeatureOptions)
     audio: AudioOptions = field(default_factory=AudioOptions)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
-    workers: int = 2
+    workers: int = option(2, at_least=1)
     cache_dir: str | None = None
     """``None``: ``$SPEECH_EMOTION_CACHE`` or ``~/.cache/speech-emotion``."""
     progress: bool = True

@@ -1,8 +1,14 @@
-"""Option helpers shared by the recipes and the trainer (no imports of either, so no cycle)."""
+"""Option helpers shared by the recipes and the trainer (no imports of either, so no cycle).
+
+An options dataclass declares each field's allowed values beside its default with :func:`option`
+(``lr: float = option(1e-3, above=0)``); :func:`options_from` checks every value a user gives against them, so
+``train`` and ``evaluate`` refuse an out-of-range value in one line before any work starts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from ..errors import ModelError
@@ -11,11 +17,69 @@ EXECUTION_ONLY = ("threads", "progress", "workers")
 """Option names (at any depth of a recipe's options) that change how fast it trains, not what it learns."""
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """The values an option may take: a numeric range (either end open or closed, or absent) or a set of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    """``True``: ``low`` itself is excluded (``value > low``)."""
+    high_open: bool = False
+    """``True``: ``high`` itself is excluded (``value < high``)."""
+    choices: tuple[Any, ...] = ()
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` (already of the option's kind) is allowed."""
+        if self.choices:
+            return value in self.choices
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        """The allowed values in words: ``greater than 0``, ``from 0 to less than 1``, ``one of a, b``."""
+        if self.choices:
+            return f"one of {', '.join(map(str, self.choices))}"
+        low = None if self.low is None else f"{'greater than' if self.low_open else 'at least'} {_number(self.low)}"
+        high = None if self.high is None else f"{'less than' if self.high_open else 'at most'} {_number(self.high)}"
+        if low and high:
+            return f"{low} and {high}"
+        return low or high or "any value"
+
+
+def option(
+    default: Any,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+    choices: tuple[Any, ...] = (),
+) -> Any:
+    """A dataclass field with ``default`` whose allowed values (checked by :func:`options_from`) are given beside it:
+    ``at_least``/``above`` the lower end (inclusive/exclusive), ``at_most``/``below`` the upper, or ``choices``."""
+    allowed = Allowed(
+        low=above if above is not None else at_least,
+        high=below if below is not None else at_most,
+        low_open=above is not None,
+        high_open=below is not None,
+        choices=tuple(choices),
+    )
+    return field(default=default, metadata={"allowed": allowed})
+
+
+def allowed_values(cls: type) -> dict[str, Allowed]:
+    """The :class:`Allowed` of each field of the options dataclass ``cls`` declared with :func:`option`."""
+    return {f.name: f.metadata["allowed"] for f in fields(cls) if "allowed" in f.metadata}
+
+
 def options_from(cls: type, value: Any, where: str = "") -> Any:
     """An options dataclass from ``None`` (defaults), an instance, or a dict (nested dataclass fields as dicts).
 
-    Raises :class:`~speech_emotion.errors.ModelError` naming the option (e.g. ``train.lr``) for an unknown key or a
-    value of the wrong kind (a string for a number, a number for a flag, a scalar for a group of options).
+    Raises :class:`~speech_emotion.errors.ModelError` naming the option (e.g. ``train.lr``) for an unknown key, a
+    value of the wrong kind (a string for a number, a number for a flag, a scalar for a group of options), a
+    number that is not finite, or a value outside what the field allows (see :func:`option`).
     """
     if value is None:
         return cls()
@@ -29,24 +93,31 @@ def options_from(cls: type, value: Any, where: str = "") -> Any:
     if unknown:
         name = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ModelError(f"unknown option {name!r} (known here: {', '.join(sorted(known))})")
+    allowed = allowed_values(cls)
     kwargs = {}
     for name, item in value.items():
         default = getattr(defaults, name)
         path = f"{where}.{name}" if where else name
-        nested = is_dataclass(default)
-        kwargs[name] = options_from(type(default), item, path) if nested else checked_value(path, item, default)
+        if is_dataclass(default):
+            kwargs[name] = options_from(type(default), item, path)
+        else:
+            kwargs[name] = checked_value(path, item, default, allowed.get(name))
     return cls(**kwargs)
 
 
-def checked_value(name: str, value: Any, default: Any) -> Any:
+def checked_value(name: str, value: Any, default: Any, allowed: Allowed | None = None) -> Any:
     """``value`` for an option whose default is ``default``, as the same kind (a list becomes a tuple; an int is a
-    float where a float is expected); :class:`ModelError` naming ``name`` for another kind."""
+    float where a float is expected); :class:`ModelError` naming ``name`` for another kind, for a number that is
+    not finite (JSON's ``NaN``, ``Infinity``, ``1e999``) and for a value ``allowed`` does not admit."""
     if default is None:
         return value
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not _finite(value):
+            rule = f" and {allowed.describe()}" if allowed is not None else ""
+            raise ModelError(f"option {name!r}: must be a finite number{rule}, got {value!r}")
         if ok and isinstance(default, int) and not float(value).is_integer():
             ok = False
         if ok:
@@ -58,4 +129,19 @@ def checked_value(name: str, value: Any, default: Any) -> Any:
         ok = isinstance(value, type(default))
     if not ok:
         raise ModelError(f"option {name!r}: expected {type(default).__name__} like {default!r}, got {value!r}")
+    if allowed is not None and not allowed.admits(value):
+        raise ModelError(f"option {name!r}: must be {allowed.describe()}, got {value!r}")
     return value
+
+
+def _finite(number: float) -> bool:
+    """Whether ``number`` is finite and fits a float (a 400-digit JSON integer does not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _number(bound: float) -> str:
+    """A range end as written: ``0``, ``1``, ``4294967295``, ``0.5``."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"

@@ -17,39 +17,41 @@ import torch
 from torch import nn
 
 from .data import Example
-from .options import EXECUTION_ONLY
+from .options import EXECUTION_ONLY, option
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Optimisation and regularisation settings of :func:`train_model`."""
+    """Optimisation and regularisation settings of :func:`train_model`; each field's allowed values are declared
+    beside it (:func:`~speech_emotion.training.options.option`) and checked when options come from a user."""
 
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    monitor: str = "val_loss"
+    epochs: int = option(50, at_least=1)
+    batch_size: int = option(32, at_least=1)
+    lr: float = option(1e-3, above=0)
+    weight_decay: float = option(1e-3, at_least=0)
+    monitor: str = option("val_loss", choices=("val_loss", "val_ua"))
     """Validation score for the best checkpoint and early stopping: ``val_loss`` (smoother) or ``val_ua``."""
-    patience: int = 10
+    patience: int = option(10, at_least=1)
     """Early stopping: epochs without a better ``monitor`` score."""
-    lr_patience: int = 3
-    lr_factor: float = 0.5
-    label_smoothing: float = 0.1
+    lr_patience: int = option(3, at_least=0)
+    lr_factor: float = option(0.5, above=0, below=1)
+    """ReduceLROnPlateau: the learning rate is multiplied by this after ``lr_patience`` epochs without progress."""
+    label_smoothing: float = option(0.1, at_least=0, below=1)
     class_weighted: bool = True
     """Weight the loss by inverse class frequency (RAVDESS has half as many neutral clips)."""
-    time_masks: int = 2
-    time_mask_frames: int = 12
-    feature_masks: int = 2
-    feature_mask_width: int = 10
+    time_masks: int = option(2, at_least=0)
+    time_mask_frames: int = option(12, at_least=0)
+    feature_masks: int = option(2, at_least=0)
+    feature_mask_width: int = option(10, at_least=0)
     """SpecAugment-style masks on training batches (masked values set to the feature mean)."""
-    mixup: float = 0.2
+    mixup: float = option(0.2, at_least=0)
     """Beta(α, α) mixup of training batches; 0 disables it."""
-    max_frames: int = 400
+    max_frames: int = option(400, at_least=1)
     """Training clips longer than this are randomly cropped."""
-    seed: int = 0
-    threads: int = 1
+    seed: int = option(0, at_least=0, at_most=2**32 - 1)
+    threads: int = option(1, at_least=1)
     """Torch intra-op threads; 1 is fastest for this small model, especially on a shared machine."""
     progress: bool = True
 

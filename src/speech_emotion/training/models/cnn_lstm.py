@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..options import option
+
 
 @dataclass(frozen=True)
 class CnnLstmOptions:
@@ -21,13 +23,13 @@ class CnnLstmOptions:
     n_classes: int = 8
     conv_channels: tuple[int, ...] = (64, 64)
     """One convolution + batch-norm + ReLU + max-pooling block per entry."""
-    kernel_size: int = 5
-    pool: int = 2
-    lstm_hidden: int = 64
-    lstm_layers: int = 1
+    kernel_size: int = option(5, at_least=1)
+    pool: int = option(2, at_least=1)
+    lstm_hidden: int = option(64, at_least=1)
+    lstm_layers: int = option(1, at_least=1)
     bidirectional: bool = True
-    dropout: float = 0.4
-    pooling: str = "attention"
+    dropout: float = option(0.4, at_least=0, below=1)
+    pooling: str = option("attention", choices=("attention", "mean", "last"))
     """How LSTM outputs become one vector: ``attention``, ``mean`` or ``last``."""
     utterance_norm: bool = False
     """Subtract each clip's own mean per feature (after standardisation): removes speaker/channel offsets."""

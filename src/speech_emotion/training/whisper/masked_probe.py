@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ...labels import EMOTIONS, emotion_index
+from ..options import option
 from .probe import LinearProbe, ProbeOptions
 
 
@@ -28,14 +29,14 @@ class MaskedProbeOptions:
 
     layers: tuple[int, ...] = (2, 3, 4)
     """Encoder states whose mean and std over frames are the probe's input (0 is the embedding)."""
-    C: float = 0.03
+    C: float = option(0.03, above=0)
     """Inverse L2 strength, as in scikit-learn's LogisticRegression on standardised inputs."""
     masked: bool = True
     """Softmax over each clip's corpus labels only (``False``: over all eight emotions)."""
-    balance: str = "corpus"
+    balance: str = option("corpus", choices=("corpus", "class", "none"))
     """``corpus``: each corpus weighs the same in the loss, classes balanced within it; ``class``: classes
     balanced over all data; ``none``: every clip weighs 1."""
-    max_iter: int = 200
+    max_iter: int = option(200, at_least=1)
 
 
 def corpus_label_masks(corpus: pd.DataFrame) -> dict[str, np.ndarray]:

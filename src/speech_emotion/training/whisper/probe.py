@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..options import option
 from .encoder import WhisperEncoder
 
 
@@ -18,9 +19,9 @@ class ProbeOptions:
     """Which hidden states are pooled and how strongly the regression is regularised."""
 
     layers: tuple[int, ...] = (2, 3, 4)
-    C: float = 0.03
+    C: float = option(0.03, above=0)
     """Inverse L2 strength of the logistic regression (on standardised statistics)."""
-    max_iter: int = 3000
+    max_iter: int = option(3000, at_least=1)
     frame_norm: bool = False
     """Normalise every frame (LayerNorm without weights) before pooling."""
 

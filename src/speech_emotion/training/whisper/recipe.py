@@ -18,7 +18,7 @@ from ...audio import AudioOptions
 from ...errors import ModelError
 from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
-from ..options import checked_value, options_from
+from ..options import Allowed, allowed_values, checked_value, options_from
 from .probe import LinearProbe, ProbeOptions, pooled_stats
 from .states import StateOptions, StateStore
 
@@ -132,10 +132,10 @@ class WhisperProbeRecipe(ExportedProbe):
         check_choice(self.name, "score_with", score_with, SCORE_WITH)
         self.probe_options = replace(
             options_from(ProbeOptions, probe, "probe"),
-            **{k: checked_value(k, v, ProbeOptions.C) for k, v in overrides.items()},
+            **{k: checked_value(k, v, ProbeOptions.C, allowed_values(ProbeOptions)[k]) for k, v in overrides.items()},
         )
         self.state_options = options_from(StateOptions, states, "states")
-        self.copies = copies
+        self.copies = checked_value("copies", copies, 2, Allowed(low=0))
         self.quantize = quantize
         self.score_with = score_with
         self.probe: LinearProbe | None = None
