@@ -135,6 +135,56 @@ def test_an_output_folder_that_is_a_file_is_refused(command, tmp_path: Path, cap
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
+def out_argv(command: str, out: str, tmp_path: Path) -> list[str]:
+    """``command`` with its output folder option set to ``out`` (other arguments valid enough to reach it)."""
+    return {
+        "analyze": ["analyze", "-o", out, "x.wav"],
+        "batch": ["batch", str(tmp_path), "--out", out],
+        "evaluate": ["evaluate", "--data", str(tmp_path), "--out", out],
+        "train": ["train", "--data", str(tmp_path), "--out", out],
+        "train --workdir": ["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), "--workdir", out],
+    }[command]
+
+
+UNCREATABLE = [
+    pytest.param("FILE/x", "Not a directory", id="under-a-file"),
+    pytest.param(
+        "/dev/null/x",
+        "Not a directory",
+        id="dev-null",
+        marks=pytest.mark.skipif(not Path("/dev/null").exists(), reason="no /dev/null"),
+    ),
+    pytest.param(
+        "/proc/x",
+        "No such file or directory",
+        id="proc",
+        marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc file system"),
+    ),
+    pytest.param("n" * 300, "File name too long", id="name-too-long"),
+]
+
+
+@pytest.mark.parametrize("command", ["analyze", "batch", "evaluate", "train", "train --workdir"])
+@pytest.mark.parametrize(("out", "reason"), UNCREATABLE)
+def test_an_output_folder_that_cannot_be_created_is_refused_in_one_line(command, out, reason, tmp_path, capsys):
+    (tmp_path / "file.txt").write_bytes(b"x")
+    out = out.replace("FILE", str(tmp_path / "file.txt"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(out_argv(command, out, tmp_path))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot create folder ({reason})" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("speech-emotion ")  # argparse: usage, then the one error line
+
+
+def test_trying_an_output_folder_leaves_nothing_behind(tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "out"
+    with pytest.raises(SystemExit):
+        main(["batch", str(tmp_path), "--out", str(out), "--workers", "0"])  # --out is fine, --workers is not
+    assert "--workers" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, tiny_bundle: Path) -> None:
     import subprocess
     import sys

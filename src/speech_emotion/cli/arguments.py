@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 from pathlib import Path
 
 
@@ -29,8 +31,35 @@ def port(text: str) -> int:
 
 
 def folder(text: str) -> Path:
-    """An output folder: may not exist yet, but must not be a file."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+    """An output folder: may not exist yet, but must not be a file, and must be one this process can create and
+    write in (tried by :func:`try_folder`, which leaves nothing behind), so ``--out /dev/null/x`` fails here."""
+    path, exists = Path(text), False
+    try:
+        exists = path.exists()
+        if exists and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+        try_folder(path)
+    except OSError as exc:  # a name too long, a file or /proc on the way, no permission, a read-only disk, ...
+        doing = "write in" if exists else "create"
+        raise argparse.ArgumentTypeError(f"{text}: cannot {doing} folder ({exc.strerror or exc})") from None
     return path
+
+
+def try_folder(path: Path) -> None:
+    """Create ``path`` and its missing parents, write a temporary file in it, then remove all that was made;
+    raises the :class:`OSError` of the first step that fails."""
+    missing, existing = [], path
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    made: list[Path] = []
+    try:
+        for step in reversed(missing):
+            step.mkdir()
+            made.append(step)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    finally:
+        for step in reversed(made):
+            with contextlib.suppress(OSError):  # another process may be writing there already
+                step.rmdir()

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=folder, required=True, help="bundle folder to write (model.json, model.onnx)")
     p.add_argument(
         "--workdir",
-        type=Path,
+        type=folder,
         default=None,
         help="checkpoints, to resume an interrupted run (default: OUT/../.train-NAME)",
     )
