@@ -95,6 +95,77 @@ def test_evaluate_user_errors_exit_1_with_one_line(corpus_dir, tmp_path, capsys,
     assert err.startswith("error:") and message in err and "\n" not in err
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(128, 256)) * 8, "cannot read fold file (not UTF-8 text)"),
+        (b"", "cannot read fold file (the file is empty)"),
+        (b"who\twhere\nActor_01\t1\n", "fold file needs columns 'speaker' and 'fold'"),
+    ],
+    ids=["binary", "empty", "other-columns"],
+)
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".bin"])
+def test_a_fold_file_that_is_not_a_fold_table_is_refused_in_one_line(
+    corpus_dir, tmp_path, capsys, content, message, suffix
+):
+    folds = tmp_path / f"folds{suffix}"
+    folds.write_bytes(content if suffix == ".tsv" else content.replace(b"\t", b","))
+    out = tmp_path / "o"
+    assert main(["evaluate", "--data", str(corpus_dir), "--folds", str(folds), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {folds}: {message}"
+    assert not out.exists()
+
+
+def test_a_binary_folds_tsv_beside_a_manifest_is_refused_in_one_line(tmp_path, capsys):
+    import soundfile as sf
+
+    root = tmp_path / "c"
+    root.mkdir()
+    for i in range(4):
+        sf.write(root / f"clip{i}.wav", emotion_clip("sad", seed=i), 16000)
+    rows = [f"clip{i}.wav\tsad\ts{i}" for i in range(4)]
+    (root / "MANIFEST.tsv").write_text("path\temotion\tspeaker\n" + "\n".join(rows) + "\n")
+    (root / "FOLDS.tsv").write_bytes(bytes(range(128, 256)))
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {root / 'FOLDS.tsv'}: cannot read fold file (not UTF-8 text)"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+@pytest.mark.parametrize("value", ["-5", "4294967296", "x"])
+def test_a_seed_outside_what_numpy_and_sklearn_take_is_refused_by_the_parser(
+    command, value, corpus_dir, tmp_path, capsys
+):
+    argv = [command, "--data", str(corpus_dir), "--out", str(tmp_path / "o"), "--seed", value]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--protocol", "random-80-20"] if command == "evaluate" else argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --seed:" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_random_80_20_on_too_few_clips_is_one_data_error_line(tmp_path, capsys):
+    root = write_ravdess_corpus(tmp_path / "c", actors=(1, 2, 3), takes=1)  # 24 clips: 5 test clips for 8 emotions
+    out = tmp_path / "o"
+    assert main(["evaluate", "--protocol", "random-80-20", "--data", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: random-80-20 cannot split 24 clips of 8 emotions") and "\n" not in err
+    assert not out.exists()
+
+
+def test_random_split_refuses_a_negative_seed_as_a_data_error():
+    import pandas as pd
+
+    from speech_emotion.errors import DataError
+    from speech_emotion.training.splits import random_split
+
+    corpus = pd.DataFrame({"emotion": ["happy", "sad"] * 10, "speaker": ["a"] * 20, "path": ["x"] * 20})
+    assert len(random_split(corpus, seed=0)[0].test) == 4
+    with pytest.raises(DataError, match="seed must be 0 to 4294967295, got -5"):
+        random_split(corpus, seed=-5)
+
+
 def test_evaluate_without_fold_file_exits_1(tmp_path, capsys):
     root = write_ravdess_corpus(tmp_path / "c", actors=(1, 2, 3), takes=1)
     assert main(["evaluate", "--data", str(root), "--out", str(tmp_path / "o")]) == 1

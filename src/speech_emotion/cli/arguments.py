@@ -19,6 +19,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+SEED_MAX = 2**32 - 1
+"""The largest random seed NumPy, scikit-learn and PyTorch all accept (as ``training.options.SEED_MAX``, which the
+CLI may not import: ``--help`` loads no training code)."""
+
+
+def seed(text: str) -> int:
+    """A random seed, 0 to :data:`SEED_MAX` (``--seed``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is 0-{SEED_MAX}, got {value}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port, 0-65535 (0: any free port)."""
     try:

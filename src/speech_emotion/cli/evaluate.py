@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import plain
-from .arguments import folder, positive_int
+from .arguments import folder, positive_int, seed
 from .train import add_data_option, add_recipe_option, load_data, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=folder, required=True, help="output folder (rerun to resume an interrupted run)")
     p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
 
 

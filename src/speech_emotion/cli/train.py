@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import DataError, SpeechEmotionError
 from . import plain
-from .arguments import folder, positive_int
+from .arguments import folder, positive_int, seed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
-    p.add_argument("--seed", type=int, default=0, help="seed of the data split and training (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the data split and training (default 0)")
     p.set_defaults(func=run)
 
 

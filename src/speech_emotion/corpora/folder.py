@@ -70,17 +70,29 @@ def read_folder(root: str | Path) -> pd.DataFrame:
     return _finish(rows, unknown, root)
 
 
+def read_text_table(path: str | Path, what: str) -> pd.DataFrame:
+    """A CSV table of strings (tab-separated for a ``.tsv``/``.tab`` name); :class:`DataError`
+    ``"PATH: cannot read WHAT (reason)"`` in one line for a missing, empty, binary or malformed file."""
+    path = Path(path)
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str)
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except pd.errors.EmptyDataError:
+        reason = "the file is empty"
+    except (OSError, ValueError) as exc:  # ValueError: pandas' ParserError and kin
+        reason = " ".join(str(exc).split())
+    raise DataError(f"{path}: cannot read {what} ({reason})")
+
+
 def read_table(manifest: str | Path) -> pd.DataFrame:
     """Clips listed in a CSV/TSV with columns ``path``, ``label`` (or ``emotion``) and optional ``speaker``.
 
     Relative paths are taken from the manifest's folder; extra columns are kept.
     """
     manifest = Path(manifest)
-    sep = "\t" if manifest.suffix.lower() in (".tsv", ".tab") else ","
-    try:
-        table = pd.read_csv(manifest, sep=sep, dtype=str)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{manifest}: cannot read manifest ({exc})") from None
+    table = read_text_table(manifest, "manifest")
     label_col = "label" if "label" in table.columns else "emotion"
     if "path" not in table.columns or label_col not in table.columns:
         raise DataError(f"{manifest}: needs columns 'path' and 'label' (found {', '.join(table.columns)})")

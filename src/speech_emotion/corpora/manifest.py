@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from .folder import read_table
+from .folder import read_table, read_text_table
 
 MANIFEST = "MANIFEST.tsv"
 FOLDS = "FOLDS.tsv"
@@ -35,9 +35,19 @@ def attach_folds(table: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     """``table`` with each speaker's ``fold`` from ``root/FOLDS.tsv`` (unchanged when there is none)."""
     folds_file = Path(root) / FOLDS
     if folds_file.is_file() and "fold" not in table:
-        folds = pd.read_csv(folds_file, sep="\t", dtype=str)
-        table = table.assign(fold=table["speaker"].map(dict(zip(folds["speaker"], folds["fold"]))))
+        table = table.assign(fold=table["speaker"].map(read_folds(folds_file)))
     return table
+
+
+def read_folds(path: str | Path) -> dict[str, str]:
+    """Speaker -> fold name from a TSV/CSV with columns ``speaker`` and ``fold`` (like FOLDS.tsv); :class:`DataError`
+    in one line for a file that cannot be read as such a table."""
+    path = Path(path)
+    table = read_text_table(path, "fold file")
+    if not {"speaker", "fold"} <= set(table.columns):
+        raise DataError(f"{path}: fold file needs columns 'speaker' and 'fold'")
+    table = table.dropna(subset=["speaker", "fold"])
+    return dict(zip(table["speaker"].str.strip(), table["fold"].str.strip()))
 
 
 def combine_corpora(tables: Sequence[pd.DataFrame], names: Sequence[str]) -> pd.DataFrame:

@@ -119,9 +119,9 @@ def run_evaluation(
     command twice trains two folds at a time; a stale lock from a killed run is taken over.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     recipe = describe_recipe(make_recipe(recipe_name, **(recipe_options or {})))
-    splits = make_splits(corpus, protocol, folds_file, seed=seed)
+    splits = make_splits(corpus, protocol, folds_file, seed=seed)  # a bad fold file or split: before out_dir exists
+    out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
     while len(results) < len(splits):
         waiting = []

@@ -15,6 +15,8 @@ from ..errors import ModelError
 
 EXECUTION_ONLY = ("threads", "progress", "workers")
 """Option names (at any depth of a recipe's options) that change how fast it trains, not what it learns."""
+SEED_MAX = 2**32 - 1
+"""The largest random seed NumPy, scikit-learn and PyTorch all accept (``--seed`` has the same bound)."""
 
 
 @dataclass(frozen=True)

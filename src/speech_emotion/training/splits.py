@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..corpora.manifest import read_folds
 from ..errors import DataError
+from .options import SEED_MAX
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 
@@ -29,19 +31,6 @@ class Split:
     test: np.ndarray
     labels: np.ndarray | None = None
     """Emotions a prediction may take, ``(8,)`` bool (``None``: all): the argmax is restricted to them."""
-
-
-def read_folds(path: str | Path) -> dict[str, str]:
-    """Speaker -> fold name from a TSV/CSV with columns ``speaker`` and ``fold`` (like FOLDS.tsv)."""
-    path = Path(path)
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    try:
-        table = pd.read_csv(path, sep=sep, dtype=str)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read fold file ({exc})") from None
-    if not {"speaker", "fold"} <= set(table.columns):
-        raise DataError(f"{path}: fold file needs columns 'speaker' and 'fold'")
-    return dict(zip(table["speaker"].str.strip(), table["fold"].str.strip()))
 
 
 def speaker_folds(corpus: pd.DataFrame, folds: dict[str, str]) -> list[Split]:
@@ -59,13 +48,21 @@ def speaker_folds(corpus: pd.DataFrame, folds: dict[str, str]) -> list[Split]:
 
 
 def random_split(corpus: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) -> list[Split]:
-    """A single clip-level split stratified by emotion (speakers leak across it, by design)."""
+    """A single clip-level split stratified by emotion (speakers leak across it, by design); :class:`DataError` for
+    a corpus too small to split so (each emotion needs clips on both sides) or a seed outside 0 to 2**32 - 1."""
     from sklearn.model_selection import train_test_split
 
+    if not 0 <= seed <= SEED_MAX:
+        raise DataError(f"random-80-20: the seed must be 0 to {SEED_MAX}, got {seed}")
     idx = np.arange(len(corpus))
-    train, test = train_test_split(
-        idx, test_size=test_fraction, random_state=seed, stratify=corpus["emotion"].to_numpy()
-    )
+    emotions = corpus["emotion"].to_numpy()
+    try:
+        train, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=emotions)
+    except ValueError as exc:  # too few clips of an emotion, or fewer test clips than emotions
+        raise DataError(
+            f"random-80-20 cannot split {len(corpus)} clips of {len(set(emotions))} emotions so that each emotion "
+            f"is on both sides ({' '.join(str(exc).split())})"
+        ) from None
     return [Split("random", np.sort(train), np.sort(test))]
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .data import Example
-from .options import EXECUTION_ONLY, option
+from .options import EXECUTION_ONLY, SEED_MAX, option
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TrainOptions:
     """Beta(α, α) mixup of training batches; 0 disables it."""
     max_frames: int = option(400, at_least=1)
     """Training clips longer than this are randomly cropped."""
-    seed: int = option(0, at_least=0, at_most=2**32 - 1)
+    seed: int = option(0, at_least=0, at_most=SEED_MAX)
     threads: int = option(1, at_least=1)
     """Torch intra-op threads; 1 is fastest for this small model, especially on a shared machine."""
     progress: bool = True
