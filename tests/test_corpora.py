@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -91,3 +92,45 @@ def test_shared_ravdess_copy_has_1440_clips_of_24_actors(ravdess_dir):
     assert len(corpus) == 1440
     assert corpus.speaker.nunique() == 24
     assert corpus.emotion.value_counts()["neutral"] == 96
+
+
+def ravdess_named_corpus_with_manifest(root):
+    """Two actors' RAVDESS-named clips, and a MANIFEST.tsv that lists only three of them under its own labels and
+    speakers, and a FOLDS.tsv for those speakers."""
+    write_ravdess_corpus(root, actors=(1, 2), emotions=("neutral", "happy"), takes=1)
+    clips = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav"))[:3]
+    rows = [f"{path}\tsad\tspeaker{i % 2}" for i, path in enumerate(clips)]
+    (root / "MANIFEST.tsv").write_text("path\temotion\tspeaker\n" + "\n".join(rows) + "\n")
+    (root / "FOLDS.tsv").write_text("speaker\tfold\nspeaker0\tA\nspeaker1\tB\n")
+    return clips
+
+
+def test_a_folder_manifest_wins_over_ravdess_file_names(tmp_path):
+    clips = ravdess_named_corpus_with_manifest(tmp_path / "c")
+    corpus = load_corpus(tmp_path / "c")
+    assert [Path(p).relative_to(tmp_path / "c").as_posix() for p in corpus.path] == clips  # its rows, not all four
+    assert set(corpus.emotion) == {"sad"} and list(corpus.speaker) == ["speaker0", "speaker1", "speaker0"]
+    assert list(corpus.fold) == ["A", "B", "A"]
+    assert set(corpus.actor) == {1, 2} and "emotion_code" not in corpus  # name fields only fill in what it lacks
+
+
+def test_data_naming_a_manifest_file_reads_its_folder(tmp_path):
+    from speech_emotion.corpora import load_corpora
+
+    ravdess_named_corpus_with_manifest(tmp_path / "c")
+    by_file = load_corpus(tmp_path / "c" / "MANIFEST.tsv")
+    pd.testing.assert_frame_equal(by_file, load_corpus(tmp_path / "c"))
+    write_ravdess_corpus(tmp_path / "d", actors=(3,), emotions=("angry",), takes=1)
+    both = load_corpora([tmp_path / "c" / "MANIFEST.tsv", tmp_path / "d"])
+    assert sorted(set(both.corpus)) == ["c", "d"] and both.loc[both.corpus == "c", "fold"].notna().all()
+
+
+def test_evaluate_on_a_manifest_file_uses_the_folds_file_beside_it(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from speech_emotion.cli.main import main
+
+    ravdess_named_corpus_with_manifest(tmp_path / "c")
+    (tmp_path / "c" / "FOLDS.tsv").write_text("speaker\tfold\nspeaker0\tA\n")  # speaker1 left out, on purpose
+    argv = ["evaluate", "--data", str(tmp_path / "c" / "MANIFEST.tsv"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == "error: speakers without a fold: speaker1"  # it read c/FOLDS.tsv

@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_torch("evaluate")
+    from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
     from ..training.recipes import make_recipe
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = load_data(args.data)
     folds = args.folds
     if args.protocol == "actor-6fold" and folds is None:
-        folds = args.data[0] / "FOLDS.tsv"
+        folds = corpus_folder(args.data[0]) / FOLDS  # beside MANIFEST.tsv when --data names that file
         if not folds.is_file():
             raise DataError(f"{folds}: no fold file; pass --folds FILE (columns speaker, fold)")
     if folds is not None and not Path(folds).is_file():

@@ -57,6 +57,17 @@ def parse_ravdess_name(name: str) -> dict[str, object] | None:
     }
 
 
+def with_ravdess_fields(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (a manifest's clips) plus the RAVDESS file-name fields it lacks (``actor``, ``gender``,
+    ``intensity``, ...) when every clip has a RAVDESS name; the table's own columns are kept as they are, and the
+    name's emotion code is not added (the manifest's label is the label). Unchanged otherwise."""
+    parsed = [parse_ravdess_name(str(p)) for p in table["path"]]
+    if not parsed or any(fields is None for fields in parsed):
+        return table
+    extra = pd.DataFrame(parsed, index=table.index)
+    return table.join(extra[[c for c in extra.columns if c not in table.columns and c != "emotion_code"]])
+
+
 def read_ravdess(root: str | Path, include_song: bool = False) -> pd.DataFrame:
     """All RAVDESS clips under ``root`` (any depth), speech only unless ``include_song``.
 
