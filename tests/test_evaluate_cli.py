@@ -166,6 +166,17 @@ def test_random_split_refuses_a_negative_seed_as_a_data_error():
         random_split(corpus, seed=-5)
 
 
+@pytest.mark.parametrize("value", ["", " ", ",", " , "])
+def test_empty_conditions_are_refused_in_one_line_naming_the_valid_ones(corpus_dir, tmp_path, capsys, value):
+    from speech_emotion.cli.evaluate import CONDITIONS
+
+    out = tmp_path / "o"
+    assert main(["evaluate", "--data", str(corpus_dir), "--out", str(out), "--conditions", value]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --conditions {value!r} names no condition; choose from {', '.join(CONDITIONS)} or 'all'"
+    assert not out.exists()
+
+
 def test_evaluate_without_fold_file_exits_1(tmp_path, capsys):
     root = write_ravdess_corpus(tmp_path / "c", actors=(1, 2, 3), takes=1)
     assert main(["evaluate", "--data", str(root), "--out", str(tmp_path / "o")]) == 1

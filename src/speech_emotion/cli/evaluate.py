@@ -87,10 +87,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _conditions(value: str | None) -> tuple[str, ...]:
-    if not value:
+    """The test conditions ``--conditions`` names (``()`` when it is not given; each named once, in order);
+    :class:`DataError` naming the valid ones for an unknown name or a list with none (``--conditions ''``)."""
+    if value is None:
         return ()
-    names = CONDITIONS if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+    choose = f"choose from {', '.join(CONDITIONS)} or 'all'"
+    names = CONDITIONS if value.strip() == "all" else tuple(dict.fromkeys(v.strip() for v in value.split(",")))
+    names = tuple(n for n in names if n)
+    if not names:
+        raise DataError(f"--conditions {value!r} names no condition; {choose}")
     unknown = [n for n in names if n not in CONDITIONS]
     if unknown:
-        raise DataError(f"unknown condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)} or 'all'")
+        raise DataError(f"unknown condition {unknown[0]!r}; {choose}")
     return names
