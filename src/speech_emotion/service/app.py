@@ -79,7 +79,8 @@ class Health(BaseModel):
     streams: dict[str, int]
     uploads: dict[str, int]
     workers: dict[str, int]
-    limits: dict[str, float]
+    limits: dict[str, int | float]
+    """Whole numbers as integers (``"max_upload_mb": 20``), fractional settings as decimals."""
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -240,17 +241,17 @@ def create_app(
             "streams": {"active": slots.active, "max": slots.limit},
             "uploads": {"active": uploads.active, "max": uploads.limit},
             "workers": {"stream": options.stream_pool_size, "upload": options.upload_pool_size},
-            "limits": {
-                "max_upload_mb": options.max_upload_mb,
-                "max_duration_s": options.max_duration_s,
-                "max_decoded_samples": options.max_decoded_samples,
-                "idle_timeout_s": options.idle_timeout_s,
-                "max_stream_s": options.max_stream_s,
-                "max_frame_bytes": options.max_frame_bytes,
-                "header_timeout_s": options.header_timeout_s,
-                "body_timeout_s": options.body_timeout_s,
-                "max_connections": options.max_connections,
-            },
+            "limits": options.limits(
+                "max_upload_mb",
+                "max_duration_s",
+                "max_decoded_samples",
+                "idle_timeout_s",
+                "max_stream_s",
+                "max_frame_bytes",
+                "header_timeout_s",
+                "body_timeout_s",
+                "max_connections",
+            ),
         }
 
     @app.post(
@@ -309,11 +310,7 @@ def create_app(
                 "labels": list(rec.labels),
                 "sample_rate": 16000,
                 "format": "pcm16",
-                "limits": {
-                    "idle_timeout_s": options.idle_timeout_s,
-                    "max_stream_s": options.max_stream_s,
-                    "max_frame_bytes": options.max_frame_bytes,
-                },
+                "limits": options.limits("idle_timeout_s", "max_stream_s", "max_frame_bytes"),
             }
             await StreamSession(websocket, make_engine(), options, stream_pool, hello).run()
         finally:
