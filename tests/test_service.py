@@ -179,6 +179,14 @@ def test_missing_file_field_is_422(client: TestClient) -> None:
     assert "file" in body["message"]
 
 
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])
+def test_two_file_fields_are_refused_naming_the_field(client: TestClient, talk: bytes, route: str) -> None:
+    twice = [("file", ("a.wav", talk, "audio/wav")), ("file", ("b.wav", talk, "audio/wav"))]
+    body = assert_error(client.post(route, files=twice), 400, "duplicate_field")
+    assert "'file'" in body["message"] and "2" in body["message"]
+    assert client.post(route, files=twice[:1]).status_code == 200  # one is fine
+
+
 def test_recording_longer_than_the_limit_is_413(recognizer: Recognizer) -> None:
     with make_client(recognizer, max_duration_s=1.0) as c:
         long_clip = wav_bytes(vowel(2.0))

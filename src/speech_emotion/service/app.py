@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -86,7 +86,7 @@ class Health(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "empty or malformed upload or request",
+        400: "empty or malformed upload or request, or more than one `file` field",
         401: "missing or wrong API token",
         403: "host name not served (no token set, DNS-rebinding guard)",
         408: "request body not sent in time",
@@ -120,6 +120,14 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def one_file_field(request: Request) -> None:
+    """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
+    silently). The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    count = len((await request.form()).getlist("file"))
+    if count > 1:
+        raise ApiError(400, "duplicate_field", f"the multipart field 'file' was sent {count} times; send one file")
 
 
 def create_app(
@@ -259,13 +267,14 @@ def create_app(
         response_model=PredictionOut,
         responses=ERRORS,
         tags=["audio"],
+        dependencies=[Depends(one_file_field)],
     )
     async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
         """Emotion of a whole recording: label, confidence, all probabilities and the seconds of speech used."""
         pred = await run_upload(await upload_bytes(file), predict_bytes)
         return {**pred.to_dict(), "model": rec.name}
 
-    @app.post("/v1/analyze", responses=ERRORS, tags=["audio"])
+    @app.post("/v1/analyze", responses=ERRORS, tags=["audio"], dependencies=[Depends(one_file_field)])
     async def analyze(
         file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)"),
         channels: Literal["mix", "split"] = Query(
