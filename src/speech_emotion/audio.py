@@ -63,19 +63,24 @@ class AudioOptions:
     that bundles trained without it give the same answers on RAVDESS (70 Hz changed 4 of 1440)."""
 
 
-def _describe(source: AudioSource) -> str:
+def _describe(source: AudioSource, name: str | None = None) -> str:
+    """The name messages give ``source``: ``name`` if given, a path as given, a file object's own file name,
+    else ``<audio>`` (never a repr of the object)."""
+    if name is not None:
+        return name
     if isinstance(source, (str, Path)):
         return str(source)
-    return getattr(source, "name", None) or "<audio>"
+    own = getattr(source, "name", None)  # an open file's path; a temporary file's may be an int descriptor
+    return own if isinstance(own, str) and own else "<audio>"
 
 
-def open_audio(source: AudioSource) -> sf.SoundFile:
+def open_audio(source: AudioSource, name: str | None = None) -> sf.SoundFile:
     """Open ``source`` (path, bytes or binary file) for reading, without decoding it yet.
 
     Raises :class:`AudioError` with a one-line reason for a missing, empty, unreadable,
-    corrupt or unsupported input.
+    corrupt or unsupported input, naming it ``name`` (default: as :func:`open_blocks` does).
     """
-    name = _describe(source)
+    name = _describe(source, name)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -108,13 +113,24 @@ def is_audio_file(path: str | Path) -> bool:
     return True
 
 
+UNRECOGNISED = ("not recognised", "not recognized", "not a regular file")
+"""libsndfile's words for data it cannot identify ("not a regular file": e.g. non-audio named .mp3)."""
+UNSUPPORTED = ("unsupported", "not supported", "unimplemented", "unknown codec", "unknown format", "doesn't support")
+"""... and for a container it knows holding an encoding it cannot decode."""
+
+
 def _decode_reason(exc: Exception) -> str:
-    reason = str(exc).split("\n")[0]
-    lowered = reason.lower()
-    # libsndfile says "not a regular file" for data it cannot identify (e.g. non-audio named .mp3)
-    if "format" in lowered or "not a regular file" in lowered:
-        return "unsupported or unrecognised audio format"
-    return reason
+    """The plain reason for a decoding failure: ``format not recognised``, ``unsupported encoding`` or ``corrupt or
+    truncated data``. libsndfile's own text is never passed on: it names the Python object it was handed
+    (``<_io.BytesIO object at 0x...>``), the path again, and decoder internals."""
+    text = str(exc).lower()
+    if isinstance(exc, TypeError):  # not something libsndfile can read from at all
+        return "not a path, bytes or binary file"
+    if any(words in text for words in UNRECOGNISED):
+        return "format not recognised"
+    if any(words in text for words in UNSUPPORTED):
+        return "unsupported encoding"
+    return "corrupt or truncated data"
 
 
 def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
@@ -124,10 +140,10 @@ def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tupl
     unsupported or over-long input.
     """
     blocks = open_blocks(source, max_duration_s=max_duration_s)
-    data = np.concatenate(list(blocks), axis=0)
-    if data.size == 0:
+    parts = list(blocks)
+    if not parts or sum(part.size for part in parts) == 0:
         raise AudioError(blocks.name, "contains no audio samples")
-    return data, blocks.sample_rate
+    return np.concatenate(parts, axis=0), blocks.sample_rate
 
 
 class AudioBlocks:
@@ -193,6 +209,7 @@ def open_blocks(
     block_s: float = 10.0,
     max_duration_s: float | None = None,
     max_decoded_samples: int | None = None,
+    name: str | None = None,
 ) -> AudioBlocks:
     """Open ``source`` (path, bytes or binary file) for reading ``block_s`` seconds at a time.
 
@@ -203,10 +220,11 @@ def open_blocks(
     :data:`MAX_DECODED_SAMPLES`; ``None``: none) raise :class:`AudioError`; both limits are also kept while
     decoding, for headers that understate the length. Raises :class:`AudioError` for a missing, empty,
     unreadable, unsupported, over-long or over-budget input (decoding errors part way surface while
-    iterating, also as :class:`AudioError`).
+    iterating, also as :class:`AudioError`). Errors and :attr:`AudioBlocks.name` call the source ``name`` (default:
+    a path as given, a file object's file name, else ``<audio>``; the service says ``upload``).
     """
-    handle = open_audio(source)
-    name = _describe(source)
+    name = _describe(source, name)
+    handle = open_audio(source, name)
     rate, channels, frames = handle.samplerate, max(1, handle.channels), handle.frames
     problem = None
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:

@@ -23,10 +23,11 @@ from ..audio import open_blocks
 from ..errors import AudioError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_blocks
-from .analysis import UPLOAD_NAME, analyze_bytes
+from .analysis import analyze_bytes
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .errors import (
     STATUS_CODES,
+    UPLOAD_NAME,
     ApiError,
     ASGIApp,
     CatchAll,
@@ -209,9 +210,12 @@ def create_app(
 
     def predict_bytes(data: bytes) -> RecordingPrediction:
         blocks = open_blocks(
-            data, max_duration_s=options.max_duration_s, max_decoded_samples=options.max_decoded_samples
+            data,
+            max_duration_s=options.max_duration_s,
+            max_decoded_samples=options.max_decoded_samples,
+            name=UPLOAD_NAME,
         )
-        return predict_blocks(blocks, blocks.sample_rate, rec, source=UPLOAD_NAME)
+        return predict_blocks(blocks, blocks.sample_rate, rec, source=blocks.name)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
