@@ -12,6 +12,7 @@ audio prepared the same way and every door decodes what the others decode.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,39 @@ def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tupl
     return np.concatenate(parts, axis=0), blocks.sample_rate
 
 
+_SHORT_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
+"""libsndfile's log line for a WAV/AIFF data chunk whose header claims more bytes than the file holds."""
+
+UNKNOWN_LENGTH = 0x7FFF0000
+"""Data chunk sizes from here up (0x7FFFFFFF, 0xFFFFFFFF) are what streaming writers put when the length is not
+known yet: not a promise the file broke."""
+
+
+def announced_frames(handle: sf.SoundFile) -> int:
+    """Frames the header of ``handle`` announces. libsndfile reads a WAV or AIFF cut short (a download or copy
+    that stopped) up to its end without a word, reporting only the frames present; its log still has the size the
+    header claimed, from which the announced length is worked out."""
+    frames = max(handle.frames, 0)
+    try:
+        log = handle.extra_info
+    except Exception:  # noqa: BLE001 - no log: trust the frame count
+        return frames
+    short = _SHORT_DATA_CHUNK.search(log)
+    if short is not None and frames > 0:
+        claimed, held = int(short[1]), int(short[2])
+        if 0 < held < claimed < UNKNOWN_LENGTH:
+            return max(frames, round(frames * claimed / held))
+    return frames
+
+
+def ended_early(frames_read: int, announced_s: float, sample_rate: int) -> str | None:
+    """The note for a source that ended before its header said it would (``None`` if it did not): the one
+    wording ``predict``, ``analyze``, ``stream``, ``batch`` and the service report."""
+    if announced_s and frames_read < announced_s * sample_rate - 1:
+        return f"file ended early: {frames_read / sample_rate:.1f} s of the announced {announced_s:.1f} s were read"
+    return None
+
+
 class AudioBlocks:
     """A decoded audio source read a block at a time: iterate for float32 ``(frames, channels)`` blocks.
 
@@ -165,8 +199,9 @@ class AudioBlocks:
         self.name = name
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
-        self.duration_s: float = handle.frames / self.sample_rate if handle.frames > 0 else 0.0
-        """Announced length (0 when the container does not say)."""
+        self.duration_s: float = announced_frames(handle) / self.sample_rate
+        """Announced length (0 when the container does not say): what the header says, which is more than the
+        file holds when it was cut short (see :func:`ended_early`)."""
         self._block = max(1, min(int(block_s * self.sample_rate), MAX_BLOCK_SAMPLES // max(1, self.channels)))
         self._max_frames = max_duration_s * self.sample_rate if max_duration_s is not None else None
         self._max_duration_s = max_duration_s

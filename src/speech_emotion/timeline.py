@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, open_blocks
+from .audio import SAMPLE_RATE, AudioSource, ended_early, open_blocks
 from .errors import AudioError
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
@@ -247,11 +247,10 @@ def _analyze(
         raise
     if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
+    note = ended_early(done, duration_s, sample_rate)
     for timeline in timelines:
-        if duration_s and done < duration_s * sample_rate - 1:
-            timeline.notes.append(
-                f"file ended early: {done / sample_rate:.1f} s of the announced {duration_s:.1f} s were read"
-            )
+        if note is not None:
+            timeline.notes.append(note)
         timeline.duration_s = done / sample_rate
     return timelines
 

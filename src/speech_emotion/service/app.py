@@ -67,6 +67,8 @@ class PredictionOut(BaseModel):
     speech_s: float
     segments: int
     method: str
+    notes: list[str]
+    """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     model: str
 
 
@@ -215,7 +217,7 @@ def create_app(
             max_decoded_samples=options.max_decoded_samples,
             name=UPLOAD_NAME,
         )
-        return predict_blocks(blocks, blocks.sample_rate, rec, source=blocks.name)
+        return predict_blocks(blocks, blocks.sample_rate, rec, source=blocks.name, duration_s=blocks.duration_s)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
