@@ -382,7 +382,9 @@ class SampleConditioner:
             raise AudioError(self.source, f"unsupported sample rate {sample_rate!r}")
         frames = as_float(chunk, self.source)
         if self.channel is not None and self.channel >= frames.shape[1]:
-            raise AudioError(self.source, f"has {frames.shape[1]} channel(s), no channel {self.channel + 1}")
+            raise AudioError(
+                self.source, f"has {frames.shape[1]} channel(s), no channel {self.channel} (0 = the first)"
+            )
         out = []
         if int(sample_rate) != self._rate:
             out.append(self._finish_rate())
