@@ -183,6 +183,26 @@ def test_summary_says_mixed_when_the_top_emotions_are_within_the_margin():
     assert summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS))["verdict"] == "no speech"
 
 
+def test_summaries_count_in_the_singular_for_one(capsys):
+    from rich.console import Console
+
+    from speech_emotion.batch.runner import BatchSummary
+    from speech_emotion.cli.batch import print_summary as print_batch_summary
+    from speech_emotion.cli.summary import print_summary
+    from speech_emotion.words import plural
+
+    assert [plural(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]
+    one = [segment(0, 0.0, 2.0, {"angry": 0.9, "sad": 0.1})]
+    two = [*one, segment(1, 3.0, 5.0, {"angry": 0.9, "sad": 0.1})]
+    for segs, said in ((one, "x: 1 segment, "), (two, "x: 2 segments, ")):
+        print_summary(Timeline("x", 7.0, 16000, "m", EMOTIONS, segments=segs), Console(width=200), moments=False)
+        assert capsys.readouterr().out.startswith(said)
+    stream_cli._emit(one, jsonl=False, timeline=Timeline("x", 0.0, 16000, "m", EMOTIONS))
+    assert capsys.readouterr().out.rstrip().endswith("(1 window)")
+    print_batch_summary(BatchSummary(files_total=1, files_skipped=0, files_done=1, workers=1))
+    assert "local engine, 1 worker)" in capsys.readouterr().out
+
+
 # -- long recordings: predict answers what analyze's summary says -------------------------------------------
 
 

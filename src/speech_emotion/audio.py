@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError
+from .words import plural
 
 SAMPLE_RATE = 16000
 """Sample rate of every waveform inside the project."""
@@ -383,7 +384,7 @@ class SampleConditioner:
         frames = as_float(chunk, self.source)
         if self.channel is not None and self.channel >= frames.shape[1]:
             raise AudioError(
-                self.source, f"has {frames.shape[1]} channel(s), no channel {self.channel} (0 = the first)"
+                self.source, f"has {plural(frames.shape[1], 'channel')}, no channel {self.channel} (0 = the first)"
             )
         out = []
         if int(sample_rate) != self._rate:

@@ -18,6 +18,7 @@ from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
 from ..timeline import Timeline
+from ..words import plural
 from . import add_channels_option, plain, warn
 from .arguments import positive_int
 from .summary import print_summary
@@ -128,7 +129,7 @@ def _emit(events: list, jsonl: bool, timeline: Timeline) -> None:
         elif isinstance(event, SegmentEvent):
             print(
                 f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-                f"{event.label:<9} {event.confidence:4.0%}  ({event.windows} windows)",
+                f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')})",
                 flush=True,
             )
         else:
