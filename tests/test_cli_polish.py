@@ -64,19 +64,23 @@ def test_readme_library_snippet_is_the_runnable_example():
     assert "examples/library.py" in (ROOT / "README.md").read_text()
 
 
-def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utterance(tiny_bundle, tmp_path):
-    samples = talk(48000, [("s", 0.5), ("v", 1.5), ("s", 1.5), ("v", 1.5)])  # ends while speaking
-    path = tmp_path / "call48k.wav"
-    sf.write(path, samples, 48000)
-    duration = len(samples) / 48000
+def run_example(path: Path, model: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLE), str(path), "--model", str(tiny_bundle)],
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), str(path), "--model", str(model)],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
+
+
+def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utterance(tiny_bundle, tmp_path):
+    samples = talk(48000, [("s", 0.5), ("v", 1.5), ("s", 1.5), ("v", 1.5)])  # ends while speaking
+    path = tmp_path / "call48k.wav"
+    sf.write(path, samples, 48000)
+    duration = len(samples) / 48000
+    proc = run_example(path, tiny_bundle)
     assert proc.returncode == 0, proc.stderr
     events = [ast.literal_eval(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     segments = [e for e in events if e["type"] == "segment"]
@@ -84,6 +88,17 @@ def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utteranc
     assert max(e["end"] for e in events) <= duration + 0.05  # times in seconds of this file, not 3x too long
     assert segments[1]["end"] == pytest.approx(duration, abs=0.3)
     assert "of speech" in proc.stdout.splitlines()[0]
+
+
+def test_library_example_says_no_speech_in_one_line_and_bad_files_in_one_error_line(tiny_bundle, tmp_path):
+    path = tmp_path / "silent.wav"
+    sf.write(path, silence(2.0), 16000)
+    proc = run_example(path, tiny_bundle)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout == f"{path}: no speech detected (2.0 s of silence or noise)\n"  # and no events
+    missing = run_example(tmp_path / "missing.wav", tiny_bundle)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == f"error: {tmp_path / 'missing.wav'}: no such file\n"
 
 
 # -- predict table ------------------------------------------------------------------------------------------
