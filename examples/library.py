@@ -8,11 +8,13 @@ including the last utterance, which only ``flush()`` closes. A test runs this fi
 from __future__ import annotations
 
 import argparse
+import sys
 
 import soundfile as sf
 
 from speech_emotion import Recognizer
-from speech_emotion.recording import predict_recording
+from speech_emotion.errors import SpeechEmotionError
+from speech_emotion.recording import NoSpeechError, predict_recording
 from speech_emotion.streaming import StreamingRecognizer
 
 
@@ -21,15 +23,21 @@ def main() -> None:
     parser.add_argument("recording", help="audio file (wav, flac, ogg, ...)")
     parser.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     args = parser.parse_args()
-    run(args.recording, args.model)
+    try:
+        run(args.recording, args.model)
+    except SpeechEmotionError as exc:  # a missing or unreadable file, an unknown model: one line, no traceback
+        sys.exit(f"error: {exc}")
 
 
 def run(path: str, model: str | None = None) -> None:
     """Print the emotion of the recording ``path``, then the live engine's events for it."""
     # README:BEGIN
     r = Recognizer.load(model)  # bundled default; or "cnn-lstm" / a bundle folder
-    whole = predict_recording(path, r)  # any length: label, confidence, probabilities, speech_s
-    print(whole.label, f"{whole.confidence:.0%}", f"from {whole.speech_s:.1f} s of speech")
+    try:
+        whole = predict_recording(path, r)  # any length: label, confidence, probabilities, speech_s
+        print(whole.label, f"{whole.confidence:.0%}", f"from {whole.speech_s:.1f} s of speech")
+    except NoSpeechError as exc:  # silence, hum or noise only: nothing to judge
+        print(exc)  # e.g. "call.wav: no speech detected (3.0 s of silence or noise)"
 
     stream = StreamingRecognizer(r)
     with sf.SoundFile(path) as f:

@@ -64,19 +64,23 @@ def test_readme_library_snippet_is_the_runnable_example():
     assert "examples/library.py" in (ROOT / "README.md").read_text()
 
 
-def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utterance(tiny_bundle, tmp_path):
-    samples = talk(48000, [("s", 0.5), ("v", 1.5), ("s", 1.5), ("v", 1.5)])  # ends while speaking
-    path = tmp_path / "call48k.wav"
-    sf.write(path, samples, 48000)
-    duration = len(samples) / 48000
+def run_example(path: Path, model: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLE), str(path), "--model", str(tiny_bundle)],
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), str(path), "--model", str(model)],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
+
+
+def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utterance(tiny_bundle, tmp_path):
+    samples = talk(48000, [("s", 0.5), ("v", 1.5), ("s", 1.5), ("v", 1.5)])  # ends while speaking
+    path = tmp_path / "call48k.wav"
+    sf.write(path, samples, 48000)
+    duration = len(samples) / 48000
+    proc = run_example(path, tiny_bundle)
     assert proc.returncode == 0, proc.stderr
     events = [ast.literal_eval(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     segments = [e for e in events if e["type"] == "segment"]
@@ -84,6 +88,17 @@ def test_library_example_runs_on_48k_audio_with_true_times_and_the_last_utteranc
     assert max(e["end"] for e in events) <= duration + 0.05  # times in seconds of this file, not 3x too long
     assert segments[1]["end"] == pytest.approx(duration, abs=0.3)
     assert "of speech" in proc.stdout.splitlines()[0]
+
+
+def test_library_example_says_no_speech_in_one_line_and_bad_files_in_one_error_line(tiny_bundle, tmp_path):
+    path = tmp_path / "silent.wav"
+    sf.write(path, silence(2.0), 16000)
+    proc = run_example(path, tiny_bundle)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout == f"{path}: no speech detected (2.0 s of silence or noise)\n"  # and no events
+    missing = run_example(tmp_path / "missing.wav", tiny_bundle)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == f"error: {tmp_path / 'missing.wav'}: no such file\n"
 
 
 # -- predict table ------------------------------------------------------------------------------------------
@@ -134,7 +149,7 @@ def test_stream_realtime_ctrl_c_prints_the_summary(tiny_bundle, tmp_path, monkey
     captured = capsys.readouterr()
     assert code == 130
     assert "interrupted after" in captured.err
-    assert re.search(r"demo\.wav: \d+ segments, [\d.]+ s of speech in 3\.\d s", captured.out)
+    assert re.search(r"demo\.wav: \d+ segments?, [\d.]+ s of speech in 3\.\d s", captured.out)
     assert "mostly" in captured.out or "mixed" in captured.out
 
 
@@ -181,6 +196,26 @@ def test_summary_says_mixed_when_the_top_emotions_are_within_the_margin():
     clear = summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS, segments=[segment(0, 0, 2, {"angry": 0.9, "sad": 0.1})]))
     assert clear["verdict"] == "mostly angry" and clear["top"] == ["angry"]
     assert summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS))["verdict"] == "no speech"
+
+
+def test_summaries_count_in_the_singular_for_one(capsys):
+    from rich.console import Console
+
+    from speech_emotion.batch.runner import BatchSummary
+    from speech_emotion.cli.batch import print_summary as print_batch_summary
+    from speech_emotion.cli.summary import print_summary
+    from speech_emotion.words import plural
+
+    assert [plural(n, "segment") for n in (0, 1, 2)] == ["0 segments", "1 segment", "2 segments"]
+    one = [segment(0, 0.0, 2.0, {"angry": 0.9, "sad": 0.1})]
+    two = [*one, segment(1, 3.0, 5.0, {"angry": 0.9, "sad": 0.1})]
+    for segs, said in ((one, "x: 1 segment, "), (two, "x: 2 segments, ")):
+        print_summary(Timeline("x", 7.0, 16000, "m", EMOTIONS, segments=segs), Console(width=200), moments=False)
+        assert capsys.readouterr().out.startswith(said)
+    stream_cli._emit(one, jsonl=False, timeline=Timeline("x", 0.0, 16000, "m", EMOTIONS))
+    assert capsys.readouterr().out.rstrip().endswith("(1 window)")
+    print_batch_summary(BatchSummary(files_total=1, files_skipped=0, files_done=1, workers=1))
+    assert "local engine, 1 worker)" in capsys.readouterr().out
 
 
 # -- long recordings: predict answers what analyze's summary says -------------------------------------------

@@ -86,6 +86,24 @@ def test_healthz_reports_model_labels_and_stream_slots(client: TestClient) -> No
     assert body["auth"] is False
 
 
+def documented_health() -> dict:
+    """The ``GET /healthz`` example of docs/service.md."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text()
+    block = text[text.index("### `GET /healthz`") :]
+    block = block[block.index("```json\n") + len("```json\n") :]
+    return json.loads(block[: block.index("```")])
+
+
+def test_healthz_limits_are_the_documented_numbers_whole_ones_as_integers(recognizer: Recognizer) -> None:
+    limits = make_client(recognizer).get("/healthz").json()["limits"]
+    documented = documented_health()["limits"]
+    assert limits == documented  # the defaults, key for key
+    assert {k: type(v) for k, v in limits.items()} == {k: type(v) for k, v in documented.items()}
+    assert all(type(v) is int for v in limits.values())  # every default is a whole number
+    custom = make_client(recognizer, max_upload_mb=0.5, idle_timeout_s=2.5).get("/healthz").json()["limits"]
+    assert custom["max_upload_mb"] == 0.5 and custom["idle_timeout_s"] == 2.5 and type(custom["max_stream_s"]) is int
+
+
 def test_openapi_docs_list_the_endpoints(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
@@ -159,6 +177,14 @@ def test_silent_audio_is_422_no_speech_on_predict_and_analyze(client: TestClient
 def test_missing_file_field_is_422(client: TestClient) -> None:
     body = assert_error(client.post("/v1/predict", data={"other": "x"}), 422, "invalid_request")
     assert "file" in body["message"]
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])
+def test_two_file_fields_are_refused_naming_the_field(client: TestClient, talk: bytes, route: str) -> None:
+    twice = [("file", ("a.wav", talk, "audio/wav")), ("file", ("b.wav", talk, "audio/wav"))]
+    body = assert_error(client.post(route, files=twice), 400, "duplicate_field")
+    assert "'file'" in body["message"] and "2" in body["message"]
+    assert client.post(route, files=twice[:1]).status_code == 200  # one is fine
 
 
 def test_recording_longer_than_the_limit_is_413(recognizer: Recognizer) -> None:

@@ -172,8 +172,11 @@ def test_malformed_frames_and_configs_close_with_a_reason(
     [
         ("not json", 1007, "malformed_message"),
         ("[1, 2]", 1007, "malformed_message"),
+        ("[" * 100_000, 1007, "malformed_message"),  # nested past Python's recursion limit
+        ('{"type": "config", "sample_rate": ' + "9" * 5000 + "}", 1007, "malformed_message"),  # int digit limit
         ('{"type": "dance"}', 1003, "unknown_message"),
     ],
+    ids=["not-json", "not-an-object", "deeply-nested", "huge-number", "unknown-type"],
 )
 def test_bad_text_messages_close_with_a_reason(client: TestClient, text: str, close: int, error: str) -> None:
     with client.websocket_connect("/v1/stream") as ws:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -15,10 +16,12 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from speech_emotion.audio import SampleConditioner
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.state import results_to_tables
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
+from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
@@ -107,6 +110,23 @@ def test_stream_cli_split_events_carry_their_channel(tiny_bundle, stereo_call, c
     assert {e["channel"] for e in events} == {0, 1}
     segments = [e for e in events if e["type"] == "segment"]
     assert_turns({c: [(e["start"], e["end"]) for e in segments if e["channel"] == c] for c in (0, 1)})
+
+
+def test_text_output_numbers_channels_as_the_json_does(tiny_bundle, stereo_call, tmp_path, capsys):
+    model = ["--model", str(tiny_bundle), "--channels", "split"]
+    assert cli_main.main(["analyze", str(stereo_call), "-o", str(tmp_path), "--no-plot", *model]) == 0
+    said = re.findall(r"\(channel (\d+)\)", capsys.readouterr().out)
+    doc = json.loads((tmp_path / "call.timeline.json").read_text())
+    assert [int(n) for n in said] == [c["channel"] for c in doc["channels"]] == [0, 1]
+    assert cli_main.main(["stream", str(stereo_call), *model]) == 0
+    out = capsys.readouterr().out
+    assert {int(n) for n in re.findall(r"^ch(\d+) ", out, re.MULTILINE)} == {0, 1}
+    assert [int(n) for n in re.findall(r"\(channel (\d+)\)", out)] == [0, 1]
+
+
+def test_asking_for_a_channel_the_audio_lacks_names_it_as_the_json_would():
+    with pytest.raises(AudioError, match=r"no channel 1 \(0 = the first\)"):
+        SampleConditioner(channel=1).push(np.zeros(1600, dtype=np.float32), RATE)
 
 
 def test_batch_split_rows_carry_the_channel(tiny, stereo_call):

@@ -190,3 +190,23 @@ def test_update_and_segment_events_name_the_segment_with_the_same_key(recognizer
     assert segment_ids == list(range(len(truth)))
     assert {e["segment"] for e in events if e["type"] == "update"} <= set(segment_ids)
     assert all("index" not in e for e in events)
+
+
+def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_judged_as_one_clip(recognizer):
+    """Why a segment's label may differ from its windows': the windows judge 2 s at a time (smoothed), the segment
+    its whole utterance at once. Each label is still the top of the probabilities it comes with."""
+    import dataclasses
+
+    from speech_emotion.audio import condition, prepare
+
+    samples, _ = bursts()
+    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    for e in events:
+        assert e.label == max(e.probabilities, key=e.probabilities.__getitem__)
+        assert e.confidence == e.probabilities[e.label]
+    audio = condition(samples, 16000, recognizer.preprocessing.highpass_hz)
+    whole = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+    for seg in segments_of(events):
+        clip = audio[round(seg.start * 16000) : round(seg.end * 16000)]
+        expected = recognizer.predict_preprocessed(prepare(clip, whole)).probabilities
+        assert seg.probabilities == pytest.approx(expected, abs=1e-5)

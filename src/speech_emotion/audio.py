@@ -12,6 +12,7 @@ audio prepared the same way and every door decodes what the others decode.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError
+from .words import plural
 
 SAMPLE_RATE = 16000
 """Sample rate of every waveform inside the project."""
@@ -63,19 +65,24 @@ class AudioOptions:
     that bundles trained without it give the same answers on RAVDESS (70 Hz changed 4 of 1440)."""
 
 
-def _describe(source: AudioSource) -> str:
+def _describe(source: AudioSource, name: str | None = None) -> str:
+    """The name messages give ``source``: ``name`` if given, a path as given, a file object's own file name,
+    else ``<audio>`` (never a repr of the object)."""
+    if name is not None:
+        return name
     if isinstance(source, (str, Path)):
         return str(source)
-    return getattr(source, "name", None) or "<audio>"
+    own = getattr(source, "name", None)  # an open file's path; a temporary file's may be an int descriptor
+    return own if isinstance(own, str) and own else "<audio>"
 
 
-def open_audio(source: AudioSource) -> sf.SoundFile:
+def open_audio(source: AudioSource, name: str | None = None) -> sf.SoundFile:
     """Open ``source`` (path, bytes or binary file) for reading, without decoding it yet.
 
     Raises :class:`AudioError` with a one-line reason for a missing, empty, unreadable,
-    corrupt or unsupported input.
+    corrupt or unsupported input, naming it ``name`` (default: as :func:`open_blocks` does).
     """
-    name = _describe(source)
+    name = _describe(source, name)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -108,13 +115,24 @@ def is_audio_file(path: str | Path) -> bool:
     return True
 
 
+UNRECOGNISED = ("not recognised", "not recognized", "not a regular file")
+"""libsndfile's words for data it cannot identify ("not a regular file": e.g. non-audio named .mp3)."""
+UNSUPPORTED = ("unsupported", "not supported", "unimplemented", "unknown codec", "unknown format", "doesn't support")
+"""... and for a container it knows holding an encoding it cannot decode."""
+
+
 def _decode_reason(exc: Exception) -> str:
-    reason = str(exc).split("\n")[0]
-    lowered = reason.lower()
-    # libsndfile says "not a regular file" for data it cannot identify (e.g. non-audio named .mp3)
-    if "format" in lowered or "not a regular file" in lowered:
-        return "unsupported or unrecognised audio format"
-    return reason
+    """The plain reason for a decoding failure: ``format not recognised``, ``unsupported encoding`` or ``corrupt or
+    truncated data``. libsndfile's own text is never passed on: it names the Python object it was handed
+    (``<_io.BytesIO object at 0x...>``), the path again, and decoder internals."""
+    text = str(exc).lower()
+    if isinstance(exc, TypeError):  # not something libsndfile can read from at all
+        return "not a path, bytes or binary file"
+    if any(words in text for words in UNRECOGNISED):
+        return "format not recognised"
+    if any(words in text for words in UNSUPPORTED):
+        return "unsupported encoding"
+    return "corrupt or truncated data"
 
 
 def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
@@ -124,10 +142,43 @@ def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tupl
     unsupported or over-long input.
     """
     blocks = open_blocks(source, max_duration_s=max_duration_s)
-    data = np.concatenate(list(blocks), axis=0)
-    if data.size == 0:
+    parts = list(blocks)
+    if not parts or sum(part.size for part in parts) == 0:
         raise AudioError(blocks.name, "contains no audio samples")
-    return data, blocks.sample_rate
+    return np.concatenate(parts, axis=0), blocks.sample_rate
+
+
+_SHORT_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
+"""libsndfile's log line for a WAV/AIFF data chunk whose header claims more bytes than the file holds."""
+
+UNKNOWN_LENGTH = 0x7FFF0000
+"""Data chunk sizes from here up (0x7FFFFFFF, 0xFFFFFFFF) are what streaming writers put when the length is not
+known yet: not a promise the file broke."""
+
+
+def announced_frames(handle: sf.SoundFile) -> int:
+    """Frames the header of ``handle`` announces. libsndfile reads a WAV or AIFF cut short (a download or copy
+    that stopped) up to its end without a word, reporting only the frames present; its log still has the size the
+    header claimed, from which the announced length is worked out."""
+    frames = max(handle.frames, 0)
+    try:
+        log = handle.extra_info
+    except Exception:  # noqa: BLE001 - no log: trust the frame count
+        return frames
+    short = _SHORT_DATA_CHUNK.search(log)
+    if short is not None and frames > 0:
+        claimed, held = int(short[1]), int(short[2])
+        if 0 < held < claimed < UNKNOWN_LENGTH:
+            return max(frames, round(frames * claimed / held))
+    return frames
+
+
+def ended_early(frames_read: int, announced_s: float, sample_rate: int) -> str | None:
+    """The note for a source that ended before its header said it would (``None`` if it did not): the one
+    wording ``predict``, ``analyze``, ``stream``, ``batch`` and the service report."""
+    if announced_s and frames_read < announced_s * sample_rate - 1:
+        return f"file ended early: {frames_read / sample_rate:.1f} s of the announced {announced_s:.1f} s were read"
+    return None
 
 
 class AudioBlocks:
@@ -149,8 +200,9 @@ class AudioBlocks:
         self.name = name
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
-        self.duration_s: float = handle.frames / self.sample_rate if handle.frames > 0 else 0.0
-        """Announced length (0 when the container does not say)."""
+        self.duration_s: float = announced_frames(handle) / self.sample_rate
+        """Announced length (0 when the container does not say): what the header says, which is more than the
+        file holds when it was cut short (see :func:`ended_early`)."""
         self._block = max(1, min(int(block_s * self.sample_rate), MAX_BLOCK_SAMPLES // max(1, self.channels)))
         self._max_frames = max_duration_s * self.sample_rate if max_duration_s is not None else None
         self._max_duration_s = max_duration_s
@@ -193,6 +245,7 @@ def open_blocks(
     block_s: float = 10.0,
     max_duration_s: float | None = None,
     max_decoded_samples: int | None = None,
+    name: str | None = None,
 ) -> AudioBlocks:
     """Open ``source`` (path, bytes or binary file) for reading ``block_s`` seconds at a time.
 
@@ -203,10 +256,11 @@ def open_blocks(
     :data:`MAX_DECODED_SAMPLES`; ``None``: none) raise :class:`AudioError`; both limits are also kept while
     decoding, for headers that understate the length. Raises :class:`AudioError` for a missing, empty,
     unreadable, unsupported, over-long or over-budget input (decoding errors part way surface while
-    iterating, also as :class:`AudioError`).
+    iterating, also as :class:`AudioError`). Errors and :attr:`AudioBlocks.name` call the source ``name`` (default:
+    a path as given, a file object's file name, else ``<audio>``; the service says ``upload``).
     """
-    handle = open_audio(source)
-    name = _describe(source)
+    name = _describe(source, name)
+    handle = open_audio(source, name)
     rate, channels, frames = handle.samplerate, max(1, handle.channels), handle.frames
     problem = None
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -329,7 +383,9 @@ class SampleConditioner:
             raise AudioError(self.source, f"unsupported sample rate {sample_rate!r}")
         frames = as_float(chunk, self.source)
         if self.channel is not None and self.channel >= frames.shape[1]:
-            raise AudioError(self.source, f"has {frames.shape[1]} channel(s), no channel {self.channel + 1}")
+            raise AudioError(
+                self.source, f"has {plural(frames.shape[1], 'channel')}, no channel {self.channel} (0 = the first)"
+            )
         out = []
         if int(sample_rate) != self._rate:
             out.append(self._finish_rate())

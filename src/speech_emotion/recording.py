@@ -15,13 +15,13 @@ The result says how much speech it was based on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, open_blocks, prepare
+from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, ended_early, open_blocks, prepare
 from .errors import AudioError
 from .recognizer import Recognizer
 from .report import speech_weighted, summarize
@@ -67,6 +67,9 @@ class RecordingPrediction:
     """Speech segments found."""
     method: Literal["whole-clip", "segments"]
     """``whole-clip``: one prediction of the whole (short) clip; ``segments``: speech-time-weighted segments."""
+    notes: tuple[str, ...] = ()
+    """Problems worth telling the user that did not stop the prediction (a file that ended early), as in
+    :attr:`~speech_emotion.timeline.Timeline.notes`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,7 @@ class RecordingPrediction:
             "speech_s": round(self.speech_s, 3),
             "segments": self.segments,
             "method": self.method,
+            "notes": list(self.notes),
         }
 
 
@@ -89,7 +93,7 @@ def predict_recording(
     """
     options = options or RecordingOptions()
     blocks = open_blocks(source, options.block_s, options.max_duration_s)
-    return predict_blocks(blocks, blocks.sample_rate, recognizer, options, source=blocks.name)
+    return predict_blocks(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)
 
 
 def predict_blocks(
@@ -98,12 +102,22 @@ def predict_blocks(
     recognizer: Recognizer,
     options: RecordingOptions | None = None,
     source: str = "<audio>",
+    duration_s: float = 0.0,
 ) -> RecordingPrediction:
     """Emotion of audio given as consecutive raw blocks (any size, rate ``sample_rate``, ``(frames[, channels])``).
 
-    Raises :class:`NoSpeechError` or :class:`AudioError` (no samples, NaN, too short).
+    ``duration_s`` is the announced length (0: unknown): blocks ending well before it give the prediction a
+    "file ended early" note. Raises :class:`NoSpeechError` or :class:`AudioError` (no samples, NaN, too short).
     """
     options = options or RecordingOptions()
+    frames_read = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal frames_read
+        for block in blocks:
+            frames_read += len(block)
+            yield block
+
     conditioner = SampleConditioner(recognizer.preprocessing.highpass_hz, source=source)
     vad = VoiceActivityDetector(options.stream.vad)
     limit = round(options.whole_clip_max_s * SAMPLE_RATE)
@@ -111,7 +125,7 @@ def predict_blocks(
     n = 0
     engine: StreamingRecognizer | None = None
     segments: list[SegmentEvent] = []
-    for samples in conditioned(blocks, sample_rate, conditioner):
+    for samples in conditioned(counted(), sample_rate, conditioner):
         n += len(samples)
         if engine is None and n <= limit:
             kept.append(samples)
@@ -124,9 +138,11 @@ def predict_blocks(
     if n == 0:
         raise AudioError(source, "contains no audio samples")
     duration = n / SAMPLE_RATE
+    note = ended_early(frames_read, duration_s, sample_rate)
+    notes = () if note is None else (note,)
     if engine is not None:
         segments += _segments(engine.flush())
-        return _weighted(segments, recognizer, duration, source)
+        return replace(_weighted(segments, recognizer, duration, source), notes=notes)
     clip = np.concatenate(kept)
     spans = _speech_spans(vad, clip)
     min_seg = options.stream.min_segment_s
@@ -142,6 +158,7 @@ def predict_blocks(
         speech_s=float(sum(e - s for s, e in speech)),
         segments=len(speech),
         method="whole-clip",
+        notes=notes,
     )
 
 

@@ -101,7 +101,12 @@ class UpdateEvent:
 
 @dataclass(frozen=True)
 class SegmentEvent:
-    """A finished stretch of speech: its span and the probabilities of the whole segment as one clip."""
+    """A finished stretch of speech: its span and the probabilities of the whole segment as one clip.
+
+    ``label`` is the top of ``probabilities``. It may differ from the labels of the segment's
+    :class:`UpdateEvent` windows, which judge 2 s at a time with smoothing: the whole utterance at once is the
+    better estimate for the segment, and the one summaries count.
+    """
 
     type: ClassVar[str] = "segment"
     segment: int

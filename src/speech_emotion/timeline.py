@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, open_blocks
+from .audio import SAMPLE_RATE, AudioSource, ended_early, open_blocks
 from .errors import AudioError
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
@@ -173,15 +173,18 @@ def analyze_channels(
     progress: ProgressCallback | None = None,
     max_duration_s: float | None = None,
     max_decoded_samples: int | None = None,
+    name: str | None = None,
 ) -> list[Timeline]:
     """Timelines of a recording as ``options.channels`` asks: ``[mix]``, or one per channel for ``split``
     (each with its :attr:`Timeline.channel`; events carry it too). Read once, block by block.
 
-    Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read or refuses
-    (longer than ``max_duration_s``, over the decode budget ``max_decoded_samples``).
+    ``name`` is the recording's name in the timelines and errors (default: its path; see
+    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`AudioError` for a source
+    :func:`~speech_emotion.audio.open_blocks` cannot read or refuses (longer than ``max_duration_s``, over the
+    decode budget ``max_decoded_samples``).
     """
     options = options or AnalyzeOptions()
-    blocks = open_blocks(source, options.block_s, max_duration_s, max_decoded_samples)
+    blocks = open_blocks(source, options.block_s, max_duration_s, max_decoded_samples, name)
     channels: list[int | None] = list(range(blocks.channels)) if options.channels == "split" else [None]
     return _analyze(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s, progress, channels)
 
@@ -244,11 +247,10 @@ def _analyze(
         raise
     if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
+    note = ended_early(done, duration_s, sample_rate)
     for timeline in timelines:
-        if duration_s and done < duration_s * sample_rate - 1:
-            timeline.notes.append(
-                f"file ended early: {done / sample_rate:.1f} s of the announced {duration_s:.1f} s were read"
-            )
+        if note is not None:
+            timeline.notes.append(note)
         timeline.duration_s = done / sample_rate
     return timelines
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+from collections.abc import Iterable
 
 _ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`.]+)`")
 
@@ -22,3 +24,9 @@ def add_channels_option(p: argparse.ArgumentParser) -> None:
         help="mix: one result from a safe mix of all channels (default); split: one per channel, e.g. a call "
         "with each party on its own channel (events and rows carry the channel, 0 = first)",
     )
+
+
+def warn(source: object, notes: Iterable[str]) -> None:
+    """One ``warning: SOURCE: NOTE`` line on stderr per note (problems that did not stop the command)."""
+    for note in notes:
+        print(f"warning: {source}: {note}", file=sys.stderr)

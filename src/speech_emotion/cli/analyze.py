@@ -16,7 +16,7 @@ from ..recognizer import Recognizer
 from ..report import write_timeline
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_channels
-from . import add_channels_option, plain
+from . import add_channels_option, plain, warn
 from .arguments import folder
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
-        for note in timelines[0].notes:
-            print(f"warning: {path}: {note}", file=sys.stderr)
+        warn(path, timelines[0].notes)
         stem = path.stem if len({p.stem for p in args.files}) == len(args.files) else _unique_stem(path)
         written = write_timeline(timelines, args.out, stem=stem, plot=not args.no_plot)
         if not any(t.segments for t in timelines):

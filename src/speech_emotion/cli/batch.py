@@ -14,6 +14,7 @@ import json
 import sys
 
 from ..batch import BatchOptions, BatchSummary, run_batch
+from ..words import plural
 from . import add_channels_option, plain
 from .arguments import folder, positive_int
 
@@ -88,7 +89,7 @@ def print_summary(s: BatchSummary) -> None:
         f"files: {s.files_done} done, {s.files_failed} failed, {s.files_skipped} skipped (done before)"
         f" of {s.files_total}",
         f"audio: {s.audio_hours:.3f} h analysed in {s.wall_s:.1f} s wall time"
-        f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.engine} engine, {s.workers} workers)",
+        f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.engine} engine, {plural(s.workers, 'worker')})",
         f"CPU per second of audio: {s.cpu_per_audio_s:.4f} s; peak memory per worker: {peak:.0f} MiB"
         if s.cpu_per_audio_s
         else "",

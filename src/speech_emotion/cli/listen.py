@@ -23,6 +23,7 @@ from ..recognizer import Recognizer
 from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
 from ..threads import limit_native_threads
 from ..timeline import Timeline
+from ..words import plural
 from . import plain
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
@@ -236,4 +237,4 @@ def _print_summary(console: Any, segments: list[SegmentEvent], seconds: float, d
     timeline = Timeline("microphone", seconds, SAMPLE_RATE, "", labels, segments=segments)
     print_summary(timeline, console, moments=False)
     if dropped:
-        console.print(f"[yellow]warning: {dropped} audio blocks dropped (processing fell behind)[/]")
+        console.print(f"[yellow]warning: {plural(dropped, 'audio block')} dropped (processing fell behind)[/]")

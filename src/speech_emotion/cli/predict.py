@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_recording
-from . import plain
+from . import plain, warn
 from .arguments import positive_int
 
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             continue
+        warn(path, pred.notes)
         if args.json:
             print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
         else:

@@ -13,12 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio import open_blocks
+from ..audio import ended_early, open_blocks
 from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
 from ..timeline import Timeline
-from . import add_channels_option, plain
+from ..words import plural
+from . import add_channels_option, plain, warn
 from .arguments import positive_int
 from .summary import print_summary
 
@@ -107,6 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         timeline.duration_s = fed / sr
     if interrupted:
         print(f"interrupted after {fed / sr:.1f} s", file=sys.stderr)
+    elif (note := ended_early(fed, blocks.duration_s, sr)) is not None:
+        warn(args.file, [note])
     if not any(t.segments for t in timelines):
         print(f"{args.file}: no speech detected ({fed / sr:.1f} s of silence or noise)", file=sys.stderr)
     elif not args.jsonl:
@@ -126,7 +129,7 @@ def _emit(events: list, jsonl: bool, timeline: Timeline) -> None:
         elif isinstance(event, SegmentEvent):
             print(
                 f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-                f"{event.label:<9} {event.confidence:4.0%}  ({event.windows} windows)",
+                f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')})",
                 flush=True,
             )
         else:

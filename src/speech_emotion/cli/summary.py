@@ -7,6 +7,7 @@ from typing import Any
 
 from ..report import summarize
 from ..timeline import Timeline
+from ..words import plural
 
 
 def print_summary(timeline: Timeline, console: Any = None, moments: bool = True) -> dict[str, Any]:
@@ -17,9 +18,9 @@ def print_summary(timeline: Timeline, console: Any = None, moments: bool = True)
 
     console = console or Console(soft_wrap=True)  # long paths stay on one line (copyable, greppable)
     summary = summarize(timeline)
-    channel = f" (channel {timeline.channel + 1})" if timeline.channel is not None else ""
+    channel = f" (channel {timeline.channel})" if timeline.channel is not None else ""  # 0 = first, as in the JSON
     console.print(
-        f"[bold]{escape(timeline.source)}[/]{channel}: {summary['segments']} segments, "
+        f"[bold]{escape(timeline.source)}[/]{channel}: {plural(summary['segments'], 'segment')}, "
         f"{summary['speech_s']:.1f} s of speech in {summary['duration_s']:.1f} s "
         f"({summary['speech_share']:.0%}); [bold]{summary['verdict']}[/]"
     )

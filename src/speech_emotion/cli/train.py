@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SpeechEmotionError
+from ..words import plural
 from . import plain
 from .arguments import folder, positive_int, seed
 
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"
     print(
-        f"training {args.recipe} on {len(train)} clips, validating on {len(val)} "
-        f"({corpus['speaker'].iloc[val].nunique()} held-out speakers); checkpoints in {workdir}"
+        f"training {args.recipe} on {plural(len(train), 'clip')}, validating on {len(val)} "
+        f"({plural(corpus['speaker'].iloc[val].nunique(), 'held-out speaker')}); checkpoints in {workdir}"
     )
     history = recipe.fit(corpus, train, val, workdir)
     recipe.export(args.out)
@@ -121,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
         best = min(history, key=lambda h: h["val_loss"])
         who = "first member: " if getattr(recipe, "ensemble", 1) > 1 else ""
         print(
-            f"{who}{len(history)} epochs; lowest validation loss {best['val_loss']:.3f} at epoch {best['epoch']} "
-            f"(validation accuracy {best['val_acc']:.3f})"
+            f"{who}{plural(len(history), 'epoch')}; lowest validation loss {best['val_loss']:.3f} "
+            f"at epoch {best['epoch']} (validation accuracy {best['val_acc']:.3f})"
         )
     print(f"bundle written to {args.out}")
     return 0

@@ -14,9 +14,7 @@ from ..recognizer import Recognizer
 from ..recording import NoSpeechError
 from ..report import channels_document
 from ..timeline import AnalyzeOptions, analyze_channels
-
-UPLOAD_NAME = "upload"
-"""Name given to uploaded audio in results and messages (the client's file name is never used)."""
+from .errors import UPLOAD_NAME
 
 
 def analyze_bytes(
@@ -35,9 +33,7 @@ def analyze_bytes(
     channel holds speech, :class:`AudioError` when it cannot be used or is over a limit.
     """
     options = replace(options or AnalyzeOptions(), channels=channels)
-    timelines = analyze_channels(data, recognizer, options, None, max_duration_s, max_decoded_samples)
-    for timeline in timelines:
-        timeline.source = UPLOAD_NAME
+    timelines = analyze_channels(data, recognizer, options, None, max_duration_s, max_decoded_samples, UPLOAD_NAME)
     if not any(t.segments for t in timelines):
         raise NoSpeechError(UPLOAD_NAME, timelines[0].duration_s)
     return channels_document(timelines)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -23,10 +23,11 @@ from ..audio import open_blocks
 from ..errors import AudioError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_blocks
-from .analysis import UPLOAD_NAME, analyze_bytes
+from .analysis import analyze_bytes
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .errors import (
     STATUS_CODES,
+    UPLOAD_NAME,
     ApiError,
     ASGIApp,
     CatchAll,
@@ -66,6 +67,8 @@ class PredictionOut(BaseModel):
     speech_s: float
     segments: int
     method: str
+    notes: list[str]
+    """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     model: str
 
 
@@ -79,13 +82,14 @@ class Health(BaseModel):
     streams: dict[str, int]
     uploads: dict[str, int]
     workers: dict[str, int]
-    limits: dict[str, float]
+    limits: dict[str, int | float]
+    """Whole numbers as integers (``"max_upload_mb": 20``), fractional settings as decimals."""
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "empty or malformed upload or request",
+        400: "empty or malformed upload or request, or more than one `file` field",
         401: "missing or wrong API token",
         403: "host name not served (no token set, DNS-rebinding guard)",
         408: "request body not sent in time",
@@ -119,6 +123,14 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def one_file_field(request: Request) -> None:
+    """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
+    silently). The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    count = len((await request.form()).getlist("file"))
+    if count > 1:
+        raise ApiError(400, "duplicate_field", f"the multipart field 'file' was sent {count} times; send one file")
 
 
 def create_app(
@@ -200,9 +212,12 @@ def create_app(
 
     def predict_bytes(data: bytes) -> RecordingPrediction:
         blocks = open_blocks(
-            data, max_duration_s=options.max_duration_s, max_decoded_samples=options.max_decoded_samples
+            data,
+            max_duration_s=options.max_duration_s,
+            max_decoded_samples=options.max_decoded_samples,
+            name=UPLOAD_NAME,
         )
-        return predict_blocks(blocks, blocks.sample_rate, rec, source=UPLOAD_NAME)
+        return predict_blocks(blocks, blocks.sample_rate, rec, source=blocks.name, duration_s=blocks.duration_s)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -240,17 +255,17 @@ def create_app(
             "streams": {"active": slots.active, "max": slots.limit},
             "uploads": {"active": uploads.active, "max": uploads.limit},
             "workers": {"stream": options.stream_pool_size, "upload": options.upload_pool_size},
-            "limits": {
-                "max_upload_mb": options.max_upload_mb,
-                "max_duration_s": options.max_duration_s,
-                "max_decoded_samples": options.max_decoded_samples,
-                "idle_timeout_s": options.idle_timeout_s,
-                "max_stream_s": options.max_stream_s,
-                "max_frame_bytes": options.max_frame_bytes,
-                "header_timeout_s": options.header_timeout_s,
-                "body_timeout_s": options.body_timeout_s,
-                "max_connections": options.max_connections,
-            },
+            "limits": options.limits(
+                "max_upload_mb",
+                "max_duration_s",
+                "max_decoded_samples",
+                "idle_timeout_s",
+                "max_stream_s",
+                "max_frame_bytes",
+                "header_timeout_s",
+                "body_timeout_s",
+                "max_connections",
+            ),
         }
 
     @app.post(
@@ -258,13 +273,14 @@ def create_app(
         response_model=PredictionOut,
         responses=ERRORS,
         tags=["audio"],
+        dependencies=[Depends(one_file_field)],
     )
     async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
         """Emotion of a whole recording: label, confidence, all probabilities and the seconds of speech used."""
         pred = await run_upload(await upload_bytes(file), predict_bytes)
         return {**pred.to_dict(), "model": rec.name}
 
-    @app.post("/v1/analyze", responses=ERRORS, tags=["audio"])
+    @app.post("/v1/analyze", responses=ERRORS, tags=["audio"], dependencies=[Depends(one_file_field)])
     async def analyze(
         file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)"),
         channels: Literal["mix", "split"] = Query(
@@ -309,11 +325,7 @@ def create_app(
                 "labels": list(rec.labels),
                 "sample_rate": 16000,
                 "format": "pcm16",
-                "limits": {
-                    "idle_timeout_s": options.idle_timeout_s,
-                    "max_stream_s": options.max_stream_s,
-                    "max_frame_bytes": options.max_frame_bytes,
-                },
+                "limits": options.limits("idle_timeout_s", "max_stream_s", "max_frame_bytes"),
             }
             await StreamSession(websocket, make_engine(), options, stream_pool, hello).run()
         finally:

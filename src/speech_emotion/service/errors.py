@@ -44,8 +44,12 @@ def error_body(code: str, message: str) -> dict[str, str]:
     return {"error": code, "message": message}
 
 
-def audio_api_error(exc: AudioError, what: str = "uploaded audio") -> ApiError:
-    """The HTTP error for audio the recognizer cannot use, with its reason but never the client's file name."""
+UPLOAD_NAME = "upload"
+"""Name given to uploaded audio in results and messages (the client's file name is never used)."""
+
+
+def audio_api_error(exc: AudioError, what: str = UPLOAD_NAME) -> ApiError:
+    """The HTTP error for audio the recognizer cannot use: ``"upload: REASON"``, never the client's file name."""
     reason = exc.reason
     if isinstance(exc, NoSpeechError):
         return ApiError(422, "no_speech", f"{what}: {reason}")
@@ -53,7 +57,7 @@ def audio_api_error(exc: AudioError, what: str = "uploaded audio") -> ApiError:
         return ApiError(413, "audio_too_long", f"{what}: {reason}")
     if reason.startswith("too large to decode"):
         return ApiError(413, "audio_too_large", f"{what}: {reason}")
-    if reason.startswith(("cannot decode", "unsupported")) or "format" in reason:
+    if reason.startswith(("cannot decode", "decoding failed", "unsupported")):
         return ApiError(415, "unsupported_audio", f"{what}: {reason}")
     if "empty" in reason:
         return ApiError(400, "empty_upload", f"{what}: {reason}")

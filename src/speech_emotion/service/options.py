@@ -37,6 +37,11 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def whole(value: float) -> int | float:
+    """``value`` as an ``int`` when it is a whole number, else unchanged."""
+    return int(value) if float(value).is_integer() else value
+
+
 @dataclass
 class ServiceOptions:
     """How ``speech-emotion serve`` listens and what it accepts."""
@@ -131,6 +136,11 @@ class ServiceOptions:
     def upload_pool_size(self) -> int:
         """Upload inference threads: ``upload_workers``, or half the available cores (at least 2)."""
         return self.upload_workers or max(2, available_cores() // 2)
+
+    def limits(self, *names: str) -> dict[str, int | float]:
+        """The settings ``names`` as reported to clients (``/healthz``, the stream's ``ready``): whole numbers as
+        integers (``20``, not ``20.0``), fractional ones as they are."""
+        return {name: whole(getattr(self, name)) for name in names}
 
     @property
     def max_upload_bytes(self) -> int:

@@ -108,6 +108,18 @@ class StreamFormat:
         return np.clip(samples, -1.0, 1.0).astype(np.float32)
 
 
+def parse_control(text: str) -> dict[str, Any]:
+    """A text message as a JSON object; :class:`StreamError` ``malformed_message`` for anything else, including
+    JSON the parser gives up on (nesting past the recursion limit, integers past the digit limit)."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError, as is the int digit limit
+        message = None
+    if not isinstance(message, dict):
+        raise StreamError("malformed_message", "text messages must be JSON objects")
+    return message
+
+
 def event_dict(event: Any) -> dict[str, Any]:
     """An engine event as JSON-ready data."""
     return event.to_dict() if hasattr(event, "to_dict") else dict(event)
@@ -221,12 +233,7 @@ class StreamSession:
 
     def _on_text(self, text: str) -> bool:
         """Handle a JSON control message; ``True`` when it ends the stream."""
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
-            raise StreamError("malformed_message", "text messages must be JSON objects") from None
-        if not isinstance(message, dict):
-            raise StreamError("malformed_message", "text messages must be JSON objects")
+        message = parse_control(text)
         kind = message.get("type")
         if kind in ("config", "start"):
             if self.received:
