@@ -16,9 +16,8 @@ import json
 
 import numpy as np
 
-from speech_emotion.corpora import load_corpora
+from speech_emotion.corpora import load_corpora, read_folds
 from speech_emotion.labels import EMOTIONS, emotion_index
-from speech_emotion.training.splits import read_folds
 from speech_emotion.training.whisper.masked_probe import (
     MaskedProbeOptions,
     balance_weights,
@@ -139,6 +138,59 @@ class Bench:
             return MlpProbe(np.concatenate(xs), y, np.concatenate(ms), weights)
         return fit_masked_probe(np.concatenate(xs), y, np.concatenate(ms), weights, options)
 
+    def run_blend(
+        self, names: tuple[str, str], alphas: list[float], layers: tuple[int, ...], C: float, conditions: bool
+    ) -> list[dict]:
+        """Logit mix ``alpha * probe(names[0]) + (1 - alpha) * probe(names[1])`` (one linear layer when exported)."""
+        configs = [CONFIGS[n] for n in names]
+        options = [MaskedProbeOptions(layers=layers, C=C, masked=c["masked"], balance=c["balance"]) for c in configs]
+        rav = np.flatnonzero(self.names == "ravdess")
+        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
+        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
+        tests = ["clean", "crop1"] + ([f"cond:{c}" for c in CONDITIONS] if conditions else [])
+        logits: dict[str, list] = {v: [[], []] for v in tests}
+        truth = []
+        for fold in sorted(set(fold_of)):
+            test = rav[fold_of == fold]
+            truth.append(self.y[test])
+            for k, (config, option) in enumerate(zip(configs, options)):
+                train = rav[fold_of != fold]
+                if config["others"]:
+                    train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+                probe = self.fit(train, config, option)
+                for variant in tests:
+                    x = select_stats(self.stats(variant, rav if variant.startswith("cond") else None)[test], layers)
+                    logits[variant][k].append(np.maximum(probe.logits(x), -30))
+        y = np.concatenate(truth)
+        loco_logits = {}
+        for held in sorted(set(self.names)):
+            test = np.flatnonzero(self.names == held)
+            train = np.flatnonzero(self.names != held)
+            pair = [
+                np.maximum(self.fit(train, c, o).logits(select_stats(self.stats("clean")[test], layers)), -30)
+                for c, o in zip(configs, options)
+            ]
+            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
+            loco_logits[held] = (pair, shared, test)
+        out = []
+        for alpha in alphas:
+            result = {}
+            for variant in tests:
+                z = alpha * np.concatenate(logits[variant][0]) + (1 - alpha) * np.concatenate(logits[variant][1])
+                result[variant] = round(100 * ua(y, z.argmax(1)), 1)
+            result["crops"] = result.pop("crop1")
+            loco = {}
+            for held, (pair, shared, test) in loco_logits.items():
+                z = alpha * pair[0] + (1 - alpha) * pair[1]
+                keep = shared[self.y[test]]
+                loco[held] = round(100 * ua(self.y[test][keep], restricted_argmax(z[keep], shared)), 1)
+            result["loco"] = loco
+            result["loco_mean"] = round(float(np.mean(list(loco.values()))), 1)
+            out.append(
+                {"config": f"{alpha}*{names[0]}+{1 - alpha:.2f}*{names[1]}", "layers": list(layers), "C": C, **result}
+            )
+        return out
+
     def run(self, name: str, config: dict, layers: tuple[int, ...], C: float, conditions: bool, crops: bool) -> dict:
         options = MaskedProbeOptions(layers=layers, C=C, masked=config["masked"], balance=config["balance"])
         rav = np.flatnonzero(self.names == "ravdess")
@@ -186,10 +238,16 @@ def main() -> None:
     parser.add_argument("--balance", default=None, choices=["corpus", "class", "none"], help="override the config's")
     parser.add_argument("--conditions", action="store_true", help="also score the test conditions")
     parser.add_argument("--no-crops", action="store_true", help="skip the 1-2 s crop scores (live-window proxy)")
+    parser.add_argument("--blend", nargs=2, metavar=("A", "B"), choices=sorted(CONFIGS), help="mix two configs' logits")
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     args = parser.parse_args()
     HEAD["kind"] = args.head
     bench = Bench(args.data)
     layers = tuple(int(v) for v in args.layers.split(","))
+    if args.blend:
+        for result in bench.run_blend(tuple(args.blend), args.alphas, layers, args.C[0], args.conditions):
+            print(json.dumps(result), flush=True)
+        return
     for name in args.config:
         for C in args.C:
             config = {**CONFIGS[name], **({"balance": args.balance} if args.balance else {})}

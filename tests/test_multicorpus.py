@@ -126,3 +126,33 @@ def test_combined_corpora_keep_speakers_apart_when_two_corpora_use_the_same_ids(
     b = pd.DataFrame({"path": ["y.wav"], "emotion": ["sad"], "speaker": ["s1"]})
     both = combine_corpora([a, b], ["a", "b"])
     assert both["speaker"].tolist() == ["a:s1", "b:s1"]
+
+
+def test_mixed_probes_give_the_weighted_sum_of_their_logits_as_one_linear_layer():
+    from speech_emotion.training.whisper.masked_probe import MaskedProbeOptions, fit_masked_probe, mix_probes
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(3, 2, (300, 5))
+    y = (x[:, 0] > 3).astype(int) + 2 * (x[:, 1] > 3)
+    masks = np.zeros((len(y), len(EMOTIONS)), bool)
+    masks[:, :4] = True  # the training corpus has four emotions
+    a = fit_masked_probe(x, y, masks, np.ones(len(y)), MaskedProbeOptions(layers=(0,), C=1.0, masked=False))
+    b = fit_masked_probe(x[:, ::-1] ** 2, y, masks, np.ones(len(y)), MaskedProbeOptions(layers=(0,), C=0.1))
+    b.mean, b.scale = a.mean * 0.5, a.scale * 2  # another standardisation: the mix must fold each probe's own
+    mixed = mix_probes([a, b], [0.25, 0.75])
+    expected = 0.25 * a.logits(x) + 0.75 * b.logits(x)
+    assert np.allclose(mixed.logits(x), expected, rtol=1e-4, atol=1e-3)
+    weight, bias = mixed.folded()
+    assert np.allclose(x @ weight.T + bias, expected, rtol=1e-4, atol=1e-3)  # what the exported layer computes
+    # labels neither probe learnt stay far below every learnt one
+    assert mixed.logits(x)[:, [4, 5, 6, 7]].max() < mixed.logits(x)[:, :4].min() - 1000
+
+
+def test_the_anchor_option_is_range_checked_in_one_line():
+    pytest.importorskip("torch")
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.recipes import make_recipe
+
+    with pytest.raises(ModelError, match="anchor.*at most 1"):
+        make_recipe("whisper-base-multicorpus", anchor=1.5)
+    assert make_recipe("whisper-base-multicorpus", anchor=0.5).describe()["anchor"] == 0.5

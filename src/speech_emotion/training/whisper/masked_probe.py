@@ -109,6 +109,19 @@ def fit_masked_probe(
     return probe
 
 
+def mix_probes(probes: Sequence[LinearProbe], weights: Sequence[float]) -> LinearProbe:
+    """One :class:`LinearProbe` whose logits are ``sum_k weights[k] * probes[k].logits(x)`` (a mix of linear probes
+    on the same statistics is one linear layer, so the exported graph does not change). The standardisation is
+    folded into the weights (``mean`` 0, ``scale`` 1); a label one probe never predicts stays far below the others."""
+    folded = [p.folded() for p in probes]
+    mixed = LinearProbe(probes[0].options)
+    mixed.coef = np.sum([w * c for w, (c, _) in zip(weights, folded)], 0).astype(np.float32)
+    mixed.intercept = np.sum([w * b for w, (_, b) in zip(weights, folded)], 0).astype(np.float32)
+    mixed.mean = np.zeros(mixed.coef.shape[1], np.float32)
+    mixed.scale = np.ones(mixed.coef.shape[1], np.float32)
+    return mixed
+
+
 def select_stats(pooled: np.ndarray, layers: Sequence[int]) -> np.ndarray:
     """``(n, len(layers) * 2 * width)`` probe input from pooled ``(n, layers + 1, 2, width)`` statistics,
     ordered like :func:`~speech_emotion.training.whisper.probe.pooled_stats` (per layer: mean, then std)."""

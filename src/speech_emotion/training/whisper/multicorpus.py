@@ -7,12 +7,17 @@ one linear layer; same ONNX size and cost), trained differently:
   and corpus- and class-balanced loss weights (:mod:`.masked_probe`);
 - on recording-chain copies of each training clip (rooms, microphones, noise and babble, phone lines and
   codecs: :func:`~speech_emotion.training.conditions.random_channel`);
-- on 1-2 s crops of clips and of their copies: the windows the live engine classifies.
+- on 1-2 s crops of clips and of their copies: the windows the live engine classifies;
+- with ``anchor`` > 0, its logits are mixed with those of an *anchor* probe trained the first recipe's way (plain
+  softmax, every clip weighing 1, the clip and its speed/noise copies) on the ``anchor_corpora`` rows: the
+  shipped default mixes the two half and half, which keeps the anchor corpus's clean accuracy while the
+  multi-corpus probe carries the robustness (docs/experiments.md). Two linear probes mixed are one linear layer:
+  the exported graph is the same size and cost.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +28,32 @@ from ...audio import AudioOptions
 from ...errors import ModelError
 from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
-from ..options import options_from
-from .masked_probe import MaskedProbeOptions, balance_weights, corpus_label_masks, fit_masked_probe, select_stats
+from ..options import Allowed, checked_value, options_from
+from .masked_probe import (
+    MaskedProbeOptions,
+    balance_weights,
+    corpus_label_masks,
+    fit_masked_probe,
+    mix_probes,
+    select_stats,
+)
 from .pooled import PooledOptions, PooledStore
+from .probe import LinearProbe
 from .recipe import QUANTIZE, SCORE_WITH, ExportedProbe, check_choice
 
 TRAIN_VARIANTS = ("clean", "aug1", "aug2", "crop1", "crop2", "augcrop1")
 """What the probe learns from, per training clip (see :mod:`.pooled`)."""
+ANCHOR_VARIANTS = ("clean", "sn1", "sn2")
+"""What the anchor probe learns from: the first recipe's training data (clip + 2 speed/white-noise copies)."""
 
 
 class MultiCorpusProbeRecipe(ExportedProbe):
     """Masked-softmax linear probe on pooled Whisper-base statistics of clips, channel copies and crops.
 
-    ``variants``: the training variants per clip; ``score_with``: ``torch`` scores test rows from cached
-    statistics, ``onnx`` / ``onnx-int8`` export the bundle and score through the recognizer.
+    ``variants``: the training variants per clip; ``anchor``: weight (0-1) of the anchor probe's logits in the
+    mix (0: no anchor probe); ``anchor_corpora``: the corpora it is trained on (all training rows when none of
+    them is in the training data, as when leave-one-corpus-out holds it out); ``score_with``: ``torch`` scores
+    test rows from cached statistics, ``onnx`` / ``onnx-int8`` export the bundle and score through the recognizer.
     """
 
     name = "whisper-base-multicorpus"
@@ -46,6 +63,8 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         probe: Any = None,
         pooled: Any = None,
         variants: tuple[str, ...] | list[str] = TRAIN_VARIANTS,
+        anchor: float = 0.0,
+        anchor_corpora: tuple[str, ...] | list[str] = ("ravdess",),
         quantize: str = "int8",
         score_with: str = "torch",
     ) -> None:
@@ -54,6 +73,8 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         self.probe_options = options_from(MaskedProbeOptions, probe, "probe")
         self.pooled_options = options_from(PooledOptions, pooled, "pooled")
         self.variants = tuple(variants)
+        self.anchor = checked_value("anchor", anchor, 0.0, Allowed(low=0.0, high=1.0))
+        self.anchor_corpora = checked_value("anchor_corpora", anchor_corpora, ("ravdess",))
         self.quantize = quantize
         self.score_with = score_with
         self.probe = None
@@ -77,8 +98,23 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         groups = np.tile(names[rows], len(self.variants))
         allowed = np.stack([masks[g] for g in groups])
         weights = balance_weights(groups, y_all, self.probe_options.balance)
-        self.keep(fit_masked_probe(x, y_all, allowed, weights, self.probe_options), workdir, rows)
+        probe = fit_masked_probe(x, y_all, allowed, weights, self.probe_options)
+        if self.anchor > 0:
+            probe = mix_probes([self._anchor_probe(corpus, rows, names), probe], [self.anchor, 1 - self.anchor])
+        self.keep(probe, workdir, rows)
         return []
+
+    def _anchor_probe(self, corpus: pd.DataFrame, rows: np.ndarray, names: np.ndarray) -> LinearProbe:
+        """The first recipe's probe (plain softmax, unweighted, clip + speed/noise copies) on the anchor rows."""
+        own = rows[np.isin(names[rows], self.anchor_corpora)]
+        rows = own if own.size else rows
+        layers = self.probe_options.layers
+        x = np.concatenate([select_stats(self.store.stats(corpus, rows, v), layers) for v in ANCHOR_VARIANTS])
+        y = np.tile([emotion_index(e) for e in corpus["emotion"].to_numpy()[rows]], len(ANCHOR_VARIANTS))
+        masks = corpus_label_masks(corpus)
+        allowed = np.stack([masks[g] for g in np.tile(names[rows], len(ANCHOR_VARIANTS))])
+        options = replace(self.probe_options, masked=False, balance="none")
+        return fit_masked_probe(x, y, allowed, np.ones(len(y)), options)
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         if self.probe is None:
@@ -99,6 +135,8 @@ class MultiCorpusProbeRecipe(ExportedProbe):
             "probe": asdict(self.probe_options),
             "pooled": pooled,
             "variants": list(self.variants),
+            "anchor": self.anchor,
+            "anchor_corpora": list(self.anchor_corpora),
             "quantize": self.quantize,
             "score_with": self.score_with,
         }

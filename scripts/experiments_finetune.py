@@ -1,0 +1,225 @@
+"""Fine-tuning the top Whisper block(s) on cached lower-block states, started from the linear probe (experiment):
+
+    python scripts/experiments_finetune.py --data ../shared/data/ravdess \
+        [--others ../shared/data/ased ../shared/data/emovo] \
+        --tune 1 --epochs 3 --lr 1e-5 --log runs/finetune.jsonl
+
+For each RAVDESS ``actor-6fold`` fold: the probe of the shipped recipe (layers 2-4, mean + std, C 0.03) is fitted on
+the frozen statistics of the clip and its speed/noise copies; then the top ``--tune`` block(s) of the 4 and the probe
+are trained together (AdamW, the probe's L2 kept), reading the cached states of block ``4 - tune`` so the lower
+blocks never run. Prints and logs the test fold's UA after every epoch (epoch 0 = the probe alone).
+States come from :class:`~speech_emotion.training.whisper.states.StateStore` (``python scripts/whisper_cache.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from speech_emotion.corpora import load_corpora, read_folds
+from speech_emotion.labels import emotion_index
+from speech_emotion.training.whisper.checkpoint import load_encoder_state
+from speech_emotion.training.whisper.encoder import WhisperEncoder
+from speech_emotion.training.whisper.masked_probe import (
+    MaskedProbeOptions,
+    balance_weights,
+    corpus_label_masks,
+    fit_masked_probe,
+)
+from speech_emotion.training.whisper.states import StateOptions, StateStore
+
+LAYERS = (2, 3, 4)
+
+
+def masked_stats(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(b, t, c)`` states, ``(b, t)`` mask -> ``(b, 2c)`` mean and std over real frames."""
+    m = mask[..., None].to(h.dtype)
+    n = m.sum(1).clamp(min=1)
+    mean = (h * m).sum(1) / n
+    std = (((h - mean[:, None]) ** 2) * m).sum(1).div(n).clamp(min=1e-8).sqrt()
+    return torch.cat([mean, std], -1)
+
+
+class Tuned(nn.Module):
+    """Frozen statistics of the lower layers + tuned top blocks + the probe's standardised linear layer."""
+
+    def __init__(self, blocks: list[nn.Module], probe, frozen_dims: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(copy.deepcopy(b) for b in blocks)
+        self.register_buffer("mean", torch.from_numpy(probe.mean))
+        self.register_buffer("scale", torch.from_numpy(probe.scale))
+        self.linear = nn.Linear(probe.coef.shape[1], probe.coef.shape[0])
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(probe.coef))
+            self.linear.bias.copy_(torch.from_numpy(np.maximum(probe.intercept, -30.0)))
+        self.frozen_dims = frozen_dims
+
+    def forward(self, frozen: torch.Tensor, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        stats = [frozen]
+        for block in self.blocks:
+            h = block(h, mask)
+            stats.append(masked_stats(h, mask))
+        x = (torch.cat(stats, -1) - self.mean) / self.scale
+        return self.linear(x)
+
+
+def pad(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    t = max(len(x) for x in items)
+    out = np.zeros((len(items), t, items[0].shape[-1]), np.float32)
+    mask = np.zeros((len(items), t), bool)
+    for i, x in enumerate(items):
+        out[i, : len(x)] = x
+        mask[i, : len(x)] = True
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def batches(order: np.ndarray, lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Length-bucketed batches in random order (little padding)."""
+    chunks = [order[i : i + size * 20] for i in range(0, len(order), size * 20)]
+    out = []
+    for chunk in chunks:
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(out)
+    return out
+
+
+def ua(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--others", nargs="*", default=[])
+    parser.add_argument("--tune", type=int, default=1, help="top blocks to tune (of 4)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--head-lr", type=float, default=1e-4)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--C", type=float, default=0.03)
+    parser.add_argument("--folds", default="1,2,3,4,5,6")
+    parser.add_argument("--log", default="runs/finetune.jsonl")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    corpus = load_corpora([args.data, *args.others])
+    names = corpus["corpus"].to_numpy()
+    y_all = np.array([emotion_index(e) for e in corpus["emotion"]])
+    masks = corpus_label_masks(corpus)
+    rav = np.flatnonzero(names == names[0])
+    folds = read_folds(str(Path(args.data) / "FOLDS.tsv"))
+    fold_of = np.array([int(folds[s]) for s in corpus["speaker"].iloc[rav]])
+
+    first = 4 - args.tune  # cached state the tuned blocks read
+    store = StateStore(StateOptions())
+    rows = np.arange(len(corpus))
+    states, row_of = store.rows(corpus, rows, copies=args.copies)
+    copy_of = np.array([i % (args.copies + 1) for i in range(len(states))])
+    frozen_layers = [layer for layer in LAYERS if layer <= first]
+    frozen = np.stack(
+        [
+            np.concatenate(
+                [
+                    np.r_[s[layer].astype(np.float32).mean(0), s[layer].astype(np.float32).std(0)]
+                    for layer in frozen_layers
+                ]
+            )
+            for s in states
+        ]
+    )
+    full = np.stack(
+        [
+            np.concatenate(
+                [np.r_[s[layer].astype(np.float32).mean(0), s[layer].astype(np.float32).std(0)] for layer in LAYERS]
+            )
+            for s in states
+        ]
+    )
+    inputs = [s[first] for s in states]  # float16 (t, c)
+    lengths = np.array([len(x) for x in inputs])
+    del states
+    print(f"loaded {len(inputs)} states, frames median {int(np.median(lengths))}", flush=True)
+
+    encoder = WhisperEncoder.from_state(load_encoder_state(None), layers=4)
+    top = [encoder.layers[i] for i in range(first, 4)]
+    options = MaskedProbeOptions(
+        layers=LAYERS, C=args.C, masked=bool(args.others), balance="corpus" if args.others else "none"
+    )
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for fold in [int(f) for f in args.folds.split(",")]:
+        test_rows = set(rav[fold_of == fold].tolist())
+        train_items = np.array([i for i, r in enumerate(row_of) if r not in test_rows], dtype=int)
+        test_items = np.array([i for i, r in enumerate(row_of) if r in test_rows and copy_of[i] == 0], dtype=int)
+        y_tr, y_te = y_all[row_of[train_items]], y_all[row_of[test_items]]
+        m_tr = np.stack([masks[names[r]] for r in row_of[train_items]])
+        w_tr = balance_weights(names[row_of[train_items]], y_tr, options.balance)
+        probe = fit_masked_probe(full[train_items], y_tr, m_tr, w_tr, options)
+        base = ua(y_te, probe.logits(full[test_items]).argmax(1))
+        print(f"fold {fold}: probe UA {100 * base:.1f}", flush=True)
+        model = Tuned(top, probe, frozen.shape[1])
+        params = [
+            {"params": model.blocks.parameters(), "lr": args.lr, "weight_decay": 0.01},
+            {"params": model.linear.parameters(), "lr": args.head_lr, "weight_decay": 0.0},
+        ]
+        opt = torch.optim.AdamW(params)
+        l2 = 1.0 / (2.0 * args.C * len(train_items))
+        rng = np.random.default_rng(fold)
+        allowed = torch.from_numpy(m_tr)
+        w_t = torch.from_numpy(w_tr.astype(np.float32))
+        record = {
+            "fold": fold,
+            "tune": args.tune,
+            "lr": args.lr,
+            "head_lr": args.head_lr,
+            "others": bool(args.others),
+            "copies": args.copies,
+            "ua": [round(100 * base, 1)],
+        }
+        for epoch in range(1, args.epochs + 1):
+            model.train()
+            t0 = time.time()
+            total = 0.0
+            for b in batches(rng.permutation(len(train_items)), lengths[train_items], args.batch, rng):
+                items = train_items[b]
+                h, mask = pad([inputs[i] for i in items])
+                logits = model(torch.from_numpy(frozen[items]), h, mask).masked_fill(~allowed[b], float("-inf"))
+                loss = (
+                    nn.functional.cross_entropy(logits, torch.from_numpy(y_tr[b]), reduction="none") * w_t[b]
+                ).mean()
+                loss = loss + l2 * model.linear.weight.pow(2).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss) * len(b)
+            model.eval()
+            preds = []
+            with torch.no_grad():
+                for i in range(0, len(test_items), 32):
+                    items = test_items[i : i + 32]
+                    h, mask = pad([inputs[j] for j in items])
+                    preds.append(model(torch.from_numpy(frozen[items]), h, mask).argmax(1).numpy())
+            score = ua(y_te, np.concatenate(preds))
+            record["ua"].append(round(100 * score, 1))
+            print(
+                f"fold {fold} epoch {epoch}: loss {total / len(train_items):.3f} UA {100 * score:.1f} "
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+        with log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
