@@ -17,7 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", nargs="+", required=True, help="corpus folders")
     parser.add_argument(
-        "--variants", nargs="+", default=["clean"], help="clean, aug<k>, crop<k>, augcrop<k>, cond:<name>"
+        "--variants", nargs="+", default=["clean"], help="clean, aug<k>, crop<k>, augcrop<k>, sn<k>, cond:<name>"
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", default=None, help="only rows of this corpus")

@@ -11,7 +11,14 @@ import pytest
 import soundfile as sf
 
 from speech_emotion import available_models
-from speech_emotion.bundle import FORMAT_VERSION, bundled_models_dir, read_bundle, resolve_model, write_bundle
+from speech_emotion.bundle import (
+    FORMAT_VERSION,
+    bundled_models_dir,
+    load_bundle,
+    read_bundle,
+    resolve_model,
+    write_bundle,
+)
 from speech_emotion.cli.main import main
 from speech_emotion.errors import ModelError
 from speech_emotion.labels import EMOTIONS
@@ -166,3 +173,22 @@ def test_malformed_format_2_bundles_are_model_errors_too(tiny_bundle, tmp_path, 
     with pytest.raises(ModelError) as info:
         read_bundle(bundle)
     assert str(info.value).startswith(str(bundle / "model.json")) and message in str(info.value)
+
+
+def test_every_bundled_model_has_a_card_with_its_data_licences_and_responsible_use():
+    for name, target in available_models().items():
+        if name != target:
+            continue  # an alias
+        card = (bundled_models_dir() / name / "MODEL_CARD.md").read_text()
+        assert "## Licences" in card and "non-commercial" in card and "## Responsible use" in card, name
+        assert "Art. 5(1)(f)" in card, name
+
+
+def test_the_default_model_is_trained_on_every_corpus_its_card_names():
+    bundle = load_bundle("default")
+    recipe = bundle.metadata["recipe"]
+    card = (bundled_models_dir() / available_models()["default"] / "MODEL_CARD.md").read_text()
+    assert bundle.name == available_models()["default"]
+    for corpus in ("RAVDESS", "ASED", "EMOVO"):
+        assert corpus in card
+    assert "anchor" in str(recipe)  # the mixed probe, not the RAVDESS-only one

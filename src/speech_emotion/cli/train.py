@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-RECIPE_NAMES = ("cnn-lstm", "whisper-base-multicorpus", "whisper-base-probe")
+RECIPE_NAMES = ("cnn-lstm", "whisper-base-general", "whisper-base-multicorpus", "whisper-base-probe")
 """The recipes of :data:`speech_emotion.training.recipes.RECIPES` (here so ``--help`` imports no training code)."""
 
 

@@ -42,6 +42,7 @@ RECIPES: dict[str, str] = {
     "cnn-lstm": "speech_emotion.training.cnn_lstm:CnnLstmRecipe",
     "whisper-base-probe": "speech_emotion.training.whisper.recipe:WhisperProbeRecipe",
     "whisper-base-multicorpus": "speech_emotion.training.whisper.multicorpus:MultiCorpusProbeRecipe",
+    "whisper-base-general": "speech_emotion.training.whisper.multicorpus:GeneralProbeRecipe",
 }
 """Recipe name -> ``"module:Class"``; the class's keyword arguments are the recipe options."""
 
