@@ -285,7 +285,8 @@ def available_models() -> dict[str, str]:
 
 
 def describe_available() -> str:
-    """``available_models()`` as one line: ``cnn-lstm, default (-> whisper-base-general), whisper-base-general, whisper-base-probe``."""
+    """``available_models()`` as one line, aliases with their targets:
+    ``cnn-lstm, default (-> whisper-base-general), whisper-base-general, whisper-base-probe``."""
     return ", ".join(name if target == name else f"{name} (-> {target})" for name, target in available_models().items())
 
 
