@@ -80,19 +80,18 @@ def measure_torch(model: str | None, threads: int, seconds: float, runs: int) ->
     import torch
 
     from speech_emotion.audio import preprocess
-    from speech_emotion.features.logmel import LogMelOptions, log_mel
-    from speech_emotion.recognizer import resolve_model
+    from speech_emotion.bundle import load_bundle
+    from speech_emotion.features.logmel import log_mel
     from speech_emotion.training.whisper.checkpoint import load_encoder_state
     from speech_emotion.training.whisper.encoder import WhisperEncoder
 
     torch.set_num_threads(threads)
-    bundle = resolve_model(model)
-    config = json.loads((bundle / "model.json").read_text())
-    layers = config["recipe"]["probe"]["layers"]
+    bundle = load_bundle(model)  # format 1 or 2: the one bundle reader
+    layers = bundle.metadata["recipe"]["probe"]["layers"]
     t = time.perf_counter()
     encoder = WhisperEncoder.from_state(load_encoder_state(), layers=max(layers))
     load_s = time.perf_counter() - t
-    options = LogMelOptions(**config["frontend_options"])
+    options = bundle.feature_options
     clip = speechlike(seconds)
 
     def run() -> None:
@@ -103,7 +102,7 @@ def measure_torch(model: str | None, threads: int, seconds: float, runs: int) ->
     result = timings(run, runs)
     return {
         "path": "pytorch (encoder, fp32)",
-        "model": config["name"],
+        "model": bundle.name,
         "threads": threads,
         "load_s": load_s,
         **result,
