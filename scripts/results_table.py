@@ -50,6 +50,8 @@ def table(results_dir: Path = ROOT / "results") -> str:
         recipe = d.get("recipe") or {}
         ensemble, seed = recipe.get("ensemble", 1), (recipe.get("train") or {}).get("seed", 0)
         notes = [f"ensemble of {ensemble}"] if ensemble > 1 else []
+        if recipe.get("score_with") == "onnx-int8" and "int8" not in str(d.get("model")):
+            notes.append("int8 bundle as shipped")
         if seed:
             notes.append(f"seeds {seed}–{seed + ensemble - 1}" if ensemble > 1 else f"seed {seed}")
         name = f"{d.get('model')} ({', '.join(notes)})" if notes else d.get("model")
@@ -68,7 +70,8 @@ def table(results_dir: Path = ROOT / "results") -> str:
 def _key(doc: dict) -> tuple:
     """Rows with the same key repeat one experiment; a run that also scored conditions or the live path is shown in
     the generality table only."""
-    return doc.get("model"), doc.get("protocol"), tuple(_training_corpora(doc))
+    scored = (doc.get("recipe") or {}).get("score_with", "torch")
+    return doc.get("model"), doc.get("protocol"), tuple(_training_corpora(doc)), scored
 
 
 def _training_corpora(doc: dict) -> list[str]:
