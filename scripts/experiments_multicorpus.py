@@ -104,6 +104,11 @@ def ua(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
+def scored_ua(y: np.ndarray, pred: np.ndarray) -> float:
+    """UA over the rows with a prediction (``-1``: not scored)."""
+    return ua(y[pred >= 0], pred[pred >= 0])
+
+
 class Bench:
     def __init__(self, data: list[str]) -> None:
         self.corpus = load_corpora(data)
@@ -191,6 +196,106 @@ class Bench:
             )
         return out
 
+    def speaker_means(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Per row, the mean of ``x`` over the rows of the same speaker (``x`` and ``rows`` aligned)."""
+        speakers = self.corpus["speaker"].to_numpy()[rows]
+        out = np.empty_like(x)
+        for s in np.unique(speakers):
+            out[speakers == s] = x[speakers == s].mean(0)
+        return out
+
+    def run_speaker_norm(self, name: str, layers: tuple[int, ...], C: float) -> dict:
+        """Per-speaker normalisation (statistics minus the speaker's mean clip), RAVDESS actor-6fold and LOCO, scored
+        three ways: without it; with each test speaker's mean over all their clips (every emotion: what RAVDESS
+        offers); and with each test speaker heard in one emotion only (the mean over their clips of that emotion:
+        a caller who keeps one emotion all call long)."""
+        config = CONFIGS[name]
+        options = MaskedProbeOptions(layers=layers, C=C, masked=config["masked"], balance=config["balance"])
+
+        offset = [np.zeros(1)]
+
+        def fit_normed(train: np.ndarray):
+            clean = select_stats(self.stats("clean")[train], layers)
+            means = self.speaker_means(clean, train)
+            speakers = self.corpus["speaker"].to_numpy()[train]
+            is_neutral = self.y[train] == emotion_index("neutral")
+            gaps = [
+                means[speakers == s][0] - clean[(speakers == s) & is_neutral].mean(0)
+                for s in np.unique(speakers[is_neutral])
+            ]
+            offset[0] = np.mean(gaps, 0)
+            xs, ys, ms, cs = [], [], [], []
+            for variant in config["train"]:
+                xs.append(select_stats(self.stats(variant)[train], layers) - means)
+                ys.append(self.y[train])
+                ms.append(np.stack([self.masks[n] for n in self.names[train]]))
+                cs.append(self.names[train])
+            y, c = np.concatenate(ys), np.concatenate(cs)
+            return fit_masked_probe(
+                np.concatenate(xs), y, np.concatenate(ms), balance_weights(c, y, options.balance), options
+            )
+
+        def scores(probe_plain, probe_norm, test: np.ndarray, allowed: np.ndarray | None = None):
+            x = select_stats(self.stats("clean")[test], layers)
+            y = self.y[test]
+            one = np.empty_like(x)
+            speakers = self.corpus["speaker"].to_numpy()[test]
+            for s in np.unique(speakers):
+                for e in np.unique(y[speakers == s]):
+                    pick = (speakers == s) & (y == e)
+                    one[pick] = x[pick] - x[pick].mean(0)
+            out = {}
+            for label, probe, z in (
+                ("plain", probe_plain, x),
+                ("speaker_norm", probe_norm, x - self.speaker_means(x, test)),
+                ("speaker_norm_one_emotion", probe_norm, one),
+            ):
+                p = probe.predict_proba(z)
+                out[label] = restricted_argmax(p, allowed) if allowed is not None else p.argmax(1)
+            # A neutral reference instead: the speaker's neutral clips (then not scored), shifted by the training
+            # speakers' mean offset between all their clips and their neutral ones. -1 marks rows not scored.
+            neutral = emotion_index("neutral")
+            ref = np.zeros_like(x)
+            for s in np.unique(speakers):
+                pick = speakers == s
+                if (pick & (y == neutral)).any():
+                    ref[pick] = x[pick & (y == neutral)].mean(0) + offset[0]
+            has_ref = np.isin(speakers, speakers[y == neutral])
+            scored = has_ref & (y != neutral)
+            p = probe_norm.predict_proba(x - ref)
+            ref_pred = restricted_argmax(p, allowed) if allowed is not None else p.argmax(1)
+            out["speaker_norm_neutral_ref"] = np.where(scored, ref_pred, -1)
+            out["plain_same_clips"] = np.where(scored, out["plain"], -1)
+            return out
+
+        rav = np.flatnonzero(self.names == "ravdess")
+        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
+        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
+        preds: dict[str, list] = {}
+        truth = []
+        for fold in sorted(set(fold_of)):
+            test, train = rav[fold_of == fold], rav[fold_of != fold]
+            if config["others"]:
+                train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+            got = scores(self.fit(train, config, options), fit_normed(train), test)
+            truth.append(self.y[test])
+            for k, v in got.items():
+                preds.setdefault(k, []).append(v)
+        y = np.concatenate(truth)
+        result = {k: round(100 * scored_ua(y, np.concatenate(v)), 1) for k, v in preds.items()}
+        loco = {}
+        for held in sorted(set(self.names)):
+            test, train = np.flatnonzero(self.names == held), np.flatnonzero(self.names != held)
+            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
+            keep = test[shared[self.y[test]]]
+            got = scores(self.fit(train, config, options), fit_normed(train), keep, shared)
+            loco[held] = {k: round(100 * scored_ua(self.y[keep], v), 1) for k, v in got.items()}
+        result["loco"] = loco
+        result["loco_mean"] = {
+            k: round(float(np.mean([loco[h][k] for h in loco])), 1) for k in next(iter(loco.values()))
+        }
+        return {"config": name, "lever": "speaker-norm", "layers": list(layers), "C": C, **result}
+
     def run(self, name: str, config: dict, layers: tuple[int, ...], C: float, conditions: bool, crops: bool) -> dict:
         options = MaskedProbeOptions(layers=layers, C=C, masked=config["masked"], balance=config["balance"])
         rav = np.flatnonzero(self.names == "ravdess")
@@ -240,10 +345,15 @@ def main() -> None:
     parser.add_argument("--no-crops", action="store_true", help="skip the 1-2 s crop scores (live-window proxy)")
     parser.add_argument("--blend", nargs=2, metavar=("A", "B"), choices=sorted(CONFIGS), help="mix two configs' logits")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--speaker-norm", action="store_true", help="measure per-speaker normalisation (--config)")
     args = parser.parse_args()
     HEAD["kind"] = args.head
     bench = Bench(args.data)
     layers = tuple(int(v) for v in args.layers.split(","))
+    if args.speaker_norm:
+        for name in args.config:
+            print(json.dumps(bench.run_speaker_norm(name, layers, args.C[0])), flush=True)
+        return
     if args.blend:
         for result in bench.run_blend(tuple(args.blend), args.alphas, layers, args.C[0], args.conditions):
             print(json.dumps(result), flush=True)
