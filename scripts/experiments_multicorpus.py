@@ -129,6 +129,24 @@ class Bench:
             self.cache[variant] = values
         return self.cache[variant]
 
+    def ravdess_folds(self, others: bool):
+        """``(test rows, training rows)`` of each RAVDESS actor-6fold fold; the other corpora join training."""
+        rav = np.flatnonzero(self.names == "ravdess")
+        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
+        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
+        for fold in sorted(set(fold_of)):
+            train = rav[fold_of != fold]
+            if others:
+                train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+            yield rav[fold_of == fold], train
+
+    def held_out_corpora(self):
+        """``(held-out name, its rows, training rows, labels shared with training)`` per leave-one-corpus-out fold."""
+        for held in sorted(set(self.names)):
+            test, train = np.flatnonzero(self.names == held), np.flatnonzero(self.names != held)
+            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
+            yield held, test, train, shared
+
     def fit(self, rows: np.ndarray, config: dict, options: MaskedProbeOptions):
         xs, ys, ms, cs = [], [], [], []
         for variant in config["train"]:
@@ -150,32 +168,23 @@ class Bench:
         configs = [CONFIGS[n] for n in names]
         options = [MaskedProbeOptions(layers=layers, C=C, masked=c["masked"], balance=c["balance"]) for c in configs]
         rav = np.flatnonzero(self.names == "ravdess")
-        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
-        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
         tests = ["clean", "crop1"] + ([f"cond:{c}" for c in CONDITIONS] if conditions else [])
         logits: dict[str, list] = {v: [[], []] for v in tests}
-        truth = []
-        for fold in sorted(set(fold_of)):
-            test = rav[fold_of == fold]
-            truth.append(self.y[test])
-            for k, (config, option) in enumerate(zip(configs, options)):
-                train = rav[fold_of != fold]
-                if config["others"]:
-                    train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+        for k, (config, option) in enumerate(zip(configs, options)):
+            truth = []
+            for test, train in self.ravdess_folds(config["others"]):
+                truth.append(self.y[test])
                 probe = self.fit(train, config, option)
                 for variant in tests:
                     x = select_stats(self.stats(variant, rav if variant.startswith("cond") else None)[test], layers)
                     logits[variant][k].append(np.maximum(probe.logits(x), -30))
         y = np.concatenate(truth)
         loco_logits = {}
-        for held in sorted(set(self.names)):
-            test = np.flatnonzero(self.names == held)
-            train = np.flatnonzero(self.names != held)
+        for held, test, train, shared in self.held_out_corpora():
             pair = [
                 np.maximum(self.fit(train, c, o).logits(select_stats(self.stats("clean")[test], layers)), -30)
                 for c, o in zip(configs, options)
             ]
-            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
             loco_logits[held] = (pair, shared, test)
         out = []
         for alpha in alphas:
@@ -268,15 +277,9 @@ class Bench:
             out["plain_same_clips"] = np.where(scored, out["plain"], -1)
             return out
 
-        rav = np.flatnonzero(self.names == "ravdess")
-        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
-        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
         preds: dict[str, list] = {}
         truth = []
-        for fold in sorted(set(fold_of)):
-            test, train = rav[fold_of == fold], rav[fold_of != fold]
-            if config["others"]:
-                train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+        for test, train in self.ravdess_folds(config["others"]):
             got = scores(self.fit(train, config, options), fit_normed(train), test)
             truth.append(self.y[test])
             for k, v in got.items():
@@ -284,9 +287,7 @@ class Bench:
         y = np.concatenate(truth)
         result = {k: round(100 * scored_ua(y, np.concatenate(v)), 1) for k, v in preds.items()}
         loco = {}
-        for held in sorted(set(self.names)):
-            test, train = np.flatnonzero(self.names == held), np.flatnonzero(self.names != held)
-            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
+        for held, test, train, shared in self.held_out_corpora():
             keep = test[shared[self.y[test]]]
             got = scores(self.fit(train, config, options), fit_normed(train), keep, shared)
             loco[held] = {k: round(100 * scored_ua(self.y[keep], v), 1) for k, v in got.items()}
@@ -299,15 +300,9 @@ class Bench:
     def run(self, name: str, config: dict, layers: tuple[int, ...], C: float, conditions: bool, crops: bool) -> dict:
         options = MaskedProbeOptions(layers=layers, C=C, masked=config["masked"], balance=config["balance"])
         rav = np.flatnonzero(self.names == "ravdess")
-        folds = read_folds("../shared/data/ravdess/FOLDS.tsv")
-        fold_of = np.array([folds[s] for s in self.corpus["speaker"].iloc[rav]])
         preds: dict[str, list] = {}
         truth = []
-        for fold in sorted(set(fold_of)):
-            test = rav[fold_of == fold]
-            train = rav[fold_of != fold]
-            if config["others"]:
-                train = np.concatenate([train, np.flatnonzero(self.names != "ravdess")])
+        for test, train in self.ravdess_folds(config["others"]):
             probe = self.fit(train, config, options)
             truth.append(self.y[test])
             tests = ["clean"] + (["crop1"] if crops else [])
@@ -320,11 +315,8 @@ class Bench:
         if crops:
             result["crops"] = result.pop("crop1")
         loco = {}
-        for held in sorted(set(self.names)):
-            test = np.flatnonzero(self.names == held)
-            train = np.flatnonzero(self.names != held)
+        for held, test, train, shared in self.held_out_corpora():
             probe = self.fit(train, config, options)
-            shared = self.masks[held] & np.any([self.masks[n] for n in set(self.names[train])], 0)
             keep = shared[self.y[test]]
             probs = probe.predict_proba(select_stats(self.stats("clean")[test], layers))
             loco[held] = round(100 * ua(self.y[test][keep], restricted_argmax(probs[keep], shared)), 1)

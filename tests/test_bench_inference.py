@@ -25,3 +25,18 @@ def test_benchmark_reports_onnx_rows_without_importing_torch(tiny_bundle: Path) 
     assert any(line.startswith("onnxruntime") and line.split()[1] == "2" for line in lines)
     assert "median ms" in out and "peak MB" in out
     assert "torch imported by the ONNX path: False" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["whisper-base-general", "whisper-base-probe"])
+def test_benchmark_times_the_pytorch_path_of_format_1_and_format_2_whisper_bundles(model: str) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("ctranslate2")
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", model, "--one", "torch:1", "--runs", "1", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-500:]  # the default's format-2 bundle was a KeyError: 'recipe'
+    assert '"path": "pytorch (encoder, fp32)"' in out.stdout and f'"model": "{model}"' in out.stdout

@@ -143,6 +143,22 @@ def test_predict_with_a_malformed_bundle_prints_one_line_and_exits_1(tiny_bundle
     assert err.startswith(f"error: {bundle / 'model.json'}") and message in err and "\n" not in err
 
 
+@pytest.mark.parametrize("case", ["truncated graph", "labels the graph does not score"])
+def test_a_corrupt_or_mismatched_onnx_graph_is_one_error_line_not_a_traceback(tiny_bundle, tmp_path, capsys, case):
+    if case == "truncated graph":  # an interrupted copy, a Git LFS pointer
+        bundle = _copy(tiny_bundle, tmp_path / "b")
+        (bundle / "model.onnx").write_bytes((tiny_bundle / "model.onnx").read_bytes()[:200])
+        message = "cannot load the ONNX graph"
+    else:  # another model's model.json beside this graph
+        bundle = _copy(tiny_bundle, tmp_path / "b", _set(("labels",), ["neutral", "happy", "sad"]))
+        message = "the graph gives 8 scores, but model.json names 3 labels"
+    wav = tmp_path / "x.wav"
+    sf.write(wav, emotion_clip("happy", 1), 16000)
+    assert main(["predict", "--model", str(bundle), str(wav)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bundle / 'model.onnx'}: ") and message in err and "\n" not in err
+
+
 def test_labels_follow_the_project_label_map():
     assert set(read_bundle(bundled_models_dir() / "cnn-lstm").labels) <= set(EMOTIONS)
 

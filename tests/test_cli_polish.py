@@ -116,6 +116,45 @@ def test_predict_table_keeps_long_file_names_whole_at_80_columns(tiny_bundle, tm
     assert "…" not in out
 
 
+def test_predict_table_ctrl_c_still_shows_the_files_already_done(tiny_bundle, tmp_path, monkeypatch, capsys):
+    import speech_emotion.cli.predict as predict_cli
+
+    paths = [tmp_path / f"call{i}.wav" for i in range(3)]
+    for path in paths:
+        sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+    real = predict_cli.predict_recording
+
+    def interrupted_on_the_third(path, recognizer):
+        if path == paths[2]:
+            raise KeyboardInterrupt  # the user gives up on a long list
+        return real(path, recognizer)
+
+    monkeypatch.setattr(predict_cli, "predict_recording", interrupted_on_the_third)
+    code = cli_main.main(["predict", *map(str, paths), "--model", str(tiny_bundle)])
+    captured = capsys.readouterr()
+    assert code == 130 and "interrupted" in captured.err
+    assert "call0.wav" in captured.out and "call1.wav" in captured.out and "call2.wav" not in captured.out
+
+
+# -- -v -----------------------------------------------------------------------------------------------------
+
+
+def test_verbose_turns_on_this_packages_debug_lines_not_every_librarys(tiny_bundle, tmp_path, capsys):
+    import logging
+
+    path = tmp_path / "x.wav"
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+    ours, root = logging.getLogger("speech_emotion"), logging.getLogger()
+    saved = ours.level, root.level
+    try:
+        assert cli_main.main(["-v", "predict", str(path), "--model", str(tiny_bundle)]) == 0
+        assert ours.isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("numba.core.byteflow").isEnabledFor(logging.DEBUG)  # hundreds of lines otherwise
+    finally:
+        ours.setLevel(saved[0])
+        root.setLevel(saved[1])
+
+
 # -- serve on a busy port -----------------------------------------------------------------------------------
 
 

@@ -36,3 +36,14 @@ def test_summary_averages_folds_and_pools_confusion():
     assert doc["ua"] == pytest.approx((a["ua"] + b["ua"]) / 2)
     assert np.array(doc["confusion_matrix"]).sum() == 8
     assert {"model", "protocol", "ua", "wa", "macro_f1", "folds", "confusion_matrix", "labels"} <= set(doc)
+
+
+def test_curves_of_a_recipe_without_epochs_say_so_without_a_matplotlib_warning(tmp_path):
+    import warnings
+
+    from speech_emotion.evaluation.plots import plot_history
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "No artists with labels found to put in legend" before
+        path = plot_history({"fold1": [], "fold2": []}, tmp_path / "curves.png", title="whisper-base-probe")
+    assert path.stat().st_size > 0

@@ -152,6 +152,7 @@ def test_silence_gives_no_emotion_events(client: TestClient) -> None:
         ({"sample_rate": 1000}, None, 1003, "unsupported_format"),
         ({"sample_rate": "16000"}, None, 1003, "unsupported_format"),
         ({"channels": 2}, None, 1003, "unsupported_format"),
+        ({"samplerate": 48000}, None, 1003, "unsupported_format"),  # misspelt: never silently read as 16 kHz
     ],
 )
 def test_malformed_frames_and_configs_close_with_a_reason(

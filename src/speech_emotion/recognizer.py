@@ -15,6 +15,7 @@ import numpy as np
 
 from .audio import AudioSource, load_audio, preprocess
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
+from .errors import ModelError
 from .features import build_features
 
 
@@ -28,6 +29,10 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -57,8 +62,32 @@ class Recognizer:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self._session = ort.InferenceSession(str(bundle.onnx_path), so, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(str(bundle.onnx_path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime's own errors (a truncated file, a Git LFS pointer, not ONNX)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{bundle.onnx_path}: cannot load the ONNX graph ({reason})") from None
         self._input = self._session.get_inputs()[0].name
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """:class:`ModelError` when the graph's fixed input/output sizes disagree with the bundle's features and
+        labels (e.g. another model's ``model.onnx`` copied in), instead of an ONNX Runtime error on the first clip."""
+        probe = (0.1 * np.sin(2 * np.pi * 220 * np.arange(self.sample_rate) / self.sample_rate)).astype(np.float32)
+        actual = self.model_input(probe).shape
+        declared = self._session.get_inputs()[0].shape
+        fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i < len(actual)]
+        if len(declared) != len(actual) or any(actual[i] != d for i, d in fixed):
+            raise ModelError(
+                f"{self.bundle.onnx_path}: the graph expects input {_shape(declared)}, but the bundle's features "
+                f"{self.bundle.features!r} give {_shape(actual)}"
+            )
+        out = self._session.get_outputs()[0].shape
+        if out and isinstance(out[-1], int) and out[-1] != len(self.labels):
+            raise ModelError(
+                f"{self.bundle.onnx_path}: the graph gives {out[-1]} scores, "
+                f"but model.json names {len(self.labels)} labels"
+            )
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None) -> Recognizer:

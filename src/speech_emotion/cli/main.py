@@ -46,7 +46,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Recognise emotion in speech: files, live microphone, web page, service and batch runs.",
     )
     parser.add_argument("--version", action="version", version=f"speech-emotion {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging of speech-emotion")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     command = chosen_command(argv) if argv is not None else None
     for name in COMMANDS:
@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.verbose:  # this package's debug lines only: numba, matplotlib & co. would bury them in hundreds of theirs
+        logging.getLogger("speech_emotion").setLevel(logging.DEBUG)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

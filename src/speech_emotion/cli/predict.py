@@ -33,20 +33,22 @@ def run(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(args.model, threads=args.threads)
     failures = 0
     rows = []
-    for path in args.files:
-        try:
-            pred = predict_recording(path, recognizer)
-        except SpeechEmotionError as exc:
-            failures += 1
-            print(f"error: {exc}", file=sys.stderr)
-            continue
-        warn(path, pred.notes)
-        if args.json:
-            print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
-        else:
-            rows.append((str(path), pred))
-    if rows:
-        _print_table(rows, recognizer.labels)
+    try:
+        for path in args.files:
+            try:
+                pred = predict_recording(path, recognizer)
+            except SpeechEmotionError as exc:
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            warn(path, pred.notes)
+            if args.json:
+                print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
+            else:
+                rows.append((str(path), pred))
+    finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
+        if rows:
+            _print_table(rows, recognizer.labels)
     return 1 if failures else 0
 
 

@@ -65,7 +65,11 @@ def plot_history(histories: dict[str, list[dict[str, Any]]], path: Path, title: 
     ax_loss.set_ylabel("cross-entropy")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy")
-    ax_loss.legend(fontsize=6, ncol=2)
+    if any(histories.values()):
+        ax_loss.legend(fontsize=6, ncol=2)
+    else:  # a closed-form recipe (the Whisper probes): say so instead of two empty axes and a matplotlib warning
+        for ax in (ax_loss, ax_acc):
+            ax.text(0.5, 0.5, "no per-epoch training in this recipe", ha="center", va="center", transform=ax.transAxes)
     ax_acc.set_title("solid: train, dashed: validation")
     fig.suptitle(title or "Training curves")
     fig.tight_layout()

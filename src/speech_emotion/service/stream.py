@@ -61,6 +61,10 @@ class StreamEngine(Protocol):
 EngineFactory = Callable[[], StreamEngine]
 
 
+CONFIG_FIELDS = frozenset({"type", "sample_rate", "format", "channels", "live"})
+"""The fields a ``config`` message may carry; any other is refused."""
+
+
 class StreamError(Exception):
     """Ends a session: sent to the client as an error event, then the close code of ``error``."""
 
@@ -83,6 +87,12 @@ class StreamFormat:
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> StreamFormat:
+        unknown = sorted(str(key) for key in message if key not in CONFIG_FIELDS)
+        if unknown:  # a misspelt "samplerate" would otherwise stream 48 kHz audio read as 16 kHz, silently wrong
+            raise StreamError(
+                "unsupported_format",
+                f"unknown config field {unknown[0]!r} (known: {', '.join(sorted(CONFIG_FIELDS - {'type'}))})",
+            )
         rate = message.get("sample_rate", 16000)
         fmt = message.get("format", "pcm16")
         if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
