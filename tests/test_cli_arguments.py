@@ -205,3 +205,43 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, tiny_bundle: Pat
         code = proc.wait(timeout=120)
     assert code in (0, 141)  # 0 only if every line fitted in the pipe before it was closed
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--max-upload-mb", "0"),
+        ("--max-duration", "-1"),
+        ("--idle-timeout", "nan"),
+        ("--body-timeout", "inf"),
+        ("--max-streams", "0"),
+        ("--max-connections", "0"),
+        ("--upload-workers", "0"),
+    ],
+)
+def test_serve_limits_that_are_not_positive_are_refused_naming_the_flag(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {flag}:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"), [(["--window", "100"], "--window"), (["--window", "0"], "--window"), (["--hop", "3"], "--hop")]
+)
+def test_stream_window_options_out_of_range_are_one_line_naming_the_flag(args, flag, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros(16000, np.float32), 16000)
+    assert main(["stream", str(path), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag} must be") and "\n" not in err
+
+
+def test_the_default_folder_given_as_a_path_loads_the_model_it_links(capsys):
+    from speech_emotion.bundle import bundled_models_dir, resolve_model
+
+    folder = bundled_models_dir() / "default"
+    assert resolve_model(folder) == resolve_model("default")

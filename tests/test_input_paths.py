@@ -338,4 +338,4 @@ def test_train_and_evaluate_without_torch_name_the_extra(monkeypatch, capsys, tm
     argv = [command, "--data", str(tmp_path), "--out", str(tmp_path / "out")]
     assert cli_main.main(argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "speech-emotion[train]" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "pip install '.[train,whisper]'" in err and "Traceback" not in err

@@ -302,6 +302,8 @@ def resolve_model(model: str | Path | None = None) -> Path:
         return path.parent
     if (path / "model.json").is_file():
         return path
+    if (path / "LINK").is_file() and path.parent.resolve() == bundled_models_dir().resolve():
+        return resolve_model((path / "LINK").read_text().strip())  # models/default given as a folder
     bundled = bundled_models_dir() / str(model)
     if (bundled / "model.json").is_file():
         return bundled

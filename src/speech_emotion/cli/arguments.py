@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"a seed is 0-{SEED_MAX}, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0 (seconds, megabytes: ``--max-duration``, ``--idle-timeout``, ``--max-upload-mb``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
     return value
 
 

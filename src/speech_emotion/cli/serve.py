@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..service.options import ServiceOptions, is_loopback
 from . import plain
-from .arguments import port, positive_int
+from .arguments import port, positive_int, positive_number
 
 TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
 
@@ -47,20 +47,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="ORIGIN",
         help="allow this browser origin (repeatable; default: same origin only)",
     )
-    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help=f"default {d.max_upload_mb:g}")
+    p.add_argument(
+        "--max-upload-mb", type=positive_number, default=d.max_upload_mb, help=f"default {d.max_upload_mb:g}"
+    )
     p.add_argument(
         "--max-duration",
-        type=float,
+        type=positive_number,
         default=d.max_duration_s,
         metavar="S",
         help=f"longest uploaded recording in seconds (default {d.max_duration_s:g})",
     )
     p.add_argument(
-        "--max-streams", type=int, default=d.max_streams, help=f"concurrent streams (default {d.max_streams})"
+        "--max-streams", type=positive_int, default=d.max_streams, help=f"concurrent streams (default {d.max_streams})"
     )
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=positive_number,
         default=d.idle_timeout_s,
         metavar="S",
         help=f"close a silent stream connection after S seconds (default {d.idle_timeout_s:g})",
@@ -75,20 +77,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-connections",
-        type=int,
+        type=positive_int,
         default=d.max_connections,
         help=f"open connections at once, more get 503 (default {d.max_connections})",
     )
     p.add_argument(
         "--header-timeout",
-        type=float,
+        type=positive_number,
         default=d.header_timeout_s,
         metavar="S",
         help=f"time to send complete request headers (default {d.header_timeout_s:g})",
     )
     p.add_argument(
         "--body-timeout",
-        type=float,
+        type=positive_number,
         default=d.body_timeout_s,
         metavar="S",
         help=f"longest pause while sending a request body (default {d.body_timeout_s:g})",
@@ -97,7 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=d.workers, help="stream inference threads (default: one per core)"
     )
     p.add_argument(
-        "--upload-workers", type=int, default=d.upload_workers, help="upload inference threads (default: cores/2, >= 2)"
+        "--upload-workers",
+        type=positive_int,
+        default=d.upload_workers,
+        help="upload inference threads (default: cores/2, >= 2)",
     )
     p.add_argument(
         "--threads", type=positive_int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})"

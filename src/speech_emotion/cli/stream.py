@@ -35,12 +35,16 @@ def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.
 def stream_options(args: argparse.Namespace) -> StreamOptions:
     from ..errors import SpeechEmotionError
 
-    try:
-        return StreamOptions(
-            window_s=args.window, hop_s=args.hop, min_window_s=min(StreamOptions.min_window_s, args.window)
+    longest = StreamOptions.max_segment_s
+    if not 0 < args.window <= longest:  # also refuses NaN
+        raise SpeechEmotionError(f"--window must be more than 0 and at most {longest:g} s, got {args.window:g}")
+    if not 0 < args.hop <= args.window:
+        raise SpeechEmotionError(
+            f"--hop must be more than 0 and at most --window ({args.window:g} s), got {args.hop:g}"
         )
-    except ValueError as exc:
-        raise SpeechEmotionError(f"bad window options: {exc}") from None
+    return StreamOptions(
+        window_s=args.window, hop_s=args.hop, min_window_s=min(StreamOptions.min_window_s, args.window)
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

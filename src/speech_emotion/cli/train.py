@@ -93,7 +93,7 @@ def require_torch(command: str) -> None:
     if importlib.util.find_spec("torch") is None:
         raise SpeechEmotionError(
             f"`speech-emotion {command}` needs PyTorch, which is not installed: "
-            "pip install 'speech-emotion[train]' (whisper recipes also need the [whisper] extra)"
+            "in the project folder, pip install '.[train,whisper]' (the whisper extra for the whisper-base recipes)"
         )
 
 
