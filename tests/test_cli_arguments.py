@@ -15,8 +15,8 @@ from synth import write_ravdess_corpus
     [
         ('{"nosuch": 1}', "unknown option 'nosuch'"),
         ('{"train": 5}', "option train: expected a JSON object"),
-        ('{"train": {"lr": "abc"}}', "option 'train.lr': expected float"),
-        ('{"train": {"epochs": 2.5}}', "option 'train.epochs': expected int"),
+        ('{"train": {"lr": "abc"}}', "option 'train.lr': expected a number like 0.001, got \"abc\""),
+        ('{"train": {"epochs": 2.5}}', "option 'train.epochs': expected a whole number"),
         ('{"train": {"nosuch": 1}}', "unknown option 'train.nosuch'"),
         ('{"model": {"dropout": true}}', "option 'model.dropout'"),
     ],
@@ -53,7 +53,7 @@ def test_bad_recipe_options_are_one_line_before_training(options, message, tmp_p
         ('{"data": {"workers": 0}}', "option 'data.workers': must be at least 1, got 0"),
         ('{"data": {"augment": {"copies": -1}}}', "option 'data.augment.copies': must be at least 0"),
         ('{"ensemble": 0}', "option 'ensemble': must be at least 1, got 0"),
-        ('{"ensemble": "two"}', "option 'ensemble': expected int"),
+        ('{"ensemble": "two"}', "option 'ensemble': expected a whole number"),
     ],
 )
 def test_out_of_range_option_values_are_refused_in_one_line_before_any_work(
@@ -87,8 +87,11 @@ def test_a_recipe_made_in_code_refuses_out_of_range_options_too():
     [
         ("whisper-base-probe", '{"score_with": "bogus"}', "'score_with' must be one of torch, onnx, onnx-int8"),
         ("whisper-base-probe", '{"nosuch": 1}', "unknown option 'nosuch'"),
+        ("whisper-base-general", '{"nosuch": 1}', "unknown option 'nosuch' (known: probe, pooled, variants, anchor"),
+        ("cnn-lstm", '{"ensembel": 2}', "unknown option 'ensembel' (known: model, train, data, ensemble"),
+        ("whisper-base-multicorpus", '{"probe": {"masked": "yes"}}', 'expected true or false like true, got "yes"'),
         ("whisper-base-multicorpus", '{"quantize": "fp8"}', "'quantize' must be one of int8, none"),
-        ("whisper-base-multicorpus", '{"probe": {"C": "x"}}', "option 'probe.C': expected float"),
+        ("whisper-base-multicorpus", '{"probe": {"C": "x"}}', "option 'probe.C': expected a number"),
     ],
 )
 def test_whisper_recipes_refuse_unknown_options_and_values(recipe, options, message):

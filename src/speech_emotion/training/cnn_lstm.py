@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ class CnnLstmRecipe:
         from .models import CnnLstmOptions
         from .trainer import TrainOptions
 
+        train_fields = sorted(f.name for f in fields(TrainOptions))
+        unknown = sorted(set(overrides) - set(train_fields))
+        if unknown:
+            raise ModelError(
+                f"cnn-lstm: unknown option {unknown[0]!r} (known: model, train, data, ensemble, rotate_validation, "
+                f"or a train option: {', '.join(train_fields)})"
+            )
         self.model_options = options_from(CnnLstmOptions, model, "model")
         self.train_options = options_from(
             TrainOptions, {**asdict(options_from(TrainOptions, train, "train")), **overrides}

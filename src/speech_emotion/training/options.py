@@ -7,6 +7,7 @@ An options dataclass declares each field's allowed values beside its default wit
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -130,10 +131,29 @@ def checked_value(name: str, value: Any, default: Any, allowed: Allowed | None =
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise ModelError(f"option {name!r}: expected {type(default).__name__} like {default!r}, got {value!r}")
+        raise ModelError(f"option {name!r}: expected {_kind(default)} like {_json(default)}, got {_json(value)}")
     if allowed is not None and not allowed.admits(value):
         raise ModelError(f"option {name!r}: must be {allowed.describe()}, got {value!r}")
     return value
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind of an option's value, as a user writes it in ``--options``."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a whole number" if isinstance(value, int) else "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a string" if isinstance(value, str) else "a JSON object"
+
+
+def _json(value: Any) -> str:
+    """``value`` as JSON text (``true``, ``[2, 3]``, ``"x"``), or its repr when JSON has no spelling for it."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _finite(number: float) -> bool:

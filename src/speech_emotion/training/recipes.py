@@ -9,6 +9,7 @@ imports it).
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +65,12 @@ def make_recipe(name: str, **options: Any) -> Recipe:
     """A fresh recipe ``name`` configured with ``options``; :class:`ModelError` for an unknown name, an unknown
     option or a value of the wrong kind (one line naming it)."""
     cls = recipe_class(name)
+    known = [p for p in inspect.signature(cls).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()):
+        unknown = sorted(set(options) - {p.name for p in known})
+        if unknown:
+            names = ", ".join(p.name for p in known)
+            raise ModelError(f"recipe {name}: unknown option {unknown[0]!r} (known: {names})")
     try:
         return cls(**options)
     except TypeError as exc:  # an option the constructor does not take

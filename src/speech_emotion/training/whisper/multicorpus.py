@@ -150,5 +150,14 @@ class GeneralProbeRecipe(MultiCorpusProbeRecipe):
 
     name = "whisper-base-general"
 
-    def __init__(self, anchor: float = 0.75, **options: Any) -> None:
-        super().__init__(anchor=anchor, **options)
+    def __init__(
+        self,
+        probe: Any = None,
+        pooled: Any = None,
+        variants: tuple[str, ...] | list[str] = TRAIN_VARIANTS,
+        anchor: float = 0.75,
+        anchor_corpora: tuple[str, ...] | list[str] = ("ravdess",),
+        quantize: str = "int8",
+        score_with: str = "torch",
+    ) -> None:
+        super().__init__(probe, pooled, variants, anchor, anchor_corpora, quantize, score_with)
