@@ -156,3 +156,23 @@ def test_the_anchor_option_is_range_checked_in_one_line():
     with pytest.raises(ModelError, match="anchor.*at most 1"):
         make_recipe("whisper-base-multicorpus", anchor=1.5)
     assert make_recipe("whisper-base-multicorpus", anchor=0.5).describe()["anchor"] == 0.5
+
+
+def test_whole_recording_copies_keep_the_noise_that_fills_the_pauses(tmp_path, monkeypatch):
+    from speech_emotion.training import conditions
+    from speech_emotion.training.whisper.pooled import PooledOptions, variant_audio
+
+    rng = np.random.default_rng(0)
+    speech = emotion_clip("angry", seed=1, duration_s=1.0)
+    silence = np.zeros(16000, np.float32)
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.concatenate([silence, speech, silence]), 16000)
+
+    def noisy_room(x, others, generator):  # the chain: steady noise 10 dB below the speech
+        return (x + 0.03 * np.abs(speech).max() * rng.standard_normal(x.size)).astype(np.float32)
+
+    monkeypatch.setattr(conditions, "random_channel", noisy_room)
+    trimmed_first = variant_audio(str(path), "d", ("aug1", ()), PooledOptions())
+    whole = variant_audio(str(path), "d", ("waug1", ()), PooledOptions())
+    assert trimmed_first.size < 1.3 * 16000  # the noise was added to the trimmed clip: pauses already gone
+    assert whole.size > 2.5 * 16000  # the noise fills the pauses, so trimming keeps them, as in a noisy recording

@@ -4,7 +4,10 @@ A *variant* is what the encoder hears of a clip:
 
 - ``clean``: the preprocessed clip;
 - ``aug<k>``: copy ``k`` through a random recording chain (speed 0.9/1.0/1.1, then
-  :func:`~speech_emotion.training.conditions.random_channel`): training only;
+  :func:`~speech_emotion.training.conditions.random_channel`) applied to the trimmed clip: training only;
+- ``waug<k>``: the same chain applied to the whole recording, pauses included, and the clip trimmed and
+  normalised after it, as the product hears a noisy recording (noise and babble fill the pauses, so they are not
+  trimmed away; a room's tail rings on): training only. ``waugcrop<k>`` crops it;
 - ``crop<k>``: a random 1-2 s window of the clip, loudness-normalised again, starting at the utterance
   onset one time in three: what the live engine classifies (2 s windows every 0.5 s, the first one
   from 1 s of speech). ``augcrop<k>`` crops an augmented copy;
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...audio import SAMPLE_RATE, AudioOptions, load_audio, normalize_loudness, resample
+from ...audio import SAMPLE_RATE, AudioOptions, load_audio, load_samples, normalize_loudness, prepare, resample
 from ...features.logmel import LogMelOptions, log_mel
 from .. import conditions
 from ..cache import ClipStore, FeatureCache
@@ -105,6 +108,13 @@ def variant_audio(path: str, digest: str, variant: Variant, options: PooledOptio
         from .states import SpeedNoiseOptions, speed_noise
 
         return speed_noise(samples, int(name[2:]), digest, SpeedNoiseOptions())
+    if name.startswith("waug"):
+        raw = load_samples(path, options.audio)
+        speed = float(rng.choice([0.9, 1.0, 1.1]))
+        if speed != 1.0:
+            raw = resample(raw, SAMPLE_RATE, round(SAMPLE_RATE / speed))
+        samples = prepare(conditions.random_channel(raw, others, rng), options.audio, Path(path).name)
+        return crop(samples, rng, options) if "crop" in name else samples
     if name.startswith("cond:"):
         out = conditions.TEST_CONDITIONS[name[5:]](samples, others, _seed(digest, "cond") % 2**31)
         return normalize_loudness(out, options.audio.target_rms_dbfs, options.audio.peak_limit)
@@ -169,6 +179,6 @@ class PooledStore(ClipStore):
         """``(len(rows), layers + 1, 2, width)`` statistics of ``variant`` of each row's clip."""
         rows = np.asarray(rows, dtype=int)
         paths = corpus["path"].to_numpy()
-        mixes = variant.startswith(("aug", "augcrop", "cond:babble"))
+        mixes = variant.startswith(("aug", "waug", "cond:babble"))
         variants = [(variant, conditions.other_talkers(corpus, int(r), variant) if mixes else ()) for r in rows]
         return np.stack(self.get([str(paths[r]) for r in rows], variants))  # type: ignore[arg-type]
