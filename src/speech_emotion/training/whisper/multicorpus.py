@@ -10,9 +10,9 @@ one linear layer; same ONNX size and cost), trained differently:
 - on 1-2 s crops of clips and of their copies: the windows the live engine classifies;
 - with ``anchor`` > 0, its logits are mixed with those of an *anchor* probe trained the first recipe's way (plain
   softmax, every clip weighing 1, the clip and its speed/noise copies) on the ``anchor_corpora`` rows: the
-  shipped default (``whisper-base-general``) weighs the anchor 0.75 and this probe 0.25, which keeps the anchor corpus's clean accuracy while the
-  multi-corpus probe carries the robustness (docs/experiments.md). Two linear probes mixed are one linear layer:
-  the exported graph is the same size and cost.
+  shipped default (``whisper-base-general``) weighs the anchor 0.75 and this probe 0.25, which keeps the anchor
+  corpus's clean accuracy while the multi-corpus probe carries the robustness (docs/experiments.md). Two linear
+  probes mixed are one linear layer: the exported graph is the same size and cost.
 """
 
 from __future__ import annotations
