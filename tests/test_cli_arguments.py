@@ -248,3 +248,38 @@ def test_the_default_folder_given_as_a_path_loads_the_model_it_links(capsys):
 
     folder = bundled_models_dir() / "default"
     assert resolve_model(folder) == resolve_model("default")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('{"variants": ["nope"]}', "unknown variant 'nope' in option 'variants'"),
+        ('{"variants": []}', "option 'variants' must be a non-empty list"),
+        ('{"probe": {"layers": [9]}}', "option 'probe.layers' must list states 0-4"),
+        ('{"probe": {"layers": []}}', "option 'probe.layers' must list states 0-4"),
+    ],
+)
+def test_general_recipe_options_that_would_start_useless_work_are_refused_in_one_line(options, message):
+    pytest.importorskip("torch")
+    import json
+
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.recipes import make_recipe
+
+    with pytest.raises(ModelError, match=message.replace("(", r"\(")):
+        make_recipe("whisper-base-general", **json.loads(options))
+
+
+def test_stream_hop_below_10_ms_and_windows_below_a_segment_are_one_line(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros(16000, np.float32), 16000)
+    for args, flag in (
+        (["--window", "3", "--hop", "1e-6"], "--hop"),
+        (["--window", "0.2", "--hop", "0.1"], "--window"),
+    ):
+        assert main(["stream", str(path), *args]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {flag} must be") and "\n" not in err

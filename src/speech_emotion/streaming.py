@@ -29,6 +29,9 @@ from .errors import AudioError
 from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
+MIN_HOP_S = 0.01
+"""The shortest hop between windows, seconds (a shorter one would round to no samples at all)."""
+
 
 @dataclass(frozen=True)
 class StreamOptions:
@@ -49,8 +52,8 @@ class StreamOptions:
     vad: VadOptions = field(default_factory=VadOptions)
 
     def __post_init__(self) -> None:
-        if not 0 < self.hop_s <= self.window_s:
-            raise ValueError("need 0 < hop_s <= window_s")
+        if not MIN_HOP_S <= self.hop_s <= self.window_s:
+            raise ValueError(f"need {MIN_HOP_S} <= hop_s <= window_s")
         if not 0 < self.min_window_s <= self.window_s:
             raise ValueError("need 0 < min_window_s <= window_s")
         if not 0 <= self.min_segment_s <= self.min_window_s:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..audio import ended_early, open_blocks
 from ..recognizer import Recognizer
-from ..streaming import SegmentEvent, StreamingRecognizer, StreamOptions
+from ..streaming import MIN_HOP_S, SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
@@ -35,12 +35,12 @@ def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.
 def stream_options(args: argparse.Namespace) -> StreamOptions:
     from ..errors import SpeechEmotionError
 
-    longest = StreamOptions.max_segment_s
-    if not 0 < args.window <= longest:  # also refuses NaN
-        raise SpeechEmotionError(f"--window must be more than 0 and at most {longest:g} s, got {args.window:g}")
-    if not 0 < args.hop <= args.window:
+    shortest, longest = StreamOptions.min_segment_s, StreamOptions.max_segment_s
+    if not shortest <= args.window <= longest:  # also refuses NaN
+        raise SpeechEmotionError(f"--window must be {shortest:g} to {longest:g} s, got {args.window:g}")
+    if not MIN_HOP_S <= args.hop <= args.window:
         raise SpeechEmotionError(
-            f"--hop must be more than 0 and at most --window ({args.window:g} s), got {args.hop:g}"
+            f"--hop must be at least {MIN_HOP_S:g} s and at most --window ({args.window:g} s), got {args.hop:g}"
         )
     return StreamOptions(
         window_s=args.window, hop_s=args.hop, min_window_s=min(StreamOptions.min_window_s, args.window)

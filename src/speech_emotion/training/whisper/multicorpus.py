@@ -17,6 +17,7 @@ one linear layer; same ONNX size and cost), trained differently:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,20 @@ ANCHOR_VARIANTS = ("clean", "sn1", "sn2")
 """What the anchor probe learns from: the first recipe's training data (clip + 2 speed/white-noise copies)."""
 
 
+def check_variants(recipe: str, variants: Any) -> tuple[str, ...]:
+    """``variants`` as a tuple; :class:`ModelError` unless a non-empty list of :mod:`.pooled` training variants."""
+    pattern = re.compile(r"(clean|(aug|augcrop|waug|waugcrop|crop|sn)[1-9][0-9]*)")
+    if not isinstance(variants, (list, tuple)) or not variants:
+        raise ModelError(f"{recipe}: option 'variants' must be a non-empty list, got {variants!r}")
+    for variant in variants:
+        if not isinstance(variant, str) or not pattern.fullmatch(variant):
+            raise ModelError(
+                f"{recipe}: unknown variant {variant!r} in option 'variants' "
+                "(clean, aug<k>, augcrop<k>, waug<k>, waugcrop<k>, crop<k>, sn<k>; k from 1)"
+            )
+    return tuple(variants)
+
+
 class MultiCorpusProbeRecipe(ExportedProbe):
     """Masked-softmax linear probe on pooled Whisper-base statistics of clips, channel copies and crops.
 
@@ -72,7 +87,13 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         check_choice(self.name, "score_with", score_with, SCORE_WITH)
         self.probe_options = options_from(MaskedProbeOptions, probe, "probe")
         self.pooled_options = options_from(PooledOptions, pooled, "pooled")
-        self.variants = tuple(variants)
+        self.variants = check_variants(self.name, variants)
+        top = self.pooled_options.layers
+        if not self.probe_options.layers or not all(0 <= i <= top for i in self.probe_options.layers):
+            raise ModelError(
+                f"{self.name}: option 'probe.layers' must list states 0-{top} (pooled.layers {top}), "
+                f"got {list(self.probe_options.layers)}"
+            )
         self.anchor = checked_value("anchor", anchor, 0.0, Allowed(low=0.0, high=1.0))
         self.anchor_corpora = checked_value("anchor_corpora", anchor_corpora, ("ravdess",))
         self.quantize = quantize
@@ -106,6 +127,11 @@ class MultiCorpusProbeRecipe(ExportedProbe):
 
     def _anchor_probe(self, corpus: pd.DataFrame, rows: np.ndarray, names: np.ndarray) -> LinearProbe:
         """The first recipe's probe (plain softmax, unweighted, clip + speed/noise copies) on the anchor rows."""
+        if not set(self.anchor_corpora) & set(names):
+            raise ModelError(
+                f"{self.name}: option 'anchor_corpora' names none of the corpora given "
+                f"({', '.join(sorted(set(names)))}), got {list(self.anchor_corpora)}"
+            )
         own = rows[np.isin(names[rows], self.anchor_corpora)]
         rows = own if own.size else rows
         layers = self.probe_options.layers
