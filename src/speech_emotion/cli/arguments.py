@@ -7,14 +7,20 @@ import contextlib
 import math
 import tempfile
 from pathlib import Path
+from typing import Any
+
+
+def _parsed(text: str, kind: type, noun: str) -> Any:
+    """``kind(text)``, or argparse's one-line error saying ``text`` is not ``noun``."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (``--epochs``, ``--threads``, ``--workers``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _parsed(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -27,10 +33,7 @@ CLI may not import: ``--help`` loads no training code)."""
 
 def seed(text: str) -> int:
     """A random seed, 0 to :data:`SEED_MAX` (``--seed``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _parsed(text, int, "a whole number")
     if not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"a seed is 0-{SEED_MAX}, got {value}")
     return value
@@ -38,10 +41,7 @@ def seed(text: str) -> int:
 
 def positive_number(text: str) -> float:
     """A finite number > 0 (seconds, megabytes: ``--max-duration``, ``--idle-timeout``, ``--max-upload-mb``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _parsed(text, float, "a number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
     return value
@@ -49,10 +49,7 @@ def positive_number(text: str) -> float:
 
 def port(text: str) -> int:
     """A TCP port, 0-65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    value = _parsed(text, int, "a port number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
     return value
