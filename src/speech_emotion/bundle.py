@@ -9,7 +9,8 @@ feature options are stored without it::
 
     {"format": 2, "name": "...", "labels": [...], "sample_rate": 16000,
      "features": "librosa" | "whisper-logmel", "feature_options": {...},
-     "preprocessing": {...}, "onnx": "model.onnx", "metadata": {"recipe": {...}, ...}}
+     "preprocessing": {...}, "onnx": "model.onnx", "metadata": {"recipe": {...}, ...},
+     "calibration": {...}}  # optional: temperature and uncertainty thresholds, see speech_emotion.calibration
 
 Format 1 (the bundles shipped before, no ``format`` key) is read as well: ``frontend``/``frontend_options``/
 ``audio_options`` for ``features``/``feature_options``/``preprocessing``, ``recipe`` and ``quantization``
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import AudioOptions
+from .calibration import Calibration, parse_calibration
 from .errors import ModelError
 from .features import FEATURES, AnyFeatureOptions, feature_options
 from .labels import EMOTIONS
@@ -39,6 +41,7 @@ DEFAULT_MODEL = "default"
 _V1_KEYS = {"name", "labels", "frontend", "frontend_options", "audio_options", "onnx"}
 _V1_METADATA = {"recipe", "quantization"}
 _V2_KEYS = {"format", "name", "labels", "sample_rate", "features", "feature_options", "preprocessing", "onnx"}
+_V2_OPTIONAL = {"metadata", "calibration"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class ModelBundle:
     preprocessing: AudioOptions
     onnx: str = "model.onnx"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    """Temperature and uncertainty thresholds applied to the logits (:mod:`speech_emotion.calibration`)."""
     format: int = field(default=FORMAT_VERSION, compare=False)
     """The ``model.json`` format it was read from (not part of equality: the same model in either format)."""
     folder: Path | None = field(default=None, compare=False)
@@ -88,6 +93,7 @@ class ModelBundle:
             "preprocessing": preprocessing,
             "onnx": self.onnx,
             "metadata": dict(self.metadata),
+            **({"calibration": self.calibration.to_json()} if self.calibration else {}),
         }
 
 
@@ -171,7 +177,7 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
         )
     else:
         allowed, features_key, options_key, preprocessing_key = (
-            _V2_KEYS | {"metadata"},
+            _V2_KEYS | _V2_OPTIONAL,
             "features",
             "feature_options",
             "preprocessing",
@@ -234,6 +240,11 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
         metadata = {k: doc[k] for k in sorted(_V1_METADATA) if k in doc}
     else:
         metadata = _mapping(doc.get("metadata", {}), "metadata", fail)
+    try:
+        calibration = parse_calibration(doc["calibration"]) if "calibration" in doc else None
+    except ValueError as exc:
+        field_name, _, reason = str(exc).partition(": ")
+        raise fail(field_name, reason) from None
     return ModelBundle(
         name=name,
         labels=tuple(labels),
@@ -243,6 +254,7 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
         preprocessing=preprocessing,
         onnx=onnx,
         metadata=metadata,
+        calibration=calibration,
         format=version,
         folder=json_path.parent,
     )

@@ -21,14 +21,22 @@ from .features import build_features
 
 @dataclass(frozen=True)
 class Prediction:
-    """One clip's result: the winning label, its probability, and all probabilities."""
+    """One clip's result: the winning label, its probability, and all probabilities (calibrated when the bundle
+    has a calibration); ``uncertain``: the bundle's thresholds say the answer is not to be trusted (low confidence
+    or the top two close; always ``False`` for a bundle without calibration thresholds)."""
 
     label: str
     confidence: float
     probabilities: dict[str, float]
+    uncertain: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+            "uncertain": self.uncertain,
+        }
 
 
 def _shape(shape) -> str:
@@ -106,15 +114,26 @@ class Recognizer:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
         return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Shown probabilities for logits ``(..., len(labels))``: softmax of ``logits / T`` with the bundle's
+        calibration temperature ``T`` (1 without calibration); float64, same shape."""
+        calibration = self.bundle.calibration
+        return calibration.probabilities(logits) if calibration else softmax(np.asarray(logits, dtype=np.float64))
+
+    def is_uncertain(self, probs: np.ndarray) -> bool:
+        """Whether one clip's shown probabilities ``(len(labels),)`` fall under the bundle's uncertainty thresholds."""
+        return self.bundle.calibration.uncertain(probs) if self.bundle.calibration else False
+
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
         """Prediction for mono float32 audio at :attr:`sample_rate` Hz that already went through
         :func:`~speech_emotion.audio.preprocess` with :attr:`preprocessing`."""
-        probs = softmax(self.logits(samples).astype(np.float64))
+        probs = self.probabilities(self.logits(samples))
         best = int(np.argmax(probs))
         return Prediction(
             label=self.labels[best],
             confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+            uncertain=self.is_uncertain(probs),
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:

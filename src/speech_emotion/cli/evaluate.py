@@ -1,4 +1,5 @@
-"""``speech-emotion evaluate``: train and test a model under an evaluation protocol; writes metrics and plots."""
+"""``speech-emotion evaluate``: train and test a recipe under an evaluation protocol (``--recipe``), or score a
+finished model bundle as it is, without training (``--model``); writes metrics, calibration and plots."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from ..errors import DataError
 from . import plain
 from .arguments import folder, positive_int, seed
-from .train import add_data_option, add_recipe_option, load_data, recipe_options, require_torch
+from .train import RECIPE_NAMES, add_data_option, load_data, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -22,13 +23,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="train and test a model under an evaluation protocol", description=plain(__doc__)
     )
-    add_recipe_option(p, "recipe to evaluate")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help=f"recipe to train and test under --protocol: {', '.join(RECIPE_NAMES)} (default: cnn-lstm)",
+    )
+    which.add_argument(
+        "--model",
+        default=None,
+        metavar="BUNDLE",
+        help="score this model bundle as it is, without training (a bundled name such as default, or a bundle "
+        "folder): per corpus UA/WA/F1 over the corpus's labels and calibration of its full output "
+        "(ECE, Brier, NLL, confident and wrong, reliability.png); logits kept in predictions.csv. "
+        "Before this release --model meant --recipe here",
+    )
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
-        default="actor-6fold",
-        help="actor-6fold: speaker-independent folds (headline; other corpora join every fold's training set); "
-        "leave-one-corpus-out: test on each corpus after training on the others; random-80-20: clip-level split",
+        default=None,
+        help="with --recipe: actor-6fold (default; speaker-independent folds, the headline; other corpora join every "
+        "fold's training set); leave-one-corpus-out: test on each corpus after training on the others; "
+        "random-80-20: clip-level split",
     )
     add_data_option(p)
     p.add_argument(
@@ -47,7 +64,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+TRAINING_ONLY = ("protocol", "folds", "epochs", "options", "seed", "conditions", "live")
+"""Options that only mean something when a recipe is trained (refused with ``--model``)."""
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return score(args)
+    args.recipe = args.recipe or "cnn-lstm"
+    args.protocol = args.protocol or "actor-6fold"
     require_torch("evaluate")
     from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
@@ -83,6 +108,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}: UA {scores['ua']:.3f}")
     for name, value in doc.get("live", {}).items():
         print(f"  live {name}: {value:.3f}")
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    """``evaluate --model BUNDLE``: the bundle scored as it is on every corpus of ``--data`` (no PyTorch needed)."""
+    defaults = {"seed": 0, "live": False}
+    given = [name for name in TRAINING_ONLY if getattr(args, name) not in (None, defaults.get(name))]
+    if given:
+        raise DataError(
+            f"--{given[0]} trains a recipe (--recipe); --model scores a finished bundle as it is, without training"
+        )
+    from ..bundle import resolve_model
+    from ..evaluation.bundle_score import PROTOCOL, score_bundle
+
+    resolve_model(args.model)  # an unknown bundle fails before any data is read
+    sources = args.data
+    corpus = load_data(sources)
+    if "corpus" not in corpus:
+        from ..corpora import corpus_folder
+
+        corpus = corpus.assign(corpus=corpus_folder(sources[0]).resolve().name)
+    doc = score_bundle(args.model, corpus, args.out, command=shlex.join(["speech-emotion", *sys.argv[1:]]))
+    cal = doc["calibration"]
+    print(
+        f"{doc['model']} {PROTOCOL}: UA {doc['ua']:.3f} (mean over {len(doc['folds'])} corpora), WA {doc['wa']:.3f}, "
+        f"macro-F1 {doc['macro_f1']:.3f}; all clips, 8-way: accuracy {cal['accuracy']:.3f}, mean confidence "
+        f"{cal['mean_confidence']:.3f}, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, NLL {cal['nll']:.3f}, "
+        f"confident (>= 0.9) and wrong {cal['confident_wrong']:.1%}  ({args.out / 'metrics.json'})"
+    )
     return 0
 
 

@@ -76,3 +76,41 @@ def plot_history(histories: dict[str, list[dict[str, Any]]], path: Path, title: 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_reliability(panels: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Reliability diagrams (Guo et al. 2017, fig. 1), one panel per entry of ``panels``: a name mapped to a
+    :func:`~speech_emotion.evaluation.metrics.calibration_metrics` document with ``bins``. Bars: accuracy per
+    confidence bin; the diagonal: perfect calibration; each panel's title gives ECE and the confident-and-wrong share;
+    the bars' shade shows how many clips a bin holds. Saved as PNG."""
+    plt = _pyplot()
+    n = len(panels)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (name, doc) in zip(axes.flat, panels.items()):
+        bins = doc["bins"]
+        edges = np.asarray(bins["edges"])
+        width = np.diff(edges)
+        count = np.asarray(bins["count"], dtype=float)
+        accuracy = np.array([a if a is not None else 0.0 for a in bins["accuracy"]])
+        shade = 0.25 + 0.75 * count / max(count.max(), 1)
+        ax.bar(edges[:-1], accuracy, width=width, align="edge", color=[(0.2, 0.4, 0.8, s) for s in shade],
+               edgecolor="black", linewidth=0.4, label="accuracy")
+        confidence = [c if c is not None else np.nan for c in bins["confidence"]]
+        ax.plot(np.asarray(confidence), accuracy, ".", color="black", markersize=3)
+        ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("shown confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_title(
+            f"{name} (n={doc['n']})\nECE {doc['ece']:.3f}, confident & wrong {doc['confident_wrong']:.0%}", fontsize=8
+        )
+    fig.suptitle(title or "Reliability (bars on the diagonal: calibrated)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
