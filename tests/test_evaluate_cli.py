@@ -46,6 +46,10 @@ def test_evaluate_writes_metrics_json_and_exits_0(corpus_dir, tmp_path):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["model"] == "cnn-lstm" and doc["protocol"] == "actor-6fold" and len(doc["folds"]) == 3
     assert doc["command"].startswith("speech-emotion")
+    # calibration of the full 8-way output, per fold and pooled, with its reliability diagram
+    assert all({"ece", "brier", "nll", "confident_wrong"} <= set(f["calibration"]) for f in doc["folds"])
+    assert doc["calibration"]["n"] == sum(f["n"] for f in doc["folds"]) and "bins" in doc["calibration"]
+    assert (out / "reliability.png").is_file()
 
 
 def test_evaluate_accepts_another_fold_file(corpus_dir, tmp_path):
@@ -203,10 +207,14 @@ def test_train_exports_a_bundle_that_predict_loads(corpus_dir, tmp_path, capsys)
     assert line["label"] in line["probabilities"]
 
 
-def test_model_on_evaluate_is_a_deprecated_spelling_of_recipe(capsys):
+def test_model_on_train_is_a_deprecated_spelling_of_recipe_and_on_evaluate_names_a_bundle(capsys):
     from speech_emotion.cli.main import build_parser
 
-    argv = ["evaluate", "--model", "whisper-base-probe", "--data", "d", "--out", "o"]
+    argv = ["train", "--model", "whisper-base-probe", "--data", "d", "--out", "o"]
     args = build_parser(argv).parse_args(argv)
     assert args.recipe == "whisper-base-probe"
     assert "deprecated; use --recipe" in capsys.readouterr().err
+    argv = ["evaluate", "--model", "whisper-base-probe", "--data", "d", "--out", "o"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.model == "whisper-base-probe" and args.recipe is None
+    assert capsys.readouterr().err == ""

@@ -88,7 +88,9 @@ def parse_calibration(raw: Any) -> Calibration:
         raise ValueError("calibration.thresholds: must be a JSON object")
     strange = sorted(set(thresholds) - _THRESHOLDS)
     if strange:
-        raise ValueError(f"calibration.thresholds.{strange[0]}: unknown field (known: {', '.join(sorted(_THRESHOLDS))})")
+        raise ValueError(
+            f"calibration.thresholds.{strange[0]}: unknown field (known: {', '.join(sorted(_THRESHOLDS))})"
+        )
     values = {}
     for key in sorted(_THRESHOLDS):
         value = _number(thresholds.get(key, 0.0), f"calibration.thresholds.{key}")
@@ -105,4 +107,3 @@ def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
         raise ValueError(f"{name}: must be a finite number, got {value!r}")
     return float(value)
-

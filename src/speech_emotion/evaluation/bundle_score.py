@@ -63,8 +63,10 @@ def score_corpus(predictions: pd.DataFrame, recognizer: Recognizer) -> tuple[dic
     labels = list(recognizer.labels)
     scored = predictions[(predictions["skipped"].fillna("") == "") & predictions["actual"].isin(labels)].copy()
     if scored.empty:
-        raise DataError(f"{predictions['corpus'].iloc[0]}: no clip could be scored (none decodes, or no label the "
-                        f"bundle knows: {', '.join(labels)})")
+        raise DataError(
+            f"{predictions['corpus'].iloc[0]}: no clip could be scored (none decodes, or no label the "
+            f"bundle knows: {', '.join(labels)})"
+        )
     logits = scored[logit_columns(labels)].to_numpy(np.float64)
     probs = recognizer.probabilities(logits)
     truth = np.array([labels.index(e) for e in scored["actual"]])

@@ -125,9 +125,7 @@ def expected_calibration_error(probs: np.ndarray, y_true: Sequence[int], n_bins:
     n = sum(bins["count"])
     if not n:
         return 0.0
-    return float(
-        sum(c * abs(a - m) for c, a, m in zip(bins["count"], bins["accuracy"], bins["confidence"]) if c) / n
-    )
+    return float(sum(c * abs(a - m) for c, a, m in zip(bins["count"], bins["accuracy"], bins["confidence"]) if c) / n)
 
 
 def calibration_metrics(

@@ -97,8 +97,16 @@ def plot_reliability(panels: dict[str, dict[str, Any]], path: Path, title: str =
         count = np.asarray(bins["count"], dtype=float)
         accuracy = np.array([a if a is not None else 0.0 for a in bins["accuracy"]])
         shade = 0.25 + 0.75 * count / max(count.max(), 1)
-        ax.bar(edges[:-1], accuracy, width=width, align="edge", color=[(0.2, 0.4, 0.8, s) for s in shade],
-               edgecolor="black", linewidth=0.4, label="accuracy")
+        ax.bar(
+            edges[:-1],
+            accuracy,
+            width=width,
+            align="edge",
+            color=[(0.2, 0.4, 0.8, s) for s in shade],
+            edgecolor="black",
+            linewidth=0.4,
+            label="accuracy",
+        )
         confidence = [c if c is not None else np.nan for c in bins["confidence"]]
         ax.plot(np.asarray(confidence), accuracy, ".", color="black", markersize=3)
         ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)

@@ -22,8 +22,8 @@ from ..training.recipes import make_recipe
 from ..training.splits import make_splits, validation_split
 from .conditions import condition_corpus
 from .live import score_live
-from .metrics import compute_metrics, summarize
-from .plots import plot_confusion, plot_history
+from .metrics import calibration_metrics, compute_metrics, summarize
+from .plots import plot_confusion, plot_history, plot_reliability
 
 LOCK = "running.lock"
 SCORE_KEYS = ("ua", "wa", "macro_f1")
@@ -56,6 +56,7 @@ def run_fold(
 
     probs, y_pred = predict(corpus)
     metrics = compute_metrics(y_true, y_pred)
+    calibration = calibration_metrics(probs, y_true)  # the full 8-way output, as the product shows it
     by_condition = {}
     for name in conditions:
         _, pred = predict(condition_corpus(corpus, split.test, name))
@@ -76,12 +77,14 @@ def run_fold(
             "actual": row.emotion,
             "predicted": EMOTIONS[int(p)],
             "confidence": float(probs[i, int(p)]),
+            **{f"p_{label}": float(probs[i, j]) for j, label in enumerate(EMOTIONS)},
         }
         for i, (row, p) in enumerate(zip(test.itertuples(), y_pred))
     ]
     return {
         "fold": split.name,
         **metrics,
+        "calibration": calibration,
         "n_train": int(len(train)),
         "n_val": int(len(val)),
         "val_speakers": sorted(corpus["speaker"].iloc[val].unique().tolist()),
@@ -176,12 +179,25 @@ def run_evaluation(
     if live:
         keys = [k for k in folds[0]["live"] if k.endswith(("_ua", "_wa"))]
         doc["live"] = {k: float(np.mean([f["live"][k] for f in folds])) for k in keys}
-    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     predictions = pd.DataFrame([p for r in results for p in r["predictions"]])
+    calibrated = all("calibration" in f for f in folds)  # folds trained before calibration was scored lack it
+    if calibrated:
+        probs = predictions[[f"p_{label}" for label in EMOTIONS]].to_numpy(np.float64)
+        truth = np.array([emotion_index(e) for e in predictions["actual"]])
+        doc["calibration"] = calibration_metrics(probs, truth, with_bins=True)
+    (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     predictions.to_csv(out_dir / "predictions.csv", index=False)
     title = f"{recipe_name}, {protocol}: UA {doc['ua']:.1%}, WA {doc['wa']:.1%}"
     plot_confusion(doc["confusion_matrix"], EMOTIONS, out_dir / "confusion.png", title=title)
     plot_history({r["fold"]: r["history"] for r in results}, out_dir / "curves.png", title=f"{recipe_name}, {protocol}")
+    if calibrated:
+        panels = {"all folds": doc["calibration"]}
+        if protocol == "leave-one-corpus-out":  # one panel per held-out corpus
+            for r in results:
+                rows = predictions["fold"] == r["fold"]
+                truth_r = np.array([emotion_index(e) for e in predictions.loc[rows, "actual"]])
+                panels[r["fold"]] = calibration_metrics(probs[rows.to_numpy()], truth_r, with_bins=True)
+        plot_reliability(panels, out_dir / "reliability.png", title=f"{recipe_name}, {protocol}: calibration (8-way)")
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
