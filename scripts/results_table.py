@@ -1,7 +1,7 @@
 """Regenerate the README's results table from ``results/*.json``.
 
-Usage: ``python scripts/results_table.py`` rewrites the block between the RESULTS markers in
-README.md; ``--print`` only prints the table. Every row carries the command stored in its
+Usage: ``python scripts/results_table.py`` rewrites the blocks between the RESULTS, GENERALISATION and ZEROSHOT
+markers in README.md; ``--print`` only prints the tables. Every row carries the command stored in its
 metrics file, so each number can be reproduced; commands stored before ``--recipe`` replaced ``--model`` on
 ``train``/``evaluate`` are shown with today's spelling (:func:`current_command`), the files stay as they are.
 """
@@ -17,6 +17,15 @@ BEGIN, END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 PROTOCOL_ORDER = {"actor-6fold": 0, "leave-one-corpus-out": 1, "random-80-20": 2}
 GENERAL = ("<!-- GENERALISATION:BEGIN -->", "<!-- GENERALISATION:END -->")
 CONDITIONS = ("phone", "gsm", "babble10", "babble0", "reverb", "noise10")
+ZEROSHOT = ("<!-- ZEROSHOT:BEGIN -->", "<!-- ZEROSHOT:END -->")
+AS_SHIPPED = "bundle-as-shipped"
+"""The protocol of ``evaluate --model BUNDLE`` (a bundle scored without training)."""
+TRAINED_ON = {
+    "whisper-base-general": ("ravdess", "ased", "emovo"),
+    "whisper-base-probe": ("ravdess",),
+    "cnn-lstm": ("ravdess",),
+}
+"""The corpora each shipped bundle was trained on (its model card): a corpus outside them is unheard (zero-shot)."""
 
 
 def _pct(doc: dict, key: str) -> str:
@@ -28,9 +37,14 @@ def _pct(doc: dict, key: str) -> str:
 
 
 def current_command(command: str) -> str:
-    """A stored ``speech-emotion evaluate``/``train`` command with the old recipe option ``--model`` as ``--recipe``."""
+    """A stored ``speech-emotion evaluate``/``train`` command with the old recipe option ``--model`` as ``--recipe``
+    (on ``evaluate``, only where it trains under a ``--protocol``: ``evaluate --model BUNDLE`` now scores a bundle)."""
     words = command.split(" ")
-    if len(words) > 2 and words[0] == "speech-emotion" and words[1] in ("evaluate", "train"):
+    if (
+        len(words) > 2
+        and words[0] == "speech-emotion"
+        and (words[1] == "train" or (words[1] == "evaluate" and "--protocol" in words))
+    ):
         words = ["--recipe" if w == "--model" else w for w in words]
     return " ".join(words)
 
@@ -38,7 +52,7 @@ def current_command(command: str) -> str:
 def table(results_dir: Path = ROOT / "results") -> str:
     """Markdown table of every metrics file, speaker-independent protocol first."""
     docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
-    docs = [d for d in docs if d.get("protocol") != "leave-one-corpus-out"]
+    docs = [d for d in docs if d.get("protocol") not in ("leave-one-corpus-out", AS_SHIPPED)]
     plain = {_key(d) for d in docs if "conditions" not in d and "live" not in d}
     docs = [d for d in docs if ("conditions" not in d and "live" not in d) or _key(d) not in plain]
     docs.sort(key=lambda d: (PROTOCOL_ORDER.get(d.get("protocol", ""), 9), -d.get("ua", 0)))
@@ -124,6 +138,51 @@ def generalisation_table(results_dir: Path = ROOT / "results") -> str:
     return "\n".join(lines)
 
 
+def zero_shot_table(results_dir: Path = ROOT / "results") -> str:
+    """Markdown table of the bundles scored as shipped (``evaluate --model``): per corpus, whether the bundle heard it
+    in training (:data:`TRAINED_ON`), UA/WA over the corpus's own labels, then calibration of the full 8-way output
+    (accuracy, mean confidence, ECE, Brier, NLL, share of clips confident (>= 0.9) and wrong); a mean over the unheard
+    corpora closes each bundle's rows."""
+    docs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    docs = sorted((d for d in docs if d.get("protocol") == AS_SHIPPED), key=lambda d: d.get("model", ""))
+    lines = [
+        "| model | corpus | heard in training? | labels | UA % | WA % | 8-way accuracy % | mean confidence % | ECE "
+        "| Brier | NLL | confident & wrong % | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in docs:
+        heard = TRAINED_ON.get(d.get("model", ""), ())
+        unheard = []
+        for f in d.get("folds", []):
+            cal = f["calibration"]
+            seen = f["fold"] in heard
+            if not seen:
+                unheard.append(f)
+            lines.append(
+                f"| {d['model']} | {f['fold']} | {'**yes**' if seen else 'no (zero-shot)'} | "
+                f"{len(f['labels_scored'])} | {100 * f['ua']:.1f} | {100 * f['wa']:.1f} | {_calibration_cells(cal)} | |"
+            )
+        if unheard:
+            mean = {k: sum(f["calibration"][k] for f in unheard) / len(unheard) for k in _CALIBRATION_COLUMNS}
+            ua = sum(f["ua"] for f in unheard) / len(unheard)
+            wa = sum(f["wa"] for f in unheard) / len(unheard)
+            lines.append(
+                f"| {d['model']} | **mean of the {len(unheard)} unheard** | no | | **{100 * ua:.1f}** | "
+                f"{100 * wa:.1f} | {_calibration_cells(mean)} | `{d.get('command', '')}` |"
+            )
+    return "\n".join(lines)
+
+
+_CALIBRATION_COLUMNS = ("accuracy", "mean_confidence", "ece", "brier", "nll", "confident_wrong")
+
+
+def _calibration_cells(cal: dict) -> str:
+    return (
+        f"{100 * cal['accuracy']:.1f} | {100 * cal['mean_confidence']:.1f} | {cal['ece']:.3f} | {cal['brier']:.3f} | "
+        f"{cal['nll']:.2f} | {100 * cal['confident_wrong']:.1f}"
+    )
+
+
 def _replace(content: str, markers: tuple[str, str], text: str) -> str:
     head, rest = content.split(markers[0], 1)
     _, tail = rest.split(markers[1], 1)
@@ -134,14 +193,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--print", action="store_true", help="print the table instead of editing README.md")
     args = parser.parse_args()
-    text, general = table(), generalisation_table()
+    text, general, zero_shot = table(), generalisation_table(), zero_shot_table()
     if args.print:
-        print(text, general, sep="\n\n")
+        print(text, general, zero_shot, sep="\n\n")
         return
     readme = ROOT / "README.md"
     content = _replace(readme.read_text(), (BEGIN, END), text)
     if GENERAL[0] in content:
         content = _replace(content, GENERAL, general)
+    if ZEROSHOT[0] in content:
+        content = _replace(content, ZEROSHOT, zero_shot)
     readme.write_text(content)
 
 

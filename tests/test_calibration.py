@@ -246,3 +246,19 @@ def test_calibrate_script_writes_a_bundle_copy_whose_recognizer_applies_the_fitt
     assert shown.label == raw.label
     expected = softmax(np.log(np.array(list(raw.probabilities.values()))) / calibration.temperature)
     assert list(shown.probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_predict_says_uncertain_in_its_json_and_table(tiny_bundle, tmp_path, capsys):
+    import soundfile as sf
+
+    block = {"method": "temperature", "temperature": 2.0, "thresholds": {"min_confidence": 0.99}}
+    unsure = _calibrated_copy(tiny_bundle, tmp_path / "unsure", block)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, emotion_clip("happy", seed=4), 16000)
+    assert main(["predict", str(wav), "--model", str(unsure), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertain"] is True
+    assert main(["predict", str(wav), "--model", str(tiny_bundle), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertain"] is False
+    assert main(["predict", str(wav), "--model", str(unsure)]) == 0
+    out = capsys.readouterr().out
+    assert " ?" in out and "?: uncertain" in out

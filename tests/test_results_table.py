@@ -21,6 +21,15 @@ def test_readme_tables_match_the_results_files():
     readme = (ROOT / "README.md").read_text()
     assert f"{script.BEGIN}\n{script.table()}\n{script.END}" in readme
     assert f"{script.GENERAL[0]}\n{script.generalisation_table()}\n{script.GENERAL[1]}" in readme
+    assert f"{script.ZEROSHOT[0]}\n{script.zero_shot_table()}\n{script.ZEROSHOT[1]}" in readme
+
+
+def test_only_old_training_commands_get_recipe_for_model():
+    script = _script()
+    old = "speech-emotion evaluate --model cnn-lstm --protocol actor-6fold --data d --out o"
+    assert script.current_command(old) == old.replace("--model", "--recipe")
+    scored = "speech-emotion evaluate --model whisper-base-general --data d --out o"
+    assert script.current_command(scored) == scored
 
 
 def test_every_results_file_carries_the_command_that_made_it():

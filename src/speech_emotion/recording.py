@@ -70,6 +70,8 @@ class RecordingPrediction:
     notes: tuple[str, ...] = ()
     """Problems worth telling the user that did not stop the prediction (a file that ended early), as in
     :attr:`~speech_emotion.timeline.Timeline.notes`."""
+    uncertain: bool = False
+    """The bundle's calibration thresholds call the answer uncertain (:attr:`Recognizer.is_uncertain`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class RecordingPrediction:
             "segments": self.segments,
             "method": self.method,
             "notes": list(self.notes),
+            "uncertain": self.uncertain,
         }
 
 
@@ -159,6 +162,7 @@ def predict_blocks(
         segments=len(speech),
         method="whole-clip",
         notes=notes,
+        uncertain=pred.uncertain,
     )
 
 
@@ -190,4 +194,5 @@ def _weighted(
         speech_s=timeline.speech_s,
         segments=len(segments),
         method="segments",
+        uncertain=recognizer.is_uncertain(probs),
     )

@@ -66,5 +66,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str,
         ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
-        table.add_row(path, pred.label, f"{pred.confidence:.0%}", second, speech)
+        table.add_row(path, pred.label + (" ?" if pred.uncertain else ""), f"{pred.confidence:.0%}", second, speech)
     Console().print(table)
+    if any(pred.uncertain for _, pred in rows):
+        print("?: uncertain (confidence low or the top two close, by the model's calibration thresholds)")

@@ -36,12 +36,13 @@ RECIPE_NAMES = ("cnn-lstm", "whisper-base-general", "whisper-base-multicorpus", 
 
 
 class _DeprecatedModelOption(argparse.Action):
-    """``--model NAME`` on ``train``/``evaluate``: the old spelling of ``--recipe`` (``--model`` names bundles)."""
+    """``--model NAME`` on ``train``: the old spelling of ``--recipe`` (``--model`` names bundles; on ``evaluate`` it
+    scores one)."""
 
     def __call__(
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
     ) -> None:
-        print("warning: --model on train/evaluate is deprecated; use --recipe", file=sys.stderr)
+        print("warning: --model on train is deprecated; use --recipe", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
