@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.6, help="accuracy the answers not flagged uncertain keep")
     parser.add_argument("--report", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--out", type=Path, default=None, help="write the calibrated bundle copy here")
+    parser.add_argument("--plots", type=Path, default=None, help="write reliability diagrams (before/after) here")
     args = parser.parse_args(argv)
 
     bundle = load_bundle(args.model)
@@ -52,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = [c for c in columns if c not in table]
     if missing:
         sys.exit(f"error: {args.predictions}: no column {missing[0]} (not from evaluate --model {args.model}?)")
+    if len(set(args.corpora)) < 2:
+        sys.exit("error: --corpora: name at least two corpora (each is held out in turn)")
     unknown = sorted(set(args.corpora) - set(table["corpus"]))
     if unknown:
         sys.exit(f"error: {args.predictions}: no clips of corpus {unknown[0]!r}")
+    others = table[~table["corpus"].isin(args.corpora)]
     table = table[table["corpus"].isin(args.corpora)]
     logits = table[columns].to_numpy(np.float64)
     labels = list(bundle.labels)
@@ -74,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         "after_in_sample": calibration_metrics(probs, y),
         **kept_scores(probs, y, calibration.min_confidence, calibration.min_margin),
     }
+    other_corpora = {}  # corpora not fitted on (e.g. heard in training): the shipped map applied to them
+    for name in sorted(set(others["corpus"])):
+        rows = others[others["corpus"] == name]
+        z, truth = rows[columns].to_numpy(np.float64), np.array([labels.index(e) for e in rows["actual"]])
+        shown = calibration.probabilities(z)
+        other_corpora[name] = {
+            "before": calibration_metrics(Calibration().probabilities(z), truth),
+            "after": calibration_metrics(shown, truth),
+            **kept_scores(shown, truth, calibration.min_confidence, calibration.min_margin),
+        }
     doc = {
         "command": shlex.join(["python", "scripts/calibrate_bundle.py", *(argv if argv is not None else sys.argv[1:])]),
         "model": bundle.name,
@@ -81,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_clips": int(len(y)),
         "leave_one_corpus_out": loco,
         "fitted_on_all": fitted,
+        "not_fitted_on": other_corpora,
     }
     for held, fold in loco["folds"].items():
         kept = "-" if fold["kept_accuracy"] is None else f"{fold['kept_accuracy']:.0%}"
@@ -100,6 +115,29 @@ def main(argv: list[str] | None = None) -> int:
         f"fitted on all: T {calibration.temperature:.3f}, min_confidence {calibration.min_confidence}, "
         f"min_margin {calibration.min_margin}"
     )
+    for name, scores in other_corpora.items():
+        print(
+            f"not fitted on, {name}: ECE {scores['before']['ece']:.3f} -> {scores['after']['ece']:.3f}, confident and "
+            f"wrong {scores['before']['confident_wrong']:.1%} -> {scores['after']['confident_wrong']:.1%}"
+        )
+    if args.plots:
+        from speech_emotion.evaluation.plots import plot_reliability
+
+        args.plots.mkdir(parents=True, exist_ok=True)
+        for when in ("before", "after"):
+            panels = {}
+            for held in loco["folds"]:
+                rows = corpora == held
+                probs_held = (
+                    Calibration().probabilities(logits[rows])
+                    if when == "before"
+                    else Calibration(loco["folds"][held]["temperature"]).probabilities(logits[rows])
+                )
+                panels[held] = calibration_metrics(probs_held, y[rows], with_bins=True)
+            how = "as shipped" if when == "before" else "temperature fitted on the others"
+            title = f"{bundle.name}, held-out corpora, {how}"
+            plot_reliability(panels, args.plots / f"reliability-{when}.png", title=title)
+        print(f"reliability diagrams: {args.plots}")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(doc, indent=2) + "\n")

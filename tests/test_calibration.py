@@ -226,16 +226,19 @@ def test_calibrate_script_writes_a_bundle_copy_whose_recognizer_applies_the_fitt
     tiny_bundle, two_corpora, tmp_path
 ):
     out = tmp_path / "scored"
-    assert main(["evaluate", "--model", str(tiny_bundle), "--data", *map(str, two_corpora), "--out", str(out)]) == 0
+    gamma = write_ravdess_corpus(tmp_path / "gamma", actors=(4,), takes=1)  # scored, not fitted on
+    data = [*map(str, two_corpora), str(gamma)]
+    assert main(["evaluate", "--model", str(tiny_bundle), "--data", *data, "--out", str(out)]) == 0
     spec = importlib.util.spec_from_file_location("calibrate_bundle", ROOT / "scripts" / "calibrate_bundle.py")
     script = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(script)
     copy, report = tmp_path / "calibrated", tmp_path / "report.json"
     argv = ["--predictions", str(out / "predictions.csv"), "--model", str(tiny_bundle), "--corpora", "alpha", "beta"]
-    assert script.main([*argv, "--report", str(report), "--out", str(copy)]) == 0
+    assert script.main([*argv, "--report", str(report), "--out", str(copy), "--plots", str(tmp_path / "png")]) == 0
     doc = json.loads(report.read_text())
-    assert set(doc["leave_one_corpus_out"]["folds"]) == {"alpha", "beta"}
+    assert set(doc["leave_one_corpus_out"]["folds"]) == {"alpha", "beta"} and set(doc["not_fitted_on"]) == {"gamma"}
+    assert (tmp_path / "png" / "reliability-after.png").is_file()
     assert doc["command"].startswith("python scripts/calibrate_bundle.py --predictions")
     calibration = read_bundle(copy).calibration
     assert calibration is not None and calibration.fitted_on == ("alpha", "beta")
