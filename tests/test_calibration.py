@@ -265,3 +265,21 @@ def test_predict_says_uncertain_in_its_json_and_table(tiny_bundle, tmp_path, cap
     assert main(["predict", str(wav), "--model", str(unsure)]) == 0
     out = capsys.readouterr().out
     assert " ?" in out and "?: uncertain" in out
+
+
+def test_leave_one_corpus_out_reports_calibration_per_held_out_corpus(two_corpora, tmp_path):
+    options = {
+        "ensemble": 1,
+        "model": {"conv_channels": [8], "lstm_hidden": 4},
+        "train": {"epochs": 1, "progress": False},
+        "data": {"augment": {"copies": 0}, "workers": 1, "progress": False},
+    }
+    out = tmp_path / "loco"
+    argv = ["evaluate", "--recipe", "cnn-lstm", "--protocol", "leave-one-corpus-out", "--data", *map(str, two_corpora)]
+    assert main([*argv, "--out", str(out), "--options", json.dumps(options)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert [f["fold"] for f in doc["folds"]] == ["alpha", "beta"]
+    for fold in doc["folds"]:
+        assert fold["calibration"]["n"] == fold["n"] and 0 <= fold["calibration"]["ece"] <= 1
+    assert doc["calibration"]["n"] == sum(f["n"] for f in doc["folds"])
+    assert (out / "reliability.png").is_file()
