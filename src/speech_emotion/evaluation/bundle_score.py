@@ -121,7 +121,7 @@ def score_bundle(
     for name in sorted(corpus["corpus"].unique()):
         done = out_dir / "corpora" / f"{name}.csv"
         if done.is_file():
-            logits = pd.read_csv(done, keep_default_na=False)
+            logits = pd.read_csv(done, dtype={"skipped": str, "speaker": str})
             print(f"{name}: done ({len(logits)} clips)")
         else:
             table = corpus[corpus["corpus"] == name]
