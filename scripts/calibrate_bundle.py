@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="the bundle those predictions came from (name or folder)")
     parser.add_argument("--corpora", nargs="+", required=True, help="corpora to fit on: none of them heard in training")
     parser.add_argument("--target", type=float, default=0.6, help="accuracy the answers not flagged uncertain keep")
+    parser.add_argument(
+        "--weigh",
+        choices=("corpus", "clip"),
+        default="corpus",
+        help="temperature fit: every corpus weighs the same (default) or every clip",
+    )
     parser.add_argument("--report", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--out", type=Path, default=None, help="write the calibrated bundle copy here")
     parser.add_argument("--plots", type=Path, default=None, help="write reliability diagrams (before/after) here")
@@ -65,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([labels.index(e) for e in table["actual"]])
     corpora = table["corpus"].to_numpy()
 
-    loco = leave_one_corpus_out(logits, y, corpora, args.target)
+    balance = args.weigh == "corpus"
+    loco = leave_one_corpus_out(logits, y, corpora, args.target, balance=balance)
     notes = (
-        f"temperature by NLL (Guo et al. 2017) on {len(y)} clips of {', '.join(sorted(set(corpora)))}; thresholds: "
+        f"temperature by NLL (Guo et al. 2017), every {args.weigh} weighing the same, on {len(y)} clips of "
+        f"{', '.join(sorted(set(corpora)))}; thresholds: "
         f"the pair keeping the most answers that are right at least {args.target:.0%} of the time on those clips"
     )
-    calibration = fit_calibration(logits, y, corpora, args.target, notes=notes)
+    calibration = fit_calibration(logits, y, corpora, args.target, notes=notes, balance=balance)
     probs = calibration.probabilities(logits)
     fitted = {
         "calibration": calibration.to_json(),

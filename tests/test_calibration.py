@@ -283,3 +283,16 @@ def test_leave_one_corpus_out_reports_calibration_per_held_out_corpus(two_corpor
         assert fold["calibration"]["n"] == fold["n"] and 0 <= fold["calibration"]["ece"] <= 1
     assert doc["calibration"]["n"] == sum(f["n"] for f in doc["folds"])
     assert (out / "reliability.png").is_file()
+
+
+def test_corpus_weights_let_a_small_corpus_count_as_much_as_a_large_one():
+    from speech_emotion.evaluation.calibration import corpus_weights
+
+    big, y_big = _sampled(4000, 1.0, seed=6)
+    small, y_small = _sampled(400, 4.0, seed=7)
+    logits, y = np.vstack([big, small]), np.concatenate([y_big, y_small])
+    names = ["big"] * 4000 + ["small"] * 400
+    weights = corpus_weights(names)
+    assert weights[:4000].sum() == pytest.approx(1.0) and weights[4000:].sum() == pytest.approx(1.0)
+    by_clip, by_corpus = fit_temperature(logits, y), fit_temperature(logits, y, weights)
+    assert 1.0 < by_clip < by_corpus < 4.0

@@ -27,17 +27,30 @@ MARGIN_GRID = tuple(round(0.05 * i, 2) for i in range(11))
 """Candidate ``min_margin`` values (0 to 0.5)."""
 
 
-def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
-    """Mean negative log-likelihood (nats) of ``softmax(logits / temperature)`` for ``y_true``;
-    ``logits``: ``(clips, classes)``, ``y_true``: ``(clips,)`` column indices."""
+def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float, weights: np.ndarray | None = None) -> float:
+    """Mean (``weights``-weighted) negative log-likelihood (nats) of ``softmax(logits / temperature)`` for
+    ``y_true``; ``logits``: ``(clips, classes)``, ``y_true`` and ``weights``: ``(clips,)``."""
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(z).sum(axis=1))
-    return float((log_norm - z[np.arange(len(z)), y_true]).mean())
+    return float(np.average(log_norm - z[np.arange(len(z)), y_true], weights=weights))
 
 
-def fit_temperature(logits: np.ndarray, y_true: Sequence[int], bounds: tuple[float, float] = (0.05, 100.0)) -> float:
-    """The temperature ``T`` minimising :func:`nll` (Guo et al. 2017, temperature scaling).
+def corpus_weights(corpora: Sequence[str]) -> np.ndarray:
+    """``(clips,)`` weights giving every corpus the same total weight (each clip ``1 / its corpus's clips``)."""
+    names = np.asarray(corpora)
+    _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
+
+
+def fit_temperature(
+    logits: np.ndarray,
+    y_true: Sequence[int],
+    weights: np.ndarray | None = None,
+    bounds: tuple[float, float] = (0.05, 100.0),
+) -> float:
+    """The temperature ``T`` minimising :func:`nll` (Guo et al. 2017, temperature scaling), each clip weighted by
+    ``weights`` (``None``: equally; :func:`corpus_weights`: every corpus equally).
 
     The NLL is convex in ``1 / T``, so a golden-section search over ``log T`` within ``bounds`` finds the minimum
     (to about 1e-6 relative). ``logits``: ``(clips, classes)``; ``y_true``: ``(clips,)`` column indices.
@@ -50,16 +63,16 @@ def fit_temperature(logits: np.ndarray, y_true: Sequence[int], bounds: tuple[flo
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     ratio = (np.sqrt(5) - 1) / 2
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = nll(logits, y, np.exp(a)), nll(logits, y, np.exp(b))
+    fa, fb = nll(logits, y, np.exp(a), weights), nll(logits, y, np.exp(b), weights)
     while hi - lo > 1e-7:
         if fa < fb:
             hi, b, fb = b, a, fa
             a = hi - ratio * (hi - lo)
-            fa = nll(logits, y, np.exp(a))
+            fa = nll(logits, y, np.exp(a), weights)
         else:
             lo, a, fa = a, b, fb
             b = lo + ratio * (hi - lo)
-            fb = nll(logits, y, np.exp(b))
+            fb = nll(logits, y, np.exp(b), weights)
     return float(np.exp((lo + hi) / 2))
 
 
@@ -106,18 +119,24 @@ def kept_scores(probs: np.ndarray, y_true: Sequence[int], min_confidence: float,
 
 
 def fit_calibration(
-    logits: np.ndarray, y_true: Sequence[int], corpora: Sequence[str], target: float = 0.6, notes: str = ""
+    logits: np.ndarray,
+    y_true: Sequence[int],
+    corpora: Sequence[str],
+    target: float = 0.6,
+    notes: str = "",
+    balance: bool = True,
 ) -> Calibration:
     """The :class:`Calibration` fitted on all of ``logits`` (temperature, then thresholds on the calibrated
-    probabilities); ``corpora``: each clip's corpus name, recorded as ``fitted_on``."""
-    temperature = fit_temperature(logits, y_true)
+    probabilities); ``corpora``: each clip's corpus name, recorded as ``fitted_on``; ``balance``: every corpus
+    weighs the same in the temperature's NLL (else every clip)."""
+    temperature = fit_temperature(logits, y_true, corpus_weights(corpora) if balance else None)
     probs = Calibration(temperature).probabilities(logits)
     min_confidence, min_margin = choose_thresholds(probs, y_true, target)
     return Calibration(temperature, min_confidence, min_margin, tuple(sorted(set(corpora))), notes=notes)
 
 
 def leave_one_corpus_out(
-    logits: np.ndarray, y_true: Sequence[int], corpora: Sequence[str], target: float = 0.6
+    logits: np.ndarray, y_true: Sequence[int], corpora: Sequence[str], target: float = 0.6, balance: bool = True
 ) -> dict[str, Any]:
     """For each corpus: the map fitted on the other corpora (:func:`fit_calibration`), scored on it, against the
     uncalibrated output. Returns ``{"folds": {corpus: {...}}, "mean": {...}}`` where each fold holds
@@ -129,7 +148,7 @@ def leave_one_corpus_out(
     folds: dict[str, Any] = {}
     for held in sorted(set(names)):
         fit, test = names != held, names == held
-        cal = fit_calibration(logits[fit], y[fit], names[fit], target)
+        cal = fit_calibration(logits[fit], y[fit], names[fit], target, balance=balance)
         before = calibration_metrics(Calibration().probabilities(logits[test]), y[test])
         probs = cal.probabilities(logits[test])
         folds[str(held)] = {
@@ -150,4 +169,4 @@ def leave_one_corpus_out(
     mean["uncertain_share"] = float(np.mean([f["uncertain_share"] for f in folds.values()]))
     kept = [f["kept_accuracy"] for f in folds.values() if f["kept_accuracy"] is not None]
     mean["kept_accuracy"] = float(np.mean(kept)) if kept else None
-    return {"target": target, "folds": folds, "mean": mean}
+    return {"target": target, "balance": balance, "folds": folds, "mean": mean}
