@@ -296,3 +296,21 @@ def test_corpus_weights_let_a_small_corpus_count_as_much_as_a_large_one():
     assert weights[:4000].sum() == pytest.approx(1.0) and weights[4000:].sum() == pytest.approx(1.0)
     by_clip, by_corpus = fit_temperature(logits, y), fit_temperature(logits, y, weights)
     assert 1.0 < by_clip < by_corpus < 4.0
+
+
+def test_the_service_says_uncertain_as_predict_does(tiny_bundle, tmp_path):
+    import io
+
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+
+    from speech_emotion.service.app import create_app
+    from speech_emotion.service.options import ServiceOptions
+
+    block = {"method": "temperature", "temperature": 2.0, "thresholds": {"min_confidence": 0.99}}
+    unsure = Recognizer.load(_calibrated_copy(tiny_bundle, tmp_path / "unsure", block))
+    buffer = io.BytesIO()
+    sf.write(buffer, emotion_clip("sad", seed=5), 16000, format="WAV")
+    with TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), unsure)) as client:
+        r = client.post("/v1/predict", files={"file": ("x.wav", buffer.getvalue(), "audio/wav")})
+    assert r.status_code == 200 and r.json()["uncertain"] is True

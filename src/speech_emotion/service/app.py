@@ -69,6 +69,8 @@ class PredictionOut(BaseModel):
     method: str
     notes: list[str]
     """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
+    uncertain: bool = False
+    """The model's calibration thresholds call the answer uncertain (low confidence or the top two close)."""
     model: str
 
 
