@@ -1,7 +1,8 @@
 """Regenerate the README's results table from ``results/*.json``.
 
-Usage: ``python scripts/results_table.py`` rewrites the blocks between the RESULTS, GENERALISATION and ZEROSHOT
-markers in README.md; ``--print`` only prints the tables. Every row carries the command stored in its
+Usage: ``python scripts/results_table.py`` rewrites the blocks between the RESULTS, GENERALISATION, ZEROSHOT and
+CALIBRATION markers in README.md (the last from ``results/calibration/*.json``, written by
+``calibrate_bundle.py``); ``--print`` only prints the tables. Every row carries the command stored in its
 metrics file, so each number can be reproduced; commands stored before ``--recipe`` replaced ``--model`` on
 ``train``/``evaluate`` are shown with today's spelling (:func:`current_command`), the files stay as they are.
 """
@@ -18,6 +19,7 @@ PROTOCOL_ORDER = {"actor-6fold": 0, "leave-one-corpus-out": 1, "random-80-20": 2
 GENERAL = ("<!-- GENERALISATION:BEGIN -->", "<!-- GENERALISATION:END -->")
 CONDITIONS = ("phone", "gsm", "babble10", "babble0", "reverb", "noise10")
 ZEROSHOT = ("<!-- ZEROSHOT:BEGIN -->", "<!-- ZEROSHOT:END -->")
+CALIBRATION = ("<!-- CALIBRATION:BEGIN -->", "<!-- CALIBRATION:END -->")
 AS_SHIPPED = "bundle-as-shipped"
 """The protocol of ``evaluate --model BUNDLE`` (a bundle scored without training)."""
 TRAINED_ON = {
@@ -183,6 +185,52 @@ def _calibration_cells(cal: dict) -> str:
     )
 
 
+def calibration_table(results_dir: Path = ROOT / "results" / "calibration") -> str:
+    """Markdown table of ``scripts/calibrate_bundle.py`` reports: per held-out corpus, the temperature fitted on the
+    other corpora and the calibration before -> after on the held-out one, the answers flagged uncertain and the
+    accuracy of the rest; then the mean, and the map fitted on all of them applied to corpora it was not fitted on."""
+    lines = [
+        "| model | held-out corpus | T (fitted on the others) | ECE | confident & wrong % | NLL | mean confidence % "
+        "| uncertain % | the rest right % | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def arrow(before: dict, after: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
+        return f"{scale * before[key]:.{digits}f} -> {scale * after[key]:.{digits}f}"
+
+    def rest(scores: dict) -> str:
+        return "-" if scores.get("kept_accuracy") is None else f"{100 * scores['kept_accuracy']:.0f}"
+
+    for path in sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []:
+        d = json.loads(path.read_text())
+        loco, model = d["leave_one_corpus_out"], d["model"]
+        for held, f in loco["folds"].items():
+            b, a = f["before"], f["after"]
+            lines.append(
+                f"| {model} | {held} | {f['temperature']:.2f} | {arrow(b, a, 'ece')} | "
+                f"{arrow(b, a, 'confident_wrong', 100, 1)} | {arrow(b, a, 'nll', 1, 2)} | "
+                f"{arrow(b, a, 'mean_confidence', 100, 0)} | {100 * f['uncertain_share']:.0f} | {rest(f)} | |"
+            )
+        m = loco["mean"]
+        lines.append(
+            f"| {model} | **mean** | | **{m['before_ece']:.3f} -> {m['after_ece']:.3f}** | "
+            f"{100 * m['before_confident_wrong']:.1f} -> {100 * m['after_confident_wrong']:.1f} | "
+            f"{m['before_nll']:.2f} -> {m['after_nll']:.2f} | "
+            f"{100 * m['before_mean_confidence']:.0f} -> {100 * m['after_mean_confidence']:.0f} | "
+            f"{100 * m['uncertain_share']:.0f} | {rest(m)} | `{d['command']}` |"
+        )
+        shipped = d["fitted_on_all"]["calibration"]
+        for name, o in d.get("not_fitted_on", {}).items():
+            b, a = o["before"], o["after"]
+            lines.append(
+                f"| {model} | {name} (heard in training: {'yes' if name in TRAINED_ON.get(model, ()) else 'no'}; "
+                f"the map fitted on all {len(shipped['fitted_on'])}) | {shipped['temperature']:.2f} | "
+                f"{arrow(b, a, 'ece')} | {arrow(b, a, 'confident_wrong', 100, 1)} | {arrow(b, a, 'nll', 1, 2)} | "
+                f"{arrow(b, a, 'mean_confidence', 100, 0)} | {100 * o['uncertain_share']:.0f} | {rest(o)} | |"
+            )
+    return "\n".join(lines)
+
+
 def _replace(content: str, markers: tuple[str, str], text: str) -> str:
     head, rest = content.split(markers[0], 1)
     _, tail = rest.split(markers[1], 1)
@@ -193,9 +241,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--print", action="store_true", help="print the table instead of editing README.md")
     args = parser.parse_args()
-    text, general, zero_shot = table(), generalisation_table(), zero_shot_table()
+    text, general, zero_shot, calibration = table(), generalisation_table(), zero_shot_table(), calibration_table()
     if args.print:
-        print(text, general, zero_shot, sep="\n\n")
+        print(text, general, zero_shot, calibration, sep="\n\n")
         return
     readme = ROOT / "README.md"
     content = _replace(readme.read_text(), (BEGIN, END), text)
@@ -203,6 +251,8 @@ def main() -> None:
         content = _replace(content, GENERAL, general)
     if ZEROSHOT[0] in content:
         content = _replace(content, ZEROSHOT, zero_shot)
+    if CALIBRATION[0] in content:
+        content = _replace(content, CALIBRATION, calibration)
     readme.write_text(content)
 
 

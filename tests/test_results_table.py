@@ -22,6 +22,7 @@ def test_readme_tables_match_the_results_files():
     assert f"{script.BEGIN}\n{script.table()}\n{script.END}" in readme
     assert f"{script.GENERAL[0]}\n{script.generalisation_table()}\n{script.GENERAL[1]}" in readme
     assert f"{script.ZEROSHOT[0]}\n{script.zero_shot_table()}\n{script.ZEROSHOT[1]}" in readme
+    assert f"{script.CALIBRATION[0]}\n{script.calibration_table()}\n{script.CALIBRATION[1]}" in readme
 
 
 def test_only_old_training_commands_get_recipe_for_model():
@@ -38,3 +39,6 @@ def test_every_results_file_carries_the_command_that_made_it():
     for path in sorted((ROOT / "results").glob("*.json")):
         doc = json.loads(path.read_text())
         assert doc.get("command", "").startswith("speech-emotion evaluate "), path.name
+    for path in sorted((ROOT / "results" / "calibration").glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert doc.get("command", "").startswith("python scripts/calibrate_bundle.py "), path.name
