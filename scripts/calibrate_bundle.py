@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictions", type=Path, required=True, help="predictions.csv of evaluate --model")
     parser.add_argument("--model", required=True, help="the bundle those predictions came from (name or folder)")
     parser.add_argument("--corpora", nargs="+", required=True, help="corpora to fit on: none of them heard in training")
-    parser.add_argument("--target", type=float, default=0.6, help="accuracy the answers not flagged uncertain keep")
+    parser.add_argument(
+        "--target", type=float, default=0.5, help="accuracy the answers not flagged uncertain keep (default 0.5)"
+    )
     parser.add_argument(
         "--weigh",
         choices=("corpus", "clip"),

@@ -82,7 +82,7 @@ def flags(probs: np.ndarray, min_confidence: float, min_margin: float) -> np.nda
     return (top[:, 0] < min_confidence) | (top[:, 0] - top[:, 1] < min_margin)
 
 
-def choose_thresholds(probs: np.ndarray, y_true: Sequence[int], target: float = 0.6) -> tuple[float, float]:
+def choose_thresholds(probs: np.ndarray, y_true: Sequence[int], target: float = 0.5) -> tuple[float, float]:
     """``(min_confidence, min_margin)`` from :data:`CONFIDENCE_GRID` x :data:`MARGIN_GRID` keeping the most answers
     (not flagged uncertain) whose accuracy on these clips is at least ``target``; ties: the lower thresholds.
     When no pair reaches ``target``, the pair with the most accurate kept answers (at least 1 % of clips kept).
@@ -122,7 +122,7 @@ def fit_calibration(
     logits: np.ndarray,
     y_true: Sequence[int],
     corpora: Sequence[str],
-    target: float = 0.6,
+    target: float = 0.5,
     notes: str = "",
     balance: bool = True,
 ) -> Calibration:
@@ -136,7 +136,7 @@ def fit_calibration(
 
 
 def leave_one_corpus_out(
-    logits: np.ndarray, y_true: Sequence[int], corpora: Sequence[str], target: float = 0.6, balance: bool = True
+    logits: np.ndarray, y_true: Sequence[int], corpora: Sequence[str], target: float = 0.5, balance: bool = True
 ) -> dict[str, Any]:
     """For each corpus: the map fitted on the other corpora (:func:`fit_calibration`), scored on it, against the
     uncalibrated output. Returns ``{"folds": {corpus: {...}}, "mean": {...}}`` where each fold holds
