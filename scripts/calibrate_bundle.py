@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, default=None, help="write reliability diagrams (before/after) here")
     args = parser.parse_args(argv)
 
+    if args.out and args.out.exists():
+        sys.exit(f"error: {args.out} exists; give a new --out")
     bundle = load_bundle(args.model)
     table = pd.read_csv(args.predictions, keep_default_na=False)
     columns = logit_columns(bundle.labels)
@@ -153,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         args.report.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"report: {args.report}")
     if args.out:
-        if args.out.exists():
-            sys.exit(f"error: {args.out} exists; give a new --out")
         assert bundle.folder is not None
         shutil.copytree(bundle.folder, args.out)
         write_bundle(args.out, replace(bundle, calibration=calibration, folder=args.out))

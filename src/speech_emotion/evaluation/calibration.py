@@ -108,10 +108,15 @@ def choose_thresholds(probs: np.ndarray, y_true: Sequence[int], target: float = 
 
 
 def kept_scores(probs: np.ndarray, y_true: Sequence[int], min_confidence: float, min_margin: float) -> dict[str, Any]:
-    """``uncertain_share`` (answers flagged) and ``kept_accuracy`` (accuracy of the others; ``None`` if none)."""
+    """``uncertain_share`` (answers flagged), ``kept_accuracy`` / ``uncertain_accuracy`` (accuracy of the answers
+    kept / flagged; ``None`` if none) and ``auroc``: how well the shown confidence ranks right answers above wrong
+    ones (area under the ROC curve; 0.5: no better than chance; ``None`` when all are right or all wrong)."""
+    from sklearn.metrics import roc_auc_score
+
     uncertain = flags(probs, min_confidence, min_margin)
     correct = np.asarray(probs).argmax(axis=1) == np.asarray(y_true)
     return {
+        "auroc": float(roc_auc_score(correct, np.asarray(probs).max(axis=1))) if 0 < correct.mean() < 1 else None,
         "uncertain_share": float(uncertain.mean()),
         "kept_accuracy": float(correct[~uncertain].mean()) if (~uncertain).any() else None,
         "uncertain_accuracy": float(correct[uncertain].mean()) if uncertain.any() else None,
