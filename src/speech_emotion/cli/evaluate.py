@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         f"{args.recipe} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
         f"macro-F1 {doc['macro_f1']:.3f}  ({args.out / 'metrics.json'})"
     )
+    if "calibration" in doc:
+        cal = doc["calibration"]
+        print(
+            f"  calibration (8-way, all test clips): ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, "
+            f"NLL {cal['nll']:.3f}, confident (>= 0.9) and wrong {cal['confident_wrong']:.1%}"
+        )
     for name, scores in doc.get("conditions", {}).items():
         print(f"  {name}: UA {scores['ua']:.3f}")
     for name, value in doc.get("live", {}).items():
