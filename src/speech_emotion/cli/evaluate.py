@@ -21,7 +21,9 @@ CONDITIONS = ("phone", "gsm", "babble10", "babble0", "reverb", "noise10")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "evaluate", help="train and test a model under an evaluation protocol", description=plain(__doc__)
+        "evaluate",
+        help="train and test a recipe under a protocol, or score a bundle as shipped",
+        description=plain(__doc__),
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(

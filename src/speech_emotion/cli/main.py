@@ -26,7 +26,7 @@ HELP: dict[str, str] = {
     "listen": "live emotion from the microphone",
     "analyze": "emotion timeline of long recordings (JSON, CSV, PNG)",
     "train": "train a model on a corpus and export a model bundle",
-    "evaluate": "train and test a model under an evaluation protocol",
+    "evaluate": "train and test a recipe under a protocol, or score a bundle as shipped",
     "batch": "analyse a folder, glob or manifest of recordings into Parquet tables (local or Ray)",
     "serve": "web page and service API (live microphone in the browser)",
 }
