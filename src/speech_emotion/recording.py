@@ -33,9 +33,11 @@ from .vad import VoiceActivityDetector
 class NoSpeechError(AudioError):
     """A recording in which voice activity detection finds no speech (silence, hiss, hum, noise)."""
 
-    def __init__(self, source: str, duration_s: float) -> None:
+    def __init__(self, source: str, duration_s: float, notes: tuple[str, ...] = ()) -> None:
         super().__init__(source, f"no speech detected ({duration_s:.1f} s of silence or noise)")
         self.duration_s = duration_s
+        self.notes = notes
+        """Notes of the recording (a file that ended early), kept with the no-speech answer."""
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,15 @@ def predict_blocks(
     notes = () if note is None else (note,)
     if engine is not None:
         segments += _segments(engine.flush())
+        if not segments:
+            raise NoSpeechError(source, duration, notes)
         return replace(_weighted(segments, recognizer, duration, source), notes=notes)
     clip = np.concatenate(kept)
     spans = _speech_spans(vad, clip)
     min_seg = options.stream.min_segment_s
     speech = [(s, e) for s, e in spans if e - s >= min_seg - 1e-9]
     if not speech:
-        raise NoSpeechError(source, duration)
+        raise NoSpeechError(source, duration, notes)
     pred = recognizer.predict_preprocessed(prepare(clip, recognizer.preprocessing, source))
     return RecordingPrediction(
         label=pred.label,

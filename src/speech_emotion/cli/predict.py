@@ -3,7 +3,9 @@
 Each file is read in blocks and its speech found with the live engine's voice activity detection.
 A short recording (up to 10 s) is judged as one clip; a longer one by the speech-time-weighted
 emotion of all its speech segments. The answer says how many seconds of speech it rests on; a
-file without speech is reported as such (exit status 1).
+file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
+object per file, with "status" ok, no_speech or failed. Exit status: 0 when every file was read (with or
+without speech), 1 when a file could not be read or used.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from ..errors import SpeechEmotionError
+from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
-from ..recording import RecordingPrediction, predict_recording
+from ..recording import NoSpeechError, RecordingPrediction, predict_recording
 from . import plain, warn
 from .arguments import positive_int
 
@@ -37,19 +40,44 @@ def run(args: argparse.Namespace) -> int:
         for path in args.files:
             try:
                 pred = predict_recording(path, recognizer)
+            except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
+                warn(path, exc.notes)
+                print(str(exc), file=sys.stderr)
+                if args.json:
+                    print(json.dumps(_no_speech(path, exc)), flush=True)
+                continue
             except SpeechEmotionError as exc:
                 failures += 1
                 print(f"error: {exc}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps(_failed(path, exc)), flush=True)
                 continue
             warn(path, pred.notes)
             if args.json:
-                print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
+                print(json.dumps({"path": str(path), "status": "ok", **pred.to_dict()}), flush=True)
             else:
                 rows.append((str(path), pred))
     finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
         if rows:
             _print_table(rows, recognizer.labels)
     return 1 if failures else 0
+
+
+def _no_speech(path: Path, exc: NoSpeechError) -> dict[str, Any]:
+    """The ``--json`` object of a file without speech: ``status`` and ``error`` are ``no_speech``."""
+    return {
+        "path": str(path),
+        "status": "no_speech",
+        "error": "no_speech",
+        "message": str(exc),
+        "duration_s": round(exc.duration_s, 3),
+        "notes": list(exc.notes),
+    }
+
+
+def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
+    """The ``--json`` object of a file that could not be used: ``status`` ``failed`` and the service's error code."""
+    return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
 def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str, ...]) -> None:

@@ -35,5 +35,5 @@ def analyze_bytes(
     options = replace(options or AnalyzeOptions(), channels=channels)
     timelines = analyze_channels(data, recognizer, options, None, max_duration_s, max_decoded_samples, UPLOAD_NAME)
     if not any(t.segments for t in timelines):
-        raise NoSpeechError(UPLOAD_NAME, timelines[0].duration_s)
+        raise NoSpeechError(UPLOAD_NAME, timelines[0].duration_s, tuple(timelines[0].notes))
     return channels_document(timelines)

@@ -1,0 +1,127 @@
+"""Issue 21, items 4-6 and 9: every door complete and consistent. ``predict --json`` prints one object per file
+(no speech and bad files included), no speech has one exit-status rule across commands, notes are kept on every
+path, ``analyze`` report names cannot collide, a batch folder knows its model by content, two-party calls are split
+in every door, and very quiet recordings get a low-level note. All audio is generated here."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from speech_emotion.cli import main as cli_main
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.service.app import create_app
+from speech_emotion.service.options import ServiceOptions
+from synth import silence, vowel
+
+ENDED_EARLY = "file ended early: 1.5 s of the announced 3.0 s were read"
+
+
+def wav(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def cut_in_half(data: bytes) -> bytes:
+    """The 44-byte header (announcing the whole length) and the first half of the samples."""
+    return data[: 44 + (len(data) - 44) // 2]
+
+
+def talk() -> np.ndarray:
+    return np.concatenate([silence(0.3), vowel(2.0, seed=1), silence(0.3)])
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bundle: Path) -> Recognizer:
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(tiny: Recognizer) -> TestClient:
+    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# -- item 4: machine use of predict ------------------------------------------------------------------------------
+
+
+def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unreadable(
+    tiny_bundle, tmp_path, capsys
+):
+    speech, quiet, broken = tmp_path / "speech.wav", tmp_path / "quiet.wav", tmp_path / "broken.wav"
+    speech.write_bytes(wav(talk()))
+    quiet.write_bytes(wav(silence(2.0)))
+    broken.write_bytes(b"RIFF not really a wave file at all")
+    missing = tmp_path / "missing.wav"
+    files = [str(p) for p in (speech, quiet, broken, missing)]
+    code = cli_main.main(["predict", "--json", "--model", str(tiny_bundle), *files])
+    out = json_lines(capsys.readouterr().out)
+    assert [o["path"] for o in out] == [str(speech), str(quiet), str(broken), str(missing)]
+    assert [o["status"] for o in out] == ["ok", "no_speech", "failed", "failed"]
+    assert out[0]["label"] in tiny_bundle_labels(tiny_bundle)
+    assert out[1]["error"] == "no_speech" and "no speech detected (2.0 s" in out[1]["message"]
+    assert out[1]["duration_s"] == 2.0 and out[1]["notes"] == []
+    assert out[2]["error"] == "unsupported_audio" and str(broken) in out[2]["message"]
+    assert out[3]["error"] == "unusable_audio" and "missing.wav" in out[3]["message"]
+    assert code == 1  # two files could not be read
+
+
+def tiny_bundle_labels(bundle: Path) -> list[str]:
+    return json.loads((bundle / "model.json").read_text())["labels"]
+
+
+def test_predict_json_error_codes_are_the_services(tiny_bundle, client, tmp_path, capsys):
+    broken = b"RIFF not really a wave file at all"
+    (tmp_path / "b.wav").write_bytes(broken)
+    cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(tmp_path / "b.wav")])
+    cli = json_lines(capsys.readouterr().out)[0]["error"]
+    service = client.post("/v1/predict", files={"file": ("b.wav", broken, "audio/wav")}).json()["error"]
+    assert cli == service == "unsupported_audio"
+
+
+def test_no_speech_is_exit_status_0_in_predict_stream_and_analyze_and_ok_in_batch(tiny_bundle, tmp_path, capsys):
+    quiet = tmp_path / "quiet.wav"
+    quiet.write_bytes(wav(silence(2.0)))
+    model = ["--model", str(tiny_bundle)]
+    codes = {
+        "predict": cli_main.main(["predict", *model, str(quiet)]),
+        "predict --json": cli_main.main(["predict", "--json", *model, str(quiet)]),
+        "stream": cli_main.main(["stream", *model, str(quiet)]),
+        "analyze": cli_main.main(["analyze", *model, "--quiet", "--no-plot", "-o", str(tmp_path / "rep"), str(quiet)]),
+        "batch": cli_main.main(["batch", str(quiet), "--out", str(tmp_path / "b"), *model, "--workers", "1", "--json"]),
+    }
+    assert codes == dict.fromkeys(codes, 0)
+    err = capsys.readouterr().err
+    assert err.count("no speech detected (2.0 s of silence or noise)") == 4  # predict twice, stream, analyze
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(tmp_path / "b" / "files.parquet").to_pylist()[0]
+    assert (row["status"], row["verdict"]) == ("ok", "no speech")
+
+
+def test_readme_states_the_one_exit_status_rule():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "no speech is an answer, not an error" in readme.lower()
+
+
+def test_truncated_file_without_speech_keeps_its_note_in_predict_and_the_service(tiny_bundle, client, tmp_path, capsys):
+    data = cut_in_half(wav(silence(3.0)))
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data)
+    assert cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(path)]) == 0
+    captured = capsys.readouterr()
+    assert json_lines(captured.out)[0]["notes"] == [ENDED_EARLY]
+    assert f"warning: {path}: {ENDED_EARLY}" in captured.err
+    for route in ("/v1/predict", "/v1/analyze"):
+        body = client.post(route, files={"file": ("cut.wav", data, "audio/wav")}).json()
+        assert body["error"] == "no_speech" and body["notes"] == [ENDED_EARLY], route
