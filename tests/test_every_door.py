@@ -125,3 +125,50 @@ def test_truncated_file_without_speech_keeps_its_note_in_predict_and_the_service
     for route in ("/v1/predict", "/v1/analyze"):
         body = client.post(route, files={"file": ("cut.wav", data, "audio/wav")}).json()
         assert body["error"] == "no_speech" and body["notes"] == [ENDED_EARLY], route
+
+
+# -- item 5: lost or mixed results --------------------------------------------------------------------------------
+
+
+def test_analyze_of_two_files_with_one_stem_writes_both_reports_and_says_which_is_which(tiny_bundle, tmp_path, capsys):
+    folder, other = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    other.mkdir()
+    first, second, third = folder / "x.wav", folder / "x.flac", other / "x.wav"
+    first.write_bytes(wav(talk()))
+    sf.write(second, silence(2.0), 16000)
+    third.write_bytes(wav(talk()))
+    out = tmp_path / "rep"
+    args = ["analyze", "--model", str(tiny_bundle), "--quiet", "--no-plot", "-o", str(out)]
+    assert cli_main.main([*args, str(first), str(second), str(third), str(third)]) == 0
+    printed = capsys.readouterr().out
+    reports = sorted(p.name for p in out.glob("*.timeline.json"))
+    assert len(reports) == 4, reports
+    sources = {json.loads((out / r).read_text())["source"] for r in reports}
+    assert sources == {str(first), str(second), str(third)}
+    for path in (first, second, third):
+        assert f"(from {path})" in printed
+    assert f"rep/x.flac.timeline.json (from {second})" in printed
+
+
+def test_batch_resumed_with_another_bundle_of_the_same_name_is_refused_in_one_line(tmp_path, capsys):
+    from tiny_model import write_tiny_bundle
+
+    first, second = write_tiny_bundle(tmp_path / "m1", seed=0), write_tiny_bundle(tmp_path / "m2", seed=1)
+    assert json.loads((first / "model.json").read_text())["name"] == json.loads((second / "model.json").read_text())[
+        "name"
+    ]
+    clip = tmp_path / "in" / "a.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(wav(talk()))
+    out = tmp_path / "results"
+    run = ["batch", str(clip.parent), "--out", str(out), "--workers", "1", "--no-progress", "--model"]
+    assert cli_main.main([*run, str(first)]) == 0
+    capsys.readouterr()
+    clip.with_name("b.wav").write_bytes(wav(talk()))
+    assert cli_main.main([*run, str(second)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another bundle named 'tiny-test'" in err and "another --out folder" in err
+    assert cli_main.main([*run, str(first)]) == 0  # the same bundle (by content) resumes
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["model_sha256"].startswith("sha256:") and len(run_info["model_sha256"]) == 7 + 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -117,6 +118,18 @@ def model_info(model: str | Path | None) -> tuple[str, str, tuple[str, ...]]:
     return str(Path(bundle.folder or ".").resolve()), bundle.name, bundle.labels
 
 
+def model_digest(folder: str | Path) -> str:
+    """The identity of the bundle in ``folder`` by content: ``sha256:`` and the hex SHA-256 of its ``model.json``
+    and the ONNX graph it names (``train`` names every bundle after its recipe, so names are not identities)."""
+    bundle = load_bundle(Path(folder))
+    digest = hashlib.sha256()
+    for path in (Path(folder) / "model.json", bundle.onnx_path):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def make_engine(options: BatchOptions, workers: int | None) -> Any:
     if options.engine == "local":
         from .local import LocalEngine
@@ -141,7 +154,8 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     workers: int | None = options.workers or os.cpu_count() or 1
     if not options.workers and options.engine == "ray" and options.address:
         workers = None  # on a Ray cluster: one actor per CPU of the cluster (the engine asks Ray)
-    with ResultStore(options.out, model_name, labels, options.channels) as store:
+    digest = model_digest(bundle)
+    with ResultStore(options.out, model_name, labels, options.channels, digest) as store:
         statuses = store.statuses()
         todo = [j for j in jobs.jobs if _needs_run(statuses.get(j.key), options.retry_failed)]
         todo.sort(key=lambda j: -j.size)  # longest first: fewer stragglers at the end

@@ -2,7 +2,7 @@
 
 Layout of ``RESULTS/``::
 
-    run.json               model name and labels of the run (a resumed run must use the same)
+    run.json               model name, content digest and labels of the run (a resumed run must use the same)
     parts/<id>.files.parquet, parts/<id>.segments.parquet
                            results of one chunk of files, written as each chunk completes
     files.parquet          final per-file table      } written at the end of a run, compacted
@@ -111,10 +111,20 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
 class ResultStore:
     """The results folder of a run: committed parts, resume state and the final tables."""
 
-    def __init__(self, out: str | Path, model: str, labels: tuple[str, ...], channels: str = "mix") -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        model: str,
+        labels: tuple[str, ...],
+        channels: str = "mix",
+        model_digest: str | None = None,
+    ) -> None:
         self.out = Path(out)
         self.parts = self.out / "parts"
         self.model = model
+        self.model_digest = model_digest
+        """The bundle's content digest (:func:`~speech_emotion.batch.runner.model_digest`): two bundles with one
+        name (``train`` names bundles after their recipe) never share a results folder."""
         self.labels = tuple(labels)
         self.channels = channels
         self._stamp = f"{time.time_ns():020d}"
@@ -150,7 +160,8 @@ class ResultStore:
 
     def _check_run_info(self) -> None:
         info_path = self.out / "run.json"
-        info = {"model": self.model, "labels": list(self.labels), "channels": self.channels}
+        info = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
+        info["channels"] = self.channels
         if info_path.is_file():
             try:
                 old = json.loads(info_path.read_text())
@@ -161,13 +172,21 @@ class ResultStore:
                     f"{self.out}: holds results of model {old.get('model')!r}, not {self.model!r}; "
                     "use another --out folder (or delete this one) to analyse with a different model"
                 )
+            digest = old.get("model_sha256") if old else None
+            if digest and self.model_digest and digest != self.model_digest:
+                raise DataError(
+                    f"{self.out}: holds results of another bundle named {self.model!r} ({_short(digest)}, this one "
+                    f"is {_short(self.model_digest)}); use another --out folder to analyse with this bundle"
+                )
             if old and old.get("channels", "mix") != self.channels:
                 raise DataError(
                     f"{self.out}: holds results analysed with --channels {old.get('channels', 'mix')}, not "
                     f"{self.channels}; use another --out folder to analyse with different channels"
                 )
-            if old:
+            if old and (digest or not self.model_digest):
                 return
+            if old:  # a folder from before digests: it is this model's by name, from now on by content
+                info = {**old, "model_sha256": self.model_digest}
         tmp = info_path.with_name(".run.json.tmp")
         tmp.write_text(json.dumps(info, indent=1) + "\n")
         os.replace(tmp, info_path)
@@ -224,7 +243,8 @@ class ResultStore:
             files = _join_extras(files, extras)
         files = files.sort_by([("path", "ascending")])
         segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending"), ("channel", "ascending")])
-        meta = {b"speech_emotion": json.dumps({"model": self.model, "labels": list(self.labels)}).encode()}
+        meta = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
+        meta = {b"speech_emotion": json.dumps(meta).encode()}
         files = files.replace_schema_metadata(meta)
         segments = segments.replace_schema_metadata(meta)
         write_table_atomic(segments, self.out / SEGMENTS_TABLE)
@@ -269,6 +289,11 @@ def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:
         right = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
     right = right.set_column(right.schema.get_field_index("key"), "key", right["key"].cast(pa.string()))
     return files.join(right, keys="key", join_type="left outer")
+
+
+def _short(digest: str) -> str:
+    """``sha256:0123456789ab``: enough of a digest to tell two bundles apart in a message."""
+    return digest[: len("sha256:") + 12]
 
 
 def failed_result(job: Any, error: str) -> FileResult:
