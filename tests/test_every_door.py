@@ -172,3 +172,73 @@ def test_batch_resumed_with_another_bundle_of_the_same_name_is_refused_in_one_li
     assert cli_main.main([*run, str(first)]) == 0  # the same bundle (by content) resumes
     run_info = json.loads((out / "run.json").read_text())
     assert run_info["model_sha256"].startswith("sha256:") and len(run_info["model_sha256"]) == 7 + 64
+
+
+# -- item 6: two-party calls --------------------------------------------------------------------------------------
+
+
+def two_party_call() -> np.ndarray:
+    """``(frames, 2)``: party 0 speaks in the first half, party 1 (another voice) in the second."""
+    out = np.zeros((16000 * 6, 2), dtype=np.float32)
+    out[4000 : 4000 + 32000, 0] = vowel(2.0, f0=120.0, seed=1)
+    out[52000 : 52000 + 32000, 1] = vowel(2.0, f0=230.0, seed=2)
+    return out
+
+
+def test_predict_split_gives_each_channel_and_the_whole_call(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "call.wav"
+    sf.write(path, two_party_call(), 16000)
+    lonely = tmp_path / "lonely.wav"
+    sf.write(lonely, np.stack([vowel(2.0, seed=3), np.zeros(32000, np.float32)], axis=1), 16000)
+    model = ["--model", str(tiny_bundle)]
+    assert cli_main.main(["predict", "--json", "--channels", "split", *model, str(path), str(lonely)]) == 0
+    call, one = json_lines(capsys.readouterr().out)
+    assert [c["channel"] for c in call["channels"]] == [0, 1]
+    assert [c["status"] for c in call["channels"]] == ["ok", "ok"]
+    assert all(1.5 < c["speech_s"] < 2.5 for c in call["channels"])
+    assert 3.0 < call["speech_s"] < 5.0  # the whole call: both parties
+    assert [c["status"] for c in one["channels"]] == ["ok", "no_speech"]
+    assert cli_main.main(["predict", *model, str(path)]) == 0  # without split: no per-channel answers
+    assert "channel" not in capsys.readouterr().out
+    assert cli_main.main(["predict", "--channels", "split", *model, str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "(channel 0)" in table and "(channel 1)" in table
+
+
+def test_service_predict_split_is_answered_per_channel_never_ignored(client):
+    buf = io.BytesIO()
+    sf.write(buf, two_party_call(), 16000, format="WAV")
+    files = {"file": ("call.wav", buf.getvalue(), "audio/wav")}
+    split = client.post("/v1/predict?channels=split", files=files)
+    assert split.status_code == 200
+    body = split.json()
+    assert [c["channel"] for c in body["channels"]] == [0, 1] and body["label"]
+    mixed = client.post("/v1/predict", files=files).json()
+    assert mixed.get("channels") is None
+    assert {k: body[k] for k in ("label", "probabilities", "speech_s")} == {
+        k: mixed[k] for k in ("label", "probabilities", "speech_s")
+    }
+    assert client.post("/v1/predict?channels=both", files=files).status_code == 422
+
+
+def test_batch_split_writes_a_row_per_channel_after_the_whole_call(tiny_bundle, tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "call.wav", two_party_call(), 16000)
+    sf.write(folder / "mono.wav", talk(), 16000)
+    out = tmp_path / "results"
+    argv = ["batch", str(folder), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1", "--no-progress"]
+    assert cli_main.main([*argv, "--channels", "split"]) == 0
+    files = pd.read_parquet(out / "files.parquet")
+    call = files[files.path == str(folder / "call.wav")]
+    assert call["channel"].tolist()[0] is None or pd.isna(call["channel"].tolist()[0])
+    assert call["channel"].tolist()[1:] == [0, 1]
+    whole, first, second = call.to_dict("records")
+    assert whole["n_segments"] == first["n_segments"] + second["n_segments"] == 2
+    assert abs(whole["speech_s"] - first["speech_s"] - second["speech_s"]) < 1e-6
+    assert first["verdict"].startswith("mostly") and second["verdict"].startswith("mostly")
+    assert len(files[files.path == str(folder / "mono.wav")]) == 2  # the file and its one channel
+    assert cli_main.main([*argv, "--channels", "split"]) == 0  # resumed: the same rows, none lost or doubled
+    assert pd.read_parquet(out / "files.parquet").equals(files)

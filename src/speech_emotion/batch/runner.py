@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow.compute as pc
+
 from ..bundle import load_bundle
 from ..errors import SpeechEmotionError
 from .inputs import JobList, collect_jobs
@@ -181,7 +183,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
                 raise
             sink.close()
         files, _ = store.compact(jobs.keys, jobs.extras)
-        status = files["status"].to_pylist()
+        status = files.filter(pc.is_null(files["channel"]))["status"].to_pylist()  # the whole files' rows
         summary.table_ok, summary.table_failed = status.count(OK), status.count(FAILED)
         summary.files_table = str(store.out / FILES_TABLE)
         summary.segments_table = str(store.out / SEGMENTS_TABLE)

@@ -40,7 +40,8 @@ OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
 
 
 def files_schema(labels: tuple[str, ...]) -> pa.Schema:
-    """Per-file columns; ``share_<label>`` is the share of speech time per emotion."""
+    """Per-file columns; ``share_<label>`` is the share of speech time per emotion. ``channel`` is empty on the
+    row of the whole file and 0, 1, ... on the rows of its channels (``--channels split``)."""
     return pa.schema(
         [
             ("key", pa.string()),
@@ -48,6 +49,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("size", pa.int64()),
             ("mtime_ns", pa.int64()),
             ("status", pa.string()),
+            ("channel", pa.int32()),
             ("duration_s", pa.float64()),
             ("speech_s", pa.float64()),
             ("dominant_emotion", pa.string()),
@@ -85,10 +87,15 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
     file_rows: list[dict[str, Any]] = []
     segment_rows: list[dict[str, Any]] = []
     for r in results:
-        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments")}
+        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels")}
         row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
         row["n_segments"] = len(r.segments)
         file_rows.append(row)
+        for c in r.channels:  # --channels split: each party's summary after the whole call's
+            part = {**row, "channel": c.channel, "speech_s": c.speech_s, "dominant_emotion": c.dominant_emotion}
+            part.update(verdict=c.verdict, n_segments=sum(s.channel == c.channel for s in r.segments))
+            part.update({f"share_{label}": c.shares.get(label) for label in labels})
+            file_rows.append(part)
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
@@ -241,7 +248,7 @@ class ResultStore:
         files = files.drop_columns(["_part", *OPERATIONAL_COLUMNS])
         if extras is not None and len(extras.columns):
             files = _join_extras(files, extras)
-        files = files.sort_by([("path", "ascending")])
+        files = files.sort_by([("path", "ascending"), ("channel", "ascending", "at_start")])
         segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending"), ("channel", "ascending")])
         meta = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
         meta = {b"speech_emotion": json.dumps(meta).encode()}
@@ -261,8 +268,11 @@ class ResultStore:
         # parts written before a column existed (verdict) get it as nulls
         table = pa.concat_tables(tables, promote_options="default") if tables else schema.empty_table()
         table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
-        latest = table.group_by("key").aggregate([("_row", "max")])["_row_max"]
-        return table.take(latest).drop_columns(["_row"])
+        latest = table.take(table.group_by("key").aggregate([("_row", "max")])["_row_max"])
+        # all rows of the winning result (the whole file's and, with --channels split, its channels')
+        won = pc.binary_join_element_wise(latest["key"], latest["_part"], "\n")
+        mine = pc.binary_join_element_wise(table["key"], table["_part"], "\n")
+        return table.filter(pc.is_in(mine, value_set=won)).drop_columns(["_row"])
 
     def _segments_of(self, files: pa.Table) -> pa.Table:
         """Segments of the winning result of each file (the part that holds it, and that key)."""

@@ -4,8 +4,9 @@ Each file is read in blocks and its speech found with the live engine's voice ac
 A short recording (up to 10 s) is judged as one clip; a longer one by the speech-time-weighted
 emotion of all its speech segments. The answer says how many seconds of speech it rests on; a
 file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
-object per file, with "status" ok, no_speech or failed. Exit status: 0 when every file was read (with or
-without speech), 1 when a file could not be read or used.
+object per file, with "status" ok, no_speech or failed. --channels split (a call with each party on its own
+channel) adds each channel's answer: rows "FILE (channel N)" after the whole call's, or "channels" in the JSON.
+Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..calls import predict_call
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingPrediction, predict_recording
-from . import plain, warn
+from . import add_channels_option, plain, warn
 from .arguments import positive_int
 
 
@@ -29,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
     p.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores)")
+    add_channels_option(p)
     p.set_defaults(func=run)
 
 
@@ -39,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                pred = predict_recording(path, recognizer)
+                if args.channels == "split":
+                    call = predict_call(path, recognizer)
+                    pred, parts = call.whole, call.channels
+                else:
+                    pred, parts = predict_recording(path, recognizer), ()
             except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
                 warn(path, exc.notes)
                 print(str(exc), file=sys.stderr)
@@ -54,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
                 continue
             warn(path, pred.notes)
             if args.json:
-                print(json.dumps({"path": str(path), "status": "ok", **pred.to_dict()}), flush=True)
+                channels = {"channels": [c.to_dict() for c in parts]} if parts else {}
+                print(json.dumps({"path": str(path), "status": "ok", **pred.to_dict(), **channels}), flush=True)
             else:
                 rows.append((str(path), pred))
+                rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]
     finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
         if rows:
             _print_table(rows, recognizer.labels)
@@ -80,7 +89,7 @@ def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
     return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
-def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str, ...]) -> None:
+def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -91,6 +100,9 @@ def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str,
     table.add_column("runner-up", no_wrap=True)
     table.add_column("speech", justify="right", no_wrap=True)
     for path, pred in rows:
+        if pred is None:  # a channel without speech (--channels split)
+            table.add_row(path, "no speech", "", "", "")
+            continue
         ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"

@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..audio import open_blocks
+from ..calls import CallPrediction, predict_call
 from ..errors import AudioError
 from ..recognizer import Recognizer
-from ..recording import RecordingPrediction, predict_blocks
+from ..recording import RecordingOptions, RecordingPrediction, predict_blocks
 from .analysis import analyze_bytes
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .errors import (
@@ -59,6 +60,23 @@ def web_dir() -> Path:
     return Path(str(resources.files("speech_emotion.service") / "web"))
 
 
+class ChannelPredictionOut(BaseModel):
+    """One channel's answer (``?channels=split``): a prediction (``status`` ok) or ``no_speech``."""
+
+    channel: int
+    status: Literal["ok", "no_speech"]
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    duration_s: float
+    speech_s: float | None = None
+    segments: int | None = None
+    method: str | None = None
+    notes: list[str]
+    error: str | None = None
+    message: str | None = None
+
+
 class PredictionOut(BaseModel):
     label: str
     confidence: float
@@ -70,6 +88,8 @@ class PredictionOut(BaseModel):
     notes: list[str]
     """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     model: str
+    channels: list[ChannelPredictionOut] | None = None
+    """With ``?channels=split``: each channel's answer (0: the first), beside the whole call's."""
 
 
 class Health(BaseModel):
@@ -219,6 +239,10 @@ def create_app(
         )
         return predict_blocks(blocks, blocks.sample_rate, rec, source=blocks.name, duration_s=blocks.duration_s)
 
+    def split_bytes(data: bytes) -> CallPrediction:
+        recording = RecordingOptions(max_duration_s=options.max_duration_s)
+        return predict_call(data, rec, recording, options.max_decoded_samples, UPLOAD_NAME)
+
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> HTMLResponse:
         html = (web_dir() / "index.html").read_text(encoding="utf-8")
@@ -271,13 +295,24 @@ def create_app(
     @app.post(
         "/v1/predict",
         response_model=PredictionOut,
+        response_model_exclude_none=True,
         responses=ERRORS,
         tags=["audio"],
         dependencies=[Depends(one_file_field)],
     )
-    async def predict(file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)")) -> dict:
-        """Emotion of a whole recording: label, confidence, all probabilities and the seconds of speech used."""
-        pred = await run_upload(await upload_bytes(file), predict_bytes)
+    async def predict(
+        file: UploadFile = File(..., description="audio file (wav, flac, ogg, mp3, ...)"),
+        channels: Literal["mix", "split"] = Query(
+            "mix", description="mix: one answer for all channels; split: also one per channel (two-party calls)"
+        ),
+    ) -> dict:
+        """Emotion of a whole recording: label, confidence, all probabilities and the seconds of speech used
+        (with ``channels=split``, also each channel's: the same answer as ``predict --channels split``)."""
+        data = await upload_bytes(file)
+        if channels == "split":
+            call = await run_upload(data, split_bytes)
+            return {**call.to_dict(), "model": rec.name}
+        pred = await run_upload(data, predict_bytes)
         return {**pred.to_dict(), "model": rec.name}
 
     @app.post("/v1/analyze", responses=ERRORS, tags=["audio"], dependencies=[Depends(one_file_field)])
