@@ -242,3 +242,113 @@ def test_batch_split_writes_a_row_per_channel_after_the_whole_call(tiny_bundle, 
     assert len(files[files.path == str(folder / "mono.wav")]) == 2  # the file and its one channel
     assert cli_main.main([*argv, "--channels", "split"]) == 0  # resumed: the same rows, none lost or doubled
     assert pd.read_parquet(out / "files.parquet").equals(files)
+
+
+# -- item 7: the page keeps no palette of its own -------------------------------------------------------------------
+
+
+def test_healthz_serves_the_one_palette_and_the_page_keeps_no_copy(client, tiny):
+    from speech_emotion.report import EMOTION_COLORS
+
+    colours = client.get("/healthz").json()["colors"]
+    assert colours == {label: EMOTION_COLORS[label] for label in tiny.labels}
+    page = (Path(__file__).resolve().parents[1] / "src" / "speech_emotion" / "service" / "web" / "app.js").read_text()
+    assert not any(colour.lower() in page.lower() for colour in EMOTION_COLORS.values())
+    assert "health.colors" in page
+
+
+def test_create_app_is_a_short_assembly_of_routers_with_every_route(client):
+    import inspect
+
+    from speech_emotion.service import app
+
+    assert len(inspect.getsource(app.create_app).splitlines()) < 80
+    assert {"/healthz", "/v1/predict", "/v1/analyze"} <= set(client.app.openapi()["paths"])
+    for path in ("/", "/docs", "/static/app.js", "/healthz"):
+        assert client.get(path).status_code == 200, path
+    with client.websocket_connect("/v1/stream") as ws:
+        assert ws.receive_json()["type"] == "ready"
+
+
+# -- item 9: smaller ----------------------------------------------------------------------------------------------
+
+
+def test_a_very_quiet_recording_gets_a_low_level_note_in_every_door(tiny_bundle, client, tmp_path, capsys):
+    samples = talk() / np.abs(talk()).max() * 10 ** (-63 / 20)  # peak -63 dBFS (the issue had speech at -76)
+    path = tmp_path / "quiet.flac"
+    sf.write(path, samples, 16000, subtype="PCM_24")
+    note = "very low level: peak -63 dBFS (below -60 dBFS)"
+    model = ["--model", str(tiny_bundle)]
+    cli_main.main(["predict", "--json", *model, str(path)])
+    captured = capsys.readouterr()
+    assert any(note in n for n in json_lines(captured.out)[0]["notes"]), captured.out
+    assert f"warning: {path}: {note}" in captured.err
+    cli_main.main(["analyze", *model, "--quiet", "--no-plot", "-o", str(tmp_path / "rep"), str(path)])
+    assert f"warning: {path}: {note}" in capsys.readouterr().err
+    assert any(note in n for n in json.loads((tmp_path / "rep" / "quiet.timeline.json").read_text())["notes"])
+    cli_main.main(["stream", *model, str(path)])
+    assert f"warning: {path}: {note}" in capsys.readouterr().err
+    cli_main.main(["batch", str(path), "--out", str(tmp_path / "b"), *model, "--workers", "1", "--no-progress"])
+    import pyarrow.parquet as pq
+
+    assert note in pq.read_table(tmp_path / "b" / "files.parquet").to_pylist()[0]["notes"]
+    data = path.read_bytes()
+    for route in ("/v1/predict", "/v1/analyze"):
+        body = client.post(route, files={"file": ("q.flac", data, "audio/flac")}).json()
+        assert any(note in n for n in body["notes"]), (route, body)
+
+
+def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "normal.wav"
+    path.write_bytes(wav(talk() * 10 ** (-50 / 20) / 0.3))  # peak -50 dBFS: quiet but fine
+    cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(path)])
+    assert json_lines(capsys.readouterr().out)[0]["notes"] == []
+
+
+def test_the_upload_limit_is_named_in_mib_everywhere(client):
+    from speech_emotion.service.limits import too_large
+
+    assert "20 MiB limit" in too_large(20 * 1048576).detail
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "docs" / "service.md").read_text()
+    assert "20 MiB" in table and "| 20 MB |" not in table
+    page = (root / "src" / "speech_emotion" / "service" / "web" / "app.js").read_text()
+    assert " MB" not in page and "MiB" in page
+
+
+def test_predict_shows_progress_on_a_terminal_only(tiny_bundle, tmp_path, capsys, monkeypatch):
+    import speech_emotion.cli.predict as predict_cli
+
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav(np.concatenate([talk()] * 6)))  # 15.6 s: read in two blocks
+    model = ["--model", str(tiny_bundle)]
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: True)
+    assert cli_main.main(["predict", *model, str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "long.wav: 100% 16/16 s" in err, err
+    assert cli_main.main(["predict", "--json", *model, str(path)]) == 0  # machine output: no bar
+    assert "%" not in capsys.readouterr().err
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: False)  # a pipe or a log
+    assert cli_main.main(["predict", *model, str(path)]) == 0
+    assert "%" not in capsys.readouterr().err
+
+
+def test_a_second_websocket_config_is_refused_as_the_docs_say(client):
+    from test_service_stream import expect_error, read_until_closed
+
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "config", "sample_rate": 16000}))
+        assert ws.receive_json()["type"] == "config"
+        ws.send_text(json.dumps({"type": "config", "sample_rate": 48000}))
+        messages, code = read_until_closed(ws)
+    expect_error(messages, code, 1008, "config_repeated")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text()
+    assert "send one JSON config message" in docs and "`config_repeated`" in docs
+
+
+def test_the_level_note_starts_below_60_dbfs_and_skips_digital_silence():
+    from speech_emotion.levels import low_level_note
+
+    assert "peak -76 dBFS" in low_level_note(10 ** (-76 / 20))
+    assert low_level_note(10 ** (-59 / 20)) is None and low_level_note(0.0) is None

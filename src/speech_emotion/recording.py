@@ -23,6 +23,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, ended_early, open_blocks, prepare
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .report import speech_weighted, summarize
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions
@@ -113,10 +114,11 @@ def predict_blocks(
     """
     options = options or RecordingOptions()
     frames_read = 0
+    meter = PeakMeter()
 
     def counted() -> Iterator[np.ndarray]:
         nonlocal frames_read
-        for block in blocks:
+        for block in meter(blocks):
             frames_read += len(block)
             yield block
 
@@ -146,7 +148,7 @@ def predict_blocks(
         segments += _segments(engine.flush())
         if not segments:
             raise NoSpeechError(source, duration, notes)
-        return replace(_weighted(segments, recognizer, duration, source), notes=notes)
+        return replace(_weighted(segments, recognizer, duration, source), notes=_with_level(notes, meter))
     clip = np.concatenate(kept)
     spans = _speech_spans(vad, clip)
     min_seg = options.stream.min_segment_s
@@ -162,8 +164,13 @@ def predict_blocks(
         speech_s=float(sum(e - s for s, e in speech)),
         segments=len(speech),
         method="whole-clip",
-        notes=notes,
+        notes=_with_level(notes, meter),
     )
+
+
+def _with_level(notes: tuple[str, ...], meter: PeakMeter) -> tuple[str, ...]:
+    level = meter.note()
+    return notes if level is None else (*notes, level)
 
 
 def _speech_spans(vad: VoiceActivityDetector, samples: np.ndarray) -> list[tuple[float, float]]:

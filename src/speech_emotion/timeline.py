@@ -16,6 +16,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioSource, ended_early, open_blocks
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
 
@@ -232,8 +233,9 @@ def _analyze(
         for c in channels
     ]
     done = 0
+    meter = PeakMeter()
     try:
-        for block in blocks:
+        for block in meter(blocks):
             for engine, timeline in zip(engines, timelines):
                 _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
             done += len(block)
@@ -247,10 +249,12 @@ def _analyze(
         raise
     if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
-    note = ended_early(done, duration_s, sample_rate)
+    note, level = ended_early(done, duration_s, sample_rate), meter.note()
     for timeline in timelines:
         if note is not None:
             timeline.notes.append(note)
+        if level is not None and timeline.segments:  # the emotions found are in doubt (none found: nothing to doubt)
+            timeline.notes.append(level)
         timeline.duration_s = done / sample_rate
     return timelines
 

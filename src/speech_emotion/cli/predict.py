@@ -15,14 +15,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..audio import open_blocks
 from ..calls import predict_call
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
-from ..recording import NoSpeechError, RecordingPrediction, predict_recording
+from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
 from . import add_channels_option, plain, warn
 from .arguments import positive_int
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                     call = predict_call(path, recognizer)
                     pred, parts = call.whole, call.channels
                 else:
-                    pred, parts = predict_recording(path, recognizer), ()
+                    pred, parts = _predict(path, recognizer, show_progress=not args.json and _on_terminal()), ()
             except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
                 warn(path, exc.notes)
                 print(str(exc), file=sys.stderr)
@@ -70,6 +76,35 @@ def run(args: argparse.Namespace) -> int:
         if rows:
             _print_table(rows, recognizer.labels)
     return 1 if failures else 0
+
+
+def _on_terminal() -> bool:
+    """Whether stderr is a terminal (progress is shown there only: never in a pipe, a log or with --json)."""
+    return sys.stderr.isatty()
+
+
+def _predict(path: Path, recognizer: Recognizer, show_progress: bool) -> RecordingPrediction:
+    """:func:`predict_recording` of ``path``, with a progress bar on stderr (seconds read of the file's length)
+    when ``show_progress``: a 3-hour file takes minutes."""
+    if not show_progress:
+        return predict_recording(path, recognizer)
+    from tqdm import tqdm
+
+    options = RecordingOptions()
+    blocks = open_blocks(path, options.block_s, options.max_duration_s)
+    total = round(blocks.duration_s, 1) or None
+    bar_format = "{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    bar = tqdm(
+        total=total, desc=path.name, leave=False, file=sys.stderr, bar_format=bar_format, mininterval=0, miniters=1
+    )
+    with bar:  # one refresh per block (10 s of audio): no need to throttle
+
+        def read() -> Iterator[np.ndarray]:
+            for block in blocks:
+                bar.update(len(block) / blocks.sample_rate)
+                yield block
+
+        return predict_blocks(read(), blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)
 
 
 def _no_speech(path: Path, exc: NoSpeechError) -> dict[str, Any]:

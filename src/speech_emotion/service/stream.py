@@ -34,6 +34,7 @@ CLOSE_CODES: dict[str, int] = {
     "forbidden_origin": 1008,
     "forbidden_host": 1008,
     "config_after_audio": 1008,
+    "config_repeated": 1008,
     "unsupported_format": 1003,
     "unknown_message": 1003,
     "malformed_frame": 1007,
@@ -156,6 +157,7 @@ class StreamSession:
         self.hello = hello
         self.format = StreamFormat()
         self.received = 0
+        self.configured = False
         """Samples received, at the client's rate."""
         self.processed = 0
         self.dropped = 0
@@ -248,6 +250,9 @@ class StreamSession:
         if kind in ("config", "start"):
             if self.received:
                 raise StreamError("config_after_audio", "the config message must come before any audio")
+            if self.configured:
+                raise StreamError("config_repeated", "one config message per stream; this one is the second")
+            self.configured = True
             self.format = StreamFormat.from_message(message)
             live = message.get("live", False)
             if not isinstance(live, bool):
