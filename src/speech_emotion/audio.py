@@ -28,6 +28,8 @@ from .words import plural
 
 SAMPLE_RATE = 16000
 """Sample rate of every waveform inside the project."""
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+"""File name endings a folder search takes as audio (corpora and batch folders)."""
 
 AudioSource = Union[str, Path, bytes, BinaryIO]
 

@@ -23,15 +23,17 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import DataError
 from .worker import FAILED, FileResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILES_TABLE = "files.parquet"
 SEGMENTS_TABLE = "segments.parquet"
