@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource, load_audio, preprocess
+from .audio import SAMPLE_RATE, AudioSource, load_audio, preprocess
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
 from .errors import ModelError
 from .features import build_features
@@ -40,6 +40,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def tone(seconds: float, hz: float = 220.0) -> np.ndarray:
+    """``seconds`` of a 0.1-amplitude sine at ``hz``, 16 kHz float32: the warm-up and shape-check input."""
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
 class Recognizer:
@@ -73,8 +79,7 @@ class Recognizer:
     def _check_shapes(self) -> None:
         """:class:`ModelError` when the graph's fixed input/output sizes disagree with the bundle's features and
         labels (e.g. another model's ``model.onnx`` copied in), instead of an ONNX Runtime error on the first clip."""
-        probe = (0.1 * np.sin(2 * np.pi * 220 * np.arange(self.sample_rate) / self.sample_rate)).astype(np.float32)
-        actual = self.model_input(probe).shape
+        actual = self.model_input(tone(1.0)).shape
         declared = self._session.get_inputs()[0].shape
         fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i < len(actual)]
         if len(declared) != len(actual) or any(actual[i] != d for i, d in fixed):
@@ -88,6 +93,11 @@ class Recognizer:
                 f"{self.bundle.onnx_path}: the graph gives {out[-1]} scores, "
                 f"but model.json names {len(self.labels)} labels"
             )
+
+    def warmup(self, seconds: float = 1.0) -> None:
+        """Classify ``seconds`` of a quiet 220 Hz :func:`tone` through the whole path (conditioning, features,
+        ONNX Runtime), so one-off setup (memory arenas, caches) is paid before the first real input."""
+        self.predict(tone(seconds), SAMPLE_RATE, source="<warm-up>")
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None) -> Recognizer:
