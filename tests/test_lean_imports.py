@@ -61,9 +61,7 @@ CLI_DOORS = {
         rc = main(['batch', out + '-in', '--out', out, '--workers', '1', '--no-progress'])
     """,
 }
-ALLOWED = {"analyze (writes a plot)": ("matplotlib",), "batch": ("pandas",)}
-"""A plot needs matplotlib; batch's parent writes its Parquet tables with pyarrow, whose ``pa.array``, ``group_by``
-and ``pq.read_table`` import pandas when it is installed (its workers, which decode and run the model, do not)."""
+ALLOWED = {"analyze (writes a plot)": ("matplotlib",)}
 RUNS_THE_MODEL_ITSELF = {door for door in CLI_DOORS if door != "batch"}  # batch's workers do (next test)
 
 
