@@ -68,6 +68,9 @@ class Recognizer:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        # ORT_ENABLE_ALL adds only layout transforms: the same logits bit for bit and no faster on the bundled
+        # models, but 0.2-0.3 s longer to open the Whisper graph (benchmarks/bench_startup.py)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
             self._session = ort.InferenceSession(str(bundle.onnx_path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime's own errors (a truncated file, a Git LFS pointer, not ONNX)
