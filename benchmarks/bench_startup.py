@@ -2,7 +2,8 @@
 ``predict one.wav`` (a generated 3 s 16 kHz WAV, the default model: the whole user-visible time of one answer).
 
 Each command runs ``--runs`` times in a fresh interpreter, alternating with ``python -c pass`` (the floor);
-prints the medians, the start-up cost above the floor and the 1-minute load average before and after.
+prints the medians (wall and CPU time), the start-up cost above the floor and the 1-minute load average before
+and after (on a busy machine wall time grows with the load; CPU time much less).
 Run: ``python benchmarks/bench_startup.py`` (``PYTHONPATH=OTHER/src`` measures another checkout's code).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,11 +40,14 @@ def write_one_wav(path: Path) -> Path:
     return path
 
 
-def wall_time(command: list[str]) -> float:
-    """Seconds one run of ``command`` takes (output discarded)."""
+def wall_time(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of ``command`` (output discarded)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -58,15 +63,19 @@ def main() -> None:
         wall_time(commands["speech-emotion predict one.wav"])  # warm the file cache once
         load_before = os.getloadavg()[0]
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, command in commands.items():
-                times[name].append(wall_time(command))
+                wall, used = wall_time(command)
+                times[name].append(wall)
+                cpu[name].append(used)
         load_after = os.getloadavg()[0]
     floor = statistics.median(times["python -c pass"])
     for name, values in times.items():
         median = statistics.median(values)
         extra = "" if name == "python -c pass" else f"  (+{median - floor:.3f} s over python -c pass)"
-        print(f"{name:<32} median {median:.3f} s over {args.runs} runs{extra}")
+        print(f"{name:<32} median {median:.3f} s wall, {statistics.median(cpu[name]):.3f} s CPU{extra}")
+    print(f"medians over {args.runs} runs; CPU = user + system time of the command's process tree")
     print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after on {os.cpu_count()} cores")
 
 
