@@ -31,7 +31,7 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("setuptools")
+    pytest.importorskip("setuptools", reason="building the wheel without network needs setuptools (the dev extra)")
     tree = tmp_path_factory.mktemp("source")
     for name in SOURCES:
         source = ROOT / name
