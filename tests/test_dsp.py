@@ -62,6 +62,16 @@ def test_silence_trimming_equals_librosa_effects_trim(name, top_db):
     assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("block_frames", [1, 7, 2048])
+def test_silence_trimming_equals_librosa_whatever_the_block_of_frames(block_frames, monkeypatch):
+    librosa = pytest.importorskip("librosa")
+    monkeypatch.setattr(dsp, "TRIM_BLOCK_FRAMES", block_frames)
+    x = np.concatenate([silence(1.0), noise(9.0, level=0.05, seed=5) * np.linspace(0, 1, 144000) ** 4, silence(2)])
+    for top_db in (20.0, 60.0):
+        _, index = librosa.effects.trim(x, top_db=top_db, frame_length=1024, hop_length=256)
+        assert dsp.trim_bounds(x, top_db) == (int(index[0]), int(index[1]))
+
+
 def test_trimming_keeps_the_loud_part_and_cuts_the_silent_edges():
     x = np.concatenate([silence(1.0), vowel(1.0), silence(1.0)])
     start, end = dsp.trim_bounds(x, 30.0)

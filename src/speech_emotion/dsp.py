@@ -59,6 +59,10 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights
 
 
+TRIM_BLOCK_FRAMES = 2048
+"""Frames squared at once by :func:`trim_bounds` (8 MB at 1024 samples a frame, whatever the signal's length)."""
+
+
 def trim_bounds(samples: np.ndarray, top_db: float, frame_length: int = 1024, hop_length: int = 256) -> tuple[int, int]:
     """``(start, end)`` sample indices of ``samples`` without leading and trailing frames more than ``top_db``
     below the loudest frame; ``(0, 0)`` when no frame is loud enough.
@@ -73,8 +77,11 @@ def trim_bounds(samples: np.ndarray, top_db: float, frame_length: int = 1024, ho
     step = padded.strides[0]
     frames = np.lib.stride_tricks.as_strided(
         padded, shape=(frame_length, n_frames), strides=(step, step * hop_length), writeable=False
-    )  # the (frame_length, frames) view librosa.util.frame makes, so the sums run in the same order
-    power = np.mean(np.square(frames, dtype=np.float32), axis=0)
+    )  # the (frame_length, frames) view librosa.util.frame makes, so each frame's sum runs in the same order
+    power = np.empty(n_frames, dtype=np.float32)
+    for start in range(0, n_frames, TRIM_BLOCK_FRAMES):  # a block of frames at a time: memory stays flat
+        block = frames[:, start : start + TRIM_BLOCK_FRAMES]
+        power[start : start + block.shape[1]] = np.mean(np.square(block, dtype=np.float32), axis=0)
     rms = np.sqrt(power)
     amin = 1e-5**2
     level_db = 10.0 * np.log10(np.maximum(amin, np.square(rms)))
