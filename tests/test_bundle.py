@@ -217,3 +217,16 @@ def test_the_default_model_is_trained_on_every_corpus_its_card_names():
     for corpus in ("RAVDESS", "ASED", "EMOVO"):
         assert corpus in card
     assert "anchor" in str(recipe)  # the mixed probe, not the RAVDESS-only one
+
+
+def test_recipes_recorded_with_a_16_khz_sample_rate_still_load_and_another_rate_is_refused():
+    """Runs and bundles written before 16 kHz became a constant hold ``sample_rate`` in their feature options."""
+    pytest.importorskip("torch")
+    from speech_emotion.training.recipes import make_recipe
+
+    run = json.loads((Path(__file__).parents[1] / "results" / "cnn-lstm-actor-6fold.json").read_text())
+    assert run["recipe"]["data"]["features"]["sample_rate"] == 16000
+    assert make_recipe(run["model"], **run["recipe"]) is not None
+    run["recipe"]["data"]["features"]["sample_rate"] = 22050
+    with pytest.raises(ModelError, match="'data.features.sample_rate': must be 16000"):
+        make_recipe(run["model"], **run["recipe"])
