@@ -22,11 +22,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .dsp import HighPass, trim_silence
 from .errors import AudioError
 from .words import plural
 
 SAMPLE_RATE = 16000
 """Sample rate of every waveform inside the project."""
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+"""File name endings a folder search takes as audio (corpora and batch folders)."""
 
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
@@ -324,31 +327,6 @@ def safe_mix(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-class HighPass:
-    """Streaming 2nd-order Butterworth high-pass (scipy): removes DC offset and subsonic rumble.
-
-    The filter state starts as if the first sample had always been there, so a constant offset
-    leaves no transient. Chunked and whole-signal filtering give the same samples.
-    """
-
-    def __init__(self, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> None:
-        from scipy.signal import butter, sosfilt_zi
-
-        self._sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
-        self._zi_unit = sosfilt_zi(self._sos)
-        self._zi: np.ndarray | None = None
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        from scipy.signal import sosfilt
-
-        if len(samples) == 0:
-            return np.asarray(samples, dtype=np.float32)
-        if self._zi is None:
-            self._zi = self._zi_unit * float(samples[0])
-        out, self._zi = sosfilt(self._sos, samples, zi=self._zi)
-        return out.astype(np.float32)
-
-
 class SampleConditioner:
     """Raw chunks in, model-ready samples out: the one function turning audio into 16 kHz mono float32.
 
@@ -367,7 +345,7 @@ class SampleConditioner:
         """Forget the stream (resampler, filter and mix state)."""
         self._rate: int | None = None
         self._resampler: Any = None
-        self._highpass = HighPass(self.highpass_hz) if self.highpass_hz else None
+        self._highpass = HighPass(self.highpass_hz, SAMPLE_RATE) if self.highpass_hz else None
         self._carry = np.zeros((0, 1), dtype=np.float32)
 
     def push(self, chunk: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -453,14 +431,6 @@ def condition(
 ) -> np.ndarray:
     """A whole signal through :class:`SampleConditioner`: 16 kHz mono float32, DC-free."""
     return _join(list(conditioned([samples], sample_rate, SampleConditioner(highpass_hz, source=source))))
-
-
-def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Cut leading and trailing audio more than ``top_db`` below the peak (librosa)."""
-    import librosa
-
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db, frame_length=1024, hop_length=256)
-    return trimmed
 
 
 def resample(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -270,9 +270,7 @@ class StreamingRecognizer:
 
     def warmup(self) -> None:
         """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
-        t = np.arange(self._min_win) / SAMPLE_RATE
-        probe = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        self.recognizer.predict_preprocessed(prepare(probe, self._window_opts))
+        self.recognizer.warmup()
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.

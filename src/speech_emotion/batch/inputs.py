@@ -12,11 +12,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd  # imported when a manifest is read: a folder or glob needs no pandas
 
-from ..audio import is_audio_file
-from ..corpora.folder import AUDIO_SUFFIXES
+from ..audio import AUDIO_SUFFIXES, is_audio_file
 from ..errors import DataError
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
@@ -114,6 +115,8 @@ def _from_folder(root: Path, suffixes: tuple[str, ...]) -> JobList:
 
 def read_manifest(manifest: Path) -> pd.DataFrame:
     """A CSV, TSV or JSON-lines manifest as a table of strings (JSONL values keep their JSON types)."""
+    import pandas as pd
+
     suffix = manifest.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
@@ -126,6 +129,8 @@ def read_manifest(manifest: Path) -> pd.DataFrame:
 
 
 def _from_manifest(manifest: Path, path_column: str | None) -> JobList:
+    import pandas as pd
+
     table = read_manifest(manifest)
     if path_column is None:
         path_column = next((c for c in PATH_COLUMNS if c in table.columns), None)

@@ -18,20 +18,25 @@ size, mtime); when a key appears in several parts (a failed file retried), the l
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from ..errors import DataError
 from .worker import FAILED, FileResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILES_TABLE = "files.parquet"
 SEGMENTS_TABLE = "segments.parquet"
@@ -101,9 +106,41 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
             seg.update(label=s.label, confidence=s.confidence)
             seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
             segment_rows.append(seg)
-    files = pa.Table.from_pylist(file_rows, schema=files_schema(labels))
-    segments = pa.Table.from_pylist(segment_rows, schema=segments_schema(labels))
-    return files, segments
+    return _from_rows(file_rows, files_schema(labels)), _from_rows(segment_rows, segments_schema(labels))
+
+
+# pyarrow imports pandas (~0.5 s) to convert Python objects (pa.array, from_pylist, scalars), for group_by and
+# joins, and in pq.read_table; the helpers below build the same tables without it, so a batch run over a folder
+# never imports pandas (tests/test_lean_imports.py).
+
+
+def _from_rows(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)``, through Arrow's JSON reader."""
+    if not rows:
+        return _empty(schema)
+    data = "\n".join(json.dumps(row) for row in rows).encode()
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    return pa_json.read_json(io.BytesIO(data), parse_options=options).select(schema.names)
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches([], schema=schema)
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """``pa.array(values, pa.string())``, from its buffers."""
+    data = [v.encode() for v in values]
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in data])]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _int64s(values: np.ndarray) -> pa.Array:
+    """``pa.array(values, pa.int64())``, from its buffer."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(np.ascontiguousarray(values, np.int64))])
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return pq.ParquetFile(path).read(columns=columns)
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
@@ -218,7 +255,7 @@ class ResultStore:
         """``key -> status`` of every file with a committed result (the latest result wins)."""
         out: dict[str, str] = {}
         for part in self._committed_ids():
-            table = pq.read_table(self.parts / f"{part}.files.parquet", columns=["key", "status"])
+            table = _read(self.parts / f"{part}.files.parquet", columns=["key", "status"])
             out.update(zip(table["key"].to_pylist(), table["status"].to_pylist()))
         return out
 
@@ -242,7 +279,7 @@ class ResultStore:
         completion. Manifest columns in ``extras`` (indexed by key) are appended to the files
         table; names that clash with result columns get an ``input_`` prefix.
         """
-        wanted = pa.array(sorted(set(keys)), pa.string())
+        wanted = _strings(sorted(set(keys)))
         files = self._latest_files(wanted)
         segments = self._segments_of(files)
         files = files.drop_columns(["_part", *OPERATIONAL_COLUMNS])
@@ -261,31 +298,30 @@ class ResultStore:
     def _latest_files(self, wanted: pa.Array) -> pa.Table:
         tables = []
         for part in self._committed_ids():
-            t = pq.read_table(self.parts / f"{part}.files.parquet")
+            t = _read(self.parts / f"{part}.files.parquet")
             t = t.filter(pc.is_in(t["key"], value_set=wanted))
-            tables.append(t.append_column("_part", pa.array([part] * len(t), pa.string())))
+            tables.append(t.append_column("_part", _strings([part] * len(t))))
         schema = files_schema(self.labels).append(pa.field("_part", pa.string()))
         # parts written before a column existed (verdict) get it as nulls
-        table = pa.concat_tables(tables, promote_options="default") if tables else schema.empty_table()
-        table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
-        latest = table.take(table.group_by("key").aggregate([("_row", "max")])["_row_max"])
+        table = pa.concat_tables(tables, promote_options="default") if tables else _empty(schema)
+        keys, parts = table["key"].to_pylist(), table["_part"].to_pylist()
+        latest = dict(zip(keys, parts))  # the last part that holds each key wins
         # all rows of the winning result (the whole file's and, with --channels split, its channels')
-        won = pc.binary_join_element_wise(latest["key"], latest["_part"], "\n")
-        mine = pc.binary_join_element_wise(table["key"], table["_part"], "\n")
-        return table.filter(pc.is_in(mine, value_set=won)).drop_columns(["_row"])
+        won = [row for row, (key, part) in enumerate(zip(keys, parts)) if latest[key] == part]
+        return table.take(_int64s(np.asarray(won, np.int64)))
 
     def _segments_of(self, files: pa.Table) -> pa.Table:
         """Segments of the winning result of each file (the part that holds it, and that key)."""
         tables = []
         for part in sorted(set(files["_part"].to_pylist())):
-            keys = files.filter(pc.equal(files["_part"], part))["key"]
-            t = pq.read_table(self.parts / f"{part}.segments.parquet")
+            keys = files.filter(pc.is_in(files["_part"], value_set=_strings([part])))["key"]
+            t = _read(self.parts / f"{part}.segments.parquet")
             tables.append(t.filter(pc.is_in(t["key"], value_set=keys)))
         # parts written before the channel column existed get it as nulls (the mix)
         return (
             pa.concat_tables(tables, promote_options="default")
             if tables
-            else segments_schema(self.labels).empty_table()
+            else _empty(segments_schema(self.labels))
         )
 
 

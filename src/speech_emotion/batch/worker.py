@@ -101,12 +101,9 @@ def load_worker_recognizer(model: str | Path | None) -> Recognizer:
     It is warmed up on a short tone, so one-off setup (JIT compilation, caches) is paid at
     start-up rather than counted in the first file's time.
     """
-    import numpy as np
-
     limit_native_threads()
     recognizer = Recognizer.load(model, threads=1)
-    t = np.arange(recognizer.sample_rate) / recognizer.sample_rate
-    recognizer.predict((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), recognizer.sample_rate)
+    recognizer.warmup()
     return recognizer
 
 

@@ -85,7 +85,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if options.warmup:
-            await asyncio.get_running_loop().run_in_executor(ctx.upload_pool, _warm_up, rec)
+            await asyncio.get_running_loop().run_in_executor(ctx.upload_pool, rec.warmup)
         yield
         ctx.stream_pool.shutdown(wait=False, cancel_futures=True)
         ctx.upload_pool.shutdown(wait=False, cancel_futures=True)
@@ -125,14 +125,6 @@ def create_app(
     for module in (health, uploads, live):
         app.include_router(module.router)
     return app
-
-
-def _warm_up(recognizer: Recognizer) -> None:
-    """Classify one second of a synthetic tone (loads librosa's lazily compiled code paths)."""
-    import numpy as np
-
-    t = np.arange(recognizer.sample_rate) / recognizer.sample_rate
-    recognizer.predict((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), recognizer.sample_rate)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

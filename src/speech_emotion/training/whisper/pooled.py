@@ -63,7 +63,7 @@ class PooledOptions:
                 "w": self.weights,
                 "l": self.layers,
                 "a": asdict(self.audio),
-                "m": asdict(self.logmel),
+                "m": {"sample_rate": SAMPLE_RATE, **asdict(self.logmel)},  # the key from before 16 kHz was fixed
                 "c": [self.crop_s, self.onset_crop_rate],
             },
             sort_keys=True,

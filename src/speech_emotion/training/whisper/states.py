@@ -68,7 +68,7 @@ class StateOptions:
                 "w": self.weights,
                 "l": self.layers,
                 "a": asdict(self.audio),
-                "m": asdict(self.logmel),
+                "m": {"sample_rate": SAMPLE_RATE, **asdict(self.logmel)},  # the key from before 16 kHz was fixed
             },
             sort_keys=True,
         )
