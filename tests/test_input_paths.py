@@ -261,13 +261,15 @@ def test_batch_finds_an_opus_voice_note_by_its_content(tiny, tmp_path):
     if "OPUS" not in sf.available_subtypes("OGG"):
         pytest.skip("this libsndfile has no Opus support")
     samples, _ = bursts(48000)
-    sf.write(tmp_path / "note.opus", samples, 48000, format="OGG", subtype="OPUS")
+    sf.write(tmp_path / "note", samples, 48000, format="OGG", subtype="OPUS")  # no suffix to go by
     (tmp_path / "notes.txt").write_text("not audio")
     jobs = collect_jobs(tmp_path)
-    assert [Path(j.path).name for j in jobs.jobs] == ["note.opus"]
-    assert [Path(p).name for p in jobs.skipped] == ["notes.txt"]
+    assert [Path(j.path).name for j in jobs.jobs] == ["note"]
+    assert [(Path(item.path).name, item.reason) for item in jobs.left_out] == [
+        ("notes.txt", "cannot decode audio (format not recognised)")
+    ]
     assert analyze_one(jobs.jobs[0], tiny).speech_s > 3.0
-    assert predict_recording(tmp_path / "note.opus", tiny).speech_s > 3.0
+    assert predict_recording(tmp_path / "note", tiny).speech_s > 3.0
 
 
 # -- consistency: every door agrees on speech vs none, and on the label -----------------------------
