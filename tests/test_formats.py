@@ -16,10 +16,10 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import MAX_BLOCK_SAMPLES, open_blocks
 from speech_emotion.batch.inputs import collect_jobs
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
+from speech_emotion.decode import MAX_BLOCK_SAMPLES, open_blocks
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .audio import AudioOptions
+from .conditioning import AudioOptions
 from .errors import ModelError
 from .features import FEATURES, AnyFeatureOptions, feature_options
 from .labels import EMOTIONS
@@ -48,7 +48,7 @@ class ModelBundle:
     ``labels``: class names in the order of the ONNX graph's ``logits``; ``sample_rate`` (Hz): the rate of the
     preprocessed audio the features read (``preprocessing.sample_rate`` and ``feature_options.sample_rate`` equal
     it); ``features``: a name in :data:`speech_emotion.features.FEATURES` with its options dataclass;
-    ``preprocessing``: the :class:`~speech_emotion.audio.AudioOptions` applied before the features;
+    ``preprocessing``: the :class:`~speech_emotion.conditioning.AudioOptions` applied before the features;
     ``onnx``: the graph's file name inside the bundle folder; ``metadata``: free-form provenance (recipe, quantization).
     """
 

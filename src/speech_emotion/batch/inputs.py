@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audio import AUDIO_SUFFIXES, open_blocks
+from ..decode import AUDIO_SUFFIXES, open_blocks
 from ..errors import AudioError, DataError
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")

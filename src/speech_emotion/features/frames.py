@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 
 FEATURE_VERSION = 1
 """Bump when the computation changes, so cached features are recomputed."""

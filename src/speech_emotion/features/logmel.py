@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 
 N_FFT = 400
 HOP = 160

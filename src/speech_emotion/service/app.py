@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..audio import open_blocks
+from ..decode import open_blocks
 from ..errors import AudioError
 from ..recognizer import Recognizer
 from ..recording import RecordingPrediction, predict_blocks

@@ -1,12 +1,9 @@
-"""The audio input layer: any file soundfile reads, any chunk of samples, to 16 kHz mono float32.
+"""Decoding: any audio file, bytes or binary file object to float32 ``(frames, channels)`` blocks at its own rate.
 
-- :func:`open_blocks` reads paths, bytes and file objects a block at a time (memory flat);
-- :class:`SampleConditioner` turns raw chunks (any rate, type, channels) into 16 kHz mono,
-  high-passed samples: one rule for sample types, shapes, NaN/Inf and channel mixing;
-- :func:`prepare` trims and loudness-normalises a whole clip for the model.
-
-Training, evaluation, inference and streaming all go through these, so a model always sees
-audio prepared the same way and every door decodes what the others decode.
+:func:`open_blocks` is the one way in. libsndfile reads what it can (WAV, FLAC, OGG Vorbis/Opus, AIFF, CAF, ...);
+FFmpeg, through PyAV, reads MPEG audio, M4A/AAC, the audio of MP4/MOV/3GP video, WebM/Matroska, AMR and WMA.
+Every door (predict, stream, analyze, batch, the service) and training read through it, so a codec one decodes,
+all decode. Turning the blocks into model input is :mod:`speech_emotion.conditioning`'s job.
 """
 
 from __future__ import annotations
@@ -14,20 +11,14 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Union
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from .errors import AudioError
-from .words import plural
-
-SAMPLE_RATE = 16000
-"""Sample rate of every waveform inside the project."""
 
 AudioSource = Union[str, Path, bytes, BinaryIO]
 
@@ -47,29 +38,6 @@ MAX_DECODED_SAMPLES = 600 * 48000 * 2
 MAX_BLOCK_SAMPLES = 1 << 20
 """Most samples (over all channels) in one decoded block, so a block's memory is bounded whatever the rate and
 channel count (4 MiB of float32)."""
-
-
-@dataclass(frozen=True)
-class AudioOptions:
-    """How raw audio becomes model input."""
-
-    sample_rate: int = SAMPLE_RATE
-    trim: bool = True
-    trim_top_db: float = 30.0
-    """Leading/trailing audio quieter than the clip's peak by this many dB is cut."""
-    normalize: bool = True
-    target_rms_dbfs: float = -20.0
-    """Loudness target; the gain is then lowered if the peak would pass ``peak_limit``."""
-    peak_limit: float = 0.99
-    min_duration_s: float = 0.25
-    """Shorter audio (after trimming) is rejected: too little to judge an emotion."""
-    silence_peak: float = 1e-4
-    """Audio whose peak is below this (-80 dBFS) counts as silent."""
-    max_duration_s: float | None = None
-    """Longer files are rejected before decoding (``None``: no limit)."""
-    highpass_hz: float | None = 5.0
-    """Cut-off of the high-pass that removes DC offset and subsonic rumble (``None``: off); low enough
-    that bundles trained without it give the same answers on RAVDESS (70 Hz changed 4 of 1440)."""
 
 
 def _describe(source: AudioSource, name: str | None = None) -> str:
@@ -405,19 +373,6 @@ def _seek(handle: str | bytes | BinaryIO, at: int) -> None:
             handle.seek(at)
 
 
-def read_audio(source: AudioSource, max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode all of ``source`` to float32 ``(frames, channels)`` samples and their rate (via :func:`open_blocks`).
-
-    Raises :class:`AudioError` with a one-line reason for a missing, empty, corrupt,
-    unsupported or over-long input.
-    """
-    blocks = open_blocks(source, max_duration_s=max_duration_s)
-    parts = list(blocks)
-    if not parts or sum(part.size for part in parts) == 0:
-        raise AudioError(blocks.name, "contains no audio samples")
-    return np.concatenate(parts, axis=0), blocks.sample_rate
-
-
 class AudioBlocks:
     """A decoded audio source read a block at a time: iterate for float32 ``(frames, channels)`` blocks.
 
@@ -520,260 +475,3 @@ def open_blocks(
         reader.close()
         raise AudioError(name, problem)
     return blocks
-
-
-MAX_CHANNELS = 32
-"""More channels than this in a 2-D array means the layout is ``(channels, frames)``: refused."""
-
-
-def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
-    """float32 ``(frames, channels)`` in [-1, 1] from int or float, ``(frames,)`` or ``(frames, channels)`` audio.
-
-    Integer samples are scaled by their type's full range. Raises :class:`AudioError` for another
-    sample type, another shape (naming it: a ``(channels, frames)`` array must be transposed first)
-    or NaN / infinite samples -- the one rule for every path: such input is refused, never patched.
-    """
-    a = np.asarray(chunk)
-    if a.dtype.kind in "iu":
-        info = np.iinfo(a.dtype)
-        scale = float(2 ** (info.bits - 1))
-        a = (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
-    elif a.dtype.kind != "f":
-        raise AudioError(source, f"unsupported sample type {a.dtype}")
-    if a.ndim == 1:
-        a = a[:, None]
-    elif a.ndim != 2 or a.shape[1] > MAX_CHANNELS or (a.shape[1] == 0 and a.shape[0] > 0):
-        hint = " (channels first? pass the transpose, samples.T)" if a.ndim == 2 and a.shape[0] <= MAX_CHANNELS else ""
-        raise AudioError(source, f"expected (frames,) or (frames, channels) audio, got shape {a.shape}{hint}")
-    a = np.asarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
-        raise AudioError(source, "contains NaN or infinite samples")
-    return np.clip(a, -1.0, 1.0)
-
-
-MIX_FRAME = 1024
-"""Input frames per downmix decision (a fixed grid, so the mix does not depend on chunking)."""
-
-
-def safe_mix(frames: np.ndarray) -> np.ndarray:
-    """Mono from ``(frames, channels)``: the channel mean, or the loudest channel where the mean loses
-    most of the energy (channels that cancel, e.g. one polarity-inverted). Decided per :data:`MIX_FRAME` frames."""
-    if frames.shape[1] == 1:
-        return frames[:, 0]
-    out = frames.mean(axis=1)
-    for start in range(0, len(frames), MIX_FRAME):
-        block = frames[start : start + MIX_FRAME]
-        energy = np.mean(np.square(block, dtype=np.float64), axis=0)
-        mixed = out[start : start + MIX_FRAME]
-        if float(np.mean(np.square(mixed, dtype=np.float64))) < 0.1 * float(energy.max()):
-            out[start : start + MIX_FRAME] = block[:, int(np.argmax(energy))]
-    return out
-
-
-class HighPass:
-    """Streaming 2nd-order Butterworth high-pass (scipy): removes DC offset and subsonic rumble.
-
-    The filter state starts as if the first sample had always been there, so a constant offset
-    leaves no transient. Chunked and whole-signal filtering give the same samples.
-    """
-
-    def __init__(self, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> None:
-        from scipy.signal import butter, sosfilt_zi
-
-        self._sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
-        self._zi_unit = sosfilt_zi(self._sos)
-        self._zi: np.ndarray | None = None
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        from scipy.signal import sosfilt
-
-        if len(samples) == 0:
-            return np.asarray(samples, dtype=np.float32)
-        if self._zi is None:
-            self._zi = self._zi_unit * float(samples[0])
-        out, self._zi = sosfilt(self._sos, samples, zi=self._zi)
-        return out.astype(np.float32)
-
-
-class SampleConditioner:
-    """Raw chunks in, model-ready samples out: the one function turning audio into 16 kHz mono float32.
-
-    Each chunk (any length, rate, int or float, ``(frames,)`` or ``(frames, channels)``) goes through
-    :func:`as_float` (type, shape and NaN rule), :func:`safe_mix` (or picks ``channel``), a streaming
-    soxr resampler and :class:`HighPass`. Output depends only on the samples, not on the chunking.
-    """
-
-    def __init__(self, highpass_hz: float | None = 5.0, channel: int | None = None, source: str = "<stream>") -> None:
-        self.highpass_hz = highpass_hz
-        self.channel = channel
-        self.source = source
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the stream (resampler, filter and mix state)."""
-        self._rate: int | None = None
-        self._resampler: Any = None
-        self._highpass = HighPass(self.highpass_hz) if self.highpass_hz else None
-        self._carry = np.zeros((0, 1), dtype=np.float32)
-
-    def push(self, chunk: np.ndarray, sample_rate: int) -> np.ndarray:
-        """16 kHz mono float32 for ``chunk``; a rate change ends the previous rate's resampling first.
-
-        Raises :class:`AudioError` for an unsupported rate, sample type, shape, NaN or channel.
-        """
-        if (
-            not isinstance(sample_rate, (int, float, np.integer, np.floating))
-            or not float(sample_rate).is_integer()
-            or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
-        ):
-            raise AudioError(self.source, f"unsupported sample rate {sample_rate!r}")
-        frames = as_float(chunk, self.source)
-        if self.channel is not None and self.channel >= frames.shape[1]:
-            raise AudioError(
-                self.source, f"has {plural(frames.shape[1], 'channel')}, no channel {self.channel} (0 = the first)"
-            )
-        out = []
-        if int(sample_rate) != self._rate:
-            out.append(self._finish_rate())
-            self._rate = int(sample_rate)
-            if self._rate != SAMPLE_RATE:
-                self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        out.append(self._convert(self._mix(frames, last=False), last=False))
-        return _join(out)
-
-    def finish(self) -> np.ndarray:
-        """The samples still held (mix grid, resampler tail); the conditioner is then reset."""
-        out = self._finish_rate()
-        self.reset()
-        return out
-
-    def _finish_rate(self) -> np.ndarray:
-        if self._rate is None:
-            return np.zeros(0, dtype=np.float32)
-        out = self._convert(self._mix(np.zeros((0, self._carry.shape[1]), dtype=np.float32), last=True), last=True)
-        self._resampler = None
-        self._rate = None
-        return out
-
-    def _mix(self, frames: np.ndarray, last: bool) -> np.ndarray:
-        if self.channel is not None:
-            return frames[:, self.channel] if len(frames) else np.zeros(0, dtype=np.float32)
-        if frames.shape[1] == 1 and len(self._carry) == 0:
-            return frames[:, 0]
-        if len(self._carry) and self._carry.shape[1] != frames.shape[1]:
-            raise AudioError(self.source, f"channel count changed from {self._carry.shape[1]} to {frames.shape[1]}")
-        data = np.concatenate([self._carry, frames]) if len(self._carry) else frames
-        n = len(data) if last else len(data) // MIX_FRAME * MIX_FRAME
-        self._carry = data[n:].copy()
-        return safe_mix(data[:n])
-
-    def _convert(self, samples: np.ndarray, last: bool) -> np.ndarray:
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        if self._resampler is not None:
-            samples = self._resampler.resample_chunk(samples, last=last)
-        if self._highpass is not None:
-            samples = self._highpass(samples)
-        return np.asarray(samples, dtype=np.float32)
-
-
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return np.zeros(0, dtype=np.float32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def conditioned(blocks: Iterable[np.ndarray], sample_rate: int, conditioner: SampleConditioner) -> Iterator[np.ndarray]:
-    """The non-empty 16 kHz mono outputs of ``conditioner`` for consecutive raw ``blocks``, its tail included."""
-    for block in blocks:
-        samples = conditioner.push(block, sample_rate)
-        if len(samples):
-            yield samples
-    tail = conditioner.finish()
-    if len(tail):
-        yield tail
-
-
-def condition(
-    samples: np.ndarray, sample_rate: int, highpass_hz: float | None = 5.0, source: str = "<audio>"
-) -> np.ndarray:
-    """A whole signal through :class:`SampleConditioner`: 16 kHz mono float32, DC-free."""
-    return _join(list(conditioned([samples], sample_rate, SampleConditioner(highpass_hz, source=source))))
-
-
-def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
-    """Cut leading and trailing audio more than ``top_db`` below the peak (librosa)."""
-    import librosa
-
-    trimmed, _ = librosa.effects.trim(samples, top_db=top_db, frame_length=1024, hop_length=256)
-    return trimmed
-
-
-def resample(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample mono audio with soxr (high quality); a no-op when the rates match."""
-    if sample_rate == target_rate:
-        return np.asarray(samples, dtype=np.float32)
-    return soxr.resample(samples, sample_rate, target_rate, quality="HQ").astype(np.float32)
-
-
-def normalize_loudness(samples: np.ndarray, target_rms_dbfs: float, peak_limit: float) -> np.ndarray:
-    """Scale to the target RMS level, lowered if needed so the peak stays under ``peak_limit``."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    peak = float(np.max(np.abs(samples)))
-    if rms <= 0.0 or peak <= 0.0:
-        return samples
-    gain = min(10 ** (target_rms_dbfs / 20) / rms, peak_limit / peak)
-    return (samples * gain).astype(np.float32)
-
-
-def preprocess(
-    samples: np.ndarray,
-    sample_rate: int,
-    options: AudioOptions = AudioOptions(),
-    source: str = "<audio>",
-) -> np.ndarray:
-    """Model input from raw audio: :func:`condition` (mono, 16 kHz, high-pass) then :func:`prepare`.
-
-    ``samples``: ``(frames,)`` or ``(frames, channels)``, int or float. Raises :class:`AudioError`
-    for empty, NaN, silent or too-short audio.
-    """
-    if np.asarray(samples).size == 0:
-        raise AudioError(source, "contains no audio samples")
-    return prepare(condition(samples, sample_rate, options.highpass_hz, source), options, source)
-
-
-def prepare(samples: np.ndarray, options: AudioOptions = AudioOptions(), source: str = "<audio>") -> np.ndarray:
-    """Trimmed, length-checked and loudness-normalised float32 from conditioned 16 kHz mono samples.
-
-    Raises :class:`AudioError` for empty, silent or too-short audio.
-    """
-    if samples.size == 0:
-        raise AudioError(source, "contains no audio samples")
-    if float(np.max(np.abs(samples))) < options.silence_peak:
-        raise AudioError(source, "audio is silent")
-    if options.trim:
-        samples = trim_silence(samples, options.trim_top_db)
-    duration = samples.size / options.sample_rate
-    if duration < options.min_duration_s:
-        raise AudioError(
-            source,
-            f"too short: {duration:.2f} s of sound, at least {options.min_duration_s:.2f} s needed",
-        )
-    if options.normalize:
-        samples = normalize_loudness(samples, options.target_rms_dbfs, options.peak_limit)
-    return np.ascontiguousarray(samples, dtype=np.float32)
-
-
-def load_samples(source: AudioSource, options: AudioOptions = AudioOptions()) -> np.ndarray:
-    """All of ``source`` as conditioned 16 kHz mono float32 (read in blocks through :func:`open_blocks`)."""
-    blocks = open_blocks(source, max_duration_s=options.max_duration_s)
-    conditioner = SampleConditioner(options.highpass_hz, source=blocks.name)
-    samples = _join(list(conditioned(blocks, blocks.sample_rate, conditioner)))
-    if samples.size == 0:
-        raise AudioError(blocks.name, "contains no audio samples")
-    return samples
-
-
-def load_audio(source: AudioSource, options: AudioOptions = AudioOptions()) -> np.ndarray:
-    """Read ``source`` and prepare it as model input: the single entry point from a file to a whole-clip model input."""
-    return prepare(load_samples(source, options), options, _describe(source))
