@@ -90,9 +90,13 @@ AV_FORMATS: dict[str, tuple[str, str]] = {
     "mov": ("mov", "aac"),
     "webm": ("webm", "libopus"),
     "mp3": ("mp3", "libmp3lame"),
+    "3gp": ("3gp", "aac"),
+    "mkv": ("matroska", "aac"),
+    "amr": ("amr", "libopencore_amrnb"),
+    "wma": ("asf", "wmav2"),
 }
-"""Suffix -> (FFmpeg muxer, encoder) of the formats tests write with PyAV: phones' voice memos (M4A/AAC),
-video (MP4, MOV), what browsers record (WebM/Opus), and MP3."""
+"""Suffix -> (FFmpeg muxer, encoder) of the formats tests write with PyAV: phones' voice memos (M4A/AAC, 3GP, AMR),
+video (MP4, MOV, Matroska), what browsers record (WebM/Opus), MP3 and WMA."""
 
 
 def av_encoded(
@@ -119,6 +123,8 @@ def av_encoded(
             picture = out.add_stream("mpeg4", rate=10)
             picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream(codec, rate=sample_rate, layout=layout)
+        if codec == "wmav2":
+            audio.bit_rate = 64000  # the WMA encoder has no default
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.reshape(1, -1)), format="flt", layout=layout)
         frame.sample_rate = sample_rate
         to_codec = av.AudioResampler(format=audio.codec_context.format, layout=layout, rate=sample_rate)

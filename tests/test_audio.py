@@ -91,3 +91,38 @@ def test_flac_and_wav_of_same_audio_give_same_samples(tmp_path):
     a = prepare(tmp_path / "a.wav")
     b = prepare(tmp_path / "a.flac")
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [6000, 384000])
+def test_one_sample_rate_policy_for_files_the_engine_and_streams(tmp_path, rate):
+    from speech_emotion.conditioning import SampleConditioner
+    from speech_emotion.decode import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+    from speech_emotion.service import stream
+
+    assert (MIN_SAMPLE_RATE, MAX_SAMPLE_RATE) == (8000, 192000) == (stream.MIN_RATE, stream.MAX_RATE)
+    path = tmp_path / "odd.wav"
+    sf.write(path, np.zeros(rate // 2, dtype=np.float32), rate)
+    with pytest.raises(AudioError) as info:
+        open_blocks(path)
+    assert str(info.value) == f"{path}: unsupported sample rate {rate} Hz (supported: 8000..192000 Hz)"
+    with pytest.raises(AudioError, match=f"unsupported sample rate {rate}"):
+        SampleConditioner().push(np.zeros(rate // 10, dtype=np.float32), rate)
+    for edge in (8000, 192000):
+        assert SampleConditioner().whole(np.zeros(edge, dtype=np.float32), edge).shape == (16000,)
+
+
+def test_a_bundle_that_stored_a_length_limit_still_loads(tmp_path, tiny_bundle):
+    import dataclasses
+    import json
+    import shutil
+
+    from speech_emotion.bundle import load_bundle
+
+    assert "max_duration_s" not in {f.name for f in dataclasses.fields(AudioOptions)}  # a door's limit, not the model's
+    folder = tmp_path / "old"
+    shutil.copytree(tiny_bundle, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    key = "preprocessing" if "preprocessing" in doc else "audio_options"
+    doc[key] = {**doc.get(key, {}), "max_duration_s": None}
+    (folder / "model.json").write_text(json.dumps(doc))
+    assert load_bundle(folder).preprocessing == load_bundle(tiny_bundle).preprocessing

@@ -24,7 +24,7 @@ from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
-from synth import av_encoded, noise, silence, vowel
+from synth import AV_FORMATS, av_encoded, noise, silence, vowel
 
 pytest.importorskip("av")
 
@@ -91,6 +91,18 @@ def test_the_reader_decodes_the_signal_each_format_holds(files, suffix):
     assert len(decoded) / RATE == pytest.approx(6.0, abs=0.1)
     level = np.sqrt(np.mean(np.square(talk(), dtype=np.float64)))
     assert np.sqrt(np.mean(np.square(decoded, dtype=np.float64))) == pytest.approx(level, rel=0.1)
+
+
+@pytest.mark.parametrize(("suffix", "rate"), [("3gp", 48000), ("mkv", 44100), ("amr", 8000), ("wma", 44100)])
+def test_the_other_formats_the_readme_lists_decode(suffix, rate):
+    import av
+
+    if AV_FORMATS[suffix][1] not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {AV_FORMATS[suffix][1]} encoder")
+    clip = vowel(2.0, rate) + noise(2.0, rate, level=0.01)
+    blocks = open_blocks(av_encoded(clip, rate, suffix))
+    assert blocks.sample_rate == rate
+    assert sum(len(block) for block in blocks) / rate == pytest.approx(2.0, abs=0.05)
 
 
 def test_predict_through_the_cli_and_the_service_agrees_with_the_wav(files, tiny, client, capsys):

@@ -254,8 +254,14 @@ def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
     return value
 
 
+RETIRED_AUDIO_OPTIONS = ("max_duration_s",)
+"""Options bundles once stored in ``preprocessing`` and no longer part of it (a length limit belongs to the door
+that applies it): read and ignored."""
+
+
 def _audio_options(raw: dict[str, Any], key: str, fail: Any) -> AudioOptions:
     known = {f.name for f in fields(AudioOptions)}
+    raw = {name: value for name, value in raw.items() if name not in RETIRED_AUDIO_OPTIONS}
     for name in raw:
         if name not in known:
             raise fail(f"{key}.{name}", f"unknown option (known: {', '.join(sorted(known))})")

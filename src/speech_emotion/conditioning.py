@@ -45,8 +45,6 @@ class AudioOptions:
     """Shorter audio (after trimming) is rejected: too little to judge an emotion."""
     silence_peak: float = 1e-4
     """Audio whose peak is below this (-80 dBFS) counts as silent."""
-    max_duration_s: float | None = None
-    """Longer files are rejected before decoding (``None``: no limit)."""
     highpass_hz: float | None = 5.0
     """Cut-off of the high-pass that removes DC offset and subsonic rumble (``None``: off); low enough
     that bundles trained without it give the same answers on RAVDESS (70 Hz changed 4 of 1440)."""

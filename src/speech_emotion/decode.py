@@ -28,8 +28,10 @@ AUDIO_SUFFIXES = (
 )
 """File name endings of audio (and of video whose audio track is read) that :func:`open_blocks` decodes."""
 
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
-"""Sample rates accepted from files and streams; a file whose header says otherwise is refused before decoding."""
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+"""The one sample-rate policy, for files, uploads, the engine and WebSocket streams: from narrowband telephone audio
+(below 8 kHz the speech band the 16 kHz model hears is mostly missing) to the highest rate recorders offer (above,
+only decoding and resampling cost). A file whose header says otherwise is refused before decoding."""
 
 MAX_DECODED_SAMPLES = 600 * 48000 * 2
 """The service's default decode budget for :func:`open_blocks`: ``channels x frames`` of 600 s of 48 kHz stereo

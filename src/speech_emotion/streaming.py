@@ -224,9 +224,9 @@ class StreamingRecognizer:
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
-            recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
+            recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)

@@ -12,8 +12,10 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd  # imported when a manifest is read: a folder or glob needs no pandas
 
 from ..decode import AUDIO_SUFFIXES, open_blocks
 from ..errors import AudioError, DataError
@@ -147,6 +149,8 @@ def _not_audio(path: str, suffixes: tuple[str, ...]) -> str | None:
 
 def read_manifest(manifest: Path) -> pd.DataFrame:
     """A CSV, TSV or JSON-lines manifest as a table of strings (JSONL values keep their JSON types)."""
+    import pandas as pd
+
     suffix = manifest.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
@@ -159,6 +163,8 @@ def read_manifest(manifest: Path) -> pd.DataFrame:
 
 
 def _from_manifest(manifest: Path, path_column: str | None) -> JobList:
+    import pandas as pd
+
     table = read_manifest(manifest)
     if path_column is None:
         path_column = next((c for c in PATH_COLUMNS if c in table.columns), None)
