@@ -28,7 +28,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import MAX_BLOCK_SAMPLES, open_blocks
+from speech_emotion.decode import MAX_BLOCK_SAMPLES, open_blocks
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app

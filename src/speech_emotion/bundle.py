@@ -4,7 +4,7 @@
 :func:`write_bundle` its only writer. Every missing, unknown or inconsistent field is a
 :class:`~speech_emotion.errors.ModelError` whose one line names the bundle file and the field.
 
-Every model reads 16 kHz audio (:data:`~speech_emotion.audio.SAMPLE_RATE`, a constant, not a setting): format 2
+Every model reads 16 kHz audio (:data:`~speech_emotion.conditioning.SAMPLE_RATE`, a constant, not a setting): format 2
 (written now) states it once (``"sample_rate": 16000``) and any other value is a :class:`ModelError` naming the
 field; the preprocessing and feature options are stored without it::
 
@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .audio import SAMPLE_RATE, AudioOptions
+from .conditioning import SAMPLE_RATE, AudioOptions
 from .errors import ModelError
 from .features import FEATURES, AnyFeatureOptions, feature_options
 from .labels import EMOTIONS
@@ -49,7 +49,7 @@ class ModelBundle:
 
     ``labels``: class names in the order of the ONNX graph's ``logits``; ``features``: a name in
     :data:`speech_emotion.features.FEATURES` with its options dataclass;
-    ``preprocessing``: the :class:`~speech_emotion.audio.AudioOptions` applied before the features;
+    ``preprocessing``: the :class:`~speech_emotion.conditioning.AudioOptions` applied before the features;
     ``onnx``: the graph's file name inside the bundle folder; ``metadata``: free-form provenance (recipe, quantization).
     """
 
@@ -67,7 +67,8 @@ class ModelBundle:
 
     @property
     def sample_rate(self) -> int:
-        """Rate (Hz) of the preprocessed audio the features read: always :data:`~speech_emotion.audio.SAMPLE_RATE`."""
+        """Rate (Hz) of the preprocessed audio the features read: always 16000
+        (:data:`~speech_emotion.conditioning.SAMPLE_RATE`)."""
         return SAMPLE_RATE
 
     @property
@@ -255,8 +256,14 @@ def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
     return value
 
 
+RETIRED_AUDIO_OPTIONS = ("max_duration_s",)
+"""Options bundles once stored in ``preprocessing`` and no longer part of it (a length limit belongs to the door
+that applies it): read and ignored."""
+
+
 def _audio_options(raw: dict[str, Any], key: str, fail: Any) -> AudioOptions:
     known = {f.name for f in fields(AudioOptions)}
+    raw = {name: value for name, value in raw.items() if name not in RETIRED_AUDIO_OPTIONS}
     for name in raw:
         if name not in known:
             raise fail(f"{key}.{name}", f"unknown option (known: {', '.join(sorted(known))})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audio import open_blocks
+from .decode import open_blocks
 from .recognizer import Recognizer
 from .recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks
 
@@ -62,7 +62,7 @@ def predict_call(
 ) -> CallPrediction:
     """The emotion of the whole recording ``source`` (a path or bytes, read once per answer) and of each channel.
 
-    ``max_decoded_samples`` and ``name`` are :func:`~speech_emotion.audio.open_blocks`'s. Raises
+    ``max_decoded_samples`` and ``name`` are :func:`~speech_emotion.decode.open_blocks`'s. Raises
     :class:`NoSpeechError` when no channel holds speech, :class:`~speech_emotion.errors.AudioError` when the
     recording cannot be read or is over a limit.
     """

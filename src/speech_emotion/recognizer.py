@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, load_audio, preprocess
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
+from .conditioning import SAMPLE_RATE, prepare
+from .decode import AudioSource
 from .errors import ModelError
 from .features import build_features
 
@@ -60,7 +61,7 @@ class Recognizer:
         self.name: str = bundle.name
         self.labels: tuple[str, ...] = bundle.labels
         self.preprocessing = bundle.preprocessing
-        """The :class:`~speech_emotion.audio.AudioOptions` every input goes through before the features."""
+        """The :class:`~speech_emotion.conditioning.AudioOptions` every input goes through before the features."""
         self.sample_rate = bundle.sample_rate
         self._features = build_features(bundle.features, bundle.feature_options)
         so = ort.SessionOptions()
@@ -121,7 +122,7 @@ class Recognizer:
 
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
         """Prediction for mono float32 audio at :attr:`sample_rate` Hz that already went through
-        :func:`~speech_emotion.audio.preprocess` with :attr:`preprocessing`."""
+        :func:`~speech_emotion.conditioning.prepare` with :attr:`preprocessing`."""
         probs = softmax(self.logits(samples).astype(np.float64))
         best = int(np.argmax(probs))
         return Prediction(
@@ -135,13 +136,13 @@ class Recognizer:
 
         Raises :class:`~speech_emotion.errors.AudioError` (naming ``source``) for empty, silent, too short or
         non-finite audio."""
-        return self.predict_preprocessed(preprocess(samples, sample_rate, self.preprocessing, source))
+        return self.predict_preprocessed(prepare(samples, self.preprocessing, source, sample_rate))
 
     def predict_file(self, source: AudioSource) -> Prediction:
         """Prediction for an audio file (path, bytes or binary file object; any format soundfile reads).
 
         Raises :class:`~speech_emotion.errors.AudioError` for a missing, unreadable, empty, silent or too short file."""
-        return self.predict_preprocessed(load_audio(source, self.preprocessing))
+        return self.predict_preprocessed(prepare(source, self.preprocessing))
 
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, ended_early, open_blocks, prepare
+from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
+from .decode import AudioSource, ended_early, open_blocks
 from .errors import AudioError
 from .levels import PeakMeter
 from .recognizer import Recognizer
@@ -129,7 +130,7 @@ def predict_blocks(
     n = 0
     engine: StreamingRecognizer | None = None
     segments: list[SegmentEvent] = []
-    for samples in conditioned(counted(), sample_rate, conditioner):
+    for samples in conditioner.stream(counted(), sample_rate):
         n += len(samples)
         if engine is None and n <= limit:
             kept.append(samples)

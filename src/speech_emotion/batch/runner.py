@@ -80,6 +80,10 @@ class BatchSummary:
     """Peak resident memory of each worker process (``host:pid``)."""
     failures: list[str] = field(default_factory=list)
     """Errors of the files that failed in this run (the first 20)."""
+    files_left_out: int = 0
+    """Files under a folder input not analysed (not audio, hidden) and folders not searched (hidden, linked)."""
+    left_out: list[str] = field(default_factory=list)
+    """``path: reason`` of the first 20 of them."""
     files_table: str = ""
     segments_table: str = ""
     interrupted: bool = False
@@ -167,9 +171,9 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             engine=options.engine,
             workers=workers or 0,
             model=model_name,
+            files_left_out=len(jobs.left_out),
+            left_out=[str(item) for item in jobs.left_out[:20]],
         )
-        if jobs.skipped:
-            log.info("left out %d file(s) that are not audio (libsndfile cannot open them)", len(jobs.skipped))
         if todo:
             sink = _Sink(store, summary, options, len(todo))
             try:

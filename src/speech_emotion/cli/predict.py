@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..audio import open_blocks
 from ..calls import predict_call
+from ..decode import open_blocks
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio import ended_early, open_blocks
+from ..decode import ended_early, open_blocks
 from ..levels import PeakMeter
 from ..recognizer import Recognizer
 from ..streaming import MIN_HOP_S, SegmentEvent, StreamingRecognizer, StreamOptions

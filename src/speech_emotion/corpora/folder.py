@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audio import AUDIO_SUFFIXES
+from ..decode import AUDIO_SUFFIXES
 from ..errors import DataError
 from ..labels import EMOTIONS
 

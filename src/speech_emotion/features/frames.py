@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 
 FEATURE_VERSION = 1
 """Bump when the computation changes, so cached features are recomputed."""
@@ -20,7 +20,7 @@ FEATURE_VERSION = 1
 
 @dataclass(frozen=True)
 class FeatureOptions:
-    """Parameters of :func:`extract_features` (the audio is 16 kHz, :data:`~speech_emotion.audio.SAMPLE_RATE`)."""
+    """Parameters of :func:`extract_features` (16 kHz audio: :data:`~speech_emotion.conditioning.SAMPLE_RATE`)."""
 
     n_fft: int = 1024
     hop_length: int = 320

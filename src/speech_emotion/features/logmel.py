@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dsp
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 
 N_FFT = 400
 HOP = 160

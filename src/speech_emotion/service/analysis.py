@@ -29,7 +29,7 @@ def analyze_bytes(
     ``channels="split"`` a :func:`~speech_emotion.report.channels_document`, one timeline per channel).
 
     ``max_decoded_samples`` is the decode budget checked on the header (see
-    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`~speech_emotion.recording.NoSpeechError` when no
+    :func:`~speech_emotion.decode.open_blocks`). Raises :class:`~speech_emotion.recording.NoSpeechError` when no
     channel holds speech, :class:`AudioError` when it cannot be used or is over a limit.
     """
     options = replace(options or AnalyzeOptions(), channels=channels)

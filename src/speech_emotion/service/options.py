@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import MAX_DECODED_SAMPLES
+from ..decode import MAX_DECODED_SAMPLES
 from ..errors import SpeechEmotionError
 
 

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketState
 
+from ..decode import MAX_SAMPLE_RATE as MAX_RATE
+from ..decode import MIN_SAMPLE_RATE as MIN_RATE
 from .options import ServiceOptions
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,6 @@ CLOSE_CODES: dict[str, int] = {
 }
 """WebSocket close code sent after each error (RFC 6455 codes; 4xxx mirror HTTP 408/413)."""
 
-MIN_RATE, MAX_RATE = 8000, 192000
 FORMATS: dict[str, np.dtype] = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 
 

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel
 
-from ..audio import open_blocks
 from ..calls import CallPrediction, predict_call
+from ..decode import open_blocks
 from ..errors import AudioError
 from ..recording import RecordingOptions, RecordingPrediction, predict_blocks
 from .analysis import analyze_bytes

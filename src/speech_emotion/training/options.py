@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 from ..errors import ModelError
 
 EXECUTION_ONLY = ("threads", "progress", "workers")
@@ -98,6 +98,8 @@ def options_from(cls: type, value: Any, where: str = "") -> Any:
             name = f"{where}.sample_rate" if where else "sample_rate"
             raise ModelError(f"option {name!r}: must be {SAMPLE_RATE} (every model reads 16 kHz audio)")
         value = {k: v for k, v in value.items() if k != "sample_rate"}
+    if "max_duration_s" in value and "max_duration_s" not in known:  # a deployment limit, recorded before it left
+        value = {k: v for k, v in value.items() if k != "max_duration_s"}  # the audio options: not the model's
     unknown = sorted(set(value) - known)
     if unknown:
         name = f"{where}.{unknown[0]}" if where else unknown[0]
