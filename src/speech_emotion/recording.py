@@ -21,8 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, SampleConditioner, conditioned, ended_early, open_blocks, prepare
+from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
+from .decode import AudioSource, ended_early, open_blocks
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .report import speech_weighted, summarize
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions
@@ -33,9 +35,11 @@ from .vad import VoiceActivityDetector
 class NoSpeechError(AudioError):
     """A recording in which voice activity detection finds no speech (silence, hiss, hum, noise)."""
 
-    def __init__(self, source: str, duration_s: float) -> None:
+    def __init__(self, source: str, duration_s: float, notes: tuple[str, ...] = ()) -> None:
         super().__init__(source, f"no speech detected ({duration_s:.1f} s of silence or noise)")
         self.duration_s = duration_s
+        self.notes = notes
+        """Notes of the recording (a file that ended early), kept with the no-speech answer."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,11 @@ def predict_blocks(
     """
     options = options or RecordingOptions()
     frames_read = 0
+    meter = PeakMeter()
 
     def counted() -> Iterator[np.ndarray]:
         nonlocal frames_read
-        for block in blocks:
+        for block in meter(blocks):
             frames_read += len(block)
             yield block
 
@@ -128,7 +133,7 @@ def predict_blocks(
     n = 0
     engine: StreamingRecognizer | None = None
     segments: list[SegmentEvent] = []
-    for samples in conditioned(counted(), sample_rate, conditioner):
+    for samples in conditioner.stream(counted(), sample_rate):
         n += len(samples)
         if engine is None and n <= limit:
             kept.append(samples)
@@ -145,13 +150,15 @@ def predict_blocks(
     notes = () if note is None else (note,)
     if engine is not None:
         segments += _segments(engine.flush())
-        return replace(_weighted(segments, recognizer, duration, source), notes=notes)
+        if not segments:
+            raise NoSpeechError(source, duration, notes)
+        return replace(_weighted(segments, recognizer, duration, source), notes=_with_level(notes, meter))
     clip = np.concatenate(kept)
     spans = _speech_spans(vad, clip)
     min_seg = options.stream.min_segment_s
     speech = [(s, e) for s, e in spans if e - s >= min_seg - 1e-9]
     if not speech:
-        raise NoSpeechError(source, duration)
+        raise NoSpeechError(source, duration, notes)
     pred = recognizer.predict_preprocessed(prepare(clip, recognizer.preprocessing, source))
     return RecordingPrediction(
         label=pred.label,
@@ -161,9 +168,14 @@ def predict_blocks(
         speech_s=float(sum(e - s for s, e in speech)),
         segments=len(speech),
         method="whole-clip",
-        notes=notes,
+        notes=_with_level(notes, meter),
         uncertain=pred.uncertain,
     )
+
+
+def _with_level(notes: tuple[str, ...], meter: PeakMeter) -> tuple[str, ...]:
+    level = meter.note()
+    return notes if level is None else (*notes, level)
 
 
 def _speech_spans(vad: VoiceActivityDetector, samples: np.ndarray) -> list[tuple[float, float]]:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, SampleConditioner, prepare
+from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
 from .errors import AudioError
 from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
@@ -224,9 +224,9 @@ class StreamingRecognizer:
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
-            recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
+            recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
@@ -270,20 +270,18 @@ class StreamingRecognizer:
 
     def warmup(self) -> None:
         """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
-        t = np.arange(self._min_win) / SAMPLE_RATE
-        probe = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        self.recognizer.predict_preprocessed(prepare(probe, self._window_opts))
+        self.recognizer.warmup()
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
 
-        Raises :class:`AudioError` for input :class:`~speech_emotion.audio.SampleConditioner` refuses
+        Raises :class:`AudioError` for input :class:`~speech_emotion.conditioning.SampleConditioner` refuses
         (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
         """
         return self._process(self._conditioner.push(chunk, sample_rate))
 
     def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
-        """Add 16 kHz mono float32 that already went through a :class:`~speech_emotion.audio.SampleConditioner`."""
+        """Add 16 kHz mono float32 that already went through a :class:`~.conditioning.SampleConditioner`."""
         return self._process(np.asarray(samples, dtype=np.float32))
 
     def flush(self) -> list[Event]:

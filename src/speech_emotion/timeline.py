@@ -14,8 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, ended_early, open_blocks
+from .conditioning import SAMPLE_RATE
+from .decode import AudioSource, ended_early, open_blocks
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
 
@@ -151,7 +153,7 @@ def analyze_file(
     """Timeline of a recording of any length (path, bytes or binary file), read block by block (memory flat),
     from a safe mix of its channels (:func:`analyze_channels` gives one per channel).
 
-    Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read.
+    Raises :class:`AudioError` for a source :func:`~speech_emotion.decode.open_blocks` cannot read.
     """
     options = options or AnalyzeOptions()
     blocks = open_blocks(path, options.block_s)
@@ -179,8 +181,8 @@ def analyze_channels(
     (each with its :attr:`Timeline.channel`; events carry it too). Read once, block by block.
 
     ``name`` is the recording's name in the timelines and errors (default: its path; see
-    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`AudioError` for a source
-    :func:`~speech_emotion.audio.open_blocks` cannot read or refuses (longer than ``max_duration_s``, over the
+    :func:`~speech_emotion.decode.open_blocks`). Raises :class:`AudioError` for a source
+    :func:`~speech_emotion.decode.open_blocks` cannot read or refuses (longer than ``max_duration_s``, over the
     decode budget ``max_decoded_samples``).
     """
     options = options or AnalyzeOptions()
@@ -232,8 +234,9 @@ def _analyze(
         for c in channels
     ]
     done = 0
+    meter = PeakMeter()
     try:
-        for block in blocks:
+        for block in meter(blocks):
             for engine, timeline in zip(engines, timelines):
                 _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
             done += len(block)
@@ -247,10 +250,12 @@ def _analyze(
         raise
     if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
         raise AudioError(source, "contains no audio samples")
-    note = ended_early(done, duration_s, sample_rate)
+    note, level = ended_early(done, duration_s, sample_rate), meter.note()
     for timeline in timelines:
         if note is not None:
             timeline.notes.append(note)
+        if level is not None and timeline.segments:  # the emotions found are in doubt (none found: nothing to doubt)
+            timeline.notes.append(level)
         timeline.duration_s = done / sample_rate
     return timelines
 

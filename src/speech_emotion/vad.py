@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .conditioning import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

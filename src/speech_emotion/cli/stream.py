@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio import ended_early, open_blocks
+from ..decode import ended_early, open_blocks
+from ..levels import PeakMeter
 from ..recognizer import Recognizer
 from ..streaming import MIN_HOP_S, SegmentEvent, StreamingRecognizer, StreamOptions
 from ..threads import limit_native_threads
@@ -96,8 +97,9 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     fed = 0
     interrupted = False
+    meter = PeakMeter()
     try:
-        for block in blocks:
+        for block in meter(blocks):
             if args.realtime:
                 delay = started + fed / sr - time.monotonic()
                 if delay > 0:
@@ -114,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"interrupted after {fed / sr:.1f} s", file=sys.stderr)
     elif (note := ended_early(fed, blocks.duration_s, sr)) is not None:
         warn(args.file, [note])
+    if (quiet := meter.note()) is not None and any(t.segments for t in timelines):
+        warn(args.file, [quiet])
     if not any(t.segments for t in timelines):
         print(f"{args.file}: no speech detected ({fed / sr:.1f} s of silence or noise)", file=sys.stderr)
     elif not args.jsonl:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..audio import load_audio
+from ..conditioning import prepare
 from ..errors import AudioError, DataError
 from ..labels import EMOTIONS
 from ..recognizer import Recognizer
@@ -42,7 +42,7 @@ def corpus_logits(recognizer: Recognizer, table: pd.DataFrame, progress_every: i
     for i, row in enumerate(table.itertuples()):
         record: dict[str, Any] = {"path": row.path, "corpus": row.corpus, "speaker": row.speaker, "actual": row.emotion}
         try:
-            logits = recognizer.logits(load_audio(row.path, recognizer.preprocessing))
+            logits = recognizer.logits(prepare(row.path, recognizer.preprocessing))
             record.update(zip(logit_columns(recognizer.labels), map(float, logits)))
             record["skipped"] = ""
         except AudioError as exc:
