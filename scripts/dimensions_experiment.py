@@ -12,7 +12,8 @@ Reads the pooled statistics written by ``scripts/dimensions_pooled.py`` (one ``.
   anchor under the probabilities (``sum_e P(e) * anchor(e)``). The shipped classifier was trained on RAVDESS,
   ASED and EMOVO, so the baselines are not held out there (they are on the other corpora).
 
-    python scripts/dimensions_experiment.py --cache ../cache/dims --out results/dimensions.json --plot docs/img/dimensions.png
+    python scripts/dimensions_experiment.py --cache ../cache/dims --out results/dimensions.json \
+        --plot docs/img/dimensions.png
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def baselines(logits: np.ndarray) -> dict[str, np.ndarray]:
     idx = {e: i for i, e in enumerate(EMOTIONS)}
     proxy = probs[:, [idx[e] for e in HIGH]].sum(1) - probs[:, [idx[e] for e in LOW]].sum(1)
     expected = probs @ anchor_matrix(list(EMOTIONS))
-    return {"circumplex-proxy": np.stack([proxy, np.full(len(proxy), np.nan), np.full(len(proxy), np.nan)], 1),
-            "expected-anchor": expected}
+    return {
+        "circumplex-proxy": np.stack([proxy, np.full(len(proxy), np.nan), np.full(len(proxy), np.nan)], 1),
+        "expected-anchor": expected,
+    }
 
 
 def scores(pred: np.ndarray, emotion: np.ndarray) -> dict[str, dict[str, float]]:
@@ -68,7 +71,10 @@ def scores(pred: np.ndarray, emotion: np.ndarray) -> dict[str, dict[str, float]]
     for j, name in enumerate(DIMENSIONS):
         if np.isnan(pred[:, j]).all():
             continue
-        out[name] = {"spearman": round(spearman(pred[:, j], target[:, j]), 3), "ccc": round(ccc(pred[:, j], target[:, j]), 3)}
+        out[name] = {
+            "spearman": round(spearman(pred[:, j], target[:, j]), 3),
+            "ccc": round(ccc(pred[:, j], target[:, j]), 3),
+        }
     return out
 
 
@@ -104,7 +110,10 @@ def main() -> None:
     options = DimensionHeadOptions(**json.loads(args.options))
     data = load(args.cache)
     base = baselines(data["logits"])
-    result: dict = {"options": options.__dict__, "clips": {c: int((data["corpus"] == c).sum()) for c in np.unique(data["corpus"])}}
+    result: dict = {
+        "options": options.__dict__,
+        "clips": {c: int((data["corpus"] == c).sum()) for c in np.unique(data["corpus"])},
+    }
 
     # RAVDESS actor-6fold, other corpora in every fold's training set
     rav = data["corpus"] == "ravdess"
@@ -115,10 +124,17 @@ def main() -> None:
         head = fit(data, np.flatnonzero(~test), options)
         pred[test] = head(data["pooled"][test])
     result["actor-6fold"] = {
-        "head": {"intensity_auc": intensity(pred[rav], data["path"][rav], data["emotion"][rav]),
-                 "anchors": scores(pred[rav], data["emotion"][rav])},
-        **{name: {"intensity_auc": intensity(b[rav], data["path"][rav], data["emotion"][rav]),
-                  "anchors": scores(b[rav], data["emotion"][rav])} for name, b in base.items()},
+        "head": {
+            "intensity_auc": intensity(pred[rav], data["path"][rav], data["emotion"][rav]),
+            "anchors": scores(pred[rav], data["emotion"][rav]),
+        },
+        **{
+            name: {
+                "intensity_auc": intensity(b[rav], data["path"][rav], data["emotion"][rav]),
+                "anchors": scores(b[rav], data["emotion"][rav]),
+            }
+            for name, b in base.items()
+        },
     }
     print("actor-6fold", json.dumps(result["actor-6fold"]))
 
@@ -128,8 +144,10 @@ def main() -> None:
         test = data["corpus"] == corpus
         head = fit(data, np.flatnonzero(~test), options)
         p = head(data["pooled"][test])
-        loco[corpus] = {"head": scores(p, data["emotion"][test]),
-                        **{name: scores(b[test], data["emotion"][test]) for name, b in base.items()}}
+        loco[corpus] = {
+            "head": scores(p, data["emotion"][test]),
+            **{name: scores(b[test], data["emotion"][test]) for name, b in base.items()},
+        }
         print(corpus, json.dumps(loco[corpus]))
     result["leave-one-corpus-out"] = loco
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,10 +165,15 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     auc = result["actor-6fold"]
     names = [e for e in auc["head"]["intensity_auc"] if e != "mean"]
-    for k, (label, key) in enumerate([("head", "head"), ("expected anchor", "expected-anchor"),
-                                      ("circumplex proxy", "circumplex-proxy")]):
-        axes[0].bar(np.arange(len(names)) + (k - 1) * 0.27, [auc[key]["intensity_auc"][e] for e in names], 0.27,
-                    label=f"{label} (mean {auc[key]['intensity_auc']['mean']:.2f})")
+    for k, (label, key) in enumerate(
+        [("head", "head"), ("expected anchor", "expected-anchor"), ("circumplex proxy", "circumplex-proxy")]
+    ):
+        axes[0].bar(
+            np.arange(len(names)) + (k - 1) * 0.27,
+            [auc[key]["intensity_auc"][e] for e in names],
+            0.27,
+            label=f"{label} (mean {auc[key]['intensity_auc']['mean']:.2f})",
+        )
     axes[0].axhline(0.5, color="grey", lw=0.8, ls="--")
     axes[0].set_xticks(range(len(names)), names, rotation=30)
     axes[0].set_ylim(0.3, 1.0)
@@ -159,8 +182,12 @@ def plot(result: dict, path: Path) -> None:
     loco = result["leave-one-corpus-out"]
     corpora = list(loco)
     for k, dim in enumerate(DIMENSIONS):
-        axes[1].bar(np.arange(len(corpora)) + (k - 1) * 0.27, [loco[c]["head"][dim]["spearman"] for c in corpora],
-                    0.27, label=dim)
+        axes[1].bar(
+            np.arange(len(corpora)) + (k - 1) * 0.27,
+            [loco[c]["head"][dim]["spearman"] for c in corpora],
+            0.27,
+            label=dim,
+        )
     axes[1].set_xticks(range(len(corpora)), corpora, rotation=30)
     axes[1].set_title("Leave-one-corpus-out: Spearman vs anchors (head)")
     axes[1].legend(fontsize=8)

@@ -5,7 +5,8 @@ categorical classifier reads (``/Concat_output_0`` in the exported graph: mean a
 3072 values), so it is fitted on exactly what inference computes. Writes one ``.npz`` per corpus (content-keyed
 by the manifest, the graph and the preprocessing), reused when present.
 
-    python scripts/dimensions_pooled.py --model whisper-base-general --data ../shared/data/ravdess ... --out ../cache/dims
+    python scripts/dimensions_pooled.py --model whisper-base-general --data ../shared/data/ravdess ... \
+        --out ../cache/dims
 """
 
 from __future__ import annotations

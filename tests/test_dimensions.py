@@ -76,6 +76,7 @@ def test_the_head_learns_an_intensity_scale_the_anchors_alone_do_not_give() -> N
 
 def test_the_onnx_dimensions_output_equals_the_head(tmp_path) -> None:
     import onnxruntime as ort
+
     from tiny_model import write_tiny_bundle
 
     bundle = write_tiny_bundle(tmp_path / "tiny")

@@ -71,7 +71,9 @@ class DimensionHeadOptions:
 
 @dataclass(frozen=True)
 class DimensionHead:
-    """``sigmoid(x @ weight + bias)`` on raw pooled statistics ``x`` ``(n, d)``: ``weight`` ``(d, 3)``, ``bias`` ``(3,)``."""
+    """``sigmoid(x @ weight + bias)`` on raw pooled statistics ``x`` ``(n, d)``.
+
+    ``weight`` ``(d, 3)``, ``bias`` ``(3,)``; outputs in :data:`DIMENSIONS` order."""
 
     weight: np.ndarray
     bias: np.ndarray
@@ -168,7 +170,9 @@ def add_dimension_output(source: Path, target: Path, head: DimensionHead, pooled
     graph.node.extend(
         [
             helper.make_node("MatMul", [pooled, "dimensions.weight"], ["dimensions_matmul"], name="/dimensions/MatMul"),
-            helper.make_node("Add", ["dimensions_matmul", "dimensions.bias"], ["dimensions_logits"], name="/dimensions/Add"),
+            helper.make_node(
+                "Add", ["dimensions_matmul", "dimensions.bias"], ["dimensions_logits"], name="/dimensions/Add"
+            ),
             helper.make_node("Sigmoid", ["dimensions_logits"], ["dimensions"], name="/dimensions/Sigmoid"),
         ]
     )
@@ -176,4 +180,3 @@ def add_dimension_output(source: Path, target: Path, head: DimensionHead, pooled
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
     return target
-
