@@ -106,7 +106,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--options", default="{}", help="DimensionHeadOptions as JSON")
-    ap.add_argument("--ship", type=Path, help="fit on every clip of every corpus and write the head here (.npz)")
+    ap.add_argument(
+        "--ship", type=Path, help="fit on every clip of every corpus and add the head to this bundle folder"
+    )
     args = ap.parse_args()
     options = DimensionHeadOptions(**json.loads(args.options))
     data = load(args.cache)

@@ -21,8 +21,8 @@ import onnx
 import onnxruntime as ort
 from tqdm import tqdm
 
-from speech_emotion.audio import load_audio
 from speech_emotion.bundle import load_bundle
+from speech_emotion.conditioning import prepare
 from speech_emotion.corpora import load_corpus
 from speech_emotion.errors import AudioError
 from speech_emotion.features import build_features
@@ -67,7 +67,7 @@ def main() -> None:
         pooled, logits, ok = [], [], []
         for path in tqdm(table["path"].astype(str), desc=folder.name, mininterval=10):
             try:
-                x = features(load_audio(path, bundle.preprocessing))[None].astype(np.float32)
+                x = features(prepare(path, bundle.preprocessing))[None].astype(np.float32)
             except AudioError:
                 ok.append(False)
                 continue

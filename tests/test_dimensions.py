@@ -104,3 +104,34 @@ def test_scores_agree_with_their_textbook_definitions() -> None:
     strong = rng.random(300) < 0.4
     u = stats.mannwhitneyu(x[strong], x[~strong]).statistic
     assert intensity_auc(x, strong) == pytest.approx(u / (strong.sum() * (~strong).sum()))
+
+
+def test_a_bundle_declares_its_dimensions_output_or_is_refused_in_one_line(tmp_path) -> None:
+    import json
+
+    from speech_emotion.bundle import DIMENSIONS, read_bundle
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.dimensions import attach_dimension_head
+    from tiny_model import write_tiny_bundle
+
+    folder = write_tiny_bundle(tmp_path / "tiny")
+    assert read_bundle(folder).dimensions == ()
+    # the tiny graph pools into "pooled", not the Whisper graph's node: attach through a graph that names it so
+    import onnx
+
+    model = onnx.load(str(folder / "model.onnx"))
+    for node in model.graph.node:
+        node.output[:] = ["/Concat_output_0" if o == "pooled" else o for o in node.output]
+        node.input[:] = ["/Concat_output_0" if i == "pooled" else i for i in node.input]
+    onnx.save(model, str(folder / "model.onnx"))
+    d = model.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+    head = DimensionHead(weight=np.zeros((d, 3)), bias=np.zeros(3))
+    attach_dimension_head(folder, head, {"fitted_on": {"test": 1}})
+    bundle = read_bundle(folder)
+    assert bundle.dimensions == DIMENSIONS
+    assert bundle.metadata["dimensions"]["fitted_on"] == {"test": 1}
+    doc = json.loads((folder / "model.json").read_text())
+    for bad in (["valence", "arousal", "dominance"], "arousal", 3):
+        (folder / "model.json").write_text(json.dumps({**doc, "dimensions": bad}))
+        with pytest.raises(ModelError, match="dimensions"):
+            read_bundle(folder)

@@ -11,7 +11,8 @@ field; the preprocessing and feature options are stored without it::
     {"format": 2, "name": "...", "labels": [...], "sample_rate": 16000,
      "features": "librosa" | "whisper-logmel", "feature_options": {...},
      "preprocessing": {...}, "onnx": "model.onnx", "metadata": {"recipe": {...}, ...},
-     "calibration": {...}}  # optional: temperature and uncertainty thresholds, see speech_emotion.calibration
+     "calibration": {...},  # optional: temperature and uncertainty thresholds, see speech_emotion.calibration
+     "dimensions": ["arousal", "valence", "dominance"]}  # optional: the graph's second output, each in [0, 1]
 
 Format 1 (the bundles shipped before, no ``format`` key) is read as well: ``frontend``/``frontend_options``/
 ``audio_options`` for ``features``/``feature_options``/``preprocessing``, ``recipe`` and ``quantization``
@@ -43,7 +44,9 @@ _V1_KEYS = {"name", "labels", "frontend", "frontend_options", "audio_options", "
 _V1_METADATA = {"recipe", "quantization"}
 _ONLY_RATE = f"must be {SAMPLE_RATE} (every model reads {SAMPLE_RATE // 1000} kHz audio)"
 _V2_KEYS = {"format", "name", "labels", "sample_rate", "features", "feature_options", "preprocessing", "onnx"}
-_V2_OPTIONAL = {"metadata", "calibration"}
+_V2_OPTIONAL = {"metadata", "calibration", "dimensions"}
+DIMENSIONS = ("arousal", "valence", "dominance")
+"""The continuous outputs a bundle may declare (its graph's ``dimensions`` output ``[1, 3]``, in this order)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class ModelBundle:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
     """Temperature and uncertainty thresholds applied to the logits (:mod:`speech_emotion.calibration`)."""
+    dimensions: tuple[str, ...] = ()
+    """:data:`DIMENSIONS` when the graph also outputs ``dimensions`` ``[1, 3]`` (arousal, valence, dominance in
+    [0, 1], 0.5 neutral), else empty."""
     format: int = field(default=FORMAT_VERSION, compare=False)
     """The ``model.json`` format it was read from (not part of equality: the same model in either format)."""
     folder: Path | None = field(default=None, compare=False)
@@ -99,6 +105,7 @@ class ModelBundle:
             "onnx": self.onnx,
             "metadata": dict(self.metadata),
             **({"calibration": self.calibration.to_json()} if self.calibration else {}),
+            **({"dimensions": list(self.dimensions)} if self.dimensions else {}),
         }
 
 
@@ -243,6 +250,9 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
     except ValueError as exc:
         field_name, _, reason = str(exc).partition(": ")
         raise fail(field_name, reason) from None
+    dimensions = doc.get("dimensions", [])
+    if dimensions and (not isinstance(dimensions, list) or tuple(dimensions) != DIMENSIONS):
+        raise fail("dimensions", f"must be {list(DIMENSIONS)} (in this order) when present, got {dimensions!r}")
     return ModelBundle(
         name=name,
         labels=tuple(labels),
@@ -252,6 +262,7 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
         onnx=onnx,
         metadata=metadata,
         calibration=calibration,
+        dimensions=tuple(dimensions),
         format=version,
         folder=json_path.parent,
     )

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-DIMENSIONS = ("arousal", "valence", "dominance")
-"""The head's outputs, in this order."""
+from ..bundle import DIMENSIONS, read_bundle, write_bundle
 
 LEXICON: dict[str, tuple[float, float, float]] = {
     "neutral": (0.184, 0.469, 0.357),
@@ -180,3 +179,18 @@ def add_dimension_output(source: Path, target: Path, head: DimensionHead, pooled
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
     return target
+
+
+def attach_dimension_head(bundle_dir: Path, head: DimensionHead, provenance: dict) -> Path:
+    """Add the head to the bundle in ``bundle_dir`` in place: its graph gets the ``dimensions`` output
+    (:func:`add_dimension_output`) and its ``model.json`` declares it, with ``provenance`` (data, anchors, options)
+    under ``metadata.dimensions``. Returns the ``model.json`` path. Raises :class:`ValueError` when the bundle
+    already has the output."""
+    from dataclasses import replace
+
+    bundle = read_bundle(bundle_dir)
+    tmp = bundle.onnx_path.with_suffix(".dimensions.onnx")
+    add_dimension_output(bundle.onnx_path, tmp, head)
+    tmp.replace(bundle.onnx_path)
+    metadata = {**bundle.metadata, "dimensions": provenance}
+    return write_bundle(bundle_dir, replace(bundle, dimensions=DIMENSIONS, metadata=metadata))
