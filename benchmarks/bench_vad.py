@@ -10,8 +10,9 @@ shortest segment that gets an emotion), so the same script measures any version 
 
 (a) Non-speech, generated: pure tones, DTMF-like dual tones, mains hum with harmonics, white/pink/brown
 noise, plucked chords and a melody, 8 s each at several levels. Printed per family: the fraction of
-audio inside speech segments, and the fraction of files that would get an emotion (any segment at
-least ``min_segment_s`` long; ``predict`` answers "no speech" for the others).
+audio inside speech segments, the fraction of files that would get an emotion (any segment at
+least ``min_segment_s`` long; ``predict`` answers "no speech" for the others), and the highest speech
+probability of any frame (the margin to the threshold; n/a for a detector without probabilities).
 
 (b) Speech: ``--clips`` clips per corpus (a fixed random subset, seed 0) under each condition. Printed:
 the fraction of clips with any speech found, the fraction that would get an emotion, and the fraction
@@ -34,7 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from speech_emotion.streaming import StreamOptions
-from speech_emotion.vad import speech_segments
+from speech_emotion.vad import FrameClassifier, VadOptions, speech_segments
 
 SR = 16000
 FRAME = 512
@@ -151,6 +152,18 @@ CONDITIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 }
 
 
+def highest_probability(x: np.ndarray, options: VadOptions) -> float | None:
+    """The detector's highest frame probability on ``x`` (after its gain), or None for a detector without one."""
+    classifier = FrameClassifier(options)
+    if not hasattr(classifier, "probabilities"):
+        return None
+    f = options.frame_length
+    frames = x[: len(x) // f * f].reshape(-1, f)
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    gain = 10 ** (classifier.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
+    return float(np.max(classifier.probabilities(np.clip(frames * gain[:, None], -1, 1).astype(np.float32))))
+
+
 def reference_frames(clean: np.ndarray) -> np.ndarray:
     n = len(clean) // FRAME
     level = 20 * np.log10(np.maximum(np.sqrt(np.mean(clean[: n * FRAME].reshape(n, FRAME) ** 2, axis=1)), 1e-10))
@@ -184,16 +197,20 @@ def main() -> None:
         return any(e - s >= min_seg - 1e-9 for s, e in segments)
 
     print("(a) generated non-speech, 8 s files")
-    print(f"| {'family':55s} | files | audio called speech | files that get an emotion |")
-    print(f"|{'-' * 57}|------:|--------------------:|--------------------------:|")
+    print(f"| {'family':55s} | files | audio called speech | files that get an emotion | highest probability |")
+    print(f"|{'-' * 57}|------:|--------------------:|--------------------------:|--------------------:|")
     for family, signals in non_speech().items():
         speech_s = total_s = got = 0.0
+        highest = []
         for x in signals:
             seg = speech_segments(x.astype(np.float32), options)
             speech_s += sum(e - s for s, e in seg)
             total_s += len(x) / SR
             got += emotion(seg)
-        print(f"| {family:55s} | {len(signals):5d} | {speech_s / total_s:19.1%} | {got / len(signals):25.1%} |")
+            highest.append(highest_probability(x.astype(np.float32), options))
+        top = "n/a" if None in highest else f"{max(highest):.2f}"
+        share, files = speech_s / total_s, got / len(signals)
+        print(f"| {family:55s} | {len(signals):5d} | {share:19.1%} | {files:25.1%} | {top:>19s} |")
 
     clips: list[np.ndarray] = []
     if not args.skip_speech:
