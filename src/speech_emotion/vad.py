@@ -6,7 +6,8 @@ music and tones; a frame is voiced when its probability reaches ``threshold``, a
 while it is above ``neg_threshold`` (hysteresis). The detector is sure of speech from about
 -40 dBFS up; so that very quiet recordings are found too, an automatic gain lifts quiet audio
 towards a normal speech level before the detector sees it, never lifting the recording's own noise
-floor (tracked per frame) above ``noise_target_dbfs``. A run of voiced frames opens a speech
+floor (tracked per frame) above ``noise_target_dbfs``; the audio as it is is scored too (its own
+model state) and a frame's probability is the higher of the two. A run of voiced frames opens a speech
 segment, a run of unvoiced frames closes it; segment edges are padded a little. Decisions depend
 only on the sample sequence, never on how it was chunked (the frame grid starts at the first sample of the stream).
 """
@@ -41,7 +42,10 @@ class VadOptions:
     noise_target_dbfs: float = -55.0
     """... but never lifts the tracked noise floor (the quietest recent frames) above this level."""
     max_gain_db: float = 30.0
-    """Upper bound of the automatic gain (0 turns it off)."""
+    """Upper bound of the automatic gain (0 turns lifting off)."""
+    raw_too: bool = True
+    """Also score the audio as it is (a second model state, without the gain) and take the higher
+    probability: the gain helps quiet speech but can hide loud speech after a lifted breath."""
     level_release_db_s: float = 2.0
     """How fast the tracked speech level falls after loud audio (dB per second)."""
     noise_rise_db_s: float = 3.0
@@ -78,6 +82,7 @@ class FrameClassifier:
     def __init__(self, options: VadOptions = VadOptions()) -> None:
         self.options = options
         self._model = SileroStream()
+        self._raw = SileroStream()
         seconds = options.frame_length / SAMPLE_RATE
         self._release = options.level_release_db_s * seconds
         self._rise = options.noise_rise_db_s * seconds
@@ -86,6 +91,7 @@ class FrameClassifier:
     def reset(self) -> None:
         """Forget the detector's and the level trackers' state: the next frame starts a new stream."""
         self._model.reset()
+        self._raw.reset()
         self._voiced = False
         self._speech_db = -np.inf
         self._noise_db = self.options.noise_target_dbfs
@@ -121,7 +127,10 @@ class FrameClassifier:
             return np.zeros(0, dtype=bool)
         rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
         gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
+        frames = np.clip(frames, -1.0, 1.0)
         probs = self.probabilities(np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0))
+        if self.options.raw_too:
+            probs = np.maximum(probs, self._raw.probabilities(frames))
         flags = np.zeros(len(probs), dtype=bool)
         voiced = self._voiced
         for i, p in enumerate(probs):
