@@ -153,15 +153,12 @@ CONDITIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 
 
 def highest_probability(x: np.ndarray, options: VadOptions) -> float | None:
-    """The detector's highest frame probability on ``x`` (after its gain), or None for a detector without one."""
+    """The detector's highest frame probability on ``x``, or None for a detector without probabilities."""
     classifier = FrameClassifier(options)
     if not hasattr(classifier, "probabilities"):
         return None
     f = options.frame_length
-    frames = x[: len(x) // f * f].reshape(-1, f)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-    gain = 10 ** (classifier.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
-    return float(np.max(classifier.probabilities(np.clip(frames * gain[:, None], -1, 1).astype(np.float32))))
+    return float(np.max(classifier.probabilities(x[: len(x) // f * f].reshape(-1, f))))
 
 
 def reference_frames(clean: np.ndarray) -> np.ndarray:

@@ -7,9 +7,10 @@ while it is above ``neg_threshold`` (hysteresis). The detector is sure of speech
 -40 dBFS up; so that very quiet recordings are found too, an automatic gain lifts quiet audio
 towards a normal speech level before the detector sees it, never lifting the recording's own noise
 floor (tracked per frame) above ``noise_target_dbfs``; the audio as it is is scored too (its own
-model state) and a frame's probability is the higher of the two. A run of voiced frames opens a speech
-segment, a run of unvoiced frames closes it; segment edges are padded a little. Decisions depend
-only on the sample sequence, never on how it was chunked (the frame grid starts at the first sample of the stream).
+model state) and a frame's probability is the higher of the two. A run of voiced frames opens a
+speech segment, a run of unvoiced frames closes it; segment edges are padded a little. Decisions
+depend only on the sample sequence, never on how it was chunked (the frame grid starts at the
+first sample of the stream).
 """
 
 from __future__ import annotations
@@ -114,8 +115,18 @@ class FrameClassifier:
         return np.maximum(gains, 0.0)
 
     def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        """Speech probabilities of consecutive ``frames``, shape ``(n, frame_length)``; advances the state."""
-        return self._model.probabilities(frames)
+        """Speech probability (0..1) of consecutive ``frames``, shape ``(n, frame_length)``, float32 in [-1, 1]:
+        the higher of the model's score with the automatic gain and (``raw_too``) without it.
+
+        Stateful (the model states and level trackers advance): the frames of one stream in order.
+        """
+        frames = np.clip(np.asarray(frames, dtype=np.float32), -1.0, 1.0)
+        rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+        gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
+        probs = self._model.probabilities(np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0))
+        if self.options.raw_too:
+            probs = np.maximum(probs, self._raw.probabilities(frames))
+        return probs
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         """Booleans for consecutive ``frames`` of shape ``(n, frame_length)``, float32 in [-1, 1].
@@ -125,12 +136,7 @@ class FrameClassifier:
         """
         if len(frames) == 0:
             return np.zeros(0, dtype=bool)
-        rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-        gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
-        frames = np.clip(frames, -1.0, 1.0)
-        probs = self.probabilities(np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0))
-        if self.options.raw_too:
-            probs = np.maximum(probs, self._raw.probabilities(frames))
+        probs = self.probabilities(frames)
         flags = np.zeros(len(probs), dtype=bool)
         voiced = self._voiced
         for i, p in enumerate(probs):
