@@ -175,6 +175,12 @@ def covered(segments: list[tuple[float, float]], frames: int) -> np.ndarray:
     return out
 
 
+def _parse(current: object, text: str) -> object:
+    if isinstance(current, bool):
+        return text.lower() in ("1", "true", "yes")
+    return type(current)(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=200, help="clips per corpus")
@@ -186,7 +192,7 @@ def main() -> None:
     min_seg = StreamOptions().min_segment_s
     options = StreamOptions().vad
     if args.vad:
-        fields = {k: type(getattr(options, k))(v) for k, v in (item.split("=", 1) for item in args.vad)}
+        fields = {k: _parse(getattr(options, k), v) for k, v in (item.split("=", 1) for item in args.vad)}
         options = dataclasses.replace(options, **fields)
         print(f"VadOptions overrides: {fields}")
 
