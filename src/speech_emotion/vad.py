@@ -40,7 +40,7 @@ class VadOptions:
     """Audio kept before the first and after the last voiced frame of a segment."""
     speech_target_dbfs: float = -25.0
     """Before the detector sees a frame, an automatic gain lifts the loudest recent frames (RMS) up to this level."""
-    noise_target_dbfs: float = -55.0
+    noise_target_dbfs: float = -45.0
     """... but never lifts the tracked noise floor (the quietest recent frames) above this level."""
     max_gain_db: float = 30.0
     """Upper bound of the automatic gain (0 turns lifting off)."""
