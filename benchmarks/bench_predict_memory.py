@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synth import vowel  # noqa: E402  (speech-like voice the VAD accepts)
+
 CHILD = """
 import json, resource, sys, io, contextlib
 from speech_emotion.cli.main import main
@@ -40,10 +43,7 @@ def write_call(path: Path, minutes: float, rate: int, channels: int, block_s: fl
         t0 = 0
         while done < total:
             n = min(int(block_s * rate), total - done)
-            t = (np.arange(n) + t0) / rate
-            f0 = 140 * (1 + 0.1 * np.sin(2 * np.pi * 0.3 * t))
-            phase = 2 * np.pi * np.cumsum(f0) / rate
-            voice = sum(np.sin(k * phase) / k for k in range(1, 10))
+            voice = vowel((n + 0.5) / rate, rate, amplitude=1.0, seed=t0 // rate)[:n]
             gate = np.zeros(n)
             i = 0
             while i < n:

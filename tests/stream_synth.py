@@ -30,7 +30,7 @@ def bursts(
     for i, (kind, seconds) in enumerate(layout):
         if kind == "voice":
             amplitude = 2.5 if clip else 0.3
-            part = vowel(seconds, sample_rate, f0=110.0 + 30 * i, amplitude=amplitude, seed=i)
+            part = vowel(seconds, sample_rate, f0=110.0 + 15 * i, amplitude=amplitude, seed=i)
             part = np.clip(part, -1.0, 1.0)
             truth.append((t, t + seconds))
         elif kind == "noise":

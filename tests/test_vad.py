@@ -70,14 +70,21 @@ def test_reset_forgets_state():
     assert vad.segmenter.position == 0
 
 
-def test_frame_classifier_needs_whole_frames():
+def test_frame_classifier_scores_whole_frames_in_stream_order():
     clf = FrameClassifier()
-    flags = clf.classify(np.stack([vowel(0.03), silence(0.03)]))
-    assert flags.tolist() == [True, False]
+    f = VadOptions().frame_length
+    speech = np.concatenate([silence(0.2), vowel(1.5)])
+    frames = speech[: len(speech) // f * f].reshape(-1, f)
+    flags = clf.classify(frames)
+    assert flags[:4].tolist() == [False] * 4  # leading silence
+    assert flags[15:].mean() > 0.8
+    assert clf.classify(np.stack([silence(0.032)] * 40))[-1] == np.False_
 
 
 def test_bad_options_are_rejected():
     with pytest.raises(ValueError):
-        VadOptions(frame_ms=25)
+        VadOptions(threshold=0.3, neg_threshold=0.5)
     with pytest.raises(ValueError):
-        VadOptions(aggressiveness=4)
+        VadOptions(threshold=1.0)
+    with pytest.raises(ValueError):
+        VadOptions(min_silence_ms=-1)

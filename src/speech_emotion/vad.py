@@ -1,13 +1,16 @@
-"""Voice activity detection: WebRTC's VAD plus two cheap guards, and a hangover state machine.
+"""Voice activity detection: a learned speech detector (Silero VAD) and a hangover state machine.
 
-Each 30 ms frame of 16 kHz audio counts as voiced when WebRTC's GMM classifier says speech,
-the frame is louder than a floor, and its spectrum is not flat like broadband noise (WebRTC's
-VAD alone takes loud white noise for speech). The decision does not depend on the recording
-level: before the floor and WebRTC see a frame, an automatic gain lifts quiet recordings towards
-a normal speech level, never lifting the recording's own noise floor (tracked per frame) above
-``noise_target_dbfs``, so quiet speech is found and steady hiss or dither stays below the floor. A run of voiced
-frames opens a speech segment, a run of unvoiced frames closes it; segment edges are padded a
-little. Decisions depend only on the sample sequence, never on how it was chunked.
+Each 32 ms frame (512 samples at 16 kHz) gets a speech probability from Silero VAD (see
+:mod:`~speech_emotion.silero`), a recurrent network trained to tell speech from silence, noise,
+music and tones; a frame is voiced when its probability reaches ``threshold``, and stays voiced
+while it is above ``neg_threshold`` (hysteresis). The detector is sure of speech from about
+-40 dBFS up; so that very quiet recordings are found too, an automatic gain lifts quiet audio
+towards a normal speech level before the detector sees it, never lifting the recording's own noise
+floor (tracked per frame) above ``noise_target_dbfs``; the audio as it is is scored too (its own
+model state) and a frame's probability is the higher of the two. A run of voiced frames opens a
+speech segment, a run of unvoiced frames closes it; segment edges are padded a little. Decisions
+depend only on the sample sequence, never on how it was chunked (the frame grid starts at the
+first sample of the stream).
 """
 
 from __future__ import annotations
@@ -18,48 +21,52 @@ from typing import Literal
 import numpy as np
 
 from .conditioning import SAMPLE_RATE
+from .silero import WINDOW, SileroStream
 
 
 @dataclass(frozen=True)
 class VadOptions:
     """Frame classifier and segment state machine settings."""
 
-    aggressiveness: int = 2
-    """WebRTC VAD mode, 0 (least) to 3 (most eager to call a frame non-speech)."""
-    frame_ms: int = 30
-    """10, 20 or 30 ms frames (WebRTC's choices)."""
+    threshold: float = 0.5
+    """Speech probability at which a frame becomes voiced (Silero's own default)."""
+    neg_threshold: float = 0.35
+    """A voiced run continues while the probability stays at or above this (hysteresis)."""
     min_speech_ms: int = 120
     """Voiced frames in a row that open a segment (ignores clicks and short bursts)."""
     min_silence_ms: int = 700
     """Unvoiced frames in a row that close a segment (the hangover: short pauses stay inside)."""
-    speech_pad_ms: int = 90
+    speech_pad_ms: int = 60
     """Audio kept before the first and after the last voiced frame of a segment."""
-    energy_floor_dbfs: float = -60.0
-    """Frames quieter than this (RMS, after the automatic gain) are never speech."""
     speech_target_dbfs: float = -25.0
-    """The automatic gain lifts the loudest recent frames (RMS) up to this level, no further."""
-    noise_target_dbfs: float = -65.0
-    """... and never lifts the tracked noise floor above this level (so noise stays below the floor)."""
-    max_gain_db: float = 40.0
-    """Upper bound of the automatic gain (0 turns it off: the absolute floor of earlier versions)."""
+    """Before the detector sees a frame, an automatic gain lifts the loudest recent frames (RMS) up to this level."""
+    noise_target_dbfs: float = -45.0
+    """... but never lifts the tracked noise floor (the quietest recent frames) above this level."""
+    max_gain_db: float = 30.0
+    """Upper bound of the automatic gain (0 turns lifting off)."""
+    raw_too: bool = True
+    """Also score the audio as it is (a second model state, without the gain) and take the higher
+    probability: the gain helps quiet speech but can hide loud speech after a lifted breath."""
     level_release_db_s: float = 2.0
     """How fast the tracked speech level falls after loud audio (dB per second)."""
     noise_rise_db_s: float = 3.0
     """How fast the tracked noise floor rises when no quieter frame comes (dB per second)."""
-    max_flatness: float | None = 0.45
-    """Frames whose 300-3800 Hz spectral flatness is above this (white noise ~0.55, voiced
-    speech < 0.1) are not speech; ``None`` turns the check off."""
 
     def __post_init__(self) -> None:
-        if self.frame_ms not in (10, 20, 30):
-            raise ValueError("frame_ms must be 10, 20 or 30")
-        if not 0 <= self.aggressiveness <= 3:
-            raise ValueError("aggressiveness must be 0..3")
+        if not 0.0 < self.neg_threshold <= self.threshold < 1.0:
+            raise ValueError("thresholds must satisfy 0 < neg_threshold <= threshold < 1")
+        if min(self.min_speech_ms, self.min_silence_ms, self.speech_pad_ms) < 0:
+            raise ValueError("durations must not be negative")
 
     @property
     def frame_length(self) -> int:
-        """Samples per frame at 16 kHz."""
-        return SAMPLE_RATE * self.frame_ms // 1000
+        """Samples per frame at 16 kHz: the detector's window (512, 32 ms)."""
+        return WINDOW
+
+    @property
+    def frame_ms(self) -> float:
+        """Frame duration in milliseconds (32)."""
+        return 1000 * WINDOW / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -71,33 +78,31 @@ class VadEvent:
 
 
 class FrameClassifier:
-    """Speech / non-speech decision for whole 16 kHz frames."""
+    """Speech / non-speech decision for whole 16 kHz frames of ``options.frame_length`` samples."""
 
     def __init__(self, options: VadOptions = VadOptions()) -> None:
         self.options = options
-        n = options.frame_length
-        self._window = np.hanning(n).astype(np.float32)
-        self._nfft = 1 << (n - 1).bit_length()
-        freqs = np.fft.rfftfreq(self._nfft, 1 / SAMPLE_RATE)
-        self._band = (freqs >= 300) & (freqs <= 3800)
-        self._floor = 10 ** (options.energy_floor_dbfs / 20)
-        self._release = options.level_release_db_s * options.frame_ms / 1000
-        self._rise = options.noise_rise_db_s * options.frame_ms / 1000
+        self._model = SileroStream()
+        self._raw = SileroStream()
+        seconds = options.frame_length / SAMPLE_RATE
+        self._release = options.level_release_db_s * seconds
+        self._rise = options.noise_rise_db_s * seconds
         self.reset()
 
     def reset(self) -> None:
-        """Forget the tracked levels and WebRTC's adaptive state: the next frame starts a new stream."""
-        import webrtcvad
-
-        self._vad = webrtcvad.Vad(self.options.aggressiveness)
+        """Forget the detector's and the level trackers' state: the next frame starts a new stream."""
+        self._model.reset()
+        self._raw.reset()
+        self._voiced = False
         self._speech_db = -np.inf
         self._noise_db = self.options.noise_target_dbfs
 
     def gains_db(self, levels_db: np.ndarray) -> np.ndarray:
         """Automatic gain (dB) for consecutive frames of RMS level ``levels_db`` (dBFS); updates the trackers.
 
-        The gain lifts the loudest recent frame to ``speech_target_dbfs`` but keeps the tracked
-        noise floor (fast down, slow up) at most at ``noise_target_dbfs``; it is never negative.
+        The gain lifts the loudest recent frame (instant attack, slow release) to ``speech_target_dbfs``
+        but keeps the tracked noise floor (fast down, slow up) at most at ``noise_target_dbfs``; it is
+        never negative and at most ``max_gain_db``.
         """
         o = self.options
         gains = np.zeros(len(levels_db))
@@ -109,25 +114,36 @@ class FrameClassifier:
         self._speech_db, self._noise_db = speech, noise
         return np.maximum(gains, 0.0)
 
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """Speech probability (0..1) of consecutive ``frames``, shape ``(n, frame_length)``, float32 in [-1, 1]:
+        the higher of the model's score with the automatic gain and (``raw_too``) without it.
+
+        Stateful (the model states and level trackers advance): the frames of one stream in order.
+        """
+        frames = np.clip(np.asarray(frames, dtype=np.float32), -1.0, 1.0)
+        rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+        gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
+        probs = self._model.probabilities(np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0))
+        if self.options.raw_too:
+            probs = np.maximum(probs, self._raw.probabilities(frames))
+        return probs
+
     def classify(self, frames: np.ndarray) -> np.ndarray:
         """Booleans for consecutive ``frames`` of shape ``(n, frame_length)``, float32 in [-1, 1].
 
-        Stateful (level trackers): call with the frames of one stream in order; :meth:`reset` between streams.
+        Stateful (the detector's recurrent state and the hysteresis): call with the frames of one
+        stream in order; :meth:`reset` between streams.
         """
         if len(frames) == 0:
             return np.zeros(0, dtype=bool)
-        rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-        gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
-        frames = frames * gain[:, None].astype(np.float32)
-        ok = rms * gain >= self._floor
-        if self.options.max_flatness is not None and ok.any():
-            power = np.abs(np.fft.rfft(frames * self._window, self._nfft, axis=1))[:, self._band] ** 2 + 1e-12
-            flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
-            ok &= flatness <= self.options.max_flatness
-        pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype(np.int16)
-        for i in np.flatnonzero(ok):
-            ok[i] = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE)
-        return ok
+        probs = self.probabilities(frames)
+        flags = np.zeros(len(probs), dtype=bool)
+        voiced = self._voiced
+        for i, p in enumerate(probs):
+            voiced = bool(p >= (self.options.neg_threshold if voiced else self.options.threshold))
+            flags[i] = voiced
+        self._voiced = voiced
+        return flags
 
 
 class SpeechSegmenter:
