@@ -106,10 +106,15 @@ class Recognizer:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
         return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
 
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities ``(len(labels),)`` float64, in :attr:`labels` order, for mono float32 audio at
+        :attr:`sample_rate` Hz that already went through :func:`~speech_emotion.audio.prepare` with
+        :attr:`preprocessing`."""
+        return softmax(self.logits(samples).astype(np.float64))
+
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
-        """Prediction for mono float32 audio at :attr:`sample_rate` Hz that already went through
-        :func:`~speech_emotion.audio.preprocess` with :attr:`preprocessing`."""
-        probs = softmax(self.logits(samples).astype(np.float64))
+        """:meth:`probabilities` as a :class:`Prediction`."""
+        probs = self.probabilities(samples)
         best = int(np.argmax(probs))
         return Prediction(
             label=self.labels[best],
