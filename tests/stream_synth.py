@@ -52,3 +52,13 @@ def feed_in_chunks(engine, samples: np.ndarray, sample_rate: int, sizes: list[in
         i += n
         k += 1
     return events + engine.flush()
+
+
+def events_of(engine, blocks) -> list:
+    """The events of ``engine.events(blocks)`` without the :class:`~speech_emotion.streaming.StreamEnd` that ends
+    them (checked to be there, last and only once)."""
+    from speech_emotion.streaming import StreamEnd
+
+    items = list(engine.events(blocks))
+    assert isinstance(items[-1], StreamEnd) and not any(isinstance(e, StreamEnd) for e in items[:-1])
+    return items[:-1]

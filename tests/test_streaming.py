@@ -9,7 +9,7 @@ from speech_emotion.errors import AudioError
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
-from stream_synth import LAYOUT, bursts, feed_in_chunks
+from stream_synth import LAYOUT, bursts, events_of, feed_in_chunks
 from synth import silence, vowel
 
 TOL = 0.2
@@ -34,7 +34,7 @@ def segments_of(events: list) -> list[SegmentEvent]:
 
 def test_one_segment_per_burst_with_updates_inside(recognizer):
     samples, truth = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     segments = segments_of(events)
     assert len(segments) == len(truth)
     for seg, (start, end) in zip(segments, truth):
@@ -50,7 +50,7 @@ def test_one_segment_per_burst_with_updates_inside(recognizer):
 
 def test_event_order_and_update_timing(recognizer):
     samples, _ = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     ends = [e.end for e in events]
     assert ends == sorted(ends)
     for e in events:  # each segment event comes right after its own last update
@@ -66,7 +66,7 @@ def test_event_order_and_update_timing(recognizer):
 @pytest.mark.parametrize("sample_rate", [8000, 16000, 44100, 48000])
 def test_sample_rates_give_the_same_segments(recognizer, sample_rate):
     samples, truth = bursts(sample_rate)
-    segments = segments_of(StreamingRecognizer(recognizer).run([(samples, sample_rate)]))
+    segments = segments_of(events_of(StreamingRecognizer(recognizer), [(samples, sample_rate)]))
     assert len(segments) == len(truth)
     for seg, (start, end) in zip(segments, truth):
         assert abs(seg.start - start) <= TOL and abs(seg.end - end) <= TOL
@@ -102,7 +102,7 @@ def test_int16_and_stereo_input_match_float_mono(recognizer):
 
 def test_silence_and_noise_only_give_no_events(recognizer):
     samples, _ = bursts(layout=(("silence", 2.0), ("noise", 3.0), ("silence", 1.0)))
-    assert list(StreamingRecognizer(recognizer).run([(samples, 16000)])) == []
+    assert list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)])) == []
 
 
 def test_reset_starts_a_new_stream(recognizer):
@@ -118,7 +118,7 @@ def test_reset_starts_a_new_stream(recognizer):
 
 def test_stream_ending_mid_frame_and_mid_speech_is_closed(recognizer):
     samples = np.concatenate([silence(0.5), vowel(1.5)])[:-123]  # not a whole number of VAD frames
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     segments = segments_of(events)
     assert len(segments) == 1
     assert segments[0].end == pytest.approx(len(samples) / 16000, abs=0.04)
@@ -126,7 +126,7 @@ def test_stream_ending_mid_frame_and_mid_speech_is_closed(recognizer):
 
 def test_short_speech_gives_one_update_and_segment(recognizer):
     samples = np.concatenate([silence(0.5), vowel(0.6), silence(1.0)])
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     assert [e.type for e in events] == ["update", "segment"]
 
 
@@ -147,13 +147,13 @@ def test_long_speech_is_split_and_memory_stays_bounded(recognizer):
 
 def test_no_smoothing_option(recognizer):
     samples, _ = bursts(layout=LAYOUT[:3])
-    updates = [e for e in StreamingRecognizer(recognizer, StreamOptions(smoothing=0.0)).run([(samples, 16000)])]
+    updates = [e for e in events_of(StreamingRecognizer(recognizer, StreamOptions(smoothing=0.0)), [(samples, 16000)])]
     assert updates and all(e.confidence == max(e.probabilities.values()) for e in updates)
 
 
 def test_event_dicts_are_json(recognizer):
     samples, _ = bursts(layout=LAYOUT[:3])
-    for event in StreamingRecognizer(recognizer).run([(samples, 16000)]):
+    for event in events_of(StreamingRecognizer(recognizer), [(samples, 16000)]):
         d = json.loads(json.dumps(event.to_dict()))
         assert d["type"] in ("update", "segment") and set(d["probabilities"]) == set(EMOTIONS)
 
@@ -185,7 +185,7 @@ def test_changing_sample_rate_mid_stream(recognizer):
 
 def test_update_and_segment_events_name_the_segment_with_the_same_key(recognizer):
     samples, truth = bursts()
-    events = [e.to_dict() for e in StreamingRecognizer(recognizer).run([(samples, 16000)])]
+    events = [e.to_dict() for e in events_of(StreamingRecognizer(recognizer), [(samples, 16000)])]
     segment_ids = [e["segment"] for e in events if e["type"] == "segment"]
     assert segment_ids == list(range(len(truth)))
     assert {e["segment"] for e in events if e["type"] == "update"} <= set(segment_ids)
@@ -200,7 +200,7 @@ def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_j
     from speech_emotion.audio import condition, prepare
 
     samples, _ = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     for e in events:
         assert e.label == max(e.probabilities, key=e.probabilities.__getitem__)
         assert e.confidence == e.probabilities[e.label]

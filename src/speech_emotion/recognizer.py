@@ -1,8 +1,9 @@
 """The shared recognizer: a model bundle run with ONNX Runtime (no PyTorch needed).
 
 A bundle (:mod:`speech_emotion.bundle`) is a folder with ``model.json`` (labels, sample rate, preprocessing,
-features) and the ONNX graph it names. The CLI, streaming engine, web service and batch runs all use
-:class:`Recognizer`.
+features) and the ONNX graph it names. :class:`Recognizer` classifies one prepared clip; the emotion of a file is
+:func:`~speech_emotion.recording.predict_recording`, which runs the engine over it with a recognizer. The CLI,
+streaming engine, web service and batch runs all share one :class:`Recognizer`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource, load_audio, preprocess
+from .audio import preprocess
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
 from .errors import ModelError
 from .features import build_features
@@ -123,17 +124,13 @@ class Recognizer:
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
-        """Prediction for raw audio: ``(frames,)`` or ``(frames, channels)`` samples at ``sample_rate`` Hz (any rate).
+        """Prediction for raw audio taken as one clip (no speech detection, features of at most the model's window):
+        ``(frames,)`` or ``(frames, channels)`` samples at ``sample_rate`` Hz (any rate). The emotion of a recording
+        is :func:`~speech_emotion.recording.predict_recording`.
 
         Raises :class:`~speech_emotion.errors.AudioError` (naming ``source``) for empty, silent, too short or
         non-finite audio."""
         return self.predict_preprocessed(preprocess(samples, sample_rate, self.preprocessing, source))
-
-    def predict_file(self, source: AudioSource) -> Prediction:
-        """Prediction for an audio file (path, bytes or binary file object; any format soundfile reads).
-
-        Raises :class:`~speech_emotion.errors.AudioError` for a missing, unreadable, empty, silent or too short file."""
-        return self.predict_preprocessed(load_audio(source, self.preprocessing))
 
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]

@@ -63,7 +63,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str,
     table.add_column("runner-up", no_wrap=True)
     table.add_column("speech", justify="right", no_wrap=True)
     for path, pred in rows:
-        ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
         table.add_row(path, pred.label, f"{pred.confidence:.0%}", second, speech)

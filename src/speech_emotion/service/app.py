@@ -66,7 +66,6 @@ class PredictionOut(BaseModel):
     duration_s: float
     speech_s: float
     segments: int
-    method: str
     notes: list[str]
     """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     model: str
