@@ -12,8 +12,9 @@ little. Decisions depend only on the sample sequence, never on how it was chunke
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -49,12 +50,18 @@ class VadOptions:
     max_flatness: float | None = 0.45
     """Frames whose 300-3800 Hz spectral flatness is above this (white noise ~0.55, voiced
     speech < 0.1) are not speech; ``None`` turns the check off."""
+    adapt_pauses: int = 8
+    """WebRTC's VAD adapts its speech and noise models to the audio it hears, so a single instance judges the same
+    speech differently an hour later. A new instance starts at every pause (``min_silence_ms`` of non-speech frames)
+    and decisions come from the one started this many pauses ago: they depend on the audio since then only."""
 
     def __post_init__(self) -> None:
         if self.frame_ms not in (10, 20, 30):
             raise ValueError("frame_ms must be 10, 20 or 30")
         if not 0 <= self.aggressiveness <= 3:
             raise ValueError("aggressiveness must be 0..3")
+        if self.adapt_pauses < 1:
+            raise ValueError("adapt_pauses must be at least 1")
 
     @property
     def frame_length(self) -> int:
@@ -83,15 +90,20 @@ class FrameClassifier:
         self._floor = 10 ** (options.energy_floor_dbfs / 20)
         self._release = options.level_release_db_s * options.frame_ms / 1000
         self._rise = options.noise_rise_db_s * options.frame_ms / 1000
+        self._pause = max(1, -(-options.min_silence_ms // options.frame_ms))
         self.reset()
 
     def reset(self) -> None:
         """Forget the tracked levels and WebRTC's adaptive state: the next frame starts a new stream."""
-        import webrtcvad
-
-        self._vad = webrtcvad.Vad(self.options.aggressiveness)
+        self._vads = deque([self._webrtc()])  # oldest (deciding) first; one more starts at each pause
+        self._quiet = 0
         self._speech_db = -np.inf
         self._noise_db = self.options.noise_target_dbfs
+
+    def _webrtc(self) -> Any:
+        import webrtcvad
+
+        return webrtcvad.Vad(self.options.aggressiveness)
 
     def gains_db(self, levels_db: np.ndarray) -> np.ndarray:
         """Automatic gain (dB) for consecutive frames of RMS level ``levels_db`` (dBFS); updates the trackers.
@@ -125,8 +137,16 @@ class FrameClassifier:
             flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
             ok &= flatness <= self.options.max_flatness
         pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype(np.int16)
-        for i in np.flatnonzero(ok):
-            ok[i] = self._vad.is_speech(pcm[i].tobytes(), SAMPLE_RATE)
+        for i in range(len(ok)):
+            if ok[i]:
+                frame = pcm[i].tobytes()
+                votes = [vad.is_speech(frame, SAMPLE_RATE) for vad in self._vads]  # every instance adapts to it
+                ok[i] = votes[0]  # the oldest decides
+            self._quiet = 0 if ok[i] else self._quiet + 1
+            if self._quiet == self._pause:  # a pause: a new instance starts, the oldest beyond the memory retires
+                self._vads.append(self._webrtc())
+                if len(self._vads) > self.options.adapt_pauses:
+                    self._vads.popleft()
         return ok
 
 
