@@ -8,7 +8,7 @@ import pytest
 from speech_emotion.errors import AudioError
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
-from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
+from speech_emotion.streaming import SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions, UpdateEvent
 from stream_synth import LAYOUT, bursts, events_of, feed_in_chunks, long_talk
 from synth import silence, vowel
 
@@ -230,3 +230,22 @@ def test_the_same_recording_repeated_gives_the_same_segments_each_time(recognize
     ]
     assert len(per_copy[1]) >= 20
     assert per_copy[1] == per_copy[2] == per_copy[3]
+
+
+def test_the_stream_ends_saying_what_it_held_and_errors_name_the_source(recognizer):
+    samples, _ = bursts()
+    engine = StreamingRecognizer(recognizer, source="call.wav")
+    items = list(engine.events([(samples[: 5 * 16000], 16000)], duration_s=14.0))
+    end, segments = items[-1], [e for e in items if isinstance(e, SegmentEvent)]
+    assert isinstance(end, StreamEnd) and end.source == "call.wav" and end.duration_s == 5.0
+    assert end.notes == ("file ended early: 5.0 s of the announced 14.0 s were read",)
+    assert end.segments == len(segments) >= 1 and end.no_speech is None and end.no_audio is None
+    assert end.speech_s == pytest.approx(sum(s.duration for s in segments))
+    quiet = list(engine.events([(silence(2.0), 16000)]))
+    assert len(quiet) == 1 and str(quiet[0].no_speech) == "call.wav: no speech detected (2.0 s of silence or noise)"
+    assert str(list(engine.events([]))[-1].no_audio) == "call.wav: contains no audio samples"
+    broken = vowel(1.0)
+    broken[100] = np.nan
+    with pytest.raises(AudioError, match="NaN") as refused:
+        list(engine.events([(broken, 16000)]))
+    assert refused.value.source == "call.wav"

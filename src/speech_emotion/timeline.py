@@ -34,7 +34,8 @@ class AnalyzeOptions:
     block_s: float = 10.0
     """Seconds of audio read from the file at a time."""
     keep_windows: bool = True
-    """Keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech."""
+    """Classify and keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech;
+    ``False``: the engine's segments-only mode, no window classified at all (segments are the same)."""
     top_moments: int = 5
     """How many of the most intense moments the summary lists."""
     channels: Literal["mix", "split"] = "mix"
