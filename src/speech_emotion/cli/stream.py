@@ -101,19 +101,27 @@ def _run(args: argparse.Namespace) -> int:
     engines[0].warmup()
     timelines = {c: Timeline(source, 0.0, sr, recognizer.name, recognizer.labels, channel=c) for c in channels}
     fed = _Fed(blocks, sr, args.realtime)
-    ends: list[StreamEnd] = []
-    for item in run_engines(engines, fed, blocks.duration_s):
-        if isinstance(item, StreamEnd):
-            timelines[item.channel].duration_s = item.duration_s
-            ends.append(item)
-        else:
-            _emit(item, args.jsonl, timelines[item.channel])
+    notes: tuple[str, ...] = ()
+    try:
+        for item in run_engines(engines, fed, blocks.duration_s):
+            if isinstance(item, StreamEnd):
+                notes = item.notes
+            else:
+                _emit(item, args.jsonl, timelines[item.channel])
+    except KeyboardInterrupt:  # Ctrl-C while the engine was busy rather than waiting: close open speech all the same
+        fed.interrupted = True
+        for engine in engines:
+            for event in engine.flush():
+                _emit(event, args.jsonl, timelines[event.channel])
+    seconds = fed.frames / sr
+    for timeline in timelines.values():
+        timeline.duration_s = seconds
     if fed.interrupted:
-        print(f"interrupted after {ends[0].duration_s:.1f} s", file=sys.stderr)
-    elif ends[0].notes:
-        warn(args.file, list(ends[0].notes))
+        print(f"interrupted after {seconds:.1f} s", file=sys.stderr)
+    elif notes:
+        warn(args.file, list(notes))
     if not any(t.segments for t in timelines.values()):
-        print(NoSpeechError(source, ends[0].duration_s), file=sys.stderr)
+        print(NoSpeechError(source, seconds), file=sys.stderr)
     elif not args.jsonl:
         print()
         for timeline in timelines.values():
@@ -128,14 +136,16 @@ class _Fed:
     def __init__(self, blocks: Iterable[np.ndarray], sample_rate: int, realtime: bool) -> None:
         self.blocks, self.sample_rate, self.realtime = blocks, sample_rate, realtime
         self.interrupted = False
+        self.frames = 0
+        """Frames handed to the engine so far."""
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
-        started, fed = time.monotonic(), 0
+        started = time.monotonic()
         try:
             for block in self.blocks:
-                if self.realtime and (delay := started + fed / self.sample_rate - time.monotonic()) > 0:
+                if self.realtime and (delay := started + self.frames / self.sample_rate - time.monotonic()) > 0:
                     time.sleep(delay)
-                fed += len(block)
+                self.frames += len(block)
                 yield block, self.sample_rate
         except KeyboardInterrupt:
             self.interrupted = True
