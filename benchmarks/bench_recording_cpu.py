@@ -1,8 +1,8 @@
 """CPU seconds per hour of audio for ``predict`` of a long recording and for ``batch`` over long recordings, before and
 after a change (two source trees), with each run's peak memory.
 
-Generates speech-like recordings (voiced utterances with distinct pitch and formants, separated by pauses: about
-70 % speech), then times, in a fresh process per run, with one inference thread:
+Generates speech-like recordings (voiced utterances of 1-6 s with distinct pitch and formants, separated by pauses of
+0.3-2 s: about 75 % speech), then times, in a fresh process per run, with one inference thread:
 
 - ``predict``: :func:`speech_emotion.recording.predict_recording` of one ``--minutes`` recording (``speech-emotion
   predict``, ``POST /v1/predict``);
