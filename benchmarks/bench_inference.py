@@ -79,8 +79,8 @@ def measure_onnx(model: str | None, threads: int, seconds: float, runs: int) -> 
 def measure_torch(model: str | None, threads: int, seconds: float, runs: int) -> dict:
     import torch
 
-    from speech_emotion.audio import preprocess
     from speech_emotion.bundle import load_bundle
+    from speech_emotion.conditioning import prepare
     from speech_emotion.features.logmel import log_mel
     from speech_emotion.training.whisper.checkpoint import load_encoder_state
     from speech_emotion.training.whisper.encoder import WhisperEncoder
@@ -95,7 +95,7 @@ def measure_torch(model: str | None, threads: int, seconds: float, runs: int) ->
     clip = speechlike(seconds)
 
     def run() -> None:
-        mel = torch.from_numpy(log_mel(preprocess(clip, 16000), options)[None])
+        mel = torch.from_numpy(log_mel(prepare(clip, sample_rate=16000), options)[None])
         with torch.inference_mode():
             encoder(mel, layers=layers)  # the probe's linear layer on the pooled stats costs microseconds
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speech_emotion.audio import condition
+from speech_emotion.conditioning import SampleConditioner
 from speech_emotion.streaming import StreamOptions
 from speech_emotion.vad import speech_segments
 
@@ -24,7 +24,7 @@ def main() -> None:
     silent = []
     for path in files:
         samples, sr = sf.read(path, dtype="float32")
-        spans = speech_segments(condition(samples, sr), options.vad)
+        spans = speech_segments(SampleConditioner().whole(samples, sr), options.vad)
         if not any(end - start >= options.min_segment_s for start, end in spans):
             silent.append(path)
     print(f"{len(files)} clips, {len(silent)} with no speech")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speech_emotion.audio import SAMPLE_RATE, SampleConditioner, prepare
+from speech_emotion.conditioning import SAMPLE_RATE, SampleConditioner, prepare
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.streaming import Event, SegmentEvent, StreamOptions, UpdateEvent
@@ -93,9 +93,9 @@ class LegacyStreamingRecognizer:
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
-            recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
+            recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
@@ -125,7 +125,7 @@ class LegacyStreamingRecognizer:
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
 
-        Raises :class:`AudioError` for input :class:`~speech_emotion.audio.SampleConditioner` refuses
+        Raises :class:`AudioError` for input :class:`~speech_emotion.conditioning.SampleConditioner` refuses
         (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
         """
         return self._process(self._conditioner.push(chunk, sample_rate))

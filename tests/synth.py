@@ -82,3 +82,60 @@ def write_ravdess_corpus(
                 clip = emotion_clip(emotion, seed=actor * 1000 + e * 10 + take, sample_rate=sample_rate)
                 sf.write(folder / name, clip, sample_rate)
     return root
+
+
+AV_FORMATS: dict[str, tuple[str, str]] = {
+    "m4a": ("ipod", "aac"),
+    "mp4": ("mp4", "aac"),
+    "mov": ("mov", "aac"),
+    "webm": ("webm", "libopus"),
+    "mp3": ("mp3", "libmp3lame"),
+    "3gp": ("3gp", "aac"),
+    "mkv": ("matroska", "aac"),
+    "amr": ("amr", "libopencore_amrnb"),
+    "wma": ("asf", "wmav2"),
+}
+"""Suffix -> (FFmpeg muxer, encoder) of the formats tests write with PyAV: phones' voice memos (M4A/AAC, 3GP, AMR),
+video (MP4, MOV, Matroska), what browsers record (WebM/Opus), MP3 and WMA."""
+
+
+def av_encoded(
+    samples: np.ndarray,
+    sample_rate: int,
+    suffix: str,
+    video: bool = False,
+    container_options: dict[str, str] | None = None,
+) -> bytes:
+    """``samples`` (``(frames,)`` or ``(frames, channels)`` float in [-1, 1]) encoded by FFmpeg through PyAV into
+    the format of ``suffix`` (a key of :data:`AV_FORMATS`); ``video`` adds a small black video stream first."""
+    import io
+
+    import av
+
+    fmt, codec = AV_FORMATS[suffix]
+    data = np.asarray(samples, dtype=np.float32)
+    data = data[:, None] if data.ndim == 1 else data
+    layout = "mono" if data.shape[1] == 1 else "stereo"
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt, options=container_options or {}) as out:
+        picture = None
+        if video:
+            picture = out.add_stream("mpeg4", rate=10)
+            picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream(codec, rate=sample_rate, layout=layout)
+        if codec == "wmav2":
+            audio.bit_rate = 64000  # the WMA encoder has no default
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.reshape(1, -1)), format="flt", layout=layout)
+        frame.sample_rate = sample_rate
+        to_codec = av.AudioResampler(format=audio.codec_context.format, layout=layout, rate=sample_rate)
+        for part in [*to_codec.resample(frame), *to_codec.resample(None), None]:
+            for packet in audio.encode(part):
+                out.mux(packet)
+        if picture is not None:
+            black = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            for _ in range(int(10 * len(data) / sample_rate)):
+                for packet in picture.encode(black):
+                    out.mux(packet)
+            for packet in picture.encode(None):
+                out.mux(packet)
+    return buf.getvalue()

@@ -116,3 +116,24 @@ def test_no_inference_module_imports_training_or_evaluation_even_inside_a_functi
                 if name.split(".")[0] == "torch" or "training" in name.split(".") or "evaluation" in name.split("."):
                     offenders.append(f"{rel}:{node.lineno} imports {name}")
     assert offenders == []
+
+
+def test_one_warm_up_every_door_shares():
+    from pathlib import Path
+
+    root = Path(speech_emotion.__file__).parent
+    tones = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*.py")) if "np.pi * hz" in p.read_text()]
+    copies = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*.py")) if "np.pi * 220" in p.read_text()]
+    assert tones == ["recognizer.py"] and copies == []
+    callers = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*.py")) if ".warmup()" in p.read_text()]
+    assert {"streaming.py", "batch/worker.py"} <= set(callers)
+    assert "rec.warmup" in (root / "service" / "app.py").read_text()
+
+
+def test_the_warm_up_classifies_a_tone_through_the_whole_path(tiny_bundle):
+    from speech_emotion.recognizer import Recognizer, tone
+
+    recognizer = Recognizer.load(tiny_bundle, threads=1)
+    recognizer.warmup()
+    assert tone(1.0).shape == (16000,) and abs(float(tone(1.0).max()) - 0.1) < 1e-3
+    assert recognizer.predict(tone(1.0), 16000).label in recognizer.labels

@@ -4,9 +4,12 @@ import json
 import os
 
 import pytest
+import soundfile as sf
 
 from speech_emotion.batch.inputs import collect_jobs, make_job
+from speech_emotion.cli.main import main
 from speech_emotion.errors import DataError
+from synth import vowel
 
 
 def _touch(path, data=b"x"):
@@ -15,15 +18,24 @@ def _touch(path, data=b"x"):
     return path
 
 
-def test_folder_input_finds_audio_recursively_and_leaves_out_other_and_hidden_files(tmp_path):
+def test_folder_input_finds_audio_recursively_and_lists_every_file_it_leaves_out_with_the_reason(tmp_path):
     a = _touch(tmp_path / "2024" / "jan" / "a.wav")
     b = _touch(tmp_path / "b.FLAC")
+    c = _touch(tmp_path / "c.M4A")
     _touch(tmp_path / "notes.txt")
+    _touch(tmp_path / "empty.dat", b"")
     _touch(tmp_path / ".trash" / "c.wav")
     _touch(tmp_path / ".d.wav")
+    os.symlink(tmp_path / "2024", tmp_path / "link")
     jobs = collect_jobs(tmp_path)
-    assert sorted(j.path for j in jobs.jobs) == sorted([str(a), str(b)])
-    assert jobs.skipped == [str(tmp_path / "notes.txt")]
+    assert sorted(j.path for j in jobs.jobs) == sorted([str(a), str(b), str(c)])
+    assert sorted((item.path, item.reason) for item in jobs.left_out) == [
+        (str(tmp_path / ".d.wav"), "hidden file"),
+        (str(tmp_path / ".trash"), "hidden folder (not searched)"),
+        (str(tmp_path / "empty.dat"), "file is empty (0 bytes)"),
+        (str(tmp_path / "link"), "linked folder (not followed)"),
+        (str(tmp_path / "notes.txt"), "cannot decode audio (format not recognised)"),
+    ]
     assert jobs.extras is None
 
 
@@ -77,3 +89,26 @@ def test_missing_input_and_empty_folder_are_clear_errors(tmp_path):
         collect_jobs(tmp_path)
     with pytest.raises(DataError, match="matches no file"):
         collect_jobs(str(tmp_path / "*.wav"))
+
+
+def test_a_batch_run_counts_and_prints_every_file_it_leaves_out(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "call.wav", vowel(1.0), 16000)
+    _touch(folder / "notes.txt", b"not audio\n" * 20)
+    _touch(folder / "README", b"#!/bin/sh\n")
+    _touch(folder / ".DS_Store", b"\0" * 40)
+    out = tmp_path / "results"
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "left out: 3 files or folders (not analysed):" in printed
+    for line in (
+        f"  {folder / '.DS_Store'}: hidden file",
+        f"  {folder / 'README'}: cannot decode audio (format not recognised)",
+        f"  {folder / 'notes.txt'}: cannot decode audio (format not recognised)",
+    ):
+        assert line + "\n" in printed
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(tiny_bundle), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files_total"] == 1 and summary["files_left_out"] == 3
+    assert sorted(summary["left_out"]) == sorted(line.strip() for line in printed.splitlines()[-3:])

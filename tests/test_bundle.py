@@ -58,7 +58,14 @@ MALFORMED = {
     "labels not a list": (_set(("labels",), "neutral,calm"), "labels: must be a non-empty list"),
     "unknown emotion": (_set(("labels",), ["neutral", "bored"]), "labels: unknown emotion 'bored'"),
     "repeated labels": (_set(("labels",), ["sad", "sad"]), "labels: names repeat"),
-    "sample rates disagree": (_set(("frontend_options", "sample_rate"), 22050), "sample_rate:"),
+    "a rate other than 16 kHz": (
+        _set(("frontend_options", "sample_rate"), 22050),
+        "frontend_options.sample_rate: must be 16000 (every model reads 16 kHz audio), got 22050",
+    ),
+    "audio resampled to another rate": (
+        _set(("audio_options", "sample_rate"), 8000),
+        "audio_options.sample_rate: must be 16000",
+    ),
     "unknown features": (_set(("frontend",), "mfcc-v9"), "frontend: unknown features 'mfcc-v9'"),
     "unknown top-level field": (_set(("colour",), "blue"), "colour: unknown field"),
     "onnx file missing": (_set(("onnx",), "nothere.onnx"), "onnx: model file nothere.onnx missing"),
@@ -131,7 +138,7 @@ def test_unknown_model_error_lists_the_available_models(capsys):
 
 
 @pytest.mark.parametrize(
-    "case", ["missing name", "misspelt audio option", "onnx file missing", "sample rates disagree"]
+    "case", ["missing name", "misspelt audio option", "onnx file missing", "a rate other than 16 kHz"]
 )
 def test_predict_with_a_malformed_bundle_prints_one_line_and_exits_1(tiny_bundle, tmp_path, capsys, case):
     edit, message = MALFORMED[case]
@@ -177,7 +184,9 @@ def _v2_copy(tiny_bundle: Path, target: Path, edit) -> Path:
     ("edit", "message"),
     [
         (_delete("sample_rate"), "sample_rate: missing"),
-        (_set(("sample_rate",), "16k"), "sample_rate: must be a positive integer"),
+        (_set(("sample_rate",), "16k"), "sample_rate: must be 16000 (every model reads 16 kHz audio), got '16k'"),
+        (_set(("sample_rate",), 22050), "sample_rate: must be 16000 (every model reads 16 kHz audio), got 22050"),
+        (_set(("sample_rate",), 16000.0), "sample_rate: must be 16000"),
         (_set(("feature_options", "hop"), 160), "feature_options: unknown option 'hop'"),
         (_set(("preprocessing", "normalise"), True), "preprocessing.normalise: unknown option"),
         (_set(("metadata",), []), "metadata: must be a JSON object"),
@@ -208,3 +217,16 @@ def test_the_default_model_is_trained_on_every_corpus_its_card_names():
     for corpus in ("RAVDESS", "ASED", "EMOVO"):
         assert corpus in card
     assert "anchor" in str(recipe)  # the mixed probe, not the RAVDESS-only one
+
+
+def test_recipes_recorded_with_a_16_khz_sample_rate_still_load_and_another_rate_is_refused():
+    """Runs and bundles written before 16 kHz became a constant hold ``sample_rate`` in their feature options."""
+    pytest.importorskip("torch")
+    from speech_emotion.training.recipes import make_recipe
+
+    run = json.loads((Path(__file__).parents[1] / "results" / "cnn-lstm-actor-6fold.json").read_text())
+    assert run["recipe"]["data"]["features"]["sample_rate"] == 16000
+    assert make_recipe(run["model"], **run["recipe"]) is not None
+    run["recipe"]["data"]["features"]["sample_rate"] = 22050
+    with pytest.raises(ModelError, match="'data.features.sample_rate': must be 16000"):
+        make_recipe(run["model"], **run["recipe"])

@@ -13,10 +13,11 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import open_blocks, read_audio
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
+from speech_emotion.conditioning import SampleConditioner
+from speech_emotion.decode import open_blocks
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
@@ -76,10 +77,10 @@ def test_library_cli_and_batch_name_the_path_and_the_same_reason(tiny, tmp_path,
     path = tmp_path / "bad.wav"
     path.write_bytes(make())
     with pytest.raises(AudioError) as info:
-        read_audio(path)
+        SampleConditioner().whole(path)
     assert_plain(str(info.value), str(path), reason)
     with pytest.raises(AudioError) as info:
-        read_audio(io.BytesIO(path.read_bytes()))  # a file object: no repr of it either
+        SampleConditioner().whole(io.BytesIO(path.read_bytes()))  # a file object: no repr of it either
     assert_plain(str(info.value), "<audio>", reason)
     for command in ("predict", "stream", "analyze"):
         extra = ["-o", str(tmp_path / "out")] if command == "analyze" else []
@@ -124,4 +125,4 @@ def test_reasons_are_one_of_the_plain_few():
 def test_a_wav_header_without_samples_contains_no_audio_samples():
     header_only = encoded("WAV")[:44]
     with pytest.raises(AudioError, match="^<audio>: contains no audio samples$"):
-        read_audio(header_only)
+        SampleConditioner().whole(header_only)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech_emotion.audio import load_audio
+from speech_emotion.conditioning import prepare
 from speech_emotion.features import FeatureOptions, extract_features
 from speech_emotion.training.cache import FeatureCache
 from speech_emotion.training.data import DataOptions, FeatureStore
@@ -60,7 +60,7 @@ def test_feature_store_matches_direct_extraction_and_fills_the_cache(tmp_path, w
     options = DataOptions(workers=workers, progress=False, cache_dir=str(tmp_path / "cache"))
     store = FeatureStore(options)
     feats = store.get(paths, [0] * len(paths))
-    np.testing.assert_allclose(feats[0], extract_features(load_audio(paths[0])), atol=1e-5)
+    np.testing.assert_allclose(feats[0], extract_features(prepare(paths[0])), atol=1e-5)
     assert len(list(store.cache.root.rglob("*.npy"))) == len(paths)
     again = FeatureStore(options).get(paths, [0] * len(paths))
     for a, b in zip(feats, again):

@@ -28,7 +28,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import MAX_BLOCK_SAMPLES, open_blocks
+from speech_emotion.decode import MAX_BLOCK_SAMPLES, open_blocks
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app
@@ -265,9 +265,10 @@ def test_control_messages_alone_do_not_keep_a_stream_open(recognizer: Recognizer
             if message["type"] == "websocket.close":
                 break
             messages.append(json.loads(message["text"]))
-    assert message["code"] == 4408
-    assert messages[-1]["error"] == "idle_timeout"
-    assert sum(m["type"] == "config" for m in messages) < sent
+    # one config per stream (docs/service.md): the second is refused, so configs cannot keep a stream open
+    assert message["code"] == 1008
+    assert messages[-1]["error"] == "config_repeated"
+    assert sum(m["type"] == "config" for m in messages) == 1
 
 
 # -- 4. every error is JSON ---------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import SampleConditioner
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.state import results_to_tables
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
+from speech_emotion.conditioning import SampleConditioner
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.app import create_app

@@ -197,15 +197,15 @@ def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_j
     its whole utterance at once. Each label is still the top of the probabilities it comes with."""
     import dataclasses
 
-    from speech_emotion.audio import condition, prepare
+    from speech_emotion.conditioning import SampleConditioner, prepare
 
     samples, _ = bursts()
     events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     for e in events:
         assert e.label == max(e.probabilities, key=e.probabilities.__getitem__)
         assert e.confidence == e.probabilities[e.label]
-    audio = condition(samples, 16000, recognizer.preprocessing.highpass_hz)
-    whole = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+    audio = SampleConditioner(recognizer.preprocessing.highpass_hz).whole(samples, 16000)
+    whole = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
     for seg in segments_of(events):
         clip = audio[round(seg.start * 16000) : round(seg.end * 16000)]
         expected = recognizer.predict_preprocessed(prepare(clip, whole)).probabilities

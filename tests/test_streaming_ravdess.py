@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speech_emotion.audio import normalize_loudness, resample
+from speech_emotion.conditioning import normalize_loudness, resample
 from speech_emotion.errors import ModelError
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer

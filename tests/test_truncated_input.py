@@ -15,10 +15,10 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from speech_emotion.audio import open_blocks
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
+from speech_emotion.decode import open_blocks
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.recording import predict_recording
 from speech_emotion.service.app import create_app

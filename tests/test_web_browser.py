@@ -166,3 +166,87 @@ def test_page_uses_the_token_from_its_address_for_stream_and_upload(server: str,
         finally:
             browser.close()
     assert not problems, problems
+
+
+def rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_page_clears_a_failed_uploads_result_says_mixed_and_uses_the_one_palette(server: str, tmp_path: Path) -> None:
+    """Issue 21 item 7 and issue 18 item 6: a failed upload clears the previous result, the verdict is the API's
+    (``mixed: X / Y``, not always "mostly"), sizes are in MiB as the limit, and colours are the plots' palette."""
+    from speech_emotion.report import EMOTION_COLORS
+
+    executable = chromium_path()
+    sync_api = playwright_api()
+    wav = speech_wav(tmp_path / "talk.wav")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF this is not audio at all" * 10)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw, executable, wav)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(server)
+            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            assert "MiB" in page.text_content("#upload-limits")
+            fills = page.eval_on_selector_all(
+                "#bars li", "els => els.map(e => [e.dataset.label, e.querySelector('.bar-fill').style.background])"
+            )
+            assert fills and all(colour == rgb(EMOTION_COLORS[label]) for label, colour in fills), fills
+            page.set_input_files("#file", str(wav))
+            assert page.text_content("#drop-text").endswith(" MiB")
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            assert page.is_visible("#result")
+            page.set_input_files("#file", str(broken))
+            page.click("#analyse")
+            page.wait_for_function("() => !document.getElementById('banner').hidden", timeout=30_000)
+            assert "Analysis failed" in page.text_content("#banner")
+            assert page.is_hidden("#result") and page.get_attribute("body", "data-analysed") == "0"
+            assert page.locator("#segment-table tbody tr").count() == 0
+
+            def mixed(route) -> None:  # the API's answer for a mixed recording, whatever the tiny model says
+                probabilities = {label: 0.0 for label in EMOTIONS} | {"angry": 0.46, "sad": 0.44, "calm": 0.1}
+                segment = {"type": "segment", "segment": 0, "start": 0.5, "end": 3.0, "label": "angry"}
+                segment.update(confidence=0.46, probabilities=probabilities, windows=3)
+                summary = {"duration_s": 4.0, "speech_s": 2.5, "speech_share": 0.625, "segments": 1}
+                summary.update(verdict="mixed: angry / sad", top=["angry", "sad"], dominant="angry")
+                body = {"source": "upload", "model": "m", "duration_s": 4.0, "sample_rate": 16000}
+                body.update(labels=list(EMOTIONS), notes=[], summary=summary, segments=[segment], windows=[])
+                route.fulfill(json=body)
+
+            page.route("**/v1/analyze", mixed)
+            page.set_input_files("#file", str(wav))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            stats = page.text_content("#stats").lower()
+            assert "mixed: angry / sad" in stats and "mostly" not in stats
+        finally:
+            browser.close()
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("server", [TOKEN], indirect=True)
+def test_page_reads_a_token_given_later_in_the_address_fragment(server: str, tmp_path: Path) -> None:
+    executable = chromium_path()
+    sync_api = playwright_api()
+    wav = speech_wav(tmp_path / "talk.wav")
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw, executable, wav)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            assert page.is_visible("#token-box")
+            page.goto(f"{server}#token={TOKEN}")  # the printed link, opened in the tab already on the page
+            page.wait_for_function("() => document.getElementById('token-box').hidden", timeout=10_000)
+            assert TOKEN not in page.url
+            page.set_input_files("#file", str(wav))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            assert page.is_hidden("#banner")
+        finally:
+            browser.close()

@@ -4,8 +4,9 @@
 :func:`write_bundle` its only writer. Every missing, unknown or inconsistent field is a
 :class:`~speech_emotion.errors.ModelError` whose one line names the bundle file and the field.
 
-Format 2 (written now) keeps the sample rate in one place (``sample_rate``); the preprocessing and
-feature options are stored without it::
+Every model reads 16 kHz audio (:data:`~speech_emotion.conditioning.SAMPLE_RATE`, a constant, not a setting): format 2
+(written now) states it once (``"sample_rate": 16000``) and any other value is a :class:`ModelError` naming the
+field; the preprocessing and feature options are stored without it::
 
     {"format": 2, "name": "...", "labels": [...], "sample_rate": 16000,
      "features": "librosa" | "whisper-logmel", "feature_options": {...},
@@ -13,7 +14,7 @@ feature options are stored without it::
 
 Format 1 (the bundles shipped before, no ``format`` key) is read as well: ``frontend``/``frontend_options``/
 ``audio_options`` for ``features``/``feature_options``/``preprocessing``, ``recipe`` and ``quantization``
-as metadata, and the sample rates of its audio and front-end options must agree.
+as metadata; the ``sample_rate`` its audio and front-end options may hold must be 16000.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .audio import AudioOptions
+from .conditioning import SAMPLE_RATE, AudioOptions
 from .errors import ModelError
 from .features import FEATURES, AnyFeatureOptions, feature_options
 from .labels import EMOTIONS
@@ -38,6 +39,7 @@ DEFAULT_MODEL = "default"
 
 _V1_KEYS = {"name", "labels", "frontend", "frontend_options", "audio_options", "onnx"}
 _V1_METADATA = {"recipe", "quantization"}
+_ONLY_RATE = f"must be {SAMPLE_RATE} (every model reads {SAMPLE_RATE // 1000} kHz audio)"
 _V2_KEYS = {"format", "name", "labels", "sample_rate", "features", "feature_options", "preprocessing", "onnx"}
 
 
@@ -45,16 +47,14 @@ _V2_KEYS = {"format", "name", "labels", "sample_rate", "features", "feature_opti
 class ModelBundle:
     """One model bundle, validated.
 
-    ``labels``: class names in the order of the ONNX graph's ``logits``; ``sample_rate`` (Hz): the rate of the
-    preprocessed audio the features read (``preprocessing.sample_rate`` and ``feature_options.sample_rate`` equal
-    it); ``features``: a name in :data:`speech_emotion.features.FEATURES` with its options dataclass;
-    ``preprocessing``: the :class:`~speech_emotion.audio.AudioOptions` applied before the features;
+    ``labels``: class names in the order of the ONNX graph's ``logits``; ``features``: a name in
+    :data:`speech_emotion.features.FEATURES` with its options dataclass;
+    ``preprocessing``: the :class:`~speech_emotion.conditioning.AudioOptions` applied before the features;
     ``onnx``: the graph's file name inside the bundle folder; ``metadata``: free-form provenance (recipe, quantization).
     """
 
     name: str
     labels: tuple[str, ...]
-    sample_rate: int
     features: str
     feature_options: AnyFeatureOptions
     preprocessing: AudioOptions
@@ -66,6 +66,12 @@ class ModelBundle:
     """The folder it was read from (``None`` for a bundle not read from disk)."""
 
     @property
+    def sample_rate(self) -> int:
+        """Rate (Hz) of the preprocessed audio the features read: always 16000
+        (:data:`~speech_emotion.conditioning.SAMPLE_RATE`)."""
+        return SAMPLE_RATE
+
+    @property
     def onnx_path(self) -> Path:
         """The ONNX graph's path (needs :attr:`folder`)."""
         if self.folder is None:
@@ -75,14 +81,13 @@ class ModelBundle:
     def to_json(self) -> dict[str, Any]:
         """The format-2 ``model.json`` document."""
         feature_opts = asdict(self.feature_options)
-        feature_opts.pop("sample_rate", None)
         preprocessing = asdict(self.preprocessing)
         preprocessing.pop("sample_rate", None)
         return {
             "format": FORMAT_VERSION,
             "name": self.name,
             "labels": list(self.labels),
-            "sample_rate": self.sample_rate,
+            "sample_rate": SAMPLE_RATE,
             "features": self.features,
             "feature_options": feature_opts,
             "preprocessing": preprocessing,
@@ -100,17 +105,14 @@ def make_bundle(
     labels: tuple[str, ...] = EMOTIONS,
     onnx: str = "model.onnx",
 ) -> ModelBundle:
-    """A :class:`ModelBundle` for a freshly trained model; raises :class:`ModelError` when the sample rates of
-    ``feature_options`` and ``preprocessing`` differ."""
-    if feature_options.sample_rate != preprocessing.sample_rate:
-        raise ModelError(
-            f"{name}: sample_rate: features use {feature_options.sample_rate} Hz, "
-            f"preprocessing {preprocessing.sample_rate} Hz"
-        )
+    """A :class:`ModelBundle` for a freshly trained model; raises :class:`ModelError` when ``preprocessing``
+    resamples to any rate but 16 kHz."""
+    rate = getattr(preprocessing, "sample_rate", SAMPLE_RATE)
+    if rate != SAMPLE_RATE:
+        raise ModelError(f"{name}: preprocessing.sample_rate: {_ONLY_RATE}, got {rate!r}")
     return ModelBundle(
         name=name,
         labels=tuple(labels),
-        sample_rate=preprocessing.sample_rate,
         features=features,
         feature_options=feature_options,
         preprocessing=preprocessing,
@@ -137,7 +139,7 @@ def read_bundle(path: str | Path) -> ModelBundle:
     """The validated bundle in folder ``path`` (or the ``model.json`` file ``path``).
 
     Raises :class:`ModelError` (``"<model.json path>: <field>: <reason>"``) for unreadable JSON, a missing,
-    unknown or ill-typed field, labels that are not distinct known emotions, inconsistent sample rates, or a
+    unknown or ill-typed field, labels that are not distinct known emotions, a sample rate other than 16000, or a
     missing ONNX file.
     """
     path = Path(path)
@@ -203,26 +205,22 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
     raw_preprocessing = _mapping(doc.get(preprocessing_key, {}), preprocessing_key, fail)
 
     if version == 2:
-        sample_rate = doc["sample_rate"]
-        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
-            raise fail("sample_rate", f"must be a positive integer (Hz), got {sample_rate!r}")
         for key, raw in ((options_key, raw_features), (preprocessing_key, raw_preprocessing)):
             if "sample_rate" in raw:
                 raise fail(f"{key}.sample_rate", "the sample rate belongs in the top-level sample_rate only")
-        raw_features = {**raw_features, "sample_rate": sample_rate}
-        raw_preprocessing = {**raw_preprocessing, "sample_rate": sample_rate}
+        _check_rate(doc["sample_rate"], "sample_rate", fail)
+    else:  # format 1 stored the rate in both option blocks
+        for key, raw in ((options_key, raw_features), (preprocessing_key, raw_preprocessing)):
+            if "sample_rate" in raw:
+                _check_rate(raw["sample_rate"], f"{key}.sample_rate", fail)
+    raw_features = {k: v for k, v in raw_features.items() if k != "sample_rate"}
+    raw_preprocessing = {k: v for k, v in raw_preprocessing.items() if k != "sample_rate"}
 
     try:
         options = feature_options(features, raw_features)
     except (TypeError, ValueError) as exc:
         raise fail(options_key, str(exc).strip("'\"")) from None
     preprocessing = _audio_options(raw_preprocessing, preprocessing_key, fail)
-    if options.sample_rate != preprocessing.sample_rate:
-        raise fail(
-            "sample_rate",
-            f"{preprocessing_key} resample to {preprocessing.sample_rate} Hz but {options_key} expect "
-            f"{options.sample_rate} Hz",
-        )
 
     onnx = doc.get("onnx", "model.onnx")
     if not isinstance(onnx, str) or not onnx or Path(onnx).name != onnx:
@@ -237,7 +235,6 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
     return ModelBundle(
         name=name,
         labels=tuple(labels),
-        sample_rate=preprocessing.sample_rate,
         features=features,
         feature_options=options,
         preprocessing=preprocessing,
@@ -248,14 +245,25 @@ def _parse(doc: Any, json_path: Path) -> ModelBundle:
     )
 
 
+def _check_rate(value: Any, key: str, fail: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value != SAMPLE_RATE:
+        raise fail(key, f"{_ONLY_RATE}, got {value!r}")
+
+
 def _mapping(value: Any, key: str, fail: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail(key, "must be a JSON object")
     return value
 
 
+RETIRED_AUDIO_OPTIONS = ("max_duration_s",)
+"""Options bundles once stored in ``preprocessing`` and no longer part of it (a length limit belongs to the door
+that applies it): read and ignored."""
+
+
 def _audio_options(raw: dict[str, Any], key: str, fail: Any) -> AudioOptions:
     known = {f.name for f in fields(AudioOptions)}
+    raw = {name: value for name, value in raw.items() if name not in RETIRED_AUDIO_OPTIONS}
     for name in raw:
         if name not in known:
             raise fail(f"{key}.{name}", f"unknown option (known: {', '.join(sorted(known))})")

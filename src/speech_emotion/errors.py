@@ -22,3 +22,27 @@ class DataError(SpeechEmotionError):
 
 class ModelError(SpeechEmotionError):
     """A model bundle that cannot be loaded."""
+
+
+def error_code(exc: SpeechEmotionError) -> str:
+    """The stable machine-readable code of an error: the ``error`` of ``predict --json`` and of the service's
+    JSON errors (``no_speech``, ``audio_too_long``, ``audio_too_large``, ``unsupported_audio``, ``empty_upload``,
+    ``unusable_audio``; ``bad_model``, ``bad_data`` or ``error`` for errors that are not about audio)."""
+    if isinstance(exc, ModelError):
+        return "bad_model"
+    if isinstance(exc, DataError):
+        return "bad_data"
+    if not isinstance(exc, AudioError):
+        return "error"
+    reason = exc.reason
+    if reason.startswith("no speech detected"):
+        return "no_speech"
+    if reason.startswith("too long"):
+        return "audio_too_long"
+    if reason.startswith("too large to decode"):
+        return "audio_too_large"
+    if reason.startswith(("cannot decode", "decoding failed", "unsupported")):
+        return "unsupported_audio"
+    if "empty" in reason:
+        return "empty_upload"
+    return "unusable_audio"

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import preprocess
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
+from .conditioning import SAMPLE_RATE, prepare
 from .errors import ModelError
 from .features import build_features
 
@@ -43,6 +43,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def tone(seconds: float, hz: float = 220.0) -> np.ndarray:
+    """``seconds`` of a 0.1-amplitude sine at ``hz``, 16 kHz float32: the warm-up and shape-check input."""
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
 class Recognizer:
     """Emotion recognizer over a model bundle, backed by an ONNX Runtime session."""
 
@@ -55,7 +61,7 @@ class Recognizer:
         self.name: str = bundle.name
         self.labels: tuple[str, ...] = bundle.labels
         self.preprocessing = bundle.preprocessing
-        """The :class:`~speech_emotion.audio.AudioOptions` every input goes through before the features."""
+        """The :class:`~speech_emotion.conditioning.AudioOptions` every input goes through before the features."""
         self.sample_rate = bundle.sample_rate
         self._features = build_features(bundle.features, bundle.feature_options)
         so = ort.SessionOptions()
@@ -63,6 +69,9 @@ class Recognizer:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        # ORT_ENABLE_ALL adds only layout transforms: the same logits bit for bit and no faster on the bundled
+        # models, but 0.2-0.3 s longer to open the Whisper graph (benchmarks/bench_startup.py)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
             self._session = ort.InferenceSession(str(bundle.onnx_path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime's own errors (a truncated file, a Git LFS pointer, not ONNX)
@@ -74,8 +83,7 @@ class Recognizer:
     def _check_shapes(self) -> None:
         """:class:`ModelError` when the graph's fixed input/output sizes disagree with the bundle's features and
         labels (e.g. another model's ``model.onnx`` copied in), instead of an ONNX Runtime error on the first clip."""
-        probe = (0.1 * np.sin(2 * np.pi * 220 * np.arange(self.sample_rate) / self.sample_rate)).astype(np.float32)
-        actual = self.model_input(probe).shape
+        actual = self.model_input(tone(1.0)).shape
         declared = self._session.get_inputs()[0].shape
         fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i < len(actual)]
         if len(declared) != len(actual) or any(actual[i] != d for i, d in fixed):
@@ -89,6 +97,11 @@ class Recognizer:
                 f"{self.bundle.onnx_path}: the graph gives {out[-1]} scores, "
                 f"but model.json names {len(self.labels)} labels"
             )
+
+    def warmup(self, seconds: float = 1.0) -> None:
+        """Classify ``seconds`` of a quiet 220 Hz :func:`tone` through the whole path (conditioning, features,
+        ONNX Runtime), so one-off setup (memory arenas, caches) is paid before the first real input."""
+        self.predict(tone(seconds), SAMPLE_RATE, source="<warm-up>")
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None) -> Recognizer:
@@ -109,7 +122,7 @@ class Recognizer:
 
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """Probabilities ``(len(labels),)`` float64, in :attr:`labels` order, for mono float32 audio at
-        :attr:`sample_rate` Hz that already went through :func:`~speech_emotion.audio.prepare` with
+        :attr:`sample_rate` Hz that already went through :func:`~speech_emotion.conditioning.prepare` with
         :attr:`preprocessing`."""
         return softmax(self.logits(samples).astype(np.float64))
 
@@ -130,7 +143,7 @@ class Recognizer:
 
         Raises :class:`~speech_emotion.errors.AudioError` (naming ``source``) for empty, silent, too short or
         non-finite audio."""
-        return self.predict_preprocessed(preprocess(samples, sample_rate, self.preprocessing, source))
+        return self.predict_preprocessed(prepare(samples, self.preprocessing, source, sample_rate))
 
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource, open_blocks
+from .decode import AudioSource, open_blocks
 from .recognizer import Recognizer
 from .report import speech_weighted
 from .streaming import NoSpeechError, SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions
@@ -108,7 +108,7 @@ def predict_blocks(
         raise end.no_audio
     probs = speech_weighted(segments, recognizer.labels)
     if probs is None:
-        raise NoSpeechError(source, end.duration_s)
+        raise NoSpeechError(source, end.duration_s, end.notes)
     best = int(np.argmax(probs))
     return RecordingPrediction(
         label=recognizer.labels[best],

@@ -26,8 +26,10 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, SampleConditioner, ended_early, prepare
+from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
+from .decode import ended_early
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
@@ -158,16 +160,18 @@ Event = Union[UpdateEvent, SegmentEvent]
 
 Block = Union[tuple[np.ndarray, int], np.ndarray]
 """What :meth:`StreamingRecognizer.events` reads: ``(samples, sample_rate)`` (any rate, ``(frames[, channels])``,
-int or float) or a 1-D float32 array already conditioned to 16 kHz (a :class:`~speech_emotion.audio.SampleConditioner`
-output)."""
+int or float) or a 1-D float32 array already conditioned to 16 kHz (the output of a
+:class:`~speech_emotion.conditioning.SampleConditioner`)."""
 
 
 class NoSpeechError(AudioError):
     """A recording in which voice activity detection finds no speech (silence, hiss, hum, noise)."""
 
-    def __init__(self, source: str, duration_s: float) -> None:
+    def __init__(self, source: str, duration_s: float, notes: tuple[str, ...] = ()) -> None:
         super().__init__(source, f"no speech detected ({duration_s:.1f} s of silence or noise)")
         self.duration_s = duration_s
+        self.notes = notes
+        """Notes of the recording (a file that ended early), kept with the no-speech answer."""
 
 
 @dataclass(frozen=True)
@@ -184,13 +188,14 @@ class StreamEnd:
     """Summed duration of the segment events."""
     segments: int
     notes: tuple[str, ...] = ()
-    """Problems worth telling the user that did not stop the stream (a file that ended early)."""
+    """Problems worth telling the user that did not stop the stream: a file that ended early; a level too low to
+    trust the emotions found (:mod:`~speech_emotion.levels`, only when there was speech)."""
     channel: int | None = None
 
     @property
     def no_speech(self) -> NoSpeechError | None:
         """The error a door that needs speech raises (``None`` when there was speech)."""
-        return NoSpeechError(self.source, self.duration_s) if self.segments == 0 else None
+        return NoSpeechError(self.source, self.duration_s, self.notes) if self.segments == 0 else None
 
     @property
     def no_audio(self) -> AudioError | None:
@@ -276,9 +281,9 @@ class StreamingRecognizer:
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
-            recognizer.preprocessing, trim=False, min_duration_s=0.0, max_duration_s=None
+            recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0, max_duration_s=None)
+        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
@@ -325,20 +330,18 @@ class StreamingRecognizer:
 
     def warmup(self) -> None:
         """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
-        t = np.arange(self._min_win) / SAMPLE_RATE
-        probe = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        self.recognizer.predict_preprocessed(prepare(probe, self._window_opts))
+        self.recognizer.warmup()
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
 
-        Raises :class:`AudioError` for input :class:`~speech_emotion.audio.SampleConditioner` refuses
+        Raises :class:`AudioError` for input :class:`~speech_emotion.conditioning.SampleConditioner` refuses
         (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
         """
         return self._process(self._conditioner.push(chunk, sample_rate))
 
     def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
-        """Add 16 kHz mono float32 that already went through a :class:`~speech_emotion.audio.SampleConditioner`."""
+        """Add 16 kHz mono float32 that already went through a :class:`~.conditioning.SampleConditioner`."""
         return self._process(np.asarray(samples, dtype=np.float32))
 
     def flush(self) -> list[Event]:
@@ -502,23 +505,27 @@ def run_engines(
     for engine in engines:
         engine.reset()
     frames, rate = 0, SAMPLE_RATE
+    meter = PeakMeter()
     for block in blocks:
         if isinstance(block, tuple):
             chunk, rate = block
             frames += len(chunk)
+            meter.add(np.asarray(chunk))
             for engine in engines:
                 yield from engine.feed(chunk, rate)
         else:
             frames += len(block)
             rate = SAMPLE_RATE
+            meter.add(block)
             for engine in engines:
                 yield from engine.feed_conditioned(block)
-    note = ended_early(frames, duration_s, rate)
+    note, level = ended_early(frames, duration_s, rate), meter.note()
     notes = () if note is None else (note,)
     for engine in engines:
         events = engine._finish()
         yield from events
-        yield engine._end(frames / rate, notes)
+        found = engine._segments_done > 0  # the emotions found are in doubt (none found: nothing to doubt)
+        yield engine._end(frames / rate, notes if level is None or not found else (*notes, level))
         engine.reset()
 
 

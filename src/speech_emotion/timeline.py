@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import AudioSource, open_blocks
+from .decode import AudioSource, open_blocks
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent, run_engines
 
@@ -151,7 +151,7 @@ def analyze_file(
     """Timeline of a recording of any length (path, bytes or binary file), read block by block (memory flat),
     from a safe mix of its channels (:func:`analyze_channels` gives one per channel).
 
-    Raises :class:`AudioError` for a source :func:`~speech_emotion.audio.open_blocks` cannot read.
+    Raises :class:`AudioError` for a source :func:`~speech_emotion.decode.open_blocks` cannot read.
     """
     options = options or AnalyzeOptions()
     blocks = open_blocks(path, options.block_s)
@@ -179,8 +179,8 @@ def analyze_channels(
     (each with its :attr:`Timeline.channel`; events carry it too). Read once, block by block.
 
     ``name`` is the recording's name in the timelines and errors (default: its path; see
-    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`AudioError` for a source
-    :func:`~speech_emotion.audio.open_blocks` cannot read or refuses (longer than ``max_duration_s``, over the
+    :func:`~speech_emotion.decode.open_blocks`). Raises :class:`AudioError` for a source
+    :func:`~speech_emotion.decode.open_blocks` cannot read or refuses (longer than ``max_duration_s``, over the
     decode budget ``max_decoded_samples``).
     """
     options = options or AnalyzeOptions()

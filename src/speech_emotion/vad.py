@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .conditioning import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd  # imported when a manifest is read: a folder or glob needs no pandas
 
-from ..audio import is_audio_file
-from ..corpora.folder import AUDIO_SUFFIXES
-from ..errors import DataError
+from ..decode import AUDIO_SUFFIXES, open_blocks
+from ..errors import AudioError, DataError
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
 PATH_COLUMNS = ("path", "file", "filename", "filepath", "audio", "audio_path")
@@ -37,6 +38,18 @@ class Job:
     """Identity of this version of the file: hash of path, size and mtime."""
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A file (or folder) under a folder input that is not analysed, and why."""
+
+    path: str
+    reason: str
+    """E.g. ``hidden file``, ``cannot decode audio (format not recognised)``."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
 @dataclass
 class JobList:
     """The jobs of a run, plus the manifest columns carried through (one row per job, by key)."""
@@ -44,8 +57,9 @@ class JobList:
     jobs: list[Job]
     extras: pd.DataFrame | None = None
     """Index: job key; columns: the manifest's extra columns. ``None`` for folder and glob inputs."""
-    skipped: list[str] = field(default_factory=list)
-    """Files under a folder input that were left out: not audio by their content."""
+    left_out: list[LeftOut] = field(default_factory=list)
+    """What a folder input holds that is not analysed, each with its reason: files that are not audio by their
+    content, hidden files, hidden and linked folders (not searched)."""
 
     @property
     def keys(self) -> set[str]:
@@ -73,8 +87,9 @@ def collect_jobs(
     path_column: str | None = None,
     suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
 ) -> JobList:
-    """Jobs for a folder (recursively: files with an audio suffix, and any other file libsndfile can open,
-    e.g. an ``.opus`` voice note), a manifest (by suffix), or a glob pattern.
+    """Jobs for a folder (recursively: files with an audio suffix, and any other file the audio reader opens,
+    e.g. a voice note without a suffix), a manifest (by suffix), or a glob pattern. Everything else under a
+    folder is listed in :attr:`JobList.left_out` with its reason.
 
     Raises :class:`DataError` when nothing matches or a manifest cannot be used.
     """
@@ -96,24 +111,46 @@ def collect_jobs(
 
 def _from_folder(root: Path, suffixes: tuple[str, ...]) -> JobList:
     jobs: list[Job] = []
-    skipped: list[str] = []
+    left_out: list[LeftOut] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
+        searched = []
+        for name in sorted(dirnames):
             full = os.path.join(dirpath, name)
-            if os.path.splitext(name)[1].lower() in suffixes or is_audio_file(full):
+            if name.startswith("."):
+                left_out.append(LeftOut(full, "hidden folder (not searched)"))
+            elif os.path.islink(full):
+                left_out.append(LeftOut(full, "linked folder (not followed)"))
+            else:
+                searched.append(name)
+        dirnames[:] = searched
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            reason = "hidden file" if name.startswith(".") else _not_audio(full, suffixes)
+            if reason is None:
                 jobs.append(make_job(full))
             else:
-                skipped.append(full)
+                left_out.append(LeftOut(full, reason))
     if not jobs:
-        raise DataError(f"{root}: no audio files (none that libsndfile can open) in this folder or below")
-    return JobList(jobs, skipped=skipped)
+        raise DataError(f"{root}: no audio files (none that the audio reader can open) in this folder or below")
+    return JobList(jobs, left_out=left_out)
+
+
+def _not_audio(path: str, suffixes: tuple[str, ...]) -> str | None:
+    """Why ``path`` is not to be analysed (``None``: it is): a file with an audio suffix always is (one that is
+    not audio then fails with its reason); any other is opened (its header read) to tell."""
+    if os.path.splitext(path)[1].lower() in suffixes:
+        return None
+    try:
+        open_blocks(path).close()
+    except AudioError as exc:
+        return exc.reason
+    return None
 
 
 def read_manifest(manifest: Path) -> pd.DataFrame:
     """A CSV, TSV or JSON-lines manifest as a table of strings (JSONL values keep their JSON types)."""
+    import pandas as pd
+
     suffix = manifest.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
@@ -126,6 +163,8 @@ def read_manifest(manifest: Path) -> pd.DataFrame:
 
 
 def _from_manifest(manifest: Path, path_column: str | None) -> JobList:
+    import pandas as pd
+
     table = read_manifest(manifest)
     if path_column is None:
         path_column = next((c for c in PATH_COLUMNS if c in table.columns), None)

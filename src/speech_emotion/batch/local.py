@@ -74,15 +74,9 @@ def _analyze(job: Job) -> FileResult:
     return analyze_one(job, _recognizer, _channels)
 
 
-PRELOAD = (
-    "speech_emotion.batch.worker",
-    "onnxruntime",
-    "librosa.effects",
-    "librosa.core.audio",
-    "librosa.feature.spectral",
-)
-"""Modules the fork server imports once (librosa loads its submodules lazily, ~3 s), so that
-starting a worker costs a fork and a model load rather than seconds of imports."""
+PRELOAD = ("speech_emotion.batch.worker", "onnxruntime")
+"""Modules the fork server imports once, so that starting a worker costs a fork and a model load rather than
+imports (the default model's path is numpy + ONNX Runtime; a librosa-featured model imports librosa itself)."""
 
 CRASH_ERROR = "the worker process died while analysing this file (a crash in the decoder or the model)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import pyarrow.compute as pc
 
 from ..bundle import load_bundle
 from ..errors import SpeechEmotionError
@@ -77,6 +80,10 @@ class BatchSummary:
     """Peak resident memory of each worker process (``host:pid``)."""
     failures: list[str] = field(default_factory=list)
     """Errors of the files that failed in this run (the first 20)."""
+    files_left_out: int = 0
+    """Files under a folder input not analysed (not audio, hidden) and folders not searched (hidden, linked)."""
+    left_out: list[str] = field(default_factory=list)
+    """``path: reason`` of the first 20 of them."""
     files_table: str = ""
     segments_table: str = ""
     interrupted: bool = False
@@ -117,6 +124,18 @@ def model_info(model: str | Path | None) -> tuple[str, str, tuple[str, ...]]:
     return str(Path(bundle.folder or ".").resolve()), bundle.name, bundle.labels
 
 
+def model_digest(folder: str | Path) -> str:
+    """The identity of the bundle in ``folder`` by content: ``sha256:`` and the hex SHA-256 of its ``model.json``
+    and the ONNX graph it names (``train`` names every bundle after its recipe, so names are not identities)."""
+    bundle = load_bundle(Path(folder))
+    digest = hashlib.sha256()
+    for path in (Path(folder) / "model.json", bundle.onnx_path):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def make_engine(options: BatchOptions, workers: int | None) -> Any:
     if options.engine == "local":
         from .local import LocalEngine
@@ -141,7 +160,8 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     workers: int | None = options.workers or os.cpu_count() or 1
     if not options.workers and options.engine == "ray" and options.address:
         workers = None  # on a Ray cluster: one actor per CPU of the cluster (the engine asks Ray)
-    with ResultStore(options.out, model_name, labels, options.channels) as store:
+    digest = model_digest(bundle)
+    with ResultStore(options.out, model_name, labels, options.channels, digest) as store:
         statuses = store.statuses()
         todo = [j for j in jobs.jobs if _needs_run(statuses.get(j.key), options.retry_failed)]
         todo.sort(key=lambda j: -j.size)  # longest first: fewer stragglers at the end
@@ -151,9 +171,9 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             engine=options.engine,
             workers=workers or 0,
             model=model_name,
+            files_left_out=len(jobs.left_out),
+            left_out=[str(item) for item in jobs.left_out[:20]],
         )
-        if jobs.skipped:
-            log.info("left out %d file(s) that are not audio (libsndfile cannot open them)", len(jobs.skipped))
         if todo:
             sink = _Sink(store, summary, options, len(todo))
             try:
@@ -167,7 +187,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
                 raise
             sink.close()
         files, _ = store.compact(jobs.keys, jobs.extras)
-        status = files["status"].to_pylist()
+        status = files.filter(pc.is_null(files["channel"]))["status"].to_pylist()  # the whole files' rows
         summary.table_ok, summary.table_failed = status.count(OK), status.count(FAILED)
         summary.files_table = str(store.out / FILES_TABLE)
         summary.segments_table = str(store.out / SEGMENTS_TABLE)

@@ -2,7 +2,7 @@
 
 Layout of ``RESULTS/``::
 
-    run.json               model name and labels of the run (a resumed run must use the same)
+    run.json               model name, content digest and labels of the run (a resumed run must use the same)
     parts/<id>.files.parquet, parts/<id>.segments.parquet
                            results of one chunk of files, written as each chunk completes
     files.parquet          final per-file table      } written at the end of a run, compacted
@@ -18,20 +18,25 @@ size, mtime); when a key appears in several parts (a failed file retried), the l
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from ..errors import DataError
 from .worker import FAILED, FileResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILES_TABLE = "files.parquet"
 SEGMENTS_TABLE = "segments.parquet"
@@ -40,7 +45,8 @@ OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
 
 
 def files_schema(labels: tuple[str, ...]) -> pa.Schema:
-    """Per-file columns; ``share_<label>`` is the share of speech time per emotion."""
+    """Per-file columns; ``share_<label>`` is the share of speech time per emotion. ``channel`` is empty on the
+    row of the whole file and 0, 1, ... on the rows of its channels (``--channels split``)."""
     return pa.schema(
         [
             ("key", pa.string()),
@@ -48,6 +54,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("size", pa.int64()),
             ("mtime_ns", pa.int64()),
             ("status", pa.string()),
+            ("channel", pa.int32()),
             ("duration_s", pa.float64()),
             ("speech_s", pa.float64()),
             ("dominant_emotion", pa.string()),
@@ -85,18 +92,55 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
     file_rows: list[dict[str, Any]] = []
     segment_rows: list[dict[str, Any]] = []
     for r in results:
-        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments")}
+        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels")}
         row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
         row["n_segments"] = len(r.segments)
         file_rows.append(row)
+        for c in r.channels:  # --channels split: each party's summary after the whole call's
+            part = {**row, "channel": c.channel, "speech_s": c.speech_s, "dominant_emotion": c.dominant_emotion}
+            part.update(verdict=c.verdict, n_segments=sum(s.channel == c.channel for s in r.segments))
+            part.update({f"share_{label}": c.shares.get(label) for label in labels})
+            file_rows.append(part)
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
             seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
             segment_rows.append(seg)
-    files = pa.Table.from_pylist(file_rows, schema=files_schema(labels))
-    segments = pa.Table.from_pylist(segment_rows, schema=segments_schema(labels))
-    return files, segments
+    return _from_rows(file_rows, files_schema(labels)), _from_rows(segment_rows, segments_schema(labels))
+
+
+# pyarrow imports pandas (~0.5 s) to convert Python objects (pa.array, from_pylist, scalars), for group_by and
+# joins, and in pq.read_table; the helpers below build the same tables without it, so a batch run over a folder
+# never imports pandas (tests/test_lean_imports.py).
+
+
+def _from_rows(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)``, through Arrow's JSON reader."""
+    if not rows:
+        return _empty(schema)
+    data = "\n".join(json.dumps(row) for row in rows).encode()
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    return pa_json.read_json(io.BytesIO(data), parse_options=options).select(schema.names)
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches([], schema=schema)
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """``pa.array(values, pa.string())``, from its buffers."""
+    data = [v.encode() for v in values]
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in data])]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _int64s(values: np.ndarray) -> pa.Array:
+    """``pa.array(values, pa.int64())``, from its buffer."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(np.ascontiguousarray(values, np.int64))])
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return pq.ParquetFile(path).read(columns=columns)
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
@@ -111,10 +155,20 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
 class ResultStore:
     """The results folder of a run: committed parts, resume state and the final tables."""
 
-    def __init__(self, out: str | Path, model: str, labels: tuple[str, ...], channels: str = "mix") -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        model: str,
+        labels: tuple[str, ...],
+        channels: str = "mix",
+        model_digest: str | None = None,
+    ) -> None:
         self.out = Path(out)
         self.parts = self.out / "parts"
         self.model = model
+        self.model_digest = model_digest
+        """The bundle's content digest (:func:`~speech_emotion.batch.runner.model_digest`): two bundles with one
+        name (``train`` names bundles after their recipe) never share a results folder."""
         self.labels = tuple(labels)
         self.channels = channels
         self._stamp = f"{time.time_ns():020d}"
@@ -150,7 +204,8 @@ class ResultStore:
 
     def _check_run_info(self) -> None:
         info_path = self.out / "run.json"
-        info = {"model": self.model, "labels": list(self.labels), "channels": self.channels}
+        info = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
+        info["channels"] = self.channels
         if info_path.is_file():
             try:
                 old = json.loads(info_path.read_text())
@@ -161,13 +216,21 @@ class ResultStore:
                     f"{self.out}: holds results of model {old.get('model')!r}, not {self.model!r}; "
                     "use another --out folder (or delete this one) to analyse with a different model"
                 )
+            digest = old.get("model_sha256") if old else None
+            if digest and self.model_digest and digest != self.model_digest:
+                raise DataError(
+                    f"{self.out}: holds results of another bundle named {self.model!r} ({_short(digest)}, this one "
+                    f"is {_short(self.model_digest)}); use another --out folder to analyse with this bundle"
+                )
             if old and old.get("channels", "mix") != self.channels:
                 raise DataError(
                     f"{self.out}: holds results analysed with --channels {old.get('channels', 'mix')}, not "
                     f"{self.channels}; use another --out folder to analyse with different channels"
                 )
-            if old:
+            if old and (digest or not self.model_digest):
                 return
+            if old:  # a folder from before digests: it is this model's by name, from now on by content
+                info = {**old, "model_sha256": self.model_digest}
         tmp = info_path.with_name(".run.json.tmp")
         tmp.write_text(json.dumps(info, indent=1) + "\n")
         os.replace(tmp, info_path)
@@ -192,7 +255,7 @@ class ResultStore:
         """``key -> status`` of every file with a committed result (the latest result wins)."""
         out: dict[str, str] = {}
         for part in self._committed_ids():
-            table = pq.read_table(self.parts / f"{part}.files.parquet", columns=["key", "status"])
+            table = _read(self.parts / f"{part}.files.parquet", columns=["key", "status"])
             out.update(zip(table["key"].to_pylist(), table["status"].to_pylist()))
         return out
 
@@ -216,15 +279,16 @@ class ResultStore:
         completion. Manifest columns in ``extras`` (indexed by key) are appended to the files
         table; names that clash with result columns get an ``input_`` prefix.
         """
-        wanted = pa.array(sorted(set(keys)), pa.string())
+        wanted = _strings(sorted(set(keys)))
         files = self._latest_files(wanted)
         segments = self._segments_of(files)
         files = files.drop_columns(["_part", *OPERATIONAL_COLUMNS])
         if extras is not None and len(extras.columns):
             files = _join_extras(files, extras)
-        files = files.sort_by([("path", "ascending")])
+        files = files.sort_by([("path", "ascending"), ("channel", "ascending", "at_start")])
         segments = segments.sort_by([("path", "ascending"), ("start_s", "ascending"), ("channel", "ascending")])
-        meta = {b"speech_emotion": json.dumps({"model": self.model, "labels": list(self.labels)}).encode()}
+        meta = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
+        meta = {b"speech_emotion": json.dumps(meta).encode()}
         files = files.replace_schema_metadata(meta)
         segments = segments.replace_schema_metadata(meta)
         write_table_atomic(segments, self.out / SEGMENTS_TABLE)
@@ -234,28 +298,30 @@ class ResultStore:
     def _latest_files(self, wanted: pa.Array) -> pa.Table:
         tables = []
         for part in self._committed_ids():
-            t = pq.read_table(self.parts / f"{part}.files.parquet")
+            t = _read(self.parts / f"{part}.files.parquet")
             t = t.filter(pc.is_in(t["key"], value_set=wanted))
-            tables.append(t.append_column("_part", pa.array([part] * len(t), pa.string())))
+            tables.append(t.append_column("_part", _strings([part] * len(t))))
         schema = files_schema(self.labels).append(pa.field("_part", pa.string()))
         # parts written before a column existed (verdict) get it as nulls
-        table = pa.concat_tables(tables, promote_options="default") if tables else schema.empty_table()
-        table = table.append_column("_row", pa.array(range(len(table)), pa.int64()))
-        latest = table.group_by("key").aggregate([("_row", "max")])["_row_max"]
-        return table.take(latest).drop_columns(["_row"])
+        table = pa.concat_tables(tables, promote_options="default") if tables else _empty(schema)
+        keys, parts = table["key"].to_pylist(), table["_part"].to_pylist()
+        latest = dict(zip(keys, parts))  # the last part that holds each key wins
+        # all rows of the winning result (the whole file's and, with --channels split, its channels')
+        won = [row for row, (key, part) in enumerate(zip(keys, parts)) if latest[key] == part]
+        return table.take(_int64s(np.asarray(won, np.int64)))
 
     def _segments_of(self, files: pa.Table) -> pa.Table:
         """Segments of the winning result of each file (the part that holds it, and that key)."""
         tables = []
         for part in sorted(set(files["_part"].to_pylist())):
-            keys = files.filter(pc.equal(files["_part"], part))["key"]
-            t = pq.read_table(self.parts / f"{part}.segments.parquet")
+            keys = files.filter(pc.is_in(files["_part"], value_set=_strings([part])))["key"]
+            t = _read(self.parts / f"{part}.segments.parquet")
             tables.append(t.filter(pc.is_in(t["key"], value_set=keys)))
         # parts written before the channel column existed get it as nulls (the mix)
         return (
             pa.concat_tables(tables, promote_options="default")
             if tables
-            else segments_schema(self.labels).empty_table()
+            else _empty(segments_schema(self.labels))
         )
 
 
@@ -269,6 +335,11 @@ def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:
         right = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
     right = right.set_column(right.schema.get_field_index("key"), "key", right["key"].cast(pa.string()))
     return files.join(right, keys="key", join_type="left outer")
+
+
+def _short(digest: str) -> str:
+    """``sha256:0123456789ab``: enough of a digest to tell two bundles apart in a message."""
+    return digest[: len("sha256:") + 12]
 
 
 def failed_result(job: Any, error: str) -> FileResult:

@@ -44,6 +44,17 @@ class SegmentResult:
 
 
 @dataclass
+class ChannelSummary:
+    """The summary of one channel of a file analysed with ``--channels split`` (0: the first)."""
+
+    channel: int
+    speech_s: float
+    dominant_emotion: str | None
+    verdict: str
+    shares: dict[str, float]
+
+
+@dataclass
 class FileResult:
     """Everything a batch run records about one file."""
 
@@ -60,6 +71,8 @@ class FileResult:
     shares: dict[str, float] = field(default_factory=dict)
     """Share of speech time per emotion (sums to 1 when there is speech)."""
     segments: list[SegmentResult] = field(default_factory=list)
+    channels: list[ChannelSummary] = field(default_factory=list)
+    """With ``--channels split``: each channel's summary (the file's own fields summarise the whole call)."""
     error: str | None = None
     notes: str | None = None
     """Problems that did not stop the analysis (a truncated file)."""
@@ -79,6 +92,7 @@ class FileResult:
     def from_dict(cls, data: dict[str, Any]) -> FileResult:
         data = dict(data)
         data["segments"] = [SegmentResult(**s) for s in data.get("segments") or []]
+        data["channels"] = [ChannelSummary(**c) for c in data.get("channels") or []]
         return cls(**data)
 
 
@@ -88,12 +102,9 @@ def load_worker_recognizer(model: str | Path | None) -> Recognizer:
     It is warmed up on a short tone, so one-off setup (JIT compilation, caches) is paid at
     start-up rather than counted in the first file's time.
     """
-    import numpy as np
-
     limit_native_threads()
     recognizer = Recognizer.load(model, threads=1)
-    t = np.arange(recognizer.sample_rate) / recognizer.sample_rate
-    recognizer.predict((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), recognizer.sample_rate)
+    recognizer.warmup()
     return recognizer
 
 
@@ -134,6 +145,7 @@ def _fail(result: FileResult, error: str) -> None:
     result.verdict = None
     result.shares = {}
     result.segments = []
+    result.channels = []
 
 
 def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str = "mix") -> None:
@@ -143,6 +155,8 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     summary is that of all of them together (speech time summed over the channels)."""
     timelines = analyze_channels(path, recognizer, replace(ANALYZE_OPTIONS, channels=channels))
     timeline = timelines[0]
+    if channels == "split":
+        result.channels = [_channel_summary(t) for t in timelines]
     if len(timelines) > 1 or timeline.channel is not None:
         segments = sorted((s for t in timelines for s in t.segments), key=lambda s: (s.start, s.channel))
         timeline = replace(timeline, segments=segments, windows=None, channel=None)
@@ -157,3 +171,9 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
         for s in timeline.segments
     ]
     result.notes = "; ".join(timeline.notes) or None
+
+
+def _channel_summary(timeline: Any) -> ChannelSummary:
+    summary = summarize(timeline)
+    shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
+    return ChannelSummary(timeline.channel, timeline.speech_s, summary["dominant"], summary["verdict"], shares)

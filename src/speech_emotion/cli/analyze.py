@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
     failures = 0
-    for path in args.files:
+    stems = unique_stems(args.files)
+    for i, path in enumerate(args.files):
         try:
             timelines = _analyze(path, recognizer, options, show_progress=not args.quiet)
         except SpeechEmotionError as exc:
@@ -51,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             continue
         warn(path, timelines[0].notes)
-        stem = path.stem if len({p.stem for p in args.files}) == len(args.files) else _unique_stem(path)
-        written = write_timeline(timelines, args.out, stem=stem, plot=not args.no_plot)
+        written = write_timeline(timelines, args.out, stem=stems[i], plot=not args.no_plot)
         if not any(t.segments for t in timelines):
             seconds = timelines[0].duration_s
             print(f"{path}: no speech detected ({seconds:.1f} s of silence or noise)", file=sys.stderr)
@@ -60,12 +60,30 @@ def run(args: argparse.Namespace) -> int:
             for timeline in timelines:
                 print_summary(timeline)
         for path_written in written.values():
-            print(f"wrote {path_written}")
+            print(f"wrote {path_written} (from {path})")
     return 1 if failures else 0
 
 
-def _unique_stem(path: Path) -> str:
-    return "_".join(part for part in path.with_suffix("").parts[-2:])
+def unique_stems(paths: list[Path]) -> list[str]:
+    """One report name per input, never the same twice: the file's stem (``x``); where stems clash, its name
+    (``x.wav``, ``x.mp3``); where names clash too, the folder and the name (``a_x.wav``); then a number."""
+    ways = [lambda p: p.name, lambda p: "_".join(p.resolve().parts[-2:])]
+    stems = [p.stem for p in paths]
+    for way in ways:
+        clash = {s for s in stems if stems.count(s) > 1}
+        if not clash:
+            break
+        stems = [way(p) if s in clash else s for p, s in zip(paths, stems)]
+    taken: set[str] = set()
+    unique = []
+    for s in stems:  # the same file twice, or a folder name that clashes too
+        candidate, n = s, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{s}-{n}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def _analyze(path: Path, recognizer: Recognizer, options: AnalyzeOptions, show_progress: bool) -> list[Timeline]:

@@ -95,6 +95,11 @@ def print_summary(s: BatchSummary) -> None:
         else "",
         f"tables: {s.files_table} ({s.table_ok} ok, {s.table_failed} failed), {s.segments_table}",
     ]
+    if s.files_left_out:
+        lines.append(f"left out: {plural(s.files_left_out, 'file or folder', 'files or folders')} (not analysed):")
+        lines += [f"  {item}" for item in s.left_out[:5]]
+        if s.files_left_out > 5:
+            lines.append(f"  ... {s.files_left_out - 5} more")
     for error in s.failures[:5]:
         lines.append(f"  failed: {error}")
     if len(s.failures) > 5 or s.files_failed > len(s.failures):

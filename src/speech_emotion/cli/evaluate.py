@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import plain
-from .arguments import folder, positive_int, seed
-from .train import add_data_option, add_recipe_option, load_data, recipe_options, require_torch
+from .arguments import folder, seed
+from .train import add_data_option, add_epochs_option, add_recipe_option, load_data, recipe_options, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--folds", type=Path, default=None, help="speaker/fold TSV (default: the first DATA's FOLDS.tsv)")
     p.add_argument("--out", type=folder, required=True, help="output folder (rerun to resume an interrupted run)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
+    add_epochs_option(p)
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
     p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
         conditions=conditions,
         live=args.live,
     )
+    spread = f" ± {doc['ua_std']:.3f}" if len(doc.get("folds", ())) > 1 else " (one split)"  # no spread of one
     print(
-        f"{args.recipe} {args.protocol}: UA {doc['ua']:.3f} ± {doc['ua_std']:.3f}, WA {doc['wa']:.3f}, "
+        f"{args.recipe} {args.protocol}: UA {doc['ua']:.3f}{spread}, WA {doc['wa']:.3f}, "
         f"macro-F1 {doc['macro_f1']:.3f}  ({args.out / 'metrics.json'})"
     )
     for name, scores in doc.get("conditions", {}).items():

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..streaming import Event, SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent

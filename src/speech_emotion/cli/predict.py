@@ -1,9 +1,12 @@
 """``speech-emotion predict FILE...``: emotion of whole recordings of any length, as a table or JSON lines.
 
 Each file is read in blocks and its speech found with the live engine's voice activity detection.
-A short recording (up to 10 s) is judged as one clip; a longer one by the speech-time-weighted
-emotion of all its speech segments. The answer says how many seconds of speech it rests on; a
-file without speech is reported as such (exit status 1).
+Each speech segment is classified once as a whole (one utterance: as one clip) and the answer is
+the speech-time-weighted mean of the segments' probabilities. The answer says how many seconds of speech it rests on; a
+file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
+object per file, with "status" ok, no_speech or failed. --channels split (a call with each party on its own
+channel) adds each channel's answer: rows "FILE (channel N)" after the whole call's, or "channels" in the JSON.
+Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import SpeechEmotionError
+from ..calls import predict_call
+from ..decode import open_blocks
+from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
-from ..recording import RecordingPrediction, predict_recording
-from . import plain, warn
+from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
+from . import add_channels_option, plain, warn
 from .arguments import positive_int
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
     p.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores)")
+    add_channels_option(p)
     p.set_defaults(func=run)
 
 
@@ -36,23 +48,83 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                pred = predict_recording(path, recognizer)
+                if args.channels == "split":
+                    call = predict_call(path, recognizer)
+                    pred, parts = call.whole, call.channels
+                else:
+                    pred, parts = _predict(path, recognizer, show_progress=not args.json and _on_terminal()), ()
+            except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
+                warn(path, exc.notes)
+                print(str(exc), file=sys.stderr)
+                if args.json:
+                    print(json.dumps(_no_speech(path, exc)), flush=True)
+                continue
             except SpeechEmotionError as exc:
                 failures += 1
                 print(f"error: {exc}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps(_failed(path, exc)), flush=True)
                 continue
             warn(path, pred.notes)
             if args.json:
-                print(json.dumps({"path": str(path), **pred.to_dict()}), flush=True)
+                channels = {"channels": [c.to_dict() for c in parts]} if parts else {}
+                print(json.dumps({"path": str(path), "status": "ok", **pred.to_dict(), **channels}), flush=True)
             else:
                 rows.append((str(path), pred))
+                rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]
     finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
         if rows:
             _print_table(rows, recognizer.labels)
     return 1 if failures else 0
 
 
-def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str, ...]) -> None:
+def _on_terminal() -> bool:
+    """Whether stderr is a terminal (progress is shown there only: never in a pipe, a log or with --json)."""
+    return sys.stderr.isatty()
+
+
+def _predict(path: Path, recognizer: Recognizer, show_progress: bool) -> RecordingPrediction:
+    """:func:`predict_recording` of ``path``, with a progress bar on stderr (seconds read of the file's length)
+    when ``show_progress``: a 3-hour file takes minutes."""
+    if not show_progress:
+        return predict_recording(path, recognizer)
+    from tqdm import tqdm
+
+    options = RecordingOptions()
+    blocks = open_blocks(path, options.block_s, options.max_duration_s)
+    total = round(blocks.duration_s, 1) or None
+    bar_format = "{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    bar = tqdm(
+        total=total, desc=path.name, leave=False, file=sys.stderr, bar_format=bar_format, mininterval=0, miniters=1
+    )
+    with bar:  # one refresh per block (10 s of audio): no need to throttle
+
+        def read() -> Iterator[np.ndarray]:
+            for block in blocks:
+                bar.update(len(block) / blocks.sample_rate)
+                yield block
+
+        return predict_blocks(read(), blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)
+
+
+def _no_speech(path: Path, exc: NoSpeechError) -> dict[str, Any]:
+    """The ``--json`` object of a file without speech: ``status`` and ``error`` are ``no_speech``."""
+    return {
+        "path": str(path),
+        "status": "no_speech",
+        "error": "no_speech",
+        "message": str(exc),
+        "duration_s": round(exc.duration_s, 3),
+        "notes": list(exc.notes),
+    }
+
+
+def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
+    """The ``--json`` object of a file that could not be used: ``status`` ``failed`` and the service's error code."""
+    return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
+
+
+def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -63,6 +135,9 @@ def _print_table(rows: list[tuple[str, RecordingPrediction]], labels: tuple[str,
     table.add_column("runner-up", no_wrap=True)
     table.add_column("speech", justify="right", no_wrap=True)
     for path, pred in rows:
+        if pred is None:  # a channel without speech (--channels split)
+            table.add_row(path, "no speech", "", "", "")
+            continue
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"

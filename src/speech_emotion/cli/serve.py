@@ -48,7 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="allow this browser origin (repeatable; default: same origin only)",
     )
     p.add_argument(
-        "--max-upload-mb", type=positive_number, default=d.max_upload_mb, help=f"default {d.max_upload_mb:g}"
+        "--max-upload-mb",
+        type=positive_number,
+        default=d.max_upload_mb,
+        help=f"largest upload in MiB (2^20 bytes; default {d.max_upload_mb:g})",
     )
     p.add_argument(
         "--max-duration",

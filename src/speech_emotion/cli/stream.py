@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import open_blocks
+from ..decode import open_blocks
 from ..recognizer import Recognizer
 from ..streaming import (
     MIN_HOP_S,

@@ -25,10 +25,58 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="checkpoints, to resume an interrupted run (default: OUT/../.train-NAME)",
     )
-    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's maximum epochs")
+    add_epochs_option(p)
     p.add_argument("--options", default=None, help='recipe options as JSON, e.g. \'{"train": {"lr": 0.002}}\'')
     p.add_argument("--seed", type=seed, default=0, help="seed of the data split and training (default 0)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train even on data too small to validate (under 2 emotions, under 3 speakers, or an emotion spoken "
+        "by under 3)",
+    )
     p.set_defaults(func=run)
+
+
+EPOCH_RECIPES = ("cnn-lstm",)
+"""Recipes trained in epochs; the whisper-base recipes fit a linear classifier in one step (``--epochs`` refused)."""
+
+MIN_EMOTIONS = 2
+MIN_SPEAKERS = 3
+"""Fewer speakers and validation cannot hold out whole speakers (:func:`~speech_emotion.training.splits.
+validation_split` then holds out clips of speakers it trains on, and its accuracy flatters the model)."""
+
+
+def add_epochs_option(p: argparse.ArgumentParser) -> None:
+    """``--epochs N`` of ``train`` and ``evaluate``."""
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"override the recipe's maximum epochs ({', '.join(EPOCH_RECIPES)}; the whisper-base recipes fit "
+        "their classifier in one step and have no epochs)",
+    )
+
+
+def data_problems(corpus: Any) -> list[str]:
+    """Why ``corpus`` (a corpus table) is too small to train and validate a classifier on: fewer than
+    :data:`MIN_EMOTIONS` emotions, fewer than :data:`MIN_SPEAKERS` speakers, or an emotion spoken by fewer than
+    :data:`MIN_SPEAKERS` (so that validation cannot hold one out; a ``<label>/`` folder counts each clip as a
+    speaker). One phrase each; empty when it is fine."""
+    problems = []
+    counts = corpus["emotion"].value_counts()
+    if len(counts) < MIN_EMOTIONS:
+        problems.append(f"{plural(len(counts), 'emotion')} ({', '.join(counts.index)}), a classifier needs 2 or more")
+    speakers = corpus["speaker"].nunique()
+    if speakers < MIN_SPEAKERS:
+        problems.append(
+            f"{plural(speakers, 'speaker')}, validation needs {MIN_SPEAKERS} or more to hold out speakers it does not "
+            "train on"
+        )
+    voices = corpus.groupby("emotion")["speaker"].nunique()
+    few = [f"{label} {voices[label]}" for label in counts.index if voices[label] < MIN_SPEAKERS]
+    if few:
+        problems.append(f"emotions spoken by under {MIN_SPEAKERS} speakers ({', '.join(few)})")
+    return problems
 
 
 RECIPE_NAMES = ("cnn-lstm", "whisper-base-general", "whisper-base-multicorpus", "whisper-base-probe")
@@ -82,6 +130,11 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise DataError("--options must be a JSON object")
     if args.epochs is not None:
+        if args.recipe not in EPOCH_RECIPES:
+            raise SpeechEmotionError(
+                f"--epochs: recipe {args.recipe} has no epochs (it fits a linear classifier in one step); "
+                f"--epochs applies to {', '.join(EPOCH_RECIPES)}"
+            )
         options["epochs"] = args.epochs
     return options
 
@@ -109,6 +162,14 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
     corpus = load_data(args.data)
+    problems = data_problems(corpus)
+    if problems and not args.force:
+        raise DataError(
+            f"{' '.join(map(str, args.data))}: too small to train and validate on: {'; '.join(problems)} "
+            "(--force trains anyway)"
+        )
+    for problem in problems:
+        print(f"warning: training anyway (--force) on data with {problem}", file=sys.stderr)
     train, val = validation_split(corpus, np.arange(len(corpus)), seed=args.seed)
     workdir = args.workdir or args.out.parent / f".train-{args.out.name}"
     print(
@@ -121,9 +182,10 @@ def run(args: argparse.Namespace) -> int:
     if history:
         best = min(history, key=lambda h: h["val_loss"])
         who = "first member: " if getattr(recipe, "ensemble", 1) > 1 else ""
+        caveat = " on data too small to trust it (see the warnings)" if problems else ""
         print(
             f"{who}{plural(len(history), 'epoch')}; lowest validation loss {best['val_loss']:.3f} "
-            f"at epoch {best['epoch']} (validation accuracy {best['val_acc']:.3f})"
+            f"at epoch {best['epoch']} (validation accuracy {best['val_acc']:.3f}{caveat})"
         )
     print(f"bundle written to {args.out}")
     return 0

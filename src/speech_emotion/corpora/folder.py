@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..decode import AUDIO_SUFFIXES
 from ..errors import DataError
 from ..labels import EMOTIONS
 
 log = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 ALIASES: dict[str, str] = {
     "anger": "angry",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE, AudioOptions, load_samples
+from ..conditioning import SAMPLE_RATE, SampleConditioner
 from ..errors import DataError
 from ..training.cache import default_cache_dir, file_digest
 from ..training.conditions import TEST_CONDITIONS, other_talkers
@@ -26,7 +26,7 @@ CONDITIONS_VERSION = 1
 def recording(path: str) -> np.ndarray:
     """A file as 16 kHz mono float32, without filtering, trimming or level changes (the product's own
     preprocessing runs later, on the degraded file)."""
-    return load_samples(path, AudioOptions(highpass_hz=None))
+    return SampleConditioner(highpass_hz=None).whole(path)
 
 
 def condition_corpus(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 from ..labels import EMOTIONS, emotion_index
 from ..recognizer import Recognizer
 from ..streaming import SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent

@@ -2,7 +2,7 @@
 
 A bundle's ``model.json`` names its features (``librosa`` frame features or ``whisper-logmel``) and their
 options; training and inference both build them with :func:`build_features`, so both compute the same input.
-Torch-free; librosa is imported only when features are computed.
+Torch-free; only the ``librosa`` features import librosa (when they are computed); ``whisper-logmel`` is numpy.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 
 FEATURE_VERSION = 1
 """Bump when the computation changes, so cached features are recomputed."""
@@ -20,9 +20,8 @@ FEATURE_VERSION = 1
 
 @dataclass(frozen=True)
 class FeatureOptions:
-    """Parameters of :func:`extract_features`."""
+    """Parameters of :func:`extract_features` (16 kHz audio: :data:`~speech_emotion.conditioning.SAMPLE_RATE`)."""
 
-    sample_rate: int = SAMPLE_RATE
     n_fft: int = 1024
     hop_length: int = 320
     """20 ms at 16 kHz."""
@@ -47,7 +46,7 @@ class FeatureOptions:
 
     def key(self) -> str:
         """Short stable hash of the options (and the feature code version)."""
-        blob = json.dumps({"v": FEATURE_VERSION, **asdict(self)}, sort_keys=True)
+        blob = json.dumps({"v": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **asdict(self)}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -55,7 +54,7 @@ def extract_features(samples: np.ndarray, options: FeatureOptions = FeatureOptio
     """Feature matrix ``(frames, options.n_features)``, float32, for preprocessed mono audio."""
     import librosa
 
-    sr = options.sample_rate
+    sr = SAMPLE_RATE
     stft = librosa.stft(samples, n_fft=options.n_fft, hop_length=options.hop_length)
     magnitude = np.abs(stft)
     power = magnitude**2

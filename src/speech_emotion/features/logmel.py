@@ -7,11 +7,11 @@ Same computation as OpenAI Whisper (400-point Hann STFT, hop 160, 80 Slaney mel 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from .. import dsp
+from ..conditioning import SAMPLE_RATE
 
 N_FFT = 400
 HOP = 160
@@ -22,24 +22,20 @@ class LogMelOptions:
     """Parameters of :func:`log_mel` (``n_mels``: 80 for whisper-base, 128 for large-v3)."""
 
     n_mels: int = 80
-    sample_rate: int = SAMPLE_RATE
     max_seconds: float | None = 30.0
     """Longer audio is cut to its first ``max_seconds`` (the encoder knows 1500 positions = 30 s)."""
 
 
-@lru_cache(maxsize=4)
-def mel_filters(n_mels: int = 80, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Slaney-normalised mel filter bank ``(n_mels, 201)``, as Whisper uses."""
-    import librosa
-
-    return librosa.filters.mel(sr=sample_rate, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+def mel_filters(n_mels: int = 80) -> np.ndarray:
+    """Slaney-normalised mel filter bank ``(n_mels, 201)`` at 16 kHz, as Whisper uses (numpy, cached, read-only)."""
+    return dsp.mel_filters(SAMPLE_RATE, N_FFT, n_mels)
 
 
 def log_mel(samples: np.ndarray, options: LogMelOptions = LogMelOptions()) -> np.ndarray:
     """Whisper log-mel ``(n_mels, len(samples) // 160)`` for 16 kHz mono audio (float32)."""
     x = np.asarray(samples, dtype=np.float32)
     if options.max_seconds is not None:
-        x = x[: int(options.max_seconds * options.sample_rate)]
+        x = x[: int(options.max_seconds * SAMPLE_RATE)]
     padded = np.pad(x, N_FFT // 2, mode="reflect") if x.size > N_FFT // 2 else np.pad(x, N_FFT // 2)
     n_frames = 1 + (padded.size - N_FFT) // HOP
     frames = np.lib.stride_tricks.as_strided(
@@ -47,7 +43,7 @@ def log_mel(samples: np.ndarray, options: LogMelOptions = LogMelOptions()) -> np
     )
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, like torch.hann_window
     power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    mel = mel_filters(options.n_mels, options.sample_rate) @ power[:-1].T.astype(np.float32)
+    mel = mel_filters(options.n_mels) @ power[:-1].T.astype(np.float32)
     logm = np.log10(np.maximum(mel, 1e-10))
     logm = np.maximum(logm, logm.max() - 8.0)
     return ((logm + 4.0) / 4.0).astype(np.float32)

@@ -29,11 +29,11 @@ def analyze_bytes(
     ``channels="split"`` a :func:`~speech_emotion.report.channels_document`, one timeline per channel).
 
     ``max_decoded_samples`` is the decode budget checked on the header (see
-    :func:`~speech_emotion.audio.open_blocks`). Raises :class:`~speech_emotion.recording.NoSpeechError` when no
+    :func:`~speech_emotion.decode.open_blocks`). Raises :class:`~speech_emotion.recording.NoSpeechError` when no
     channel holds speech, :class:`AudioError` when it cannot be used or is over a limit.
     """
     options = replace(options or AnalyzeOptions(), channels=channels)
     timelines = analyze_channels(data, recognizer, options, None, max_duration_s, max_decoded_samples, UPLOAD_NAME)
     if not any(t.segments for t in timelines):
-        raise NoSpeechError(UPLOAD_NAME, timelines[0].duration_s)
+        raise NoSpeechError(UPLOAD_NAME, timelines[0].duration_s, tuple(timelines[0].notes))
     return channels_document(timelines)

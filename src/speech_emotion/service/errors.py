@@ -11,8 +11,7 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import BaseModel
 
-from ..errors import AudioError
-from ..recording import NoSpeechError
+from ..errors import AudioError, error_code
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,38 +29,52 @@ class ErrorBody(BaseModel):
     """Stable machine-readable code, e.g. ``upload_too_large``."""
     message: str
     """One-line human-readable reason."""
+    notes: list[str] | None = None
+    """Only with ``no_speech``, when the recording has notes (a file that ended early)."""
 
 
 class ApiError(HTTPException):
     """An error answered as JSON with a code (an ``HTTPException``, so FastAPI never rewraps it)."""
 
-    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
+        self.notes = notes
 
 
-def error_body(code: str, message: str) -> dict[str, str]:
-    return {"error": code, "message": message}
+def error_body(code: str, message: str, notes: list[str] | None = None) -> dict[str, Any]:
+    return {"error": code, "message": message, **({"notes": notes} if notes else {})}
 
 
 UPLOAD_NAME = "upload"
 """Name given to uploaded audio in results and messages (the client's file name is never used)."""
 
 
+AUDIO_STATUS: dict[str, int] = {
+    "no_speech": 422,
+    "audio_too_long": 413,
+    "audio_too_large": 413,
+    "unsupported_audio": 415,
+    "empty_upload": 400,
+    "unusable_audio": 422,
+}
+"""HTTP status of each :func:`~speech_emotion.errors.error_code` of audio."""
+
+
 def audio_api_error(exc: AudioError, what: str = UPLOAD_NAME) -> ApiError:
-    """The HTTP error for audio the recognizer cannot use: ``"upload: REASON"``, never the client's file name."""
-    reason = exc.reason
-    if isinstance(exc, NoSpeechError):
-        return ApiError(422, "no_speech", f"{what}: {reason}")
-    if reason.startswith("too long"):
-        return ApiError(413, "audio_too_long", f"{what}: {reason}")
-    if reason.startswith("too large to decode"):
-        return ApiError(413, "audio_too_large", f"{what}: {reason}")
-    if reason.startswith(("cannot decode", "decoding failed", "unsupported")):
-        return ApiError(415, "unsupported_audio", f"{what}: {reason}")
-    if "empty" in reason:
-        return ApiError(400, "empty_upload", f"{what}: {reason}")
-    return ApiError(422, "unusable_audio", f"{what}: {reason}")
+    """The HTTP error for audio the recognizer cannot use: ``"upload: REASON"``, never the client's file name;
+    the code is :func:`~speech_emotion.errors.error_code`'s, as in ``predict --json``. Notes of the recording
+    (a file that ended early) travel with a no-speech answer as ``notes``."""
+    code = error_code(exc)
+    notes = list(getattr(exc, "notes", ()))
+    return ApiError(AUDIO_STATUS.get(code, 422), code, f"{what}: {exc.reason}", notes=notes or None)
 
 
 STATUS_CODES: dict[int, str] = {

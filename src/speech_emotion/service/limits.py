@@ -16,7 +16,7 @@ UPLOAD_PATHS = frozenset({"/v1/predict", "/v1/analyze"})
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"request body larger than the {limit / 1048576:.1f} MB limit")
+    return ApiError(413, "upload_too_large", f"request body larger than the {limit / 1048576:g} MiB limit")
 
 
 def read_timeout(seconds: float) -> ApiError:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import MAX_DECODED_SAMPLES
+from ..decode import MAX_DECODED_SAMPLES
 from ..errors import SpeechEmotionError
 
 
@@ -62,7 +62,7 @@ class ServiceOptions:
     max_uploads: int = 4
     """Uploads being processed or waiting at once; more get 503 with ``Retry-After``."""
     max_upload_mb: float = 20.0
-    """Largest accepted request body for uploads."""
+    """Largest accepted request body for uploads, in MiB (2^20 bytes; the name keeps the API's ``max_upload_mb``)."""
     max_duration_s: float = 600.0
     """Longest accepted uploaded recording."""
     max_decoded_samples: int = MAX_DECODED_SAMPLES

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketState
 
+from ..decode import MAX_SAMPLE_RATE as MAX_RATE
+from ..decode import MIN_SAMPLE_RATE as MIN_RATE
 from .options import ServiceOptions
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ CLOSE_CODES: dict[str, int] = {
     "forbidden_origin": 1008,
     "forbidden_host": 1008,
     "config_after_audio": 1008,
+    "config_repeated": 1008,
     "unsupported_format": 1003,
     "unknown_message": 1003,
     "malformed_frame": 1007,
@@ -46,7 +49,6 @@ CLOSE_CODES: dict[str, int] = {
 }
 """WebSocket close code sent after each error (RFC 6455 codes; 4xxx mirror HTTP 408/413)."""
 
-MIN_RATE, MAX_RATE = 8000, 192000
 FORMATS: dict[str, np.dtype] = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 
 
@@ -156,6 +158,7 @@ class StreamSession:
         self.hello = hello
         self.format = StreamFormat()
         self.received = 0
+        self.configured = False
         """Samples received, at the client's rate."""
         self.processed = 0
         self.dropped = 0
@@ -248,6 +251,9 @@ class StreamSession:
         if kind in ("config", "start"):
             if self.received:
                 raise StreamError("config_after_audio", "the config message must come before any audio")
+            if self.configured:
+                raise StreamError("config_repeated", "one config message per stream; this one is the second")
+            self.configured = True
             self.format = StreamFormat.from_message(message)
             live = message.get("live", False)
             if not isinstance(live, bool):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..conditioning import SAMPLE_RATE
 from .options import option
 
 

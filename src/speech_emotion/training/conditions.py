@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE, resample
+from ..conditioning import SAMPLE_RATE, resample
 
 
 def _rms(x: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..audio import AudioOptions, load_audio
+from ..conditioning import AudioOptions, prepare
 from ..features import FeatureOptions, extract_features
 from ..labels import emotion_index
 from .augment import AugmentOptions, augment
@@ -60,7 +60,7 @@ def item_key(digest: str, copy: int, options: DataOptions) -> str:
 
 def compute_item(path: str, digest: str, copy: int, options: DataOptions) -> np.ndarray:
     """Features of a clip, or of its augmented copy ``copy`` (augmentation seeded by the clip's content)."""
-    samples = load_audio(path, options.audio)
+    samples = prepare(path, options.audio)
     if copy > 0:
         samples = augment(samples, copy - 1, digest, options.augment)
     return extract_features(samples, options.features)

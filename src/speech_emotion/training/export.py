@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..audio import AudioOptions
 from ..bundle import make_bundle, write_bundle
+from ..conditioning import AudioOptions
 from ..features import FeatureOptions
 
 OPSET = 18

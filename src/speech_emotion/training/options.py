@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from ..conditioning import SAMPLE_RATE
 from ..errors import ModelError
 
 EXECUTION_ONLY = ("threads", "progress", "workers")
@@ -92,6 +93,13 @@ def options_from(cls: type, value: Any, where: str = "") -> Any:
         raise ModelError(f"option {where or cls.__name__}: expected a JSON object of options, got {value!r}")
     defaults = cls()
     known = {f.name for f in fields(cls)}
+    if "sample_rate" in value and "sample_rate" not in known:  # recorded before 16 kHz became a constant
+        if value["sample_rate"] != SAMPLE_RATE:
+            name = f"{where}.sample_rate" if where else "sample_rate"
+            raise ModelError(f"option {name!r}: must be {SAMPLE_RATE} (every model reads 16 kHz audio)")
+        value = {k: v for k, v in value.items() if k != "sample_rate"}
+    if "max_duration_s" in value and "max_duration_s" not in known:  # a deployment limit, recorded before it left
+        value = {k: v for k, v in value.items() if k != "max_duration_s"}  # the audio options: not the model's
     unknown = sorted(set(value) - known)
     if unknown:
         name = f"{where}.{unknown[0]}" if where else unknown[0]

@@ -1,22 +1,13 @@
 // speech-emotion web page: live microphone streaming over WS /v1/stream, and file analysis via /v1/analyze.
 // Plain JS, no dependencies: everything the page needs is served by the app itself.
 
-const COLORS = {
-  neutral: "#94a3b8",
-  calm: "#2bb5a0",
-  happy: "#f5b524",
-  sad: "#3b82f6",
-  angry: "#ef4444",
-  fearful: "#8b5cf6",
-  disgust: "#8d6e63",
-  surprised: "#f97316",
-};
 const FALLBACK = ["#64748b", "#0ea5e9", "#84cc16", "#e11d48"];
 const WINDOW_S = 30; // seconds shown by the live chart
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  labels: Object.keys(COLORS),
+  labels: [],
+  colors: {}, // label -> colour: the one palette of the plots (report.EMOTION_COLORS), from /healthz
   auth: false,
   token: null,
   ws: null,
@@ -30,7 +21,9 @@ const state = {
   limits: {},
 };
 
-const colorOf = (label, i = 0) => COLORS[label] || FALLBACK[i % FALLBACK.length];
+const colorOf = (label, i = 0) => state.colors[label] || FALLBACK[i % FALLBACK.length];
+const MIB = 1048576; // the upload limit, max_upload_mb, is in MiB (2^20 bytes): sizes are shown in the same unit
+const mib = (bytes) => `${(bytes / MIB).toFixed(1)} MiB`;
 const pct = (x) => `${Math.round(x * 100)}%`;
 const fmtTime = (s) => (s >= 60 ? `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}` : `${s.toFixed(1)} s`);
 
@@ -45,8 +38,18 @@ function readToken() {
   return sessionStorage.getItem("speech-emotion-token");
 }
 
+function tokenFromAddress() {
+  // also when the printed #token= link is opened in a tab already on the page (only the fragment changes)
+  const token = readToken();
+  if (token) {
+    state.token = token;
+    $("token-box").hidden = true;
+  }
+}
+
 async function init() {
   state.token = readToken();
+  window.addEventListener("hashchange", tokenFromAddress);
   buildBars();
   buildLegend();
   try {
@@ -54,8 +57,9 @@ async function init() {
     state.labels = health.labels;
     state.auth = health.auth;
     state.limits = health.limits;
+    state.colors = health.colors || {};
     $("model-chip").textContent = `model: ${health.model}`;
-    $("upload-limits").textContent = `up to ${health.limits.max_upload_mb} MB · ${Math.round(health.limits.max_duration_s / 60)} min`;
+    $("upload-limits").textContent = `up to ${health.limits.max_upload_mb} MiB · ${Math.round(health.limits.max_duration_s / 60)} min`;
     buildBars();
     buildLegend();
   } catch (e) {
@@ -444,8 +448,8 @@ let fileTimeline = null;
 /** The reason a file is over the service's upload limit (from /healthz), or null. */
 function tooLarge(f) {
   const limit = state.limits && state.limits.max_upload_mb;
-  if (!limit || f.size <= limit * 1048576) return null;
-  return `${f.name} is ${(f.size / 1048576).toFixed(1)} MB: the limit is ${limit} MB`;
+  if (!limit || f.size <= limit * MIB) return null;
+  return `${f.name} is ${mib(f.size)}: the limit is ${limit} MiB`;
 }
 
 function setupUpload() {
@@ -453,7 +457,7 @@ function setupUpload() {
   const drop = $("drop");
   const pick = () => {
     const f = input.files[0];
-    $("drop-text").textContent = f ? `${f.name} · ${(f.size / 1048576).toFixed(1)} MB` : "Drop an audio file here or choose one";
+    $("drop-text").textContent = f ? `${f.name} · ${mib(f.size)}` : "Drop an audio file here or choose one";
     const problem = f && tooLarge(f);
     showBanner(problem || "");
     $("analyse").disabled = !f || !!problem;
@@ -476,6 +480,7 @@ function setupUpload() {
     button.disabled = true;
     button.textContent = "Analysing…";
     showBanner("");
+    clearResult(); // the previous file's result never stands under this file's name
     try {
       const body = new FormData();
       body.append("file", f);
@@ -494,6 +499,14 @@ function setupUpload() {
   });
 }
 
+function clearResult() {
+  fileTimeline = null;
+  $("result").hidden = true;
+  $("stats").replaceChildren();
+  $("segment-table").querySelector("tbody").replaceChildren();
+  document.body.dataset.analysed = "0";
+}
+
 function showTimeline(tl) {
   $("result").hidden = false;
   const s = tl.summary;
@@ -501,7 +514,7 @@ function showTimeline(tl) {
     ["duration", fmtTime(tl.duration_s)],
     ["speech", `${fmtTime(s.speech_s)} (${pct(s.speech_share)})`],
     ["segments", String(s.segments)],
-    ["mostly", s.dominant || "no speech"],
+    ["verdict", s.verdict], // "mostly X", "mixed: X / Y" or "no speech", as the API and the CLI say
   ];
   const box = $("stats");
   box.replaceChildren();
@@ -511,7 +524,7 @@ function showTimeline(tl) {
     div.innerHTML = `<span class="stat-k"></span><span class="stat-v"></span>`;
     div.querySelector(".stat-k").textContent = k;
     div.querySelector(".stat-v").textContent = v;
-    if (k === "mostly" && s.dominant) {
+    if (k === "verdict" && s.top && s.top.length === 1) {
       div.querySelector(".stat-v").style.color = colorOf(s.dominant, tl.labels.indexOf(s.dominant));
       div.querySelector(".stat-v").classList.add("label");
     }

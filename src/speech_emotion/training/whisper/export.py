@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...audio import AudioOptions
 from ...bundle import make_bundle, write_bundle
+from ...conditioning import AudioOptions
 from ...features import LogMelOptions
 from ..export import trace_to_onnx
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...audio import AudioOptions
+from ...conditioning import AudioOptions
 from ...errors import ModelError
 from ...features.logmel import LogMelOptions
 from ...labels import emotion_index

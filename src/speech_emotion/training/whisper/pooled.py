@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...audio import SAMPLE_RATE, AudioOptions, load_audio, load_samples, normalize_loudness, prepare, resample
+from ...conditioning import SAMPLE_RATE, AudioOptions, SampleConditioner, normalize_loudness, prepare, resample
 from ...features.logmel import LogMelOptions, log_mel
 from .. import conditions
 from ..cache import ClipStore, FeatureCache
@@ -63,7 +63,7 @@ class PooledOptions:
                 "w": self.weights,
                 "l": self.layers,
                 "a": asdict(self.audio),
-                "m": asdict(self.logmel),
+                "m": {"sample_rate": SAMPLE_RATE, **asdict(self.logmel)},  # the key from before 16 kHz was fixed
                 "c": [self.crop_s, self.onset_crop_rate],
             },
             sort_keys=True,
@@ -99,8 +99,8 @@ def crop(samples: np.ndarray, rng: np.random.Generator, options: PooledOptions) 
 def variant_audio(path: str, digest: str, variant: Variant, options: PooledOptions) -> np.ndarray:
     """The preprocessed 16 kHz waveform the encoder hears for ``variant`` of the clip at ``path``."""
     name, other_paths = variant
-    samples = load_audio(path, options.audio)
-    others = [load_audio(p, options.audio) for p in other_paths]
+    samples = prepare(path, options.audio)
+    others = [prepare(p, options.audio) for p in other_paths]
     rng = np.random.default_rng(_seed(digest, name))
     if name == "clean":
         return samples
@@ -109,7 +109,7 @@ def variant_audio(path: str, digest: str, variant: Variant, options: PooledOptio
 
         return speed_noise(samples, int(name[2:]), digest, SpeedNoiseOptions())
     if name.startswith("waug"):
-        raw = load_samples(path, options.audio)
+        raw = SampleConditioner(options.audio.highpass_hz).whole(path)
         speed = float(rng.choice([0.9, 1.0, 1.1]))
         if speed != 1.0:
             raw = resample(raw, SAMPLE_RATE, round(SAMPLE_RATE / speed))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...audio import AudioOptions
+from ...conditioning import AudioOptions
 from ...errors import ModelError
 from ...features.logmel import LogMelOptions
 from ...labels import emotion_index
@@ -69,14 +69,14 @@ class ExportedProbe:
     def score_exported(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """Probabilities ``(len(rows), 8)`` of ``rows`` through the bundle exported as ``score_with`` says
         (``onnx``: float graph, ``onnx-int8``: as shipped) and :class:`~speech_emotion.recognizer.Recognizer`."""
-        from ...audio import load_audio
+        from ...conditioning import prepare
         from ...recognizer import Recognizer, softmax
 
         bundle = (self._workdir or Path(".")) / f"bundle-{self.score_with}"
         self.export(bundle, quantize="int8" if self.score_with == "onnx-int8" else "none")
         recognizer = Recognizer.load(bundle, threads=1)
         paths = corpus["path"].to_numpy()[np.asarray(rows, int)]
-        return np.stack([softmax(recognizer.logits(load_audio(p, recognizer.preprocessing))) for p in paths])
+        return np.stack([softmax(recognizer.logits(prepare(p, recognizer.preprocessing))) for p in paths])
 
     def classifier(self):  # noqa: ANN201 - torch module
         """The PyTorch model the bundle is exported from (log-mel in, logits out)."""

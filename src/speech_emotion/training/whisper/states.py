@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...audio import SAMPLE_RATE, AudioOptions, load_audio, resample
+from ...conditioning import SAMPLE_RATE, AudioOptions, prepare, resample
 from ...features import LogMelOptions, log_mel
 from ..augment import AugmentOptions, augment
 from ..cache import ClipStore, FeatureCache
@@ -68,7 +68,7 @@ class StateOptions:
                 "w": self.weights,
                 "l": self.layers,
                 "a": asdict(self.audio),
-                "m": asdict(self.logmel),
+                "m": {"sample_rate": SAMPLE_RATE, **asdict(self.logmel)},  # the key from before 16 kHz was fixed
             },
             sort_keys=True,
         )
@@ -99,7 +99,7 @@ def _compute(job: tuple[str, str, int, StateOptions]) -> np.ndarray:
     cache = FeatureCache(options.cache_dir, options.cache_key())
 
     def run() -> np.ndarray:
-        samples = load_audio(path, options.audio)
+        samples = prepare(path, options.audio)
         if copy > 0 and options.augmentation == "speed-noise":
             samples = speed_noise(samples, copy, digest, options.speed_noise)
         elif copy > 0:

@@ -1,0 +1,85 @@
+"""Two-party calls: the emotion of each channel of a recording beside that of the whole call.
+
+A call recorded with each party on its own channel gets, through ``predict --channels split`` and
+``POST /v1/predict?channels=split``, the whole-call answer of :func:`~speech_emotion.recording.predict_blocks`
+(a safe mix of the channels: the answer without ``split``) and the same answer for each channel alone, the way
+``analyze --channels split`` gives a timeline per channel. The recording is read block by block (memory flat), one
+pass per answer; a channel without speech (a party who only listened) is answered ``no_speech``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .decode import open_blocks
+from .recognizer import Recognizer
+from .recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks
+
+
+@dataclass(frozen=True)
+class ChannelAnswer:
+    """The answer for one channel (0: the first): a prediction, or no speech."""
+
+    channel: int
+    prediction: RecordingPrediction | None
+    """``None`` when the channel holds no speech (:attr:`no_speech` says how long it was)."""
+    no_speech: NoSpeechError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.prediction is not None:
+            return {"channel": self.channel, "status": "ok", **self.prediction.to_dict()}
+        assert self.no_speech is not None
+        return {
+            "channel": self.channel,
+            "status": "no_speech",
+            "error": "no_speech",
+            "message": str(self.no_speech),
+            "duration_s": round(self.no_speech.duration_s, 3),
+            "notes": list(self.no_speech.notes),
+        }
+
+
+@dataclass(frozen=True)
+class CallPrediction:
+    """The whole call's prediction and one :class:`ChannelAnswer` per channel."""
+
+    whole: RecordingPrediction
+    channels: tuple[ChannelAnswer, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole call's :meth:`RecordingPrediction.to_dict` with ``channels``: each channel's, in order."""
+        return {**self.whole.to_dict(), "channels": [c.to_dict() for c in self.channels]}
+
+
+def predict_call(
+    source: str | Path | bytes,
+    recognizer: Recognizer,
+    options: RecordingOptions | None = None,
+    max_decoded_samples: int | None = None,
+    name: str | None = None,
+) -> CallPrediction:
+    """The emotion of the whole recording ``source`` (a path or bytes, read once per answer) and of each channel.
+
+    ``max_decoded_samples`` and ``name`` are :func:`~speech_emotion.decode.open_blocks`'s. Raises
+    :class:`NoSpeechError` when no channel holds speech, :class:`~speech_emotion.errors.AudioError` when the
+    recording cannot be read or is over a limit.
+    """
+    options = options or RecordingOptions()
+
+    def opened() -> Any:
+        return open_blocks(source, options.block_s, options.max_duration_s, max_decoded_samples, name)
+
+    blocks = opened()
+    whole = predict_blocks(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)
+    answers = []
+    for channel in range(blocks.channels):
+        again = opened()
+        one = (block[:, channel] for block in again)
+        try:
+            pred = predict_blocks(one, again.sample_rate, recognizer, options, again.name, again.duration_s)
+            answers.append(ChannelAnswer(channel, pred))
+        except NoSpeechError as exc:
+            answers.append(ChannelAnswer(channel, None, exc))
+    return CallPrediction(whole, tuple(answers))

@@ -1,0 +1,52 @@
+"""``WS /v1/stream``: the live stream's door (origin, token and slot checks), handing over to
+:class:`~speech_emotion.service.stream.StreamSession` (docs/service.md gives the protocol)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
+from .context import ServiceContext
+from .hosts import origin_host_allowed
+from .stream import StreamSession, refuse
+
+router = APIRouter()
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    """Live stream: binary audio frames in, ``update``/``segment`` events out (docs/service.md)."""
+    ctx: ServiceContext = websocket.app.state.context
+    options, slots, rec = ctx.options, ctx.slots, ctx.recognizer
+    offered = list(websocket.scope.get("subprotocols", []))
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    host = websocket.headers.get("host")
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, host, options.cors_origins) or (
+        # without a token, a browser origin must itself be a served host (DNS-rebinding guard)
+        options.token is None
+        and origin is not None
+        and origin not in options.cors_origins
+        and not origin_host_allowed(origin, options.allowed_hosts)
+    ):
+        await refuse(websocket, "forbidden_origin", "this origin may not open streams", subprotocol)
+        return
+    token = presented_token(websocket.headers, websocket.query_params, offered)
+    if not token_ok(options.token, token):
+        await refuse(websocket, "unauthorized", "missing or wrong API token", subprotocol)
+        return
+    if not slots.acquire():
+        await refuse(websocket, "too_many_streams", f"all {slots.limit} stream slots are busy", subprotocol)
+        return
+    try:
+        await websocket.accept(subprotocol=subprotocol)
+        hello = {
+            "model": rec.name,
+            "labels": list(rec.labels),
+            "sample_rate": 16000,
+            "format": "pcm16",
+            "limits": options.limits("idle_timeout_s", "max_stream_s", "max_frame_bytes"),
+        }
+        await StreamSession(websocket, ctx.make_engine(), options, ctx.stream_pool, hello).run()
+    finally:
+        slots.release()

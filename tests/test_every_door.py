@@ -1,0 +1,354 @@
+"""Issue 21, items 4-6 and 9: every door complete and consistent. ``predict --json`` prints one object per file
+(no speech and bad files included), no speech has one exit-status rule across commands, notes are kept on every
+path, ``analyze`` report names cannot collide, a batch folder knows its model by content, two-party calls are split
+in every door, and very quiet recordings get a low-level note. All audio is generated here."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from speech_emotion.cli import main as cli_main
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.service.app import create_app
+from speech_emotion.service.options import ServiceOptions
+from synth import silence, vowel
+
+ENDED_EARLY = "file ended early: 1.5 s of the announced 3.0 s were read"
+
+
+def wav(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def cut_in_half(data: bytes) -> bytes:
+    """The 44-byte header (announcing the whole length) and the first half of the samples."""
+    return data[: 44 + (len(data) - 44) // 2]
+
+
+def talk() -> np.ndarray:
+    return np.concatenate([silence(0.3), vowel(2.0, seed=1), silence(0.3)])
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bundle: Path) -> Recognizer:
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(tiny: Recognizer) -> TestClient:
+    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# -- item 4: machine use of predict ------------------------------------------------------------------------------
+
+
+def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unreadable(
+    tiny_bundle, tmp_path, capsys
+):
+    speech, quiet, broken = tmp_path / "speech.wav", tmp_path / "quiet.wav", tmp_path / "broken.wav"
+    speech.write_bytes(wav(talk()))
+    quiet.write_bytes(wav(silence(2.0)))
+    broken.write_bytes(b"RIFF not really a wave file at all")
+    missing = tmp_path / "missing.wav"
+    files = [str(p) for p in (speech, quiet, broken, missing)]
+    code = cli_main.main(["predict", "--json", "--model", str(tiny_bundle), *files])
+    out = json_lines(capsys.readouterr().out)
+    assert [o["path"] for o in out] == [str(speech), str(quiet), str(broken), str(missing)]
+    assert [o["status"] for o in out] == ["ok", "no_speech", "failed", "failed"]
+    assert out[0]["label"] in tiny_bundle_labels(tiny_bundle)
+    assert out[1]["error"] == "no_speech" and "no speech detected (2.0 s" in out[1]["message"]
+    assert out[1]["duration_s"] == 2.0 and out[1]["notes"] == []
+    assert out[2]["error"] == "unsupported_audio" and str(broken) in out[2]["message"]
+    assert out[3]["error"] == "unusable_audio" and "missing.wav" in out[3]["message"]
+    assert code == 1  # two files could not be read
+
+
+def tiny_bundle_labels(bundle: Path) -> list[str]:
+    return json.loads((bundle / "model.json").read_text())["labels"]
+
+
+def test_predict_json_error_codes_are_the_services(tiny_bundle, client, tmp_path, capsys):
+    broken = b"RIFF not really a wave file at all"
+    (tmp_path / "b.wav").write_bytes(broken)
+    cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(tmp_path / "b.wav")])
+    cli = json_lines(capsys.readouterr().out)[0]["error"]
+    service = client.post("/v1/predict", files={"file": ("b.wav", broken, "audio/wav")}).json()["error"]
+    assert cli == service == "unsupported_audio"
+
+
+def test_no_speech_is_exit_status_0_in_predict_stream_and_analyze_and_ok_in_batch(tiny_bundle, tmp_path, capsys):
+    quiet = tmp_path / "quiet.wav"
+    quiet.write_bytes(wav(silence(2.0)))
+    model = ["--model", str(tiny_bundle)]
+    codes = {
+        "predict": cli_main.main(["predict", *model, str(quiet)]),
+        "predict --json": cli_main.main(["predict", "--json", *model, str(quiet)]),
+        "stream": cli_main.main(["stream", *model, str(quiet)]),
+        "analyze": cli_main.main(["analyze", *model, "--quiet", "--no-plot", "-o", str(tmp_path / "rep"), str(quiet)]),
+        "batch": cli_main.main(["batch", str(quiet), "--out", str(tmp_path / "b"), *model, "--workers", "1", "--json"]),
+    }
+    assert codes == dict.fromkeys(codes, 0)
+    err = capsys.readouterr().err
+    assert err.count("no speech detected (2.0 s of silence or noise)") == 4  # predict twice, stream, analyze
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(tmp_path / "b" / "files.parquet").to_pylist()[0]
+    assert (row["status"], row["verdict"]) == ("ok", "no speech")
+
+
+def test_readme_states_the_one_exit_status_rule():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "no speech is an answer, not an error" in readme.lower()
+
+
+def test_truncated_file_without_speech_keeps_its_note_in_predict_and_the_service(tiny_bundle, client, tmp_path, capsys):
+    data = cut_in_half(wav(silence(3.0)))
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data)
+    assert cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(path)]) == 0
+    captured = capsys.readouterr()
+    assert json_lines(captured.out)[0]["notes"] == [ENDED_EARLY]
+    assert f"warning: {path}: {ENDED_EARLY}" in captured.err
+    for route in ("/v1/predict", "/v1/analyze"):
+        body = client.post(route, files={"file": ("cut.wav", data, "audio/wav")}).json()
+        assert body["error"] == "no_speech" and body["notes"] == [ENDED_EARLY], route
+
+
+# -- item 5: lost or mixed results --------------------------------------------------------------------------------
+
+
+def test_analyze_of_two_files_with_one_stem_writes_both_reports_and_says_which_is_which(tiny_bundle, tmp_path, capsys):
+    folder, other = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    other.mkdir()
+    first, second, third = folder / "x.wav", folder / "x.flac", other / "x.wav"
+    first.write_bytes(wav(talk()))
+    sf.write(second, silence(2.0), 16000)
+    third.write_bytes(wav(talk()))
+    out = tmp_path / "rep"
+    args = ["analyze", "--model", str(tiny_bundle), "--quiet", "--no-plot", "-o", str(out)]
+    assert cli_main.main([*args, str(first), str(second), str(third), str(third)]) == 0
+    printed = capsys.readouterr().out
+    reports = sorted(p.name for p in out.glob("*.timeline.json"))
+    assert len(reports) == 4, reports
+    sources = {json.loads((out / r).read_text())["source"] for r in reports}
+    assert sources == {str(first), str(second), str(third)}
+    for path in (first, second, third):
+        assert f"(from {path})" in printed
+    assert f"rep/x.flac.timeline.json (from {second})" in printed
+
+
+def test_batch_resumed_with_another_bundle_of_the_same_name_is_refused_in_one_line(tmp_path, capsys):
+    from tiny_model import write_tiny_bundle
+
+    first, second = write_tiny_bundle(tmp_path / "m1", seed=0), write_tiny_bundle(tmp_path / "m2", seed=1)
+    assert json.loads((first / "model.json").read_text())["name"] == json.loads((second / "model.json").read_text())[
+        "name"
+    ]
+    clip = tmp_path / "in" / "a.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(wav(talk()))
+    out = tmp_path / "results"
+    run = ["batch", str(clip.parent), "--out", str(out), "--workers", "1", "--no-progress", "--model"]
+    assert cli_main.main([*run, str(first)]) == 0
+    capsys.readouterr()
+    clip.with_name("b.wav").write_bytes(wav(talk()))
+    assert cli_main.main([*run, str(second)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another bundle named 'tiny-test'" in err and "another --out folder" in err
+    assert cli_main.main([*run, str(first)]) == 0  # the same bundle (by content) resumes
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["model_sha256"].startswith("sha256:") and len(run_info["model_sha256"]) == 7 + 64
+
+
+# -- item 6: two-party calls --------------------------------------------------------------------------------------
+
+
+def two_party_call() -> np.ndarray:
+    """``(frames, 2)``: party 0 speaks in the first half, party 1 (another voice) in the second."""
+    out = np.zeros((16000 * 6, 2), dtype=np.float32)
+    out[4000 : 4000 + 32000, 0] = vowel(2.0, f0=120.0, seed=1)
+    out[52000 : 52000 + 32000, 1] = vowel(2.0, f0=230.0, seed=2)
+    return out
+
+
+def test_predict_split_gives_each_channel_and_the_whole_call(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "call.wav"
+    sf.write(path, two_party_call(), 16000)
+    lonely = tmp_path / "lonely.wav"
+    sf.write(lonely, np.stack([vowel(2.0, seed=3), np.zeros(32000, np.float32)], axis=1), 16000)
+    model = ["--model", str(tiny_bundle)]
+    assert cli_main.main(["predict", "--json", "--channels", "split", *model, str(path), str(lonely)]) == 0
+    call, one = json_lines(capsys.readouterr().out)
+    assert [c["channel"] for c in call["channels"]] == [0, 1]
+    assert [c["status"] for c in call["channels"]] == ["ok", "ok"]
+    assert all(1.5 < c["speech_s"] < 2.5 for c in call["channels"])
+    assert 3.0 < call["speech_s"] < 5.0  # the whole call: both parties
+    assert [c["status"] for c in one["channels"]] == ["ok", "no_speech"]
+    assert cli_main.main(["predict", *model, str(path)]) == 0  # without split: no per-channel answers
+    assert "channel" not in capsys.readouterr().out
+    assert cli_main.main(["predict", "--channels", "split", *model, str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "(channel 0)" in table and "(channel 1)" in table
+
+
+def test_service_predict_split_is_answered_per_channel_never_ignored(client):
+    buf = io.BytesIO()
+    sf.write(buf, two_party_call(), 16000, format="WAV")
+    files = {"file": ("call.wav", buf.getvalue(), "audio/wav")}
+    split = client.post("/v1/predict?channels=split", files=files)
+    assert split.status_code == 200
+    body = split.json()
+    assert [c["channel"] for c in body["channels"]] == [0, 1] and body["label"]
+    mixed = client.post("/v1/predict", files=files).json()
+    assert mixed.get("channels") is None
+    assert {k: body[k] for k in ("label", "probabilities", "speech_s")} == {
+        k: mixed[k] for k in ("label", "probabilities", "speech_s")
+    }
+    assert client.post("/v1/predict?channels=both", files=files).status_code == 422
+
+
+def test_batch_split_writes_a_row_per_channel_after_the_whole_call(tiny_bundle, tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "call.wav", two_party_call(), 16000)
+    sf.write(folder / "mono.wav", talk(), 16000)
+    out = tmp_path / "results"
+    argv = ["batch", str(folder), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1", "--no-progress"]
+    assert cli_main.main([*argv, "--channels", "split"]) == 0
+    files = pd.read_parquet(out / "files.parquet")
+    call = files[files.path == str(folder / "call.wav")]
+    assert call["channel"].tolist()[0] is None or pd.isna(call["channel"].tolist()[0])
+    assert call["channel"].tolist()[1:] == [0, 1]
+    whole, first, second = call.to_dict("records")
+    assert whole["n_segments"] == first["n_segments"] + second["n_segments"] == 2
+    assert abs(whole["speech_s"] - first["speech_s"] - second["speech_s"]) < 1e-6
+    assert first["verdict"].startswith("mostly") and second["verdict"].startswith("mostly")
+    assert len(files[files.path == str(folder / "mono.wav")]) == 2  # the file and its one channel
+    assert cli_main.main([*argv, "--channels", "split"]) == 0  # resumed: the same rows, none lost or doubled
+    assert pd.read_parquet(out / "files.parquet").equals(files)
+
+
+# -- item 7: the page keeps no palette of its own -------------------------------------------------------------------
+
+
+def test_healthz_serves_the_one_palette_and_the_page_keeps_no_copy(client, tiny):
+    from speech_emotion.report import EMOTION_COLORS
+
+    colours = client.get("/healthz").json()["colors"]
+    assert colours == {label: EMOTION_COLORS[label] for label in tiny.labels}
+    page = (Path(__file__).resolve().parents[1] / "src" / "speech_emotion" / "service" / "web" / "app.js").read_text()
+    assert not any(colour.lower() in page.lower() for colour in EMOTION_COLORS.values())
+    assert "health.colors" in page
+
+
+def test_create_app_is_a_short_assembly_of_routers_with_every_route(client):
+    import inspect
+
+    from speech_emotion.service import app
+
+    assert len(inspect.getsource(app.create_app).splitlines()) < 80
+    assert {"/healthz", "/v1/predict", "/v1/analyze"} <= set(client.app.openapi()["paths"])
+    for path in ("/", "/docs", "/static/app.js", "/healthz"):
+        assert client.get(path).status_code == 200, path
+    with client.websocket_connect("/v1/stream") as ws:
+        assert ws.receive_json()["type"] == "ready"
+
+
+# -- item 9: smaller ----------------------------------------------------------------------------------------------
+
+
+def test_a_very_quiet_recording_gets_a_low_level_note_in_every_door(tiny_bundle, client, tmp_path, capsys):
+    samples = talk() / np.abs(talk()).max() * 10 ** (-63 / 20)  # peak -63 dBFS (the issue had speech at -76)
+    path = tmp_path / "quiet.flac"
+    sf.write(path, samples, 16000, subtype="PCM_24")
+    note = "very low level: peak -63 dBFS (below -60 dBFS)"
+    model = ["--model", str(tiny_bundle)]
+    cli_main.main(["predict", "--json", *model, str(path)])
+    captured = capsys.readouterr()
+    assert any(note in n for n in json_lines(captured.out)[0]["notes"]), captured.out
+    assert f"warning: {path}: {note}" in captured.err
+    cli_main.main(["analyze", *model, "--quiet", "--no-plot", "-o", str(tmp_path / "rep"), str(path)])
+    assert f"warning: {path}: {note}" in capsys.readouterr().err
+    assert any(note in n for n in json.loads((tmp_path / "rep" / "quiet.timeline.json").read_text())["notes"])
+    cli_main.main(["stream", *model, str(path)])
+    assert f"warning: {path}: {note}" in capsys.readouterr().err
+    cli_main.main(["batch", str(path), "--out", str(tmp_path / "b"), *model, "--workers", "1", "--no-progress"])
+    import pyarrow.parquet as pq
+
+    assert note in pq.read_table(tmp_path / "b" / "files.parquet").to_pylist()[0]["notes"]
+    data = path.read_bytes()
+    for route in ("/v1/predict", "/v1/analyze"):
+        body = client.post(route, files={"file": ("q.flac", data, "audio/flac")}).json()
+        assert any(note in n for n in body["notes"]), (route, body)
+
+
+def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "normal.wav"
+    path.write_bytes(wav(talk() * 10 ** (-50 / 20) / 0.3))  # peak -50 dBFS: quiet but fine
+    cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(path)])
+    assert json_lines(capsys.readouterr().out)[0]["notes"] == []
+
+
+def test_the_upload_limit_is_named_in_mib_everywhere(client):
+    from speech_emotion.service.limits import too_large
+
+    assert "20 MiB limit" in too_large(20 * 1048576).detail
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "docs" / "service.md").read_text()
+    assert "20 MiB" in table and "| 20 MB |" not in table
+    page = (root / "src" / "speech_emotion" / "service" / "web" / "app.js").read_text()
+    assert " MB" not in page and "MiB" in page
+
+
+def test_predict_shows_progress_on_a_terminal_only(tiny_bundle, tmp_path, capsys, monkeypatch):
+    import speech_emotion.cli.predict as predict_cli
+
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav(np.concatenate([talk()] * 6)))  # 15.6 s: read in two blocks
+    model = ["--model", str(tiny_bundle)]
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: True)
+    assert cli_main.main(["predict", *model, str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "long.wav: 100% 16/16 s" in err, err
+    assert cli_main.main(["predict", "--json", *model, str(path)]) == 0  # machine output: no bar
+    assert "%" not in capsys.readouterr().err
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: False)  # a pipe or a log
+    assert cli_main.main(["predict", *model, str(path)]) == 0
+    assert "%" not in capsys.readouterr().err
+
+
+def test_a_second_websocket_config_is_refused_as_the_docs_say(client):
+    from test_service_stream import expect_error, read_until_closed
+
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "config", "sample_rate": 16000}))
+        assert ws.receive_json()["type"] == "config"
+        ws.send_text(json.dumps({"type": "config", "sample_rate": 48000}))
+        messages, code = read_until_closed(ws)
+    expect_error(messages, code, 1008, "config_repeated")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text()
+    assert "send one JSON config message" in docs and "`config_repeated`" in docs
+
+
+def test_the_level_note_starts_below_60_dbfs_and_skips_digital_silence():
+    from speech_emotion.levels import low_level_note
+
+    assert "peak -76 dBFS" in low_level_note(10 ** (-76 / 20))
+    assert low_level_note(10 ** (-59 / 20)) is None and low_level_note(0.0) is None
