@@ -1,8 +1,8 @@
 """The README's library example, runnable: ``python examples/library.py RECORDING [--model NAME]``.
 
-Prints the emotion of the whole recording, then feeds the same file to the live engine in 100 ms
-chunks at the file's own sample rate (any rate works: the engine resamples) and prints its events,
-including the last utterance, which only ``flush()`` closes. A test runs this file.
+Prints the emotion of the whole recording (what ``speech-emotion predict`` answers), then feeds the same file to the
+engine in 100 ms chunks at the file's own sample rate (any rate works: the engine resamples) and prints its events,
+including the last utterance, which the end of the stream closes. A test runs this file.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import sys
 
 import soundfile as sf
 
-from speech_emotion import Recognizer
+from speech_emotion import NoSpeechError, Recognizer, StreamEnd, StreamingRecognizer, predict_recording
 from speech_emotion.errors import SpeechEmotionError
-from speech_emotion.recording import NoSpeechError, predict_recording
-from speech_emotion.streaming import StreamingRecognizer
 
 
 def main() -> None:
@@ -39,13 +37,12 @@ def run(path: str, model: str | None = None) -> None:
     except NoSpeechError as exc:  # silence, hum or noise only: nothing to judge
         print(exc)  # e.g. "call.wav: no speech detected (3.0 s of silence or noise)"
 
-    stream = StreamingRecognizer(r)
-    with sf.SoundFile(path) as f:
-        for chunk in f.blocks(blocksize=f.samplerate // 10, dtype="float32"):  # 100 ms chunks
-            for event in stream.feed(chunk, f.samplerate):  # the chunk's own rate: any rate works
+    engine = StreamingRecognizer(r, source=path)  # the engine every door runs
+    with sf.SoundFile(path) as f:  # 100 ms chunks at the file's own rate (any rate works):
+        chunks = ((chunk, f.samplerate) for chunk in f.blocks(blocksize=f.samplerate // 10, dtype="float32"))
+        for event in engine.events(chunks):  # events as the audio goes by; the stream's end closes the last one
+            if not isinstance(event, StreamEnd):  # the last item: duration, speech_s, notes
                 print(event.to_dict())  # "update" and "segment" events
-    for event in stream.flush():  # end of stream: closes the last utterance
-        print(event.to_dict())
     # README:END
 
 

@@ -52,3 +52,33 @@ def feed_in_chunks(engine, samples: np.ndarray, sample_rate: int, sizes: list[in
         i += n
         k += 1
     return events + engine.flush()
+
+
+def events_of(engine, blocks) -> list:
+    """The events of ``engine.events(blocks)`` without the :class:`~speech_emotion.streaming.StreamEnd` that ends
+    them (checked to be there, last and only once)."""
+    from speech_emotion.streaming import StreamEnd
+
+    items = list(engine.events(blocks))
+    assert isinstance(items[-1], StreamEnd) and not any(isinstance(e, StreamEnd) for e in items[:-1])
+    return items[:-1]
+
+
+def long_talk(seconds: float = 120.0, seed: int = 0) -> np.ndarray:
+    """A long 16 kHz recording of pauses and voiced bursts at four levels (-10 to -50 dBFS peaks) over faint noise,
+    starting and ending with a pause, a whole number of 30 ms VAD frames long (so copies of it line up with the
+    frames)."""
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    total = 0.0
+    while total < seconds:
+        speech_s, pause_s = rng.uniform(0.5, 4.0), rng.uniform(0.2, 2.0)
+        amplitude = float(rng.choice([0.3, 0.05, 0.01, 0.003]))
+        f0 = float(rng.uniform(90, 250))
+        parts.append(noise(pause_s, level=0.0005, seed=int(rng.integers(1_000_000))))
+        parts.append(vowel(speech_s, f0=f0, amplitude=amplitude, seed=int(rng.integers(1_000_000))))
+        total += speech_s + pause_s
+    parts.append(noise(1.0, level=0.0005, seed=seed + 2))
+    out = np.concatenate(parts)
+    out = out + noise(len(out) / 16000, level=0.0003, seed=seed + 1)[: len(out)]
+    return out[: len(out) // 480 * 480].astype(np.float32)

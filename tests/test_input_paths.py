@@ -30,13 +30,13 @@ from speech_emotion.decode import open_blocks
 from speech_emotion.errors import AudioError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.recording import NoSpeechError, RecordingOptions, predict_recording
-from speech_emotion.report import summarize
+from speech_emotion.report import speech_weighted, summarize
 from speech_emotion.service.app import create_app
 from speech_emotion.service.options import ServiceOptions
 from speech_emotion.streaming import SegmentEvent, StreamingRecognizer
 from speech_emotion.timeline import analyze_file
 from speech_emotion.vad import speech_segments
-from stream_synth import bursts
+from stream_synth import bursts, events_of
 from synth import silence, vowel
 
 RAVDESS_05 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess" / "Actor_05"
@@ -79,33 +79,58 @@ def real() -> Recognizer:
 
 
 def engine_segments(recognizer: Recognizer, samples: np.ndarray, sample_rate: int) -> list[SegmentEvent]:
-    events = StreamingRecognizer(recognizer).run([(samples, sample_rate)])
+    events = events_of(StreamingRecognizer(recognizer), [(samples, sample_rate)])
     return [e for e in events if isinstance(e, SegmentEvent)]
 
 
-def doors(recognizer: Recognizer, data: bytes, tmp_path: Path) -> dict[str, object]:
-    """Speech or not (and the label) through predict, stream, analyze, batch and the service."""
+def doors(
+    recognizer: Recognizer, data: bytes, tmp_path: Path, probabilities: dict[str, np.ndarray] | None = None
+) -> dict[str, object]:
+    """Speech or not (and the label) through predict, stream, analyze, batch and the service; each door's
+    probabilities for the recording (``(labels,)``) go into ``probabilities`` when given."""
     path = tmp_path / "input.wav"
     path.write_bytes(data)
     out: dict[str, object] = {}
+    probs: dict[str, np.ndarray] = {} if probabilities is None else probabilities
     try:
-        out["predict"] = predict_recording(path, recognizer).label
+        pred = predict_recording(path, recognizer)
+        out["predict"] = pred.label
+        probs["predict"] = pred.probabilities
     except NoSpeechError:
         out["predict"] = None
     blocks = open_blocks(path, block_s=0.1)
     engine = StreamingRecognizer(recognizer)
-    segs = [e for e in engine.run((b, blocks.sample_rate) for b in blocks) if isinstance(e, SegmentEvent)]
+    segs = [e for e in events_of(engine, ((b, blocks.sample_rate) for b in blocks)) if isinstance(e, SegmentEvent)]
     out["stream"] = bool(segs)
     timeline = analyze_file(path, recognizer)
     out["analyze"] = summarize(timeline)["dominant"]
+    labels = recognizer.labels
+    if timeline.segments:
+        probs["analyze"] = speech_weighted(timeline.segments, labels)
     result = analyze_one(make_job(path), recognizer)
     out["batch"] = result.dominant_emotion
+    if result.segments:
+        weights = np.array([s.end_s - s.start_s for s in result.segments])
+        rows = np.array([[s.probabilities[k] for k in labels] for s in result.segments])
+        probs["batch"] = weights @ rows / weights.sum()
     client = TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=recognizer))
     r = client.post("/v1/predict", files={"file": ("x.wav", data, "audio/wav")})
     out["service"] = r.json()["label"] if r.status_code == 200 else r.json()["error"]
+    if r.status_code == 200:
+        probs["service"] = np.array([r.json()["probabilities"][k] for k in labels])
     a = client.post("/v1/analyze", files={"file": ("x.wav", data, "audio/wav")})
     out["service_analyze"] = a.json()["summary"]["dominant"] if a.status_code == 200 else a.json()["error"]
+    if a.status_code == 200 and a.json()["summary"]["probabilities"]:  # rounded to 4 decimals in the summary
+        probs["service_analyze"] = np.array([a.json()["summary"]["probabilities"][k] for k in labels])
     return out
+
+
+def assert_same_probabilities(probs: dict[str, np.ndarray]) -> None:
+    """Every door's probabilities equal predict's: exactly where they are floats, to the 4 decimals of summaries."""
+    assert set(probs) == {"predict", "analyze", "batch", "service", "service_analyze"}, set(probs)
+    for door, p in probs.items():
+        tol = 5e-5 if door == "service_analyze" else 1e-9
+        np.testing.assert_allclose(p, probs["predict"], rtol=0, atol=tol, err_msg=door)
 
 
 # -- failure 1: no speech is "no speech" through every door ---------------------------------------
@@ -185,17 +210,42 @@ def test_long_recording_answers_from_all_its_speech(real, tmp_path):
     sf.write(path, talk, 16000)
     pred = predict_recording(path, real)
     timeline = analyze_file(path, real)
-    assert pred.method == "segments" and pred.label == "angry" == summarize(timeline)["dominant"]
+    assert pred.label == "angry" == summarize(timeline)["dominant"]
     assert pred.speech_s == pytest.approx(timeline.speech_s, abs=1e-6)
     assert pred.speech_s > 0.4 * len(talk) / 16000  # all of it, not the first 30 s
     assert pred.duration_s == pytest.approx(len(talk) / 16000, abs=0.01)
 
 
-def test_short_clips_keep_the_whole_clip_answer(real):
+def test_short_clips_keep_the_whole_clip_label(real):
+    """One utterance is one speech segment, judged as one clip: the label the model gives the whole clip."""
     for path in (ANGRY, SAD, CALM):
+        samples, sr = sf.read(path, dtype="float32")
         pred = predict_recording(path, real)
-        assert pred.method == "whole-clip"
-        assert pred.probabilities == pytest.approx(real.predict_file(path).probabilities, abs=1e-6)
+        assert pred.segments == 1
+        assert pred.label == real.predict(samples, sr).label
+
+
+@pytest.mark.parametrize("trailing_s", [2.0, 8.0])
+def test_silence_after_speech_never_changes_the_answer(real, trailing_s):
+    """8.7 s of talk plus 2 s of silence crossed the old 10 s switch from one clip to segments and flipped the
+    answer; now the answer rests on the speech segments alone."""
+    angry, sr = sf.read(ANGRY, dtype="float32")
+    sad, _ = sf.read(SAD, dtype="float32")
+    talk = np.concatenate([angry, silence(1.0, sr), sad / np.abs(sad).max() * 0.5])
+    plain = predict_recording(wav(talk, sr, "FLOAT"), real)
+    padded = predict_recording(wav(np.concatenate([talk, silence(trailing_s, sr)]), sr, "FLOAT"), real)
+    assert (padded.label, padded.segments, padded.speech_s) == (plain.label, plain.segments, plain.speech_s)
+    np.testing.assert_allclose(padded.probabilities, plain.probabilities, rtol=0, atol=1e-9)
+
+
+def test_silence_around_a_short_clip_keeps_its_label_with_the_tiny_model(tiny):
+    clip = np.concatenate([silence(0.3), vowel(1.6, seed=2), silence(0.3)])
+    plain = predict_recording(wav(clip, 16000, "FLOAT"), tiny)
+    for before, after in [(0.0, 2.0), (0.0, 11.0), (1.44, 0.0), (3.0, 9.0)]:  # 1.44 s: whole VAD frames
+        padded = predict_recording(wav(np.concatenate([silence(before), clip, silence(after)]), 16000, "FLOAT"), tiny)
+        assert padded.segments == plain.segments == 1
+        assert padded.label == plain.label
+        np.testing.assert_allclose(padded.probabilities, plain.probabilities, rtol=0, atol=1e-6)
 
 
 def test_long_prediction_is_the_speech_weighted_mean_of_the_engine_segments(tiny, tmp_path):
@@ -209,7 +259,7 @@ def test_long_prediction_is_the_speech_weighted_mean_of_the_engine_segments(tiny
     probs = np.array([[s.probabilities[k] for k in tiny.labels] for s in timeline.segments])
     expected = weights @ probs / weights.sum()
     assert pred.segments == len(timeline.segments) == 9
-    assert list(pred.probabilities.values()) == pytest.approx(list(expected), abs=1e-6)
+    np.testing.assert_allclose(pred.probabilities, expected, rtol=0, atol=1e-9)
 
 
 # -- kinds: sample rates, channels, one reader ------------------------------------------------------
@@ -299,8 +349,25 @@ def test_every_door_agrees_on_speech_and_label(real, tmp_path, variant):
         samples = np.stack([samples, -samples], axis=1)
     if variant == "long":
         samples = np.concatenate([np.concatenate([samples, np.zeros(8000, np.float32)])] * 5)
-    got = doors(real, wav(samples, rate, "FLOAT"), tmp_path)
+    probs: dict[str, np.ndarray] = {}
+    got = doors(real, wav(samples, rate, "FLOAT"), tmp_path, probs)
     assert set(got.values()) == {"angry", True}, got
+    assert_same_probabilities(probs)
+
+
+@pytest.mark.parametrize("layout", ["one-clip", "two-utterances", "bursts", "long"])
+def test_every_door_gives_the_same_probabilities(tiny, tmp_path, layout):
+    samples, _ = bursts()
+    clip = {
+        "one-clip": np.concatenate([silence(0.4), vowel(2.0, seed=1), silence(0.4)]),
+        "two-utterances": np.concatenate([vowel(2.5, seed=1), silence(1.0), vowel(3.0, f0=220.0, seed=2)]),
+        "bursts": samples,
+        "long": np.concatenate([samples] * 3),
+    }[layout]
+    probs: dict[str, np.ndarray] = {}
+    got = doors(tiny, wav(clip, 16000, "FLOAT"), tmp_path, probs)
+    assert len({v for k, v in got.items() if k != "stream"}) == 1 and got["stream"] is True, got
+    assert_same_probabilities(probs)
 
 
 # -- failure 6: analyze on a pseudo-terminal; failure 8: train/evaluate without torch ---------------

@@ -111,10 +111,11 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
 
 def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: Recognizer, speech: np.ndarray) -> None:
     from speech_emotion.streaming import StreamingRecognizer
+    from stream_synth import events_of
 
     messages, _ = stream(client, pcm16(speech))
     samples = np.frombuffer(pcm16(speech), dtype="<i2").astype(np.float32) / 32768
-    direct = [e.to_dict() for e in StreamingRecognizer(recognizer).run([(samples, 16000)])]
+    direct = [e.to_dict() for e in events_of(StreamingRecognizer(recognizer), [(samples, 16000)])]
     served = [m for m in messages if m["type"] in ("update", "segment")]
     for d in direct + served:
         d.pop("latency_ms", None)

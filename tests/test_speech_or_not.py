@@ -138,7 +138,7 @@ def doors(recognizer: Recognizer, client: TestClient, data: bytes, tmp_path: Pat
     except NoSpeechError:
         out["predict"] = None
     blocks = open_blocks(path, block_s=0.1)
-    events = StreamingRecognizer(recognizer).run((b, blocks.sample_rate) for b in blocks)
+    events = StreamingRecognizer(recognizer).events((b, blocks.sample_rate) for b in blocks)
     out["stream"] = any(isinstance(e, SegmentEvent) for e in events)
     out["analyze"] = summarize(analyze_file(path, recognizer))["dominant"]
     out["batch"] = analyze_one(make_job(path), recognizer).dominant_emotion
@@ -200,7 +200,7 @@ def test_every_soft_utterance_of_a_hissy_call_gets_a_segment(tiny, ravdess_dir):
         now += len(clip) / SR + 1.5
     call = np.concatenate(parts)
     call = (call + db(-50) * rng.standard_normal(len(call))).astype(np.float32)
-    segments = [e for e in StreamingRecognizer(tiny).run([(call, SR)]) if isinstance(e, SegmentEvent)]
+    segments = [e for e in StreamingRecognizer(tiny).events([(call, SR)]) if isinstance(e, SegmentEvent)]
     missed = [span for span in spans if not any(s.start < span[1] and s.end > span[0] for s in segments)]
     assert missed == []
 

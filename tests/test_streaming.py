@@ -8,8 +8,8 @@ import pytest
 from speech_emotion.errors import AudioError
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import Recognizer
-from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
-from stream_synth import LAYOUT, bursts, feed_in_chunks
+from speech_emotion.streaming import SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions, UpdateEvent
+from stream_synth import LAYOUT, bursts, events_of, feed_in_chunks, long_talk
 from synth import silence, vowel
 
 TOL = 0.2
@@ -34,7 +34,7 @@ def segments_of(events: list) -> list[SegmentEvent]:
 
 def test_one_segment_per_burst_with_updates_inside(recognizer):
     samples, truth = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     segments = segments_of(events)
     assert len(segments) == len(truth)
     for seg, (start, end) in zip(segments, truth):
@@ -50,7 +50,7 @@ def test_one_segment_per_burst_with_updates_inside(recognizer):
 
 def test_event_order_and_update_timing(recognizer):
     samples, _ = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     ends = [e.end for e in events]
     assert ends == sorted(ends)
     for e in events:  # each segment event comes right after its own last update
@@ -66,7 +66,7 @@ def test_event_order_and_update_timing(recognizer):
 @pytest.mark.parametrize("sample_rate", [8000, 16000, 44100, 48000])
 def test_sample_rates_give_the_same_segments(recognizer, sample_rate):
     samples, truth = bursts(sample_rate)
-    segments = segments_of(StreamingRecognizer(recognizer).run([(samples, sample_rate)]))
+    segments = segments_of(events_of(StreamingRecognizer(recognizer), [(samples, sample_rate)]))
     assert len(segments) == len(truth)
     tol = TOL + (0.1 if sample_rate == 8000 else 0.0)  # telephone band: the detector is sure a syllable later
     for seg, (start, end) in zip(segments, truth):
@@ -103,7 +103,7 @@ def test_int16_and_stereo_input_match_float_mono(recognizer):
 
 def test_silence_and_noise_only_give_no_events(recognizer):
     samples, _ = bursts(layout=(("silence", 2.0), ("noise", 3.0), ("silence", 1.0)))
-    assert list(StreamingRecognizer(recognizer).run([(samples, 16000)])) == []
+    assert list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)])) == []
 
 
 def test_reset_starts_a_new_stream(recognizer):
@@ -119,7 +119,7 @@ def test_reset_starts_a_new_stream(recognizer):
 
 def test_stream_ending_mid_frame_and_mid_speech_is_closed(recognizer):
     samples = np.concatenate([silence(0.5), vowel(1.5)])[:-123]  # not a whole number of VAD frames
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     segments = segments_of(events)
     assert len(segments) == 1
     assert segments[0].end == pytest.approx(len(samples) / 16000, abs=0.04)
@@ -127,7 +127,7 @@ def test_stream_ending_mid_frame_and_mid_speech_is_closed(recognizer):
 
 def test_short_speech_gives_one_update_and_segment(recognizer):
     samples = np.concatenate([silence(0.5), vowel(0.6), silence(1.0)])
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     assert [e.type for e in events] == ["update", "segment"]
 
 
@@ -148,13 +148,13 @@ def test_long_speech_is_split_and_memory_stays_bounded(recognizer):
 
 def test_no_smoothing_option(recognizer):
     samples, _ = bursts(layout=LAYOUT[:3])
-    updates = [e for e in StreamingRecognizer(recognizer, StreamOptions(smoothing=0.0)).run([(samples, 16000)])]
+    updates = [e for e in events_of(StreamingRecognizer(recognizer, StreamOptions(smoothing=0.0)), [(samples, 16000)])]
     assert updates and all(e.confidence == max(e.probabilities.values()) for e in updates)
 
 
 def test_event_dicts_are_json(recognizer):
     samples, _ = bursts(layout=LAYOUT[:3])
-    for event in StreamingRecognizer(recognizer).run([(samples, 16000)]):
+    for event in events_of(StreamingRecognizer(recognizer), [(samples, 16000)]):
         d = json.loads(json.dumps(event.to_dict()))
         assert d["type"] in ("update", "segment") and set(d["probabilities"]) == set(EMOTIONS)
 
@@ -186,7 +186,7 @@ def test_changing_sample_rate_mid_stream(recognizer):
 
 def test_update_and_segment_events_name_the_segment_with_the_same_key(recognizer):
     samples, truth = bursts()
-    events = [e.to_dict() for e in StreamingRecognizer(recognizer).run([(samples, 16000)])]
+    events = [e.to_dict() for e in events_of(StreamingRecognizer(recognizer), [(samples, 16000)])]
     segment_ids = [e["segment"] for e in events if e["type"] == "segment"]
     assert segment_ids == list(range(len(truth)))
     assert {e["segment"] for e in events if e["type"] == "update"} <= set(segment_ids)
@@ -201,7 +201,7 @@ def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_j
     from speech_emotion.conditioning import SampleConditioner, prepare
 
     samples, _ = bursts()
-    events = list(StreamingRecognizer(recognizer).run([(samples, 16000)]))
+    events = list(events_of(StreamingRecognizer(recognizer), [(samples, 16000)]))
     for e in events:
         assert e.label == max(e.probabilities, key=e.probabilities.__getitem__)
         assert e.confidence == e.probabilities[e.label]
@@ -211,3 +211,42 @@ def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_j
         clip = audio[round(seg.start * 16000) : round(seg.end * 16000)]
         expected = recognizer.predict_preprocessed(prepare(clip, whole)).probabilities
         assert seg.probabilities == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_same_recording_repeated_gives_the_same_segments_each_time(recognizer):
+    """No state that makes the same speech count differently later: WebRTC's adaptive model, kept for the whole
+    stream, judged later copies of a recording differently (speech lost copy after copy). The first copy may
+    differ at its start, where the detector has heard nothing before."""
+    copy = long_talk(150.0, seed=3)
+    length = len(copy) / 16000
+    engine = StreamingRecognizer(recognizer, windows=False)
+    segments = [e for e in events_of(engine, [(np.concatenate([copy] * 4), 16000)]) if isinstance(e, SegmentEvent)]
+    per_copy = [
+        [
+            (round(s.start - k * length, 6), round(s.end - k * length, 6), s.label)
+            for s in segments
+            if k * length <= s.start < (k + 1) * length
+        ]
+        for k in range(4)
+    ]
+    assert len(per_copy[1]) >= 20
+    assert per_copy[1] == per_copy[2] == per_copy[3]
+
+
+def test_the_stream_ends_saying_what_it_held_and_errors_name_the_source(recognizer):
+    samples, _ = bursts()
+    engine = StreamingRecognizer(recognizer, source="call.wav")
+    items = list(engine.events([(samples[: 5 * 16000], 16000)], duration_s=14.0))
+    end, segments = items[-1], [e for e in items if isinstance(e, SegmentEvent)]
+    assert isinstance(end, StreamEnd) and end.source == "call.wav" and end.duration_s == 5.0
+    assert end.notes == ("file ended early: 5.0 s of the announced 14.0 s were read",)
+    assert end.segments == len(segments) >= 1 and end.no_speech is None and end.no_audio is None
+    assert end.speech_s == pytest.approx(sum(s.duration for s in segments))
+    quiet = list(engine.events([(silence(2.0), 16000)]))
+    assert len(quiet) == 1 and str(quiet[0].no_speech) == "call.wav: no speech detected (2.0 s of silence or noise)"
+    assert str(list(engine.events([]))[-1].no_audio) == "call.wav: contains no audio samples"
+    broken = vowel(1.0)
+    broken[100] = np.nan
+    with pytest.raises(AudioError, match="NaN") as refused:
+        list(engine.events([(broken, 16000)]))
+    assert refused.value.source == "call.wav"

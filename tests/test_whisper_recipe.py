@@ -13,6 +13,7 @@ pytest.importorskip("torch")
 @pytest.mark.integration
 @pytest.mark.slow
 def test_recipe_fits_predicts_and_exports_a_working_bundle(ravdess_dir: Path, tmp_path: Path) -> None:
+    from speech_emotion.conditioning import prepare
     from speech_emotion.corpora import load_corpus
     from speech_emotion.recognizer import Recognizer
     from speech_emotion.training.recipes import make_recipe
@@ -31,5 +32,6 @@ def test_recipe_fits_predicts_and_exports_a_working_bundle(ravdess_dir: Path, tm
     recipe.export(tmp_path / "bundle")
     recognizer = Recognizer.load(tmp_path / "bundle", threads=1)
     assert recognizer.bundle.features == "whisper-logmel"
-    onnx_probs = np.stack([list(recognizer.predict_file(p).probabilities.values()) for p in corpus["path"].iloc[test]])
+    clips = [prepare(p, recognizer.preprocessing) for p in corpus["path"].iloc[test]]
+    onnx_probs = np.stack([recognizer.probabilities(clip) for clip in clips])
     assert np.mean(onnx_probs.argmax(1) == probs.argmax(1)) >= 0.75  # int8 graph agrees with the float probe

@@ -1,8 +1,16 @@
 """speech-emotion: recognise emotion in human speech, live and in recordings.
 
-``from speech_emotion import Recognizer; Recognizer.load().predict_file("clip.wav")`` runs the bundled
-default model with ONNX Runtime (no PyTorch). The names below are imported lazily: ``import speech_emotion``
-loads nothing but the label list.
+``from speech_emotion import Recognizer, predict_recording; predict_recording("clip.wav", Recognizer.load())`` is
+the emotion of a recording of any length with the bundled default model (ONNX Runtime, no PyTorch): the same answer
+as ``speech-emotion predict`` and ``POST /v1/predict``. Every door runs one engine::
+
+    blocks (samples, rate) --> StreamingRecognizer.events() --> UpdateEvent*, SegmentEvent*, StreamEnd
+      condition (16 kHz mono) -> VAD segments -> Recognizer (windows; each finished segment once)
+
+    predict_recording: segments only, speech-weighted mean   analyze_file: a Timeline of segments and windows
+
+See docs/architecture.md. The names below are imported lazily: ``import speech_emotion`` loads nothing but the
+label list.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from .labels import EMOTIONS
 if TYPE_CHECKING:
     from .bundle import ModelBundle, available_models, read_bundle
     from .recognizer import Prediction, Recognizer
-    from .streaming import StreamingRecognizer, StreamOptions
+    from .recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_recording
+    from .streaming import SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions, UpdateEvent
     from .timeline import AnalyzeOptions, Timeline, analyze_file
 
 __version__ = "0.1.0"
@@ -23,8 +32,15 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Recognizer": "recognizer",
     "Prediction": "recognizer",
+    "predict_recording": "recording",
+    "RecordingPrediction": "recording",
+    "RecordingOptions": "recording",
+    "NoSpeechError": "recording",
     "StreamingRecognizer": "streaming",
     "StreamOptions": "streaming",
+    "UpdateEvent": "streaming",
+    "SegmentEvent": "streaming",
+    "StreamEnd": "streaming",
     "analyze_file": "timeline",
     "AnalyzeOptions": "timeline",
     "Timeline": "timeline",
@@ -38,14 +54,21 @@ __all__ = [
     "EMOTIONS",
     "AnalyzeOptions",
     "ModelBundle",
+    "NoSpeechError",
     "Prediction",
     "Recognizer",
+    "RecordingOptions",
+    "RecordingPrediction",
+    "SegmentEvent",
+    "StreamEnd",
     "StreamOptions",
     "StreamingRecognizer",
     "Timeline",
+    "UpdateEvent",
     "__version__",
     "analyze_file",
     "available_models",
+    "predict_recording",
     "read_bundle",
 ]
 

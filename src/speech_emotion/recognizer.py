@@ -1,8 +1,9 @@
 """The shared recognizer: a model bundle run with ONNX Runtime (no PyTorch needed).
 
 A bundle (:mod:`speech_emotion.bundle`) is a folder with ``model.json`` (labels, sample rate, preprocessing,
-features) and the ONNX graph it names. The CLI, streaming engine, web service and batch runs all use
-:class:`Recognizer`.
+features) and the ONNX graph it names. :class:`Recognizer` classifies one prepared clip; the emotion of a file is
+:func:`~speech_emotion.recording.predict_recording`, which runs the engine over it with a recognizer. The CLI,
+streaming engine, web service and batch runs all share one :class:`Recognizer`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 
 from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
 from .conditioning import SAMPLE_RATE, prepare
-from .decode import AudioSource
 from .errors import ModelError
 from .features import build_features
 
@@ -128,7 +128,13 @@ class Recognizer:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
         return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Shown probabilities ``(len(labels),)`` float64, in :attr:`labels` order, for mono float32 audio at
+        :attr:`sample_rate` Hz that already went through :func:`~speech_emotion.conditioning.prepare` with
+        :attr:`preprocessing`: :meth:`calibrated` of its logits."""
+        return self.calibrated(self.logits(samples))
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Shown probabilities for logits ``(..., len(labels))``: softmax of ``logits / T`` with the bundle's
         calibration temperature ``T`` (1 without calibration); float64, same shape."""
         calibration = self.bundle.calibration
@@ -139,9 +145,8 @@ class Recognizer:
         return self.bundle.calibration.uncertain(probs) if self.bundle.calibration else False
 
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
-        """Prediction for mono float32 audio at :attr:`sample_rate` Hz that already went through
-        :func:`~speech_emotion.conditioning.prepare` with :attr:`preprocessing`."""
-        probs = self.probabilities(self.logits(samples))
+        """:meth:`probabilities` as a :class:`Prediction`."""
+        probs = self.probabilities(samples)
         best = int(np.argmax(probs))
         return Prediction(
             label=self.labels[best],
@@ -151,17 +156,13 @@ class Recognizer:
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
-        """Prediction for raw audio: ``(frames,)`` or ``(frames, channels)`` samples at ``sample_rate`` Hz (any rate).
+        """Prediction for raw audio taken as one clip (no speech detection, features of at most the model's window):
+        ``(frames,)`` or ``(frames, channels)`` samples at ``sample_rate`` Hz (any rate). The emotion of a recording
+        is :func:`~speech_emotion.recording.predict_recording`.
 
         Raises :class:`~speech_emotion.errors.AudioError` (naming ``source``) for empty, silent, too short or
         non-finite audio."""
         return self.predict_preprocessed(prepare(samples, self.preprocessing, source, sample_rate))
-
-    def predict_file(self, source: AudioSource) -> Prediction:
-        """Prediction for an audio file (path, bytes or binary file object; any format soundfile reads).
-
-        Raises :class:`~speech_emotion.errors.AudioError` for a missing, unreadable, empty, silent or too short file."""
-        return self.predict_preprocessed(prepare(source, self.preprocessing))
 
 
 __all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]

@@ -1,31 +1,35 @@
-"""Streaming emotion recognition: audio chunks in, emotion events out, with bounded memory.
+"""The engine: audio blocks in, emotion events out, with bounded memory. Every door drives it.
 
-:class:`StreamingRecognizer` takes chunks of any size and sample rate, resamples them to
-16 kHz (soxr, streaming), finds speech with :mod:`~speech_emotion.vad`, classifies sliding
-windows over the speech with the shared :class:`~speech_emotion.recognizer.Recognizer`, smooths
-the probabilities over time and produces two kinds of event:
+:meth:`StreamingRecognizer.events` takes blocks of any size and sample rate (``(samples, sample_rate)`` pairs, or
+16 kHz samples already conditioned), conditions them to 16 kHz mono (soxr, streaming), finds speech with
+:mod:`~speech_emotion.vad` and yields, in time order:
 
-- :class:`UpdateEvent`: one window (default 2 s, every 0.5 s) of an ongoing speech segment;
-- :class:`SegmentEvent`: a finished stretch of speech with its overall emotion: the whole
-  segment (at most ``max_segment_s``) classified as one clip, as ``predict`` judges a short recording.
+- :class:`UpdateEvent` (only with ``windows=True``): one window (default 2 s, every 0.5 s) of an ongoing speech
+  segment, smoothed over time;
+- :class:`SegmentEvent`: a finished stretch of speech (at most ``max_segment_s``) classified once as one clip;
+- :class:`StreamEnd`, last: how much audio and speech there was, notes (a file that ended early) and, without
+  speech, the :class:`NoSpeechError` a door may raise.
 
-Silence and noise produce no events. Results depend only on the audio, not on how it was
-chunked. The microphone (``listen``), files (``stream``, ``analyze``) and the web service all
-drive the same engine.
+With ``windows=False`` (``predict``, ``batch``) no window is classified: one model call per segment. Segment events
+are the same in both modes. Errors (:class:`~speech_emotion.errors.AudioError`) name the engine's ``source``.
+Results depend only on the audio, not on how it was chunked. ``predict`` and ``analyze`` (files), ``stream``,
+``listen`` (the microphone), ``batch`` and the service all run this engine; see docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 import numpy as np
 
 from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
+from .decode import ended_early
 from .errors import AudioError
+from .levels import PeakMeter
 from .recognizer import Recognizer
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
@@ -154,6 +158,50 @@ def _with_channel(channel: int | None, d: dict[str, Any]) -> dict[str, Any]:
 
 Event = Union[UpdateEvent, SegmentEvent]
 
+Block = Union[tuple[np.ndarray, int], np.ndarray]
+"""What :meth:`StreamingRecognizer.events` reads: ``(samples, sample_rate)`` (any rate, ``(frames[, channels])``,
+int or float) or a 1-D float32 array already conditioned to 16 kHz (the output of a
+:class:`~speech_emotion.conditioning.SampleConditioner`)."""
+
+
+class NoSpeechError(AudioError):
+    """A recording in which voice activity detection finds no speech (silence, hiss, hum, noise)."""
+
+    def __init__(self, source: str, duration_s: float, notes: tuple[str, ...] = ()) -> None:
+        super().__init__(source, f"no speech detected ({duration_s:.1f} s of silence or noise)")
+        self.duration_s = duration_s
+        self.notes = notes
+        """Notes of the recording (a file that ended early), kept with the no-speech answer."""
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last item of :meth:`StreamingRecognizer.events`: what the stream held."""
+
+    type: ClassVar[str] = "end"
+    source: str
+    duration_s: float
+    """Seconds of audio received (at the input rate)."""
+    samples: int
+    """16 kHz samples the engine processed."""
+    speech_s: float
+    """Summed duration of the segment events."""
+    segments: int
+    notes: tuple[str, ...] = ()
+    """Problems worth telling the user that did not stop the stream: a file that ended early; a level too low to
+    trust the emotions found (:mod:`~speech_emotion.levels`, only when there was speech)."""
+    channel: int | None = None
+
+    @property
+    def no_speech(self) -> NoSpeechError | None:
+        """The error a door that needs speech raises (``None`` when there was speech)."""
+        return NoSpeechError(self.source, self.duration_s, self.notes) if self.segments == 0 else None
+
+    @property
+    def no_audio(self) -> AudioError | None:
+        """The error a door reading a file raises when it held not one sample (``None`` otherwise)."""
+        return AudioError(self.source, "contains no audio samples") if self.samples == 0 else None
+
 
 class _AudioBuffer:
     """The recent part of a 16 kHz stream, addressed by absolute sample index."""
@@ -204,23 +252,32 @@ class _Segment:
     start: int
     next_end: int
     last_end: int | None = None
-    prob_sum: np.ndarray | None = None
     windows: int = 0
 
 
 class StreamingRecognizer:
     """Emotion events from a live or recorded stream; see the module docstring.
 
-    ``feed`` and ``flush`` process their audio at once and return the events it completed,
-    in time order. One instance serves one stream at a time; the recognizer may be shared.
+    :meth:`events` is the way to run it. :meth:`feed` and :meth:`flush`, the steps it is made of, serve audio that
+    arrives while the caller waits (the WebSocket session): each processes its audio at once and returns the events
+    it completed, in time order. One instance serves one stream at a time; the recognizer may be shared.
     """
 
     def __init__(
-        self, recognizer: Recognizer, options: StreamOptions | None = None, channel: int | None = None
+        self,
+        recognizer: Recognizer,
+        options: StreamOptions | None = None,
+        channel: int | None = None,
+        source: str = "<stream>",
+        windows: bool = True,
     ) -> None:
+        """``channel``: which channel of multichannel input to follow (``None``: a safe mix of all); ``source``: the
+        name errors and notes give the audio; ``windows``: classify sliding windows (update events) or, when
+        ``False``, only each finished segment."""
         self.recognizer = recognizer
         self.channel = channel
-        """Which channel of multichannel input to follow (``None``: a safe mix of all)."""
+        self.source = source
+        self.windows = windows
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
         self._window_opts = dataclasses.replace(
@@ -248,9 +305,12 @@ class StreamingRecognizer:
         self._classifier.reset()
         self._segmenter.reset()
         self._buffer = _AudioBuffer(self._keep + SAMPLE_RATE)
-        self._conditioner = SampleConditioner(self.recognizer.preprocessing.highpass_hz, channel=self.channel)
+        self._conditioner = SampleConditioner(
+            self.recognizer.preprocessing.highpass_hz, channel=self.channel, source=self.source
+        )
         self._segment: _Segment | None = None
         self._segments_done = 0
+        self._speech = 0
         self._smoothed: np.ndarray | None = None
 
     @property
@@ -286,18 +346,35 @@ class StreamingRecognizer:
 
     def flush(self) -> list[Event]:
         """End of stream: closes open speech and returns the last events, then resets."""
+        events = self._finish()
+        self.reset()
+        return events
+
+    def _finish(self) -> list[Event]:
         events = self._process(self._conditioner.finish())
         edge = self._segmenter.finish()
         if edge is not None:
             events += self._on_edge(edge)
-        self.reset()
         return events
 
-    def run(self, chunks: Iterable[tuple[np.ndarray, int]]) -> Iterator[Event]:
-        """Events of a whole stream of ``(chunk, sample_rate)`` pairs, flushed at its end."""
-        for chunk, sample_rate in chunks:
-            yield from self.feed(chunk, sample_rate)
-        yield from self.flush()
+    def events(self, blocks: Iterable[Block], duration_s: float = 0.0) -> Iterator[Event | StreamEnd]:
+        """The events of a whole stream read from ``blocks``, then its :class:`StreamEnd`.
+
+        ``duration_s``: the announced length (0: unknown); blocks ending well before it give the end a "file ended
+        early" note. Raises :class:`AudioError` naming :attr:`source` for input the conditioner refuses.
+        """
+        return run_engines([self], blocks, duration_s)
+
+    def _end(self, duration_s: float, notes: tuple[str, ...]) -> StreamEnd:
+        return StreamEnd(
+            source=self.source,
+            duration_s=duration_s,
+            samples=self._buffer.end,
+            speech_s=self._speech / SAMPLE_RATE,
+            segments=self._segments_done,
+            notes=notes,
+            channel=self.channel,
+        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -338,7 +415,7 @@ class StreamingRecognizer:
         """Windows whose audio has arrived, each classified once frames up to its end are known."""
         seg = self._segment
         events: list[Event] = []
-        if seg is None:
+        if seg is None or not self.windows:
             return events
         limit = min(
             self._segmenter.position + self._frame - 1,  # frames ending at or before the window end are in
@@ -367,14 +444,11 @@ class StreamingRecognizer:
         if end - seg.start < self._min_seg:
             return []
         events: list[Event] = []
-        if seg.last_end is None or end - seg.last_end >= self._hop // 2:
+        if self.windows and (seg.last_end is None or end - seg.last_end >= self._hop // 2):
             events.append(self._classify(seg, max(seg.start, end - self._win), end))
-        if seg.windows == 0 or seg.prob_sum is None:
-            return events
         self._segments_done += 1
+        self._speech += end - seg.start
         probs = self._whole_segment(seg.start, end)
-        if probs is None:
-            probs = seg.prob_sum / seg.windows
         best = int(np.argmax(probs))
         events.append(
             SegmentEvent(
@@ -390,26 +464,22 @@ class StreamingRecognizer:
         )
         return events
 
-    def _whole_segment(self, start: int, end: int) -> np.ndarray | None:
-        """Probabilities of the whole segment as one clip (as ``predict`` judges a short recording)."""
+    def _whole_segment(self, start: int, end: int) -> np.ndarray:
+        """Probabilities ``(labels,)`` of the whole segment as one clip; uniform for a segment too quiet to judge."""
         try:
             samples = prepare(self._buffer.get(max(start, self._buffer.start), end), self._segment_opts)
-        except AudioError:
-            return None
-        pred = self.recognizer.predict_preprocessed(samples)
-        return np.array([pred.probabilities[label] for label in self.labels])
+        except AudioError:  # silent after the VAD's gain: no evidence either way
+            return np.full(len(self.labels), 1.0 / len(self.labels))
+        return self.recognizer.probabilities(samples)
 
     def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
         t0 = time.perf_counter()
         window = self._buffer.get(start, end)
         try:
-            samples = prepare(window, self._window_opts)
-            pred = self.recognizer.predict_preprocessed(samples)
-            raw = np.array([pred.probabilities[label] for label in self.labels])
+            raw = self.recognizer.probabilities(prepare(window, self._window_opts))
         except AudioError:  # a silent window inside speech: no evidence either way
             raw = np.full(len(self.labels), 1.0 / len(self.labels))
         latency_ms = (time.perf_counter() - t0) * 1000
-        seg.prob_sum = raw if seg.prob_sum is None else seg.prob_sum + raw
         seg.windows += 1
         seg.last_end = end
         a = self.options.smoothing
@@ -427,10 +497,46 @@ class StreamingRecognizer:
         )
 
 
+def run_engines(
+    engines: Sequence[StreamingRecognizer], blocks: Iterable[Block], duration_s: float = 0.0
+) -> Iterator[Event | StreamEnd]:
+    """The events of several engines fed the same ``blocks`` (one per channel of a split recording), in block order,
+    then each engine's :class:`StreamEnd`; see :meth:`StreamingRecognizer.events`. Each engine starts a new stream."""
+    for engine in engines:
+        engine.reset()
+    frames, rate = 0, SAMPLE_RATE
+    meter = PeakMeter()
+    for block in blocks:
+        if isinstance(block, tuple):
+            chunk, rate = block
+            frames += len(chunk)
+            meter.add(np.asarray(chunk))
+            for engine in engines:
+                yield from engine.feed(chunk, rate)
+        else:
+            frames += len(block)
+            rate = SAMPLE_RATE
+            meter.add(block)
+            for engine in engines:
+                yield from engine.feed_conditioned(block)
+    note, level = ended_early(frames, duration_s, rate), meter.note()
+    notes = () if note is None else (note,)
+    for engine in engines:
+        events = engine._finish()
+        yield from events
+        found = engine._segments_done > 0  # the emotions found are in doubt (none found: nothing to doubt)
+        yield engine._end(frames / rate, notes if level is None or not found else (*notes, level))
+        engine.reset()
+
+
 __all__ = [
+    "Block",
     "Event",
+    "NoSpeechError",
     "SegmentEvent",
+    "StreamEnd",
     "StreamOptions",
     "StreamingRecognizer",
     "UpdateEvent",
+    "run_engines",
 ]

@@ -14,12 +14,9 @@ from typing import Literal
 
 import numpy as np
 
-from .conditioning import SAMPLE_RATE
-from .decode import AudioSource, ended_early, open_blocks
-from .errors import AudioError
-from .levels import PeakMeter
+from .decode import AudioSource, open_blocks
 from .recognizer import Recognizer
-from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent
+from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent, run_engines
 
 ProgressCallback = Callable[[float, float], None]
 """Called as ``progress(seconds_done, seconds_total)`` after each block."""
@@ -37,7 +34,8 @@ class AnalyzeOptions:
     block_s: float = 10.0
     """Seconds of audio read from the file at a time."""
     keep_windows: bool = True
-    """Keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech."""
+    """Classify and keep every window's emotion (for the plot and the windows CSV): ~50 bytes per 0.5 s of speech;
+    ``False``: the engine's segments-only mode, no window classified at all (segments are the same)."""
     top_moments: int = 5
     """How many of the most intense moments the summary lists."""
     channels: Literal["mix", "split"] = "mix"
@@ -220,9 +218,12 @@ def _analyze(
     channels: Sequence[int | None],
 ) -> list[Timeline]:
     """One engine and one timeline per entry of ``channels`` (``None``: the mix), all fed the same blocks."""
-    engines = [StreamingRecognizer(recognizer, options.stream, channel=c) for c in channels]
-    timelines = [
-        Timeline(
+    engines = [
+        StreamingRecognizer(recognizer, options.stream, channel=c, source=source, windows=options.keep_windows)
+        for c in channels
+    ]
+    timelines = {
+        c: Timeline(
             source=source,
             duration_s=duration_s,
             sample_rate=sample_rate,
@@ -232,37 +233,28 @@ def _analyze(
             channel=c,
         )
         for c in channels
-    ]
+    }
+    for item in run_engines(engines, _reported(blocks, sample_rate, duration_s, progress), duration_s):
+        timeline = timelines[item.channel]
+        if isinstance(item, SegmentEvent):
+            timeline.segments.append(item)
+        elif isinstance(item, UpdateEvent):
+            timeline.windows.append(item)
+        else:
+            if item.no_audio is not None:  # not one 16 kHz sample: what predict says of it too
+                raise item.no_audio
+            timeline.notes.extend(item.notes)
+            timeline.duration_s = item.duration_s
+    return list(timelines.values())
+
+
+def _reported(
+    blocks: Iterable[np.ndarray], sample_rate: int, duration_s: float, progress: ProgressCallback | None
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``blocks`` as engine blocks, calling ``progress`` once each has been processed."""
     done = 0
-    meter = PeakMeter()
-    try:
-        for block in meter(blocks):
-            for engine, timeline in zip(engines, timelines):
-                _collect(timeline, engine.feed(block, sample_rate), options.keep_windows)
-            done += len(block)
-            if progress is not None:
-                progress(done / sample_rate, max(duration_s, done / sample_rate))
-        for engine, timeline in zip(engines, timelines):
-            _collect(timeline, engine.flush(), options.keep_windows)
-    except AudioError as exc:  # the engine names its input "<stream>": name the recording instead
-        if type(exc) is AudioError and exc.source != source:
-            raise AudioError(source, exc.reason) from None
-        raise
-    if int(done * SAMPLE_RATE / sample_rate) == 0:  # not one 16 kHz sample: what predict says of it too
-        raise AudioError(source, "contains no audio samples")
-    note, level = ended_early(done, duration_s, sample_rate), meter.note()
-    for timeline in timelines:
-        if note is not None:
-            timeline.notes.append(note)
-        if level is not None and timeline.segments:  # the emotions found are in doubt (none found: nothing to doubt)
-            timeline.notes.append(level)
-        timeline.duration_s = done / sample_rate
-    return timelines
-
-
-def _collect(timeline: Timeline, events: list, keep_windows: bool) -> None:
-    for event in events:
-        if isinstance(event, SegmentEvent):
-            timeline.segments.append(event)
-        elif keep_windows:
-            timeline.windows.append(event)
+    for block in blocks:
+        yield block, sample_rate
+        done += len(block)
+        if progress is not None:
+            progress(done / sample_rate, max(duration_s, done / sample_rate))

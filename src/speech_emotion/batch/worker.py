@@ -26,7 +26,8 @@ OK = "ok"
 FAILED = "failed"
 
 ANALYZE_OPTIONS = AnalyzeOptions(keep_windows=False)
-"""Batch runs keep segments, not the per-window emotions (two rows per second of speech)."""
+"""Batch runs keep segments, not the per-window emotions: the engine runs segments-only, one model call per speech
+segment and none for windows."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ import json
 import queue
 import sys
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..conditioning import SAMPLE_RATE
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
-from ..streaming import Event, SegmentEvent, StreamingRecognizer, UpdateEvent
+from ..streaming import Event, SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     options = stream_options(args)
     limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
-    engine = StreamingRecognizer(recognizer, options)
+    engine = StreamingRecognizer(recognizer, options, source="microphone")
     engine.warmup()
 
     blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
@@ -199,18 +200,10 @@ def run(args: argparse.Namespace) -> int:
     save = args.save.open("w") if args.save else None
     received = 0
 
-    def handle(events: list[Event]) -> None:
-        for event in events:
-            view.update(event)
-            if isinstance(event, SegmentEvent):
-                segments.append(event)
-            if save is not None:
-                save.write(json.dumps(event.to_dict()) + "\n")
-        if save is not None and events:
-            save.flush()
-
-    try:
-        with stream, Live(view.render(0.0, False, False), console=console, refresh_per_second=10) as live:
+    def captured(live: Live) -> Iterator[tuple[np.ndarray, int]]:
+        """Microphone blocks until ``--duration`` or Ctrl-C, the view redrawn after each."""
+        nonlocal received
+        try:
             while args.duration is None or received < args.duration * rate:
                 try:
                     block = blocks.get(timeout=2.0)
@@ -219,14 +212,35 @@ def run(args: argparse.Namespace) -> int:
                         raise SpeechEmotionError(f"the input stream stopped; {LIST_HINT}") from None
                     continue
                 received += len(block)
-                handle(engine.feed(block, rate))
+                yield block, rate
                 live.update(view.render(received / rate, engine.frame_voiced, engine.in_speech))
-    except KeyboardInterrupt:
+        except KeyboardInterrupt:  # the usual stop: the engine then closes open speech
+            pass
+
+    def handle(event: Event) -> None:
+        view.update(event)
+        if isinstance(event, SegmentEvent):
+            segments.append(event)
+        if save is not None:
+            save.write(json.dumps(event.to_dict()) + "\n")
+            save.flush()
+
+    ended = False
+    try:
+        with stream, Live(view.render(0.0, False, False), console=console, refresh_per_second=10) as live:
+            for event in engine.events(captured(live)):
+                if isinstance(event, StreamEnd):
+                    ended = True
+                else:
+                    handle(event)
+    except KeyboardInterrupt:  # Ctrl-C while the engine was busy rather than waiting for audio
         pass
     except sd.PortAudioError as exc:
         raise SpeechEmotionError(f"microphone error: {exc}; {LIST_HINT}") from None
     finally:
-        handle(engine.flush())
+        if not ended:  # stopped by an error or Ctrl-C inside the engine: keep what was heard, close open speech
+            for event in engine.flush():
+                handle(event)
         if save is not None:
             save.close()
     _print_summary(console, segments, received / rate, dropped[0], recognizer.labels)

@@ -1,8 +1,8 @@
 """``speech-emotion predict FILE...``: emotion of whole recordings of any length, as a table or JSON lines.
 
 Each file is read in blocks and its speech found with the live engine's voice activity detection.
-A short recording (up to 10 s) is judged as one clip; a longer one by the speech-time-weighted
-emotion of all its speech segments. The answer says how many seconds of speech it rests on; a
+Each speech segment is classified once as a whole (one utterance: as one clip) and the answer is
+the speech-time-weighted mean of the segments' probabilities. The answer says how many seconds of speech it rests on; a
 file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
 object per file, with "status" ok, no_speech or failed. --channels split (a call with each party on its own
 channel) adds each channel's answer: rows "FILE (channel N)" after the whole call's, or "channels" in the JSON.
@@ -138,7 +138,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tup
         if pred is None:  # a channel without speech (--channels split)
             table.add_row(path, "no speech", "", "", "")
             continue
-        ranked = sorted(pred.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
         table.add_row(path, pred.label + (" ?" if pred.uncertain else ""), f"{pred.confidence:.0%}", second, speech)

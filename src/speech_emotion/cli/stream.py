@@ -11,12 +11,23 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..decode import ended_early, open_blocks
-from ..levels import PeakMeter
+import numpy as np
+
+from ..decode import open_blocks
 from ..recognizer import Recognizer
-from ..streaming import MIN_HOP_S, SegmentEvent, StreamingRecognizer, StreamOptions
+from ..streaming import (
+    MIN_HOP_S,
+    Event,
+    NoSpeechError,
+    SegmentEvent,
+    StreamEnd,
+    StreamingRecognizer,
+    StreamOptions,
+    run_engines,
+)
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
@@ -65,14 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AudioError
-
     try:
         return _run(args)
-    except AudioError as exc:  # the engine names its input "<stream>": name the file instead
-        if type(exc) is AudioError and exc.source == "<stream>":
-            raise AudioError(str(args.file), exc.reason) from None
-        raise
     except BrokenPipeError:  # piped into `head` and the like: stop quietly
         import os
 
@@ -90,59 +95,77 @@ def _run(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(args.model, threads=args.threads)
     blocks = open_blocks(args.file, block_s=args.chunk_ms / 1000)
     sr = blocks.sample_rate
+    source = str(args.file)
     channels: list[int | None] = list(range(blocks.channels)) if args.channels == "split" else [None]
-    engines = [StreamingRecognizer(recognizer, options, channel=c) for c in channels]
+    engines = [StreamingRecognizer(recognizer, options, channel=c, source=source) for c in channels]
     engines[0].warmup()
-    timelines = [Timeline(str(args.file), 0.0, sr, recognizer.name, recognizer.labels, channel=c) for c in channels]
-    started = time.monotonic()
-    fed = 0
-    interrupted = False
-    meter = PeakMeter()
+    timelines = {c: Timeline(source, 0.0, sr, recognizer.name, recognizer.labels, channel=c) for c in channels}
+    fed = _Fed(blocks, sr, args.realtime)
+    notes: tuple[str, ...] = ()
     try:
-        for block in meter(blocks):
-            if args.realtime:
-                delay = started + fed / sr - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            fed += len(block)
-            for engine, timeline in zip(engines, timelines):
-                _emit(engine.feed(block, sr), args.jsonl, timeline)
-    except KeyboardInterrupt:  # Ctrl-C ends the demo: close open speech and summarise, as `listen` does
-        interrupted = True
-    for engine, timeline in zip(engines, timelines):
-        _emit(engine.flush(), args.jsonl, timeline)
-        timeline.duration_s = fed / sr
-    if interrupted:
-        print(f"interrupted after {fed / sr:.1f} s", file=sys.stderr)
-    elif (note := ended_early(fed, blocks.duration_s, sr)) is not None:
-        warn(args.file, [note])
-    if (quiet := meter.note()) is not None and any(t.segments for t in timelines):
-        warn(args.file, [quiet])
-    if not any(t.segments for t in timelines):
-        print(f"{args.file}: no speech detected ({fed / sr:.1f} s of silence or noise)", file=sys.stderr)
+        for item in run_engines(engines, fed, blocks.duration_s):
+            if isinstance(item, StreamEnd):
+                notes = item.notes
+            else:
+                _emit(item, args.jsonl, timelines[item.channel])
+    except KeyboardInterrupt:  # Ctrl-C while the engine was busy rather than waiting: close open speech all the same
+        fed.interrupted = True
+        for engine in engines:
+            for event in engine.flush():
+                _emit(event, args.jsonl, timelines[event.channel])
+    seconds = fed.frames / sr
+    for timeline in timelines.values():
+        timeline.duration_s = seconds
+    if fed.interrupted:
+        print(f"interrupted after {seconds:.1f} s", file=sys.stderr)
+    elif notes:
+        warn(args.file, list(notes))
+    if not any(t.segments for t in timelines.values()):
+        print(NoSpeechError(source, seconds), file=sys.stderr)
     elif not args.jsonl:
         print()
-        for timeline in timelines:
+        for timeline in timelines.values():
             print_summary(timeline, moments=False)
-    return 130 if interrupted else 0
+    return 130 if fed.interrupted else 0
 
 
-def _emit(events: list, jsonl: bool, timeline: Timeline) -> None:
-    for event in events:
-        if isinstance(event, SegmentEvent):
-            timeline.segments.append(event)
-        who = f"ch{event.channel} " if event.channel is not None else ""
-        if jsonl:
-            print(json.dumps(event.to_dict()), flush=True)
-        elif isinstance(event, SegmentEvent):
-            print(
-                f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-                f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')})",
-                flush=True,
-            )
-        else:
-            print(
-                f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
-                f"  [{event.latency_ms:5.1f} ms]",
-                flush=True,
-            )
+class _Fed:
+    """The file's blocks as engine blocks, at real-time pace with ``realtime``; Ctrl-C ends them (the demo's stop:
+    the engine then closes open speech and the summary follows, as in ``listen``)."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], sample_rate: int, realtime: bool) -> None:
+        self.blocks, self.sample_rate, self.realtime = blocks, sample_rate, realtime
+        self.interrupted = False
+        self.frames = 0
+        """Frames handed to the engine so far."""
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
+        started = time.monotonic()
+        try:
+            for block in self.blocks:
+                if self.realtime and (delay := started + self.frames / self.sample_rate - time.monotonic()) > 0:
+                    time.sleep(delay)
+                self.frames += len(block)
+                yield block, self.sample_rate
+        except KeyboardInterrupt:
+            self.interrupted = True
+
+
+def _emit(event: Event, jsonl: bool, timeline: Timeline) -> None:
+    if isinstance(event, SegmentEvent):
+        timeline.segments.append(event)
+    who = f"ch{event.channel} " if event.channel is not None else ""
+    if jsonl:
+        print(json.dumps(event.to_dict()), flush=True)
+    elif isinstance(event, SegmentEvent):
+        print(
+            f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
+            f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')})",
+            flush=True,
+        )
+    else:
+        print(
+            f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
+            f"  [{event.latency_ms:5.1f} ms]",
+            flush=True,
+        )

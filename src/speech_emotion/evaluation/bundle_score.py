@@ -68,7 +68,7 @@ def score_corpus(predictions: pd.DataFrame, recognizer: Recognizer) -> tuple[dic
             f"bundle knows: {', '.join(labels)})"
         )
     logits = scored[logit_columns(labels)].to_numpy(np.float64)
-    probs = recognizer.probabilities(logits)
+    probs = recognizer.calibrated(logits)
     truth = np.array([labels.index(e) for e in scored["actual"]])
     present = np.isin(np.arange(len(labels)), truth)
     restricted = np.where(present, probs, -np.inf).argmax(axis=1)
@@ -141,7 +141,7 @@ def score_bundle(
         tables.append(scored)
     predictions = pd.concat(tables, ignore_index=True)
     labels = list(recognizer.labels)
-    probs = recognizer.probabilities(predictions[logit_columns(labels)].to_numpy(np.float64))
+    probs = recognizer.calibrated(predictions[logit_columns(labels)].to_numpy(np.float64))
     truth = np.array([labels.index(e) for e in predictions["actual"]])
     doc = summarize(
         recognizer.name,

@@ -21,7 +21,7 @@ import pandas as pd
 from ..conditioning import SAMPLE_RATE
 from ..labels import EMOTIONS, emotion_index
 from ..recognizer import Recognizer
-from ..streaming import SegmentEvent, StreamingRecognizer, UpdateEvent
+from ..streaming import SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent
 from .conditions import recording
 from .metrics import compute_metrics
 
@@ -90,7 +90,9 @@ def score_live(
         engine = StreamingRecognizer(recognizer)
         first_seen: set[int] = set()
         chunks = ((call.audio[i : i + chunk], SAMPLE_RATE) for i in range(0, call.audio.size, chunk))
-        for event in engine.run(chunks):
+        for event in engine.events(chunks):
+            if isinstance(event, StreamEnd):
+                continue
             row = _clip_under(call.spans, event.start, event.end)
             if row is None:
                 continue

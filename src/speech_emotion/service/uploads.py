@@ -38,7 +38,6 @@ class ChannelPredictionOut(BaseModel):
     duration_s: float
     speech_s: float | None = None
     segments: int | None = None
-    method: str | None = None
     notes: list[str]
     error: str | None = None
     message: str | None = None
@@ -51,7 +50,6 @@ class PredictionOut(BaseModel):
     duration_s: float
     speech_s: float
     segments: int
-    method: str
     notes: list[str]
     """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     uncertain: bool = False
