@@ -241,7 +241,7 @@ def test_silence_after_speech_never_changes_the_answer(real, trailing_s):
 def test_silence_around_a_short_clip_keeps_its_label_with_the_tiny_model(tiny):
     clip = np.concatenate([silence(0.3), vowel(1.6, seed=2), silence(0.3)])
     plain = predict_recording(wav(clip, 16000, "FLOAT"), tiny)
-    for before, after in [(0.0, 2.0), (0.0, 11.0), (1.44, 0.0), (3.0, 9.0)]:  # 1.44 s: whole VAD frames
+    for before, after in [(0.0, 2.0), (0.0, 11.0), (1.44, 0.0), (3.008, 9.0)]:  # leading: whole 32 ms VAD frames
         padded = predict_recording(wav(np.concatenate([silence(before), clip, silence(after)]), 16000, "FLOAT"), tiny)
         assert padded.segments == plain.segments == 1
         assert padded.label == plain.label
