@@ -12,7 +12,7 @@ Reads the pooled statistics written by ``scripts/dimensions_pooled.py`` (one ``.
   anchor under the probabilities (``sum_e P(e) * anchor(e)``). The shipped classifier was trained on RAVDESS,
   ASED and EMOVO, so the baselines are not held out there (they are on the other corpora).
 
-    python scripts/dimensions_experiment.py --cache ../cache/dims --out results/dimensions.json \
+    python scripts/dimensions_experiment.py --cache ../cache/dims --out results/dimensions/whisper-base-general.json \
         --plot docs/img/dimensions.png
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,7 @@ def main() -> None:
         return
     base = baselines(data["logits"])
     result: dict = {
+        "command": "python scripts/dimensions_experiment.py " + " ".join(sys.argv[1:]),
         "options": options.__dict__,
         "clips": {c: int((data["corpus"] == c).sum()) for c in np.unique(data["corpus"])},
     }

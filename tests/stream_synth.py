@@ -66,7 +66,7 @@ def events_of(engine, blocks) -> list:
 
 def long_talk(seconds: float = 120.0, seed: int = 0) -> np.ndarray:
     """A long 16 kHz recording of pauses and voiced bursts at four levels (-10 to -50 dBFS peaks) over faint noise,
-    starting and ending with a pause, a whole number of 30 ms VAD frames long (so copies of it line up with the
+    starting and ending with a pause, a whole number of 32 ms VAD frames long (so copies of it line up with the
     frames)."""
     rng = np.random.default_rng(seed)
     parts: list[np.ndarray] = []
@@ -81,4 +81,4 @@ def long_talk(seconds: float = 120.0, seed: int = 0) -> np.ndarray:
     parts.append(noise(1.0, level=0.0005, seed=seed + 2))
     out = np.concatenate(parts)
     out = out + noise(len(out) / 16000, level=0.0003, seed=seed + 1)[: len(out)]
-    return out[: len(out) // 480 * 480].astype(np.float32)
+    return out[: len(out) // 512 * 512].astype(np.float32)

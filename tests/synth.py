@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy.signal import butter, lfilter, sosfilt
 
 from speech_emotion.labels import EMOTIONS
 
@@ -18,13 +17,20 @@ _VOWELS = np.array(
 """Formant targets (Hz) of a few vowels, scaled per voice by ``formants / (700, 1200, 2500)``."""
 
 
-_LOWPASS = butter(8, 6500, fs=16000, output="sos")
+def _lowpass(x: np.ndarray) -> np.ndarray:
+    """8th-order Butterworth low-pass at 6.5 kHz (scipy imported here: the tests of what the product's doors
+    import run this synthesiser in the same interpreter)."""
+    from scipy.signal import butter, sosfilt
+
+    return sosfilt(butter(8, 6500, fs=16000, output="sos"), x)
 
 
 def _resonator(x: np.ndarray, freq: float, bandwidth: float, sample_rate: int, state: np.ndarray):
     """One formant (a two-pole resonator with unit gain at 0 Hz), filtering ``x`` from ``state``."""
     r = np.exp(-np.pi * bandwidth / sample_rate)
     b1, b2 = 2 * r * np.cos(2 * np.pi * freq / sample_rate), -r * r
+    from scipy.signal import lfilter
+
     return lfilter([1 - b1 - b2], [1, -b1, -b2], x, zi=state)
 
 
@@ -86,7 +92,7 @@ def vowel(
     out /= float(np.max(np.abs(out))) or 1.0
     envelope = np.clip(np.minimum(t, t[-1] - t) / 0.05, 0, 1)
     out = out * envelope + 0.002 * rng.standard_normal(n)
-    out = sosfilt(_LOWPASS, out)  # below 7 kHz: resampling to other rates and back leaves it as it is
+    out = _lowpass(out)  # below 7 kHz: resampling to other rates and back leaves it as it is
     peak = float(np.max(np.abs(out))) or 1.0
     return (amplitude * out / peak).astype(np.float32)
 

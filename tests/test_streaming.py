@@ -214,9 +214,9 @@ def test_each_label_is_the_top_of_its_probabilities_and_a_segment_is_its_audio_j
 
 
 def test_the_same_recording_repeated_gives_the_same_segments_each_time(recognizer):
-    """No state that makes the same speech count differently later: WebRTC's adaptive model, kept for the whole
-    stream, judged later copies of a recording differently (speech lost copy after copy). The first copy may
-    differ at its start, where the detector has heard nothing before."""
+    """No state that makes the same speech count differently later: the old WebRTC detector's adaptive model,
+    kept for the whole stream, judged later copies of a recording differently (speech lost copy after copy). The
+    first copy may differ at its start, where the detector has heard nothing before."""
     copy = long_talk(150.0, seed=3)
     length = len(copy) / 16000
     engine = StreamingRecognizer(recognizer, windows=False)

@@ -124,7 +124,8 @@ def test_tiny_end_to_end_evaluation_writes_metrics_plots_and_predictions(corpus_
     for name in ("confusion.png", "curves.png", "predictions.csv"):
         assert (out / name).stat().st_size > 0
     predictions = (out / "predictions.csv").read_text().splitlines()
-    assert predictions[0] == "path,speaker,fold,actual,predicted,confidence"
+    probability_columns = ",".join(f"p_{label}" for label in saved["labels"])  # the calibration figures' input
+    assert predictions[0] == "path,speaker,fold,actual,predicted,confidence," + probability_columns
     assert len(predictions) == 1 + len(corpus)
     assert doc["ua"] > 0.4  # synthetic classes are easy; chance is 0.125
     assert "predicted vs actual" in capsys.readouterr().out
