@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .recognizer import dimension_fields
 from .streaming import SegmentEvent, UpdateEvent
 from .timeline import Timeline, WindowTrack
 
@@ -48,6 +49,15 @@ def speech_weighted(segments: Sequence[SegmentEvent], labels: tuple[str, ...]) -
     return sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
 
 
+def speech_weighted_dimensions(segments: Sequence[SegmentEvent]) -> np.ndarray | None:
+    """Speech-time-weighted mean of the segments' arousal, valence, dominance, ``(3,)``; ``None`` without speech
+    or for a model without them. The recording's values in ``predict`` and :func:`summarize`."""
+    speech = float(sum(s.duration for s in segments))
+    if not segments or speech <= 0 or any(s.dimensions is None for s in segments):
+        return None
+    return sum(np.array(s.dimensions, dtype=np.float64) * s.duration for s in segments) / speech
+
+
 def summarize(timeline: Timeline) -> dict[str, Any]:
     """The per-emotion summary of a timeline, the one ``analyze``, ``stream``, ``listen``, the service and ``batch``
     report (and whose ``dominant`` ``predict`` answers for a long recording).
@@ -57,7 +67,8 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
     time), ``probabilities`` (per label: :func:`speech_weighted`, empty without speech), ``dominant`` (the top of
     ``probabilities``, ``None`` without speech), ``top`` (the labels within :data:`MIXED_MARGIN` of it, best first:
     two or more mean a mixed recording), ``verdict`` (``"mostly angry"``, ``"mixed: angry / sad"`` or
-    ``"no speech"``) and ``intense_moments`` (:func:`intense_moments`).
+    ``"no speech"``), ``intense_moments`` (:func:`intense_moments`) and, for a model with them, ``arousal``,
+    ``valence``, ``dominance`` (:func:`speech_weighted_dimensions`; absent without speech).
     """
     speech = timeline.speech_s
     per_label = {label: 0.0 for label in timeline.labels}
@@ -78,6 +89,7 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         "emotion_seconds": {k: round(v, 3) for k, v in per_label.items()},
         "emotion_share": {k: round(v / speech, 4) if speech else 0.0 for k, v in per_label.items()},
         "probabilities": {k: round(v, 4) for k, v in probabilities.items()},
+        **dimension_fields(speech_weighted_dimensions(timeline.segments), 4),
         "dominant": top[0] if top else None,
         "top": top,
         "verdict": verdict(top),
@@ -186,14 +198,18 @@ def write_csv(
     labels: tuple[str, ...],
     path: str | Path,
     with_channel: bool = False,
+    dimensions: tuple[str, ...] = (),
 ) -> Path:
-    """One row per segment or window: start, end, label, confidence and every probability
-    (first a ``channel`` column when ``with_channel``: split channels)."""
+    """One row per segment or window: start, end, label, confidence, every probability and then the
+    ``dimensions`` (``arousal,valence,dominance`` for a model with them), first a ``channel`` column when
+    ``with_channel`` (split channels)."""
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         channel = ["channel"] if with_channel else []
-        writer.writerow([*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
+        writer.writerow(
+            [*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels), *dimensions]
+        )
         for item in items:
             writer.writerow(
                 [
@@ -203,6 +219,7 @@ def write_csv(
                     item.label,
                     f"{item.confidence:.4f}",
                     *(f"{item.probabilities[label]:.4f}" for label in labels),
+                    *(f"{v:.4f}" for v in (item.dimensions or ())[: len(dimensions)]),
                 ]
             )
     return path
@@ -302,11 +319,12 @@ def write_timeline(
     out.mkdir(parents=True, exist_ok=True)
     first = timelines[0]
     stem = stem or Path(first.source).stem
+    dims = first.dimensions
     if len(timelines) == 1 and first.channel is None:
         written = {
             "json": write_json(first, out / f"{stem}.timeline.json"),
-            "segments_csv": write_csv(first.segments, first.labels, out / f"{stem}.segments.csv"),
-            "windows_csv": write_csv(first.windows, first.labels, out / f"{stem}.windows.csv"),
+            "segments_csv": write_csv(first.segments, first.labels, out / f"{stem}.segments.csv", False, dims),
+            "windows_csv": write_csv(first.windows, first.labels, out / f"{stem}.windows.csv", False, dims),
         }
     else:
         json_path = out / f"{stem}.timeline.json"
@@ -315,8 +333,8 @@ def write_timeline(
         windows = sorted((w for t in timelines for w in t.windows), key=lambda w: (w.end, w.channel))
         written = {
             "json": json_path,
-            "segments_csv": write_csv(segments, first.labels, out / f"{stem}.segments.csv", with_channel=True),
-            "windows_csv": write_csv(windows, first.labels, out / f"{stem}.windows.csv", with_channel=True),
+            "segments_csv": write_csv(segments, first.labels, out / f"{stem}.segments.csv", True, dims),
+            "windows_csv": write_csv(windows, first.labels, out / f"{stem}.windows.csv", True, dims),
         }
     if plot:
         written["png"] = plot_timeline(timelines, out / f"{stem}.timeline.png")
