@@ -16,7 +16,7 @@ import numpy as np
 
 from .recognizer import dimension_fields
 from .streaming import SegmentEvent, UpdateEvent
-from .timeline import Timeline, WindowTrack
+from .timeline import Timeline
 
 EMOTION_COLORS: dict[str, str] = {
     "neutral": "#9e9e9e",
@@ -229,27 +229,32 @@ PLOT_POINTS = 600
 """More windows than this are averaged into this many time bins (readable, and constant cost)."""
 
 
-def _plot_points(windows: WindowTrack, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Window end times and probabilities, with NaN rows where speech pauses (to break the lines)."""
-    ends = windows.ends
-    probs = windows.probabilities.astype(np.float64)
+def _plot_points(ends: np.ndarray, values: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window end times and their values ``(windows, k)`` (probabilities or dimensions), with NaN rows where speech
+    pauses (to break the lines)."""
+    values = values.astype(np.float64)
     if len(ends) > PLOT_POINTS:  # bin: the plot's cost and memory stay the same for any length
         width = max(duration_s, float(ends[-1])) / PLOT_POINTS
         index = np.minimum((ends / width).astype(int), PLOT_POINTS - 1)
-        sums = np.zeros((PLOT_POINTS, probs.shape[1]))
-        np.add.at(sums, index, probs)
+        sums = np.zeros((PLOT_POINTS, values.shape[1]))
+        np.add.at(sums, index, values)
         counts = np.bincount(index, minlength=PLOT_POINTS)[:, None]
         with np.errstate(invalid="ignore"):
             return (np.arange(PLOT_POINTS) + 0.5) * width, sums / counts  # empty bins: NaN gaps
     steps = np.diff(ends)
     hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
     gaps = np.flatnonzero(steps > 2.5 * hop) + 1
-    return np.insert(ends, gaps, np.nan), np.insert(probs, gaps, np.nan, axis=0)
+    return np.insert(ends, gaps, np.nan), np.insert(values, gaps, np.nan, axis=0)
+
+
+DIMENSION_COLORS = {"arousal": "#d81b60", "valence": "#00897b"}
+"""The curves of the plot's arousal-valence panel (dominance is in the CSV and JSON, not plotted)."""
 
 
 def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> Path:
-    """PNG: per timeline (one per channel when split), emotion probabilities over time and the segments coloured
-    by emotion below them, on a shared time axis."""
+    """PNG: per timeline (one per channel when split), emotion probabilities over time, for a model with them a
+    small panel of arousal and valence (0-1, 0.5 = neutral), and the segments coloured by emotion below them, on a
+    shared time axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,18 +267,22 @@ def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> 
     duration = max(t.duration_s for t in timelines)
     minutes = duration > 300
     scale = 60.0 if minutes else 1.0
+    ratios = [4, 1.5, 1] if first.dimensions else [4, 1]
+    rows = len(ratios)
     fig, axes = plt.subplots(
-        2 * len(timelines),
+        rows * len(timelines),
         1,
-        figsize=(12, 1.5 + 3.0 * len(timelines)),
+        figsize=(12, 1.5 + (0.9 * rows + 1.2) * len(timelines)),
         sharex=True,
-        gridspec_kw={"height_ratios": [4, 1] * len(timelines)},
+        gridspec_kw={"height_ratios": ratios * len(timelines)},
         constrained_layout=True,
         squeeze=False,
     )
     for k, t in enumerate(timelines):
-        ax, strip = axes[2 * k, 0], axes[2 * k + 1, 0]
+        ax, strip = axes[rows * k, 0], axes[rows * k + rows - 1, 0]
         _plot_one(ax, strip, t, scale)
+        if rows == 3:
+            _plot_dimensions(axes[rows * k + 1, 0], t, scale)
         who = f" channel {t.channel}" if t.channel is not None else ""
         ax.set_title(f"{Path(t.source).name}{who}: emotion over time ({t.model})")
         strip.set_xlim(0, duration / scale)
@@ -287,7 +296,7 @@ def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> 
 
 def _plot_one(ax: Any, strip: Any, timeline: Timeline, scale: float) -> None:
     if len(timeline.windows):
-        xs, ys = _plot_points(timeline.windows, timeline.duration_s)
+        xs, ys = _plot_points(timeline.windows.ends, timeline.windows.probabilities, timeline.duration_s)
         marker = "." if len(timeline.windows) <= PLOT_POINTS else None
         for i, label in enumerate(timeline.labels):
             color = EMOTION_COLORS.get(label)
@@ -303,6 +312,27 @@ def _plot_one(ax: Any, strip: Any, timeline: Timeline, scale: float) -> None:
             strip.broken_barh(spans, (0, 1), facecolors=EMOTION_COLORS.get(label, "k"))
     strip.set_yticks([])
     strip.set_ylabel("segments")
+
+
+def _plot_dimensions(ax: Any, timeline: Timeline, scale: float) -> None:
+    """Arousal and valence of the windows (of the segments, without windows) over time, around the 0.5 line."""
+    if len(timeline.windows):
+        ends, values = timeline.windows.ends, timeline.windows.dimensions
+    else:
+        segments = [s for s in timeline.segments if s.dimensions is not None]
+        ends = np.array([s.end for s in segments])
+        values = np.array([s.dimensions for s in segments]).reshape(len(segments), len(timeline.dimensions))
+    if len(ends):
+        xs, ys = _plot_points(ends, values, timeline.duration_s)
+        for name, color in DIMENSION_COLORS.items():
+            i = timeline.dimensions.index(name)
+            marker = "." if len(ends) <= PLOT_POINTS else None
+            ax.plot(xs / scale, ys[:, i], color=color, label=name, linewidth=1.2, marker=marker, markersize=3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.axhline(0.5, color="#9e9e9e", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("arousal\nvalence")
+    ax.grid(alpha=0.3)
 
 
 def write_timeline(
