@@ -228,3 +228,30 @@ def test_websocket_events_carry_the_values(real, two_utterances):
     emotion = [m for m in messages if m["type"] in ("update", "segment")]
     assert emotion, messages[-3:]
     assert emotion and all(0.0 <= m[name] <= 1.0 for m in emotion for name in DIMENSIONS)
+
+
+@pytest.mark.parametrize("dims", [(0.62, 0.41, 0.55), None])
+def test_listen_shows_the_values_beside_the_emotion_and_its_segments_when_the_model_has_them(dims):
+    from rich.console import Console
+
+    from speech_emotion.cli.listen import LiveView
+
+    labels = ("calm", "angry")
+    view = LiveView(labels)
+    probs = {"calm": 0.3, "angry": 0.7}
+    view.update(UpdateEvent(0, 0.0, 2.0, "angry", 0.7, probs, 10.0, dimensions=dims))
+    view.update(SegmentEvent(0, 0.0, 2.5, "angry", 0.7, probs, 3, dimensions=dims))
+    console = Console(record=True, width=100)
+    console.print(view.render(3.0, speaking=True, in_segment=True))
+    text = console.export_text()
+    assert ("arousal/valence/dominance 0.62/0.41/0.55" in text) == (dims is not None)
+    assert text.count("0.62/0.41/0.55") == (2 if dims else 0)
+
+
+def test_stream_lines_and_jsonl_carry_the_values(real, two_utterances, capsys):
+    assert cli_main.main(["stream", "--jsonl", str(two_utterances)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert events and all(set(DIMENSIONS) <= set(e) for e in events if e["type"] in ("update", "segment"))
+    assert cli_main.main(["stream", str(two_utterances)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "segment " in line or "update " in line]
+    assert lines and all("A/V/D " in line for line in lines)
