@@ -258,14 +258,14 @@ def test_a_bad_upload_does_not_disturb_the_next(client: TestClient, talk: bytes)
 def test_uploads_beyond_the_maximum_in_progress_get_503(tiny_bundle: Path, talk: bytes) -> None:
     slow = Recognizer.load(tiny_bundle, threads=1)
     entered, release = threading.Event(), threading.Event()
-    real = slow.probabilities
+    real = slow.scores
 
     def blocking(samples: np.ndarray):
         entered.set()
         release.wait(10)
         return real(samples)
 
-    slow.probabilities = blocking  # type: ignore[method-assign]
+    slow.scores = blocking  # type: ignore[method-assign]
     with make_client(slow, max_uploads=1) as c:
         files = {"file": ("a.wav", talk, "audio/wav")}
         first: dict = {}

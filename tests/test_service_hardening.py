@@ -307,7 +307,7 @@ def test_unexpected_error_is_a_json_500_without_details(
     def fail(samples: np.ndarray) -> Any:
         raise RuntimeError("secret internal detail")
 
-    broken.probabilities = fail  # type: ignore[method-assign]
+    broken.scores = fail  # type: ignore[method-assign]
     talk = wav_bytes(emotion_clip("angry", seed=3), 16000)
     with TestClient(create_app(options(), broken), raise_server_exceptions=False) as c:
         with caplog.at_level(logging.ERROR):

@@ -72,10 +72,19 @@ TOKEN = "browser-test-token-0123456789"
 @pytest.fixture
 def server(tiny_bundle: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """The app on a free loopback port, run by uvicorn in a thread (with a token if parametrized so)."""
+    yield from serve(os.environ.get("SPEECH_EMOTION_WEB_MODEL") or tiny_bundle, getattr(request, "param", None))
+
+
+@pytest.fixture
+def default_server() -> Iterator[str]:
+    """The app serving the default model (which gives arousal, valence and dominance)."""
+    yield from serve(None, None)
+
+
+def serve(model: Path | str | None, token: str | None) -> Iterator[str]:
     import uvicorn
 
-    model = os.environ.get("SPEECH_EMOTION_WEB_MODEL") or tiny_bundle
-    options = ServiceOptions(port=free_port(), threads=1, token=getattr(request, "param", None))
+    options = ServiceOptions(port=free_port(), threads=1, token=token)
     app = create_app(options, Recognizer.load(model, threads=1))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=options.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -126,6 +135,8 @@ def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: 
             assert page.get_attribute("body", "data-state") == "live"
             bars = page.eval_on_selector_all("#bars .bar-value", "els => els.map(e => e.textContent)")
             assert len(bars) == len(EMOTIONS) and all(b.endswith("%") for b in bars)
+            if not os.environ.get("SPEECH_EMOTION_WEB_MODEL"):  # the tiny bundle has no dimensions: no such bars
+                assert page.locator("#dims").is_hidden()
             page.wait_for_function("() => document.querySelectorAll('#live-segments li').length >= 1", timeout=30_000)
             page.set_input_files("#file", str(upload))
             page.click("#analyse")
@@ -140,6 +151,49 @@ def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: 
     assert shot.stat().st_size > 10_000
     if os.environ.get("SPEECH_EMOTION_SCREENSHOT"):
         shutil.copy(shot, os.environ["SPEECH_EMOTION_SCREENSHOT"])
+
+
+def dimension_values(page, selector: str) -> dict[str, float]:
+    """The page's arousal, valence, dominance bars under ``selector``: name -> shown value."""
+    rows = page.eval_on_selector_all(
+        f"{selector} li", "els => els.map(e => [e.dataset.dimension, e.querySelector('.bar-value').textContent])"
+    )
+    return {name: float(value) for name, value in rows}
+
+
+def test_page_shows_arousal_valence_dominance_of_the_default_model_live_and_for_uploads(
+    default_server: str, tmp_path: Path
+) -> None:
+    executable = chromium_path()
+    sync_api = playwright_api()
+    wav = speech_wav(tmp_path / "mic.wav")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw, executable, wav)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(default_server)
+            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            page.click("#start")
+            page.wait_for_function("() => Number(document.body.dataset.updates) >= 2", timeout=120_000)
+            assert page.locator("#dims").is_visible()
+            live = dimension_values(page, "#dims")
+            assert list(live) == ["arousal", "valence", "dominance"]
+            assert all(0.0 <= v <= 1.0 for v in live.values())
+            page.click("#start")
+            page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=30_000)
+            page.set_input_files("#file", str(wav))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=120_000)
+            assert page.locator("#file-dims").is_visible()
+            shown = dimension_values(page, "#file-dims")
+            assert list(shown) == ["arousal", "valence", "dominance"]
+            assert all(0.0 <= v <= 1.0 for v in shown.values())
+        finally:
+            browser.close()
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("server", [TOKEN], indirect=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import DEFAULT_MODEL, ModelBundle, load_bundle, resolve_model
+from .bundle import DEFAULT_MODEL, DIMENSIONS, ModelBundle, load_bundle, resolve_model
 from .conditioning import SAMPLE_RATE, prepare
 from .errors import ModelError
 from .features import build_features
@@ -30,6 +30,8 @@ class Prediction:
     confidence: float
     probabilities: dict[str, float]
     uncertain: bool = False
+    dimensions: tuple[float, ...] | None = None
+    """Arousal, valence, dominance (each in [0, 1], 0.5 = neutral) when the bundle has them, else ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,7 +39,16 @@ class Prediction:
             "confidence": self.confidence,
             "probabilities": self.probabilities,
             "uncertain": self.uncertain,
+            **dimension_fields(self.dimensions),
         }
+
+
+def dimension_fields(values: np.ndarray | tuple[float, ...] | None, digits: int | None = None) -> dict[str, float]:
+    """The JSON keys ``arousal``, ``valence``, ``dominance`` of the values ``(3,)`` (rounded to ``digits`` when
+    given); no keys for ``None`` (a model without dimensions): the one place every door names them."""
+    if values is None:
+        return {}
+    return {name: float(v) if digits is None else round(float(v), digits) for name, v in zip(DIMENSIONS, values)}
 
 
 def _shape(shape) -> str:
@@ -86,6 +97,16 @@ class Recognizer:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{bundle.onnx_path}: cannot load the ONNX graph ({reason})") from None
         self._input = self._session.get_inputs()[0].name
+        outputs = [o.name for o in self._session.get_outputs()]
+        if bundle.dimensions and "dimensions" not in outputs:
+            raise ModelError(
+                f"{bundle.onnx_path}: model.json declares dimensions but the graph has no 'dimensions' output "
+                f"(outputs: {', '.join(outputs)})"
+            )
+        self._outputs = [outputs[0], "dimensions"] if bundle.dimensions else [outputs[0]]
+        self.dimensions: tuple[str, ...] = bundle.dimensions
+        """:data:`~speech_emotion.bundle.DIMENSIONS` when the model also gives arousal, valence and dominance, else
+        ``()``."""
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -124,15 +145,27 @@ class Recognizer:
         """Model input features ``(1, ...)`` float32 for already preprocessed audio (a batch of one)."""
         return self._features(samples)[None].astype(np.float32)
 
+    def _run(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model run: logits ``(len(labels),)`` and dimensions ``(3,)`` float64 (``None`` without them)."""
+        out = self._session.run(self._outputs, {self._input: self.model_input(samples)})
+        return out[0][0], (np.asarray(out[1][0], dtype=np.float64) if len(out) > 1 else None)
+
     def logits(self, samples: np.ndarray) -> np.ndarray:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
-        return self._session.run(None, {self._input: self.model_input(samples)})[0][0]
+        return self._run(samples)[0]
+
+    def scores(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Everything one model run gives for mono float32 audio at :attr:`sample_rate` Hz that already went
+        through :func:`~speech_emotion.conditioning.prepare` with :attr:`preprocessing`: the shown probabilities
+        ``(len(labels),)`` float64 in :attr:`labels` order (:meth:`calibrated` of the logits) and the
+        :attr:`dimensions` ``(3,)`` float64, arousal, valence, dominance in [0, 1] (``None`` for a model without
+        them). The engine's one call per window or segment."""
+        logits, dimensions = self._run(samples)
+        return self.calibrated(logits), dimensions
 
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
-        """Shown probabilities ``(len(labels),)`` float64, in :attr:`labels` order, for mono float32 audio at
-        :attr:`sample_rate` Hz that already went through :func:`~speech_emotion.conditioning.prepare` with
-        :attr:`preprocessing`: :meth:`calibrated` of its logits."""
-        return self.calibrated(self.logits(samples))
+        """The probabilities of :meth:`scores` alone, ``(len(labels),)`` float64."""
+        return self.scores(samples)[0]
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Shown probabilities for logits ``(..., len(labels))``: softmax of ``logits / T`` with the bundle's
@@ -145,14 +178,15 @@ class Recognizer:
         return self.bundle.calibration.uncertain(probs) if self.bundle.calibration else False
 
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:
-        """:meth:`probabilities` as a :class:`Prediction`."""
-        probs = self.probabilities(samples)
+        """:meth:`scores` as a :class:`Prediction`."""
+        probs, dimensions = self.scores(samples)
         best = int(np.argmax(probs))
         return Prediction(
             label=self.labels[best],
             confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
             uncertain=self.is_uncertain(probs),
+            dimensions=None if dimensions is None else tuple(float(v) for v in dimensions),
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
@@ -165,4 +199,4 @@ class Recognizer:
         return self.predict_preprocessed(prepare(samples, self.preprocessing, source, sample_rate))
 
 
-__all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "resolve_model", "softmax"]
+__all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "dimension_fields", "resolve_model", "softmax"]

@@ -4,7 +4,8 @@ A recording is read in blocks (memory flat in its length) through the engine
 (:class:`~speech_emotion.streaming.StreamingRecognizer`) in segments-only mode: each finished speech segment is
 classified once as a whole (segments longer than ``max_segment_s`` are cut, as everywhere) and the recording's
 probabilities are the speech-time-weighted mean of its segments' (:func:`~speech_emotion.report.speech_weighted`),
-the ``probabilities`` and ``dominant`` of ``analyze``'s summary. So:
+the ``probabilities`` and ``dominant`` of ``analyze``'s summary (and so are its arousal, valence and dominance, for a
+model with them: :func:`~speech_emotion.report.speech_weighted_dimensions`). So:
 
 - no speech -> :class:`NoSpeechError`;
 - a short clip with one utterance is judged as one clip (its speech segment), whatever silence surrounds it;
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from .decode import AudioSource, open_blocks
-from .recognizer import Recognizer
-from .report import speech_weighted
+from .recognizer import Recognizer, dimension_fields
+from .report import speech_weighted, speech_weighted_dimensions
 from .streaming import NoSpeechError, SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions
 from .timeline import ANALYZE_HOP_S
 
@@ -60,6 +61,9 @@ class RecordingPrediction:
     :attr:`~speech_emotion.timeline.Timeline.notes`."""
     uncertain: bool = False
     """The bundle's calibration thresholds call the answer uncertain (:attr:`Recognizer.is_uncertain`)."""
+    dimensions: np.ndarray | None = None
+    """``(3,)`` float64 arousal, valence, dominance in [0, 1] (0.5 = neutral): the speech-time-weighted mean of the
+    segments'; ``None`` for a model without them."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class RecordingPrediction:
             "segments": self.segments,
             "notes": list(self.notes),
             "uncertain": self.uncertain,
+            **dimension_fields(self.dimensions),
         }
 
 
@@ -123,6 +128,7 @@ def predict_blocks(
         segments=end.segments,
         notes=end.notes,
         uncertain=recognizer.is_uncertain(probs),
+        dimensions=speech_weighted_dimensions(segments),
     )
 
 

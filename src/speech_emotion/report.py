@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .recognizer import dimension_fields
 from .streaming import SegmentEvent, UpdateEvent
-from .timeline import Timeline, WindowTrack
+from .timeline import Timeline
 
 EMOTION_COLORS: dict[str, str] = {
     "neutral": "#9e9e9e",
@@ -48,6 +49,15 @@ def speech_weighted(segments: Sequence[SegmentEvent], labels: tuple[str, ...]) -
     return sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
 
 
+def speech_weighted_dimensions(segments: Sequence[SegmentEvent]) -> np.ndarray | None:
+    """Speech-time-weighted mean of the segments' arousal, valence, dominance, ``(3,)``; ``None`` without speech
+    or for a model without them. The recording's values in ``predict`` and :func:`summarize`."""
+    speech = float(sum(s.duration for s in segments))
+    if not segments or speech <= 0 or any(s.dimensions is None for s in segments):
+        return None
+    return sum(np.array(s.dimensions, dtype=np.float64) * s.duration for s in segments) / speech
+
+
 def summarize(timeline: Timeline) -> dict[str, Any]:
     """The per-emotion summary of a timeline, the one ``analyze``, ``stream``, ``listen``, the service and ``batch``
     report (and whose ``dominant`` ``predict`` answers for a long recording).
@@ -57,7 +67,8 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
     time), ``probabilities`` (per label: :func:`speech_weighted`, empty without speech), ``dominant`` (the top of
     ``probabilities``, ``None`` without speech), ``top`` (the labels within :data:`MIXED_MARGIN` of it, best first:
     two or more mean a mixed recording), ``verdict`` (``"mostly angry"``, ``"mixed: angry / sad"`` or
-    ``"no speech"``) and ``intense_moments`` (:func:`intense_moments`).
+    ``"no speech"``), ``intense_moments`` (:func:`intense_moments`) and, for a model with them, ``arousal``,
+    ``valence``, ``dominance`` (:func:`speech_weighted_dimensions`; absent without speech).
     """
     speech = timeline.speech_s
     per_label = {label: 0.0 for label in timeline.labels}
@@ -78,6 +89,7 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         "emotion_seconds": {k: round(v, 3) for k, v in per_label.items()},
         "emotion_share": {k: round(v / speech, 4) if speech else 0.0 for k, v in per_label.items()},
         "probabilities": {k: round(v, 4) for k, v in probabilities.items()},
+        **dimension_fields(speech_weighted_dimensions(timeline.segments), 4),
         "dominant": top[0] if top else None,
         "top": top,
         "verdict": verdict(top),
@@ -186,14 +198,18 @@ def write_csv(
     labels: tuple[str, ...],
     path: str | Path,
     with_channel: bool = False,
+    dimensions: tuple[str, ...] = (),
 ) -> Path:
-    """One row per segment or window: start, end, label, confidence and every probability
-    (first a ``channel`` column when ``with_channel``: split channels)."""
+    """One row per segment or window: start, end, label, confidence, every probability and then the
+    ``dimensions`` (``arousal,valence,dominance`` for a model with them), first a ``channel`` column when
+    ``with_channel`` (split channels)."""
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         channel = ["channel"] if with_channel else []
-        writer.writerow([*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels)])
+        writer.writerow(
+            [*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels), *dimensions]
+        )
         for item in items:
             writer.writerow(
                 [
@@ -203,6 +219,7 @@ def write_csv(
                     item.label,
                     f"{item.confidence:.4f}",
                     *(f"{item.probabilities[label]:.4f}" for label in labels),
+                    *(f"{v:.4f}" for v in (item.dimensions or ())[: len(dimensions)]),
                 ]
             )
     return path
@@ -212,27 +229,32 @@ PLOT_POINTS = 600
 """More windows than this are averaged into this many time bins (readable, and constant cost)."""
 
 
-def _plot_points(windows: WindowTrack, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Window end times and probabilities, with NaN rows where speech pauses (to break the lines)."""
-    ends = windows.ends
-    probs = windows.probabilities.astype(np.float64)
+def _plot_points(ends: np.ndarray, values: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window end times and their values ``(windows, k)`` (probabilities or dimensions), with NaN rows where speech
+    pauses (to break the lines)."""
+    values = values.astype(np.float64)
     if len(ends) > PLOT_POINTS:  # bin: the plot's cost and memory stay the same for any length
         width = max(duration_s, float(ends[-1])) / PLOT_POINTS
         index = np.minimum((ends / width).astype(int), PLOT_POINTS - 1)
-        sums = np.zeros((PLOT_POINTS, probs.shape[1]))
-        np.add.at(sums, index, probs)
+        sums = np.zeros((PLOT_POINTS, values.shape[1]))
+        np.add.at(sums, index, values)
         counts = np.bincount(index, minlength=PLOT_POINTS)[:, None]
         with np.errstate(invalid="ignore"):
             return (np.arange(PLOT_POINTS) + 0.5) * width, sums / counts  # empty bins: NaN gaps
     steps = np.diff(ends)
     hop = float(steps[steps > 0].min()) if np.any(steps > 0) else 0.5
     gaps = np.flatnonzero(steps > 2.5 * hop) + 1
-    return np.insert(ends, gaps, np.nan), np.insert(probs, gaps, np.nan, axis=0)
+    return np.insert(ends, gaps, np.nan), np.insert(values, gaps, np.nan, axis=0)
+
+
+DIMENSION_COLORS = {"arousal": "#d81b60", "valence": "#00897b"}
+"""The curves of the plot's arousal-valence panel (dominance is in the CSV and JSON, not plotted)."""
 
 
 def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> Path:
-    """PNG: per timeline (one per channel when split), emotion probabilities over time and the segments coloured
-    by emotion below them, on a shared time axis."""
+    """PNG: per timeline (one per channel when split), emotion probabilities over time, for a model with them a
+    small panel of arousal and valence (0-1, 0.5 = neutral), and the segments coloured by emotion below them, on a
+    shared time axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,18 +267,22 @@ def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> 
     duration = max(t.duration_s for t in timelines)
     minutes = duration > 300
     scale = 60.0 if minutes else 1.0
+    ratios = [4, 1.5, 1] if first.dimensions else [4, 1]
+    rows = len(ratios)
     fig, axes = plt.subplots(
-        2 * len(timelines),
+        rows * len(timelines),
         1,
-        figsize=(12, 1.5 + 3.0 * len(timelines)),
+        figsize=(12, 1.5 + (0.9 * rows + 1.2) * len(timelines)),
         sharex=True,
-        gridspec_kw={"height_ratios": [4, 1] * len(timelines)},
+        gridspec_kw={"height_ratios": ratios * len(timelines)},
         constrained_layout=True,
         squeeze=False,
     )
     for k, t in enumerate(timelines):
-        ax, strip = axes[2 * k, 0], axes[2 * k + 1, 0]
+        ax, strip = axes[rows * k, 0], axes[rows * k + rows - 1, 0]
         _plot_one(ax, strip, t, scale)
+        if rows == 3:
+            _plot_dimensions(axes[rows * k + 1, 0], t, scale)
         who = f" channel {t.channel}" if t.channel is not None else ""
         ax.set_title(f"{Path(t.source).name}{who}: emotion over time ({t.model})")
         strip.set_xlim(0, duration / scale)
@@ -270,7 +296,7 @@ def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> 
 
 def _plot_one(ax: Any, strip: Any, timeline: Timeline, scale: float) -> None:
     if len(timeline.windows):
-        xs, ys = _plot_points(timeline.windows, timeline.duration_s)
+        xs, ys = _plot_points(timeline.windows.ends, timeline.windows.probabilities, timeline.duration_s)
         marker = "." if len(timeline.windows) <= PLOT_POINTS else None
         for i, label in enumerate(timeline.labels):
             color = EMOTION_COLORS.get(label)
@@ -288,6 +314,27 @@ def _plot_one(ax: Any, strip: Any, timeline: Timeline, scale: float) -> None:
     strip.set_ylabel("segments")
 
 
+def _plot_dimensions(ax: Any, timeline: Timeline, scale: float) -> None:
+    """Arousal and valence of the windows (of the segments, without windows) over time, around the 0.5 line."""
+    if len(timeline.windows):
+        ends, values = timeline.windows.ends, timeline.windows.dimensions
+    else:
+        segments = [s for s in timeline.segments if s.dimensions is not None]
+        ends = np.array([s.end for s in segments])
+        values = np.array([s.dimensions for s in segments]).reshape(len(segments), len(timeline.dimensions))
+    if len(ends):
+        xs, ys = _plot_points(ends, values, timeline.duration_s)
+        for name, color in DIMENSION_COLORS.items():
+            i = timeline.dimensions.index(name)
+            marker = "." if len(ends) <= PLOT_POINTS else None
+            ax.plot(xs / scale, ys[:, i], color=color, label=name, linewidth=1.2, marker=marker, markersize=3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.axhline(0.5, color="#9e9e9e", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("arousal\nvalence")
+    ax.grid(alpha=0.3)
+
+
 def write_timeline(
     timeline: Timeline | Sequence[Timeline], out_dir: str | Path, stem: str | None = None, plot: bool = True
 ) -> dict[str, Path]:
@@ -302,11 +349,12 @@ def write_timeline(
     out.mkdir(parents=True, exist_ok=True)
     first = timelines[0]
     stem = stem or Path(first.source).stem
+    dims = first.dimensions
     if len(timelines) == 1 and first.channel is None:
         written = {
             "json": write_json(first, out / f"{stem}.timeline.json"),
-            "segments_csv": write_csv(first.segments, first.labels, out / f"{stem}.segments.csv"),
-            "windows_csv": write_csv(first.windows, first.labels, out / f"{stem}.windows.csv"),
+            "segments_csv": write_csv(first.segments, first.labels, out / f"{stem}.segments.csv", False, dims),
+            "windows_csv": write_csv(first.windows, first.labels, out / f"{stem}.windows.csv", False, dims),
         }
     else:
         json_path = out / f"{stem}.timeline.json"
@@ -315,8 +363,8 @@ def write_timeline(
         windows = sorted((w for t in timelines for w in t.windows), key=lambda w: (w.end, w.channel))
         written = {
             "json": json_path,
-            "segments_csv": write_csv(segments, first.labels, out / f"{stem}.segments.csv", with_channel=True),
-            "windows_csv": write_csv(windows, first.labels, out / f"{stem}.windows.csv", with_channel=True),
+            "segments_csv": write_csv(segments, first.labels, out / f"{stem}.segments.csv", True, dims),
+            "windows_csv": write_csv(windows, first.labels, out / f"{stem}.windows.csv", True, dims),
         }
     if plot:
         written["png"] = plot_timeline(timelines, out / f"{stem}.timeline.png")

@@ -30,7 +30,7 @@ from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
 from .decode import ended_early
 from .errors import AudioError
 from .levels import PeakMeter
-from .recognizer import Recognizer
+from .recognizer import Recognizer, dimension_fields
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
 MIN_HOP_S = 0.01
@@ -72,6 +72,10 @@ def _probs_dict(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
     return {label: float(p) for label, p in zip(labels, probs)}
 
 
+def _dims_tuple(values: np.ndarray | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
 @dataclass(frozen=True)
 class UpdateEvent:
     """Emotion of the latest window of ongoing speech (smoothed over recent windows)."""
@@ -89,6 +93,8 @@ class UpdateEvent:
     """Wall-clock time spent classifying this window."""
     channel: int | None = None
     """Input channel (0: the first) the window comes from; ``None`` for the mix of all channels."""
+    dimensions: tuple[float, ...] | None = None
+    """Arousal, valence, dominance in [0, 1], smoothed like the probabilities (``None``: a model without them)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _with_channel(
@@ -101,6 +107,7 @@ class UpdateEvent:
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                **dimension_fields(self.dimensions, 4),
                 "latency_ms": round(self.latency_ms, 2),
             },
         )
@@ -127,6 +134,8 @@ class SegmentEvent:
     """Windows classified in the segment."""
     channel: int | None = None
     """Input channel (0: the first) the segment comes from; ``None`` for the mix of all channels."""
+    dimensions: tuple[float, ...] | None = None
+    """Arousal, valence, dominance in [0, 1] of the whole segment (``None``: a model without them)."""
 
     @property
     def duration(self) -> float:
@@ -144,6 +153,7 @@ class SegmentEvent:
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                **dimension_fields(self.dimensions, 4),
                 "windows": self.windows,
             },
         )
@@ -312,6 +322,7 @@ class StreamingRecognizer:
         self._segments_done = 0
         self._speech = 0
         self._smoothed: np.ndarray | None = None
+        self._smoothed_dims: np.ndarray | None = None
 
     @property
     def time(self) -> float:
@@ -403,7 +414,7 @@ class StreamingRecognizer:
 
     def _on_edge(self, edge: VadEvent) -> list[Event]:
         if edge.kind == "start":
-            self._smoothed = None
+            self._smoothed = self._smoothed_dims = None
             self._open(edge.sample)
             return []
         return self._close(edge.sample)
@@ -448,7 +459,7 @@ class StreamingRecognizer:
             events.append(self._classify(seg, max(seg.start, end - self._win), end))
         self._segments_done += 1
         self._speech += end - seg.start
-        probs = self._whole_segment(seg.start, end)
+        probs, dims = self._whole_segment(seg.start, end)
         best = int(np.argmax(probs))
         events.append(
             SegmentEvent(
@@ -460,30 +471,40 @@ class StreamingRecognizer:
                 probabilities=_probs_dict(self.labels, probs),
                 windows=seg.windows,
                 channel=self.channel,
+                dimensions=_dims_tuple(dims),
             )
         )
         return events
 
-    def _whole_segment(self, start: int, end: int) -> np.ndarray:
-        """Probabilities ``(labels,)`` of the whole segment as one clip; uniform for a segment too quiet to judge."""
+    def _whole_segment(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`Recognizer.scores` of the whole segment as one clip (probabilities ``(labels,)``, dimensions
+        ``(3,)`` or ``None``); uniform and neutral for a segment too quiet to judge."""
         try:
             samples = prepare(self._buffer.get(max(start, self._buffer.start), end), self._segment_opts)
         except AudioError:  # silent after the VAD's gain: no evidence either way
-            return np.full(len(self.labels), 1.0 / len(self.labels))
-        return self.recognizer.probabilities(samples)
+            return self._no_evidence()
+        return self.recognizer.scores(samples)
+
+    def _no_evidence(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Uniform probabilities and neutral (0.5) dimensions: what a clip too quiet to judge gets."""
+        dims = np.full(len(self.recognizer.dimensions), 0.5) if self.recognizer.dimensions else None
+        return np.full(len(self.labels), 1.0 / len(self.labels)), dims
 
     def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
         t0 = time.perf_counter()
         window = self._buffer.get(start, end)
         try:
-            raw = self.recognizer.probabilities(prepare(window, self._window_opts))
+            raw, raw_dims = self.recognizer.scores(prepare(window, self._window_opts))
         except AudioError:  # a silent window inside speech: no evidence either way
-            raw = np.full(len(self.labels), 1.0 / len(self.labels))
+            raw, raw_dims = self._no_evidence()
         latency_ms = (time.perf_counter() - t0) * 1000
         seg.windows += 1
         seg.last_end = end
         a = self.options.smoothing
         self._smoothed = raw if self._smoothed is None else a * self._smoothed + (1 - a) * raw
+        if raw_dims is not None:
+            past = self._smoothed_dims
+            self._smoothed_dims = raw_dims if past is None else a * past + (1 - a) * raw_dims
         best = int(np.argmax(self._smoothed))
         return UpdateEvent(
             segment=seg.index,
@@ -494,6 +515,7 @@ class StreamingRecognizer:
             probabilities=_probs_dict(self.labels, self._smoothed),
             latency_ms=latency_ms,
             channel=self.channel,
+            dimensions=_dims_tuple(self._smoothed_dims),
         )
 
 

@@ -51,24 +51,30 @@ class WindowTrack:
     """Window emotions stored compactly (about 50 bytes each: an hour of speech is ~0.4 MB).
 
     Behaves like a list of :class:`UpdateEvent` (``append``, ``len``, iteration, indexing);
-    ``starts``, ``ends`` and ``probabilities`` give the columns as arrays.
+    ``starts``, ``ends``, ``probabilities`` and ``dimensions`` give the columns as arrays.
     """
 
-    def __init__(self, labels: tuple[str, ...], channel: int | None = None) -> None:
+    def __init__(self, labels: tuple[str, ...], channel: int | None = None, dimensions: tuple[str, ...] = ()) -> None:
+        """``dimensions``: the model's (:attr:`Recognizer.dimensions`), ``()`` without them."""
         self.labels = labels
         self.channel = channel
+        self.dimension_names = dimensions
         self._n = 0
         self._times = np.zeros((64, 2), dtype=np.float64)
         self._probs = np.zeros((64, len(labels)), dtype=np.float32)
+        self._dims = np.zeros((64, len(dimensions)), dtype=np.float32)
         self._segment = np.zeros(64, dtype=np.int32)
 
     def append(self, event: UpdateEvent) -> None:
         if self._n == len(self._times):
             self._times = np.concatenate([self._times, np.zeros_like(self._times)])
             self._probs = np.concatenate([self._probs, np.zeros_like(self._probs)])
+            self._dims = np.concatenate([self._dims, np.zeros_like(self._dims)])
             self._segment = np.concatenate([self._segment, np.zeros_like(self._segment)])
         self._times[self._n] = (event.start, event.end)
         self._probs[self._n] = [event.probabilities[label] for label in self.labels]
+        if self.dimension_names:
+            self._dims[self._n] = event.dimensions
         self._segment[self._n] = event.segment
         self._n += 1
 
@@ -90,6 +96,7 @@ class WindowTrack:
             probabilities={label: float(p) for label, p in zip(self.labels, probs)},
             latency_ms=0.0,
             channel=self.channel,
+            dimensions=tuple(float(v) for v in self._dims[i]) if self.dimension_names else None,
         )
 
     def __iter__(self) -> Iterator[UpdateEvent]:
@@ -109,6 +116,11 @@ class WindowTrack:
         """``(windows, labels)`` float32."""
         return self._probs[: self._n]
 
+    @property
+    def dimensions(self) -> np.ndarray:
+        """``(windows, len(dimension_names))`` float32: arousal, valence, dominance (no columns without them)."""
+        return self._dims[: self._n]
+
 
 @dataclass
 class Timeline:
@@ -126,12 +138,14 @@ class Timeline:
     """Problems worth telling the user that did not stop the analysis (a truncated file)."""
     channel: int | None = None
     """The input channel (0: the first) this timeline follows; ``None`` for the mix of all channels."""
+    dimensions: tuple[str, ...] = ()
+    """The model's continuous outputs (arousal, valence, dominance) the events carry; ``()`` without them."""
 
     def __post_init__(self) -> None:
         if self.windows is None:
-            self.windows = WindowTrack(self.labels, self.channel)
+            self.windows = WindowTrack(self.labels, self.channel, self.dimensions)
         elif not isinstance(self.windows, WindowTrack):
-            track = WindowTrack(self.labels, self.channel)
+            track = WindowTrack(self.labels, self.channel, self.dimensions)
             for w in self.windows:
                 track.append(w)
             self.windows = track
@@ -231,6 +245,7 @@ def _analyze(
             labels=recognizer.labels,
             top_moments=options.top_moments,
             channel=c,
+            dimensions=recognizer.dimensions,
         )
         for c in channels
     }

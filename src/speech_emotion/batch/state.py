@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from ..bundle import DIMENSIONS
 from ..errors import DataError
 from .worker import FAILED, FileResult
 
@@ -60,6 +61,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("dominant_emotion", pa.string()),
             ("verdict", pa.string()),
             *((f"share_{label}", pa.float64()) for label in labels),
+            *((name, pa.float64()) for name in DIMENSIONS),
             ("n_segments", pa.int32()),
             ("error", pa.string()),
             ("notes", pa.string()),
@@ -83,6 +85,7 @@ def segments_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("label", pa.string()),
             ("confidence", pa.float64()),
             *((f"prob_{label}", pa.float64()) for label in labels),
+            *((name, pa.float64()) for name in DIMENSIONS),
         ]
     )
 
@@ -92,21 +95,38 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
     file_rows: list[dict[str, Any]] = []
     segment_rows: list[dict[str, Any]] = []
     for r in results:
-        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels")}
+        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels", "dimensions")}
         row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
+        row.update(_dimension_columns(r.dimensions))
         row["n_segments"] = len(r.segments)
         file_rows.append(row)
         for c in r.channels:  # --channels split: each party's summary after the whole call's
             part = {**row, "channel": c.channel, "speech_s": c.speech_s, "dominant_emotion": c.dominant_emotion}
             part.update(verdict=c.verdict, n_segments=sum(s.channel == c.channel for s in r.segments))
             part.update({f"share_{label}": c.shares.get(label) for label in labels})
+            part.update(_dimension_columns(c.dimensions))
             file_rows.append(part)
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
             seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
+            seg.update(_dimension_columns(s.dimensions))
             segment_rows.append(seg)
     return _from_rows(file_rows, files_schema(labels)), _from_rows(segment_rows, segments_schema(labels))
+
+
+def _dimension_columns(values: list[float] | None) -> dict[str, float | None]:
+    """The ``arousal``, ``valence``, ``dominance`` columns of a row: nulls for a model without them."""
+    return dict(zip(DIMENSIONS, values or (None,) * len(DIMENSIONS)))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order: columns that parts written before them lack (``verdict``,
+    ``channel``, ``arousal``...) as nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(len(table), f.type))
+    return table.select(schema.names)
 
 
 # pyarrow imports pandas (~0.5 s) to convert Python objects (pa.array, from_pylist, scalars), for group_by and
@@ -302,8 +322,8 @@ class ResultStore:
             t = t.filter(pc.is_in(t["key"], value_set=wanted))
             tables.append(t.append_column("_part", _strings([part] * len(t))))
         schema = files_schema(self.labels).append(pa.field("_part", pa.string()))
-        # parts written before a column existed (verdict) get it as nulls
-        table = pa.concat_tables(tables, promote_options="default") if tables else _empty(schema)
+        # parts written before a column existed (verdict, arousal) get it as nulls
+        table = _conform(pa.concat_tables(tables, promote_options="default"), schema) if tables else _empty(schema)
         keys, parts = table["key"].to_pylist(), table["_part"].to_pylist()
         latest = dict(zip(keys, parts))  # the last part that holds each key wins
         # all rows of the winning result (the whole file's and, with --channels split, its channels')
@@ -317,12 +337,9 @@ class ResultStore:
             keys = files.filter(pc.is_in(files["_part"], value_set=_strings([part])))["key"]
             t = _read(self.parts / f"{part}.segments.parquet")
             tables.append(t.filter(pc.is_in(t["key"], value_set=keys)))
-        # parts written before the channel column existed get it as nulls (the mix)
-        return (
-            pa.concat_tables(tables, promote_options="default")
-            if tables
-            else _empty(segments_schema(self.labels))
-        )
+        # parts written before the channel (the mix) or arousal columns existed get them as nulls
+        schema = segments_schema(self.labels)
+        return _conform(pa.concat_tables(tables, promote_options="default"), schema) if tables else _empty(schema)
 
 
 def _join_extras(files: pa.Table, extras: pd.DataFrame) -> pa.Table:

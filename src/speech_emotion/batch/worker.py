@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
-from ..report import summarize
+from ..report import speech_weighted_dimensions, summarize
 from ..threads import limit_native_threads
 from ..timeline import AnalyzeOptions, analyze_channels
 from .inputs import Job
@@ -41,6 +41,8 @@ class SegmentResult:
     probabilities: dict[str, float]
     channel: int | None = None
     """Input channel (0: the first) with ``--channels split``; ``None`` for the mix."""
+    dimensions: list[float] | None = None
+    """Arousal, valence, dominance in [0, 1]; ``None`` for a model without them."""
 
 
 @dataclass
@@ -52,6 +54,8 @@ class ChannelSummary:
     dominant_emotion: str | None
     verdict: str
     shares: dict[str, float]
+    dimensions: list[float] | None = None
+    """Speech-time-weighted arousal, valence, dominance of the channel (``None``: no speech or no such outputs)."""
 
 
 @dataclass
@@ -73,6 +77,9 @@ class FileResult:
     segments: list[SegmentResult] = field(default_factory=list)
     channels: list[ChannelSummary] = field(default_factory=list)
     """With ``--channels split``: each channel's summary (the file's own fields summarise the whole call)."""
+    dimensions: list[float] | None = None
+    """Speech-time-weighted arousal, valence, dominance in [0, 1] (``predict``'s values); ``None`` without speech or
+    for a model without them."""
     error: str | None = None
     notes: str | None = None
     """Problems that did not stop the analysis (a truncated file)."""
@@ -146,6 +153,7 @@ def _fail(result: FileResult, error: str) -> None:
     result.shares = {}
     result.segments = []
     result.channels = []
+    result.dimensions = None
 
 
 def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str = "mix") -> None:
@@ -166,8 +174,9 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.dominant_emotion = summary["dominant"]
     result.verdict = summary["verdict"]
     result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
+    result.dimensions = _list(speech_weighted_dimensions(timeline.segments))
     result.segments = [
-        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel)
+        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel, _list(s.dimensions))
         for s in timeline.segments
     ]
     result.notes = "; ".join(timeline.notes) or None
@@ -176,4 +185,10 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
 def _channel_summary(timeline: Any) -> ChannelSummary:
     summary = summarize(timeline)
     shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
-    return ChannelSummary(timeline.channel, timeline.speech_s, summary["dominant"], summary["verdict"], shares)
+    dims = _list(speech_weighted_dimensions(timeline.segments))
+    return ChannelSummary(timeline.channel, timeline.speech_s, summary["dominant"], summary["verdict"], shares, dims)
+
+
+def _list(values: Any) -> list[float] | None:
+    """Arousal, valence, dominance as plain floats (results cross process boundaries and JSON)."""
+    return None if values is None else [float(v) for v in values]

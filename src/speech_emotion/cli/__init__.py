@@ -30,3 +30,8 @@ def warn(source: object, notes: Iterable[str]) -> None:
     """One ``warning: SOURCE: NOTE`` line on stderr per note (problems that did not stop the command)."""
     for note in notes:
         print(f"warning: {source}: {note}", file=sys.stderr)
+
+
+def avd(values: Iterable[float] | None) -> str:
+    """Arousal, valence, dominance as ``0.62/0.41/0.55`` (the ``A/V/D`` of every CLI view); ``""`` without them."""
+    return "" if values is None else "/".join(f"{float(v):.2f}" for v in values)

@@ -25,7 +25,7 @@ from ..streaming import Event, SegmentEvent, StreamEnd, StreamingRecognizer, Upd
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
-from . import plain
+from . import avd, plain
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
 
@@ -139,12 +139,15 @@ class LiveView:
             headline = Text("waiting for speech…", style="dim")
         else:
             headline = Text(f"{current.label}  {current.confidence:.0%}", style="bold" + (" dim" if stale else ""))
+            if current.dimensions is not None:
+                headline.append(f"   arousal/valence/dominance {avd(current.dimensions)}", style="dim")
         history = Table.grid(padding=(0, 2))
         for seg in self.segments:
             history.add_row(
                 f"{seg.start:7.1f}-{seg.end:7.1f} s",
                 Text(seg.label, style=EMOTION_COLORS.get(seg.label, "white")),
                 f"{seg.confidence:.0%}",
+                avd(seg.dimensions),
             )
         return Panel(
             Group(status, Text(""), headline, bars, Text(""), Text("recent segments", style="dim"), history),

@@ -4,8 +4,10 @@ Each file is read in blocks and its speech found with the live engine's voice ac
 Each speech segment is classified once as a whole (one utterance: as one clip) and the answer is
 the speech-time-weighted mean of the segments' probabilities. The answer says how many seconds of speech it rests on; a
 file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
-object per file, with "status" ok, no_speech or failed. --channels split (a call with each party on its own
-channel) adds each channel's answer: rows "FILE (channel N)" after the whole call's, or "channels" in the JSON.
+object per file, with "status" ok, no_speech or failed. A model with dimensions (the default) also gives arousal,
+valence and dominance, each 0-1 (0.5 = neutral): the A/V/D column, or top-level keys in the JSON.
+--channels split (a call with each party on its own channel) adds each channel's answer: rows "FILE (channel N)"
+after the whole call's, or "channels" in the JSON.
 Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
@@ -22,7 +24,7 @@ from ..decode import open_blocks
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
-from . import add_channels_option, plain, warn
+from . import add_channels_option, avd, plain, warn
 from .arguments import positive_int
 
 if TYPE_CHECKING:
@@ -134,14 +136,20 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tup
     table.add_column("confidence", justify="right", no_wrap=True)
     table.add_column("runner-up", no_wrap=True)
     table.add_column("speech", justify="right", no_wrap=True)
+    dimensions = any(pred is not None and pred.dimensions is not None for _, pred in rows)
+    if dimensions:
+        table.add_column("A/V/D", justify="right", no_wrap=True)
     for path, pred in rows:
         if pred is None:  # a channel without speech (--channels split)
-            table.add_row(path, "no speech", "", "", "")
+            table.add_row(path, "no speech", "", "", "", *([""] if dimensions else []))
             continue
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
-        table.add_row(path, pred.label + (" ?" if pred.uncertain else ""), f"{pred.confidence:.0%}", second, speech)
+        label = pred.label + (" ?" if pred.uncertain else "")
+        table.add_row(path, label, f"{pred.confidence:.0%}", second, speech, *([avd(pred.dimensions)] * dimensions))
     Console().print(table)
+    if dimensions:
+        print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
     if any(pred is not None and pred.uncertain for _, pred in rows):
         print("?: uncertain (confidence low or the top two close, by the model's calibration thresholds)")

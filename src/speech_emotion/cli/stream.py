@@ -31,7 +31,7 @@ from ..streaming import (
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
-from . import add_channels_option, plain, warn
+from . import add_channels_option, avd, plain, warn
 from .arguments import positive_int
 from .summary import print_summary
 
@@ -151,6 +151,11 @@ class _Fed:
             self.interrupted = True
 
 
+def _avd(event: Event) -> str:
+    """``  A/V/D 0.62/0.41/0.55`` for a model with dimensions, else nothing."""
+    return f"  A/V/D {avd(event.dimensions)}" if event.dimensions is not None else ""
+
+
 def _emit(event: Event, jsonl: bool, timeline: Timeline) -> None:
     if isinstance(event, SegmentEvent):
         timeline.segments.append(event)
@@ -160,12 +165,12 @@ def _emit(event: Event, jsonl: bool, timeline: Timeline) -> None:
     elif isinstance(event, SegmentEvent):
         print(
             f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-            f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')})",
+            f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')}){_avd(event)}",
             flush=True,
         )
     else:
         print(
             f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
-            f"  [{event.latency_ms:5.1f} ms]",
+            f"  [{event.latency_ms:5.1f} ms]{_avd(event)}",
             flush=True,
         )

@@ -8,6 +8,7 @@ from typing import Any
 from ..report import summarize
 from ..timeline import Timeline
 from ..words import plural
+from . import avd
 
 
 def print_summary(timeline: Timeline, console: Any = None, moments: bool = True) -> dict[str, Any]:
@@ -36,6 +37,9 @@ def print_summary(timeline: Timeline, console: Any = None, moments: bool = True)
             share = summary["emotion_share"][label]
             table.add_row(label, clock(seconds), f"{share:.0%}", f"{summary['probabilities'][label]:.0%}")
     console.print(table)
+    if "arousal" in summary:
+        values = (summary["arousal"], summary["valence"], summary["dominance"])
+        console.print(f"arousal/valence/dominance (0-1, 0.5 neutral): {avd(values)}")
     if moments and summary["intense_moments"]:
         console.print("most intense moments:")
         for m in summary["intense_moments"]:

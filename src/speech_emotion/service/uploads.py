@@ -41,6 +41,9 @@ class ChannelPredictionOut(BaseModel):
     notes: list[str]
     error: str | None = None
     message: str | None = None
+    arousal: float | None = None
+    valence: float | None = None
+    dominance: float | None = None
 
 
 class PredictionOut(BaseModel):
@@ -54,6 +57,11 @@ class PredictionOut(BaseModel):
     """Problems that did not stop the prediction, e.g. a file that ended before its header said."""
     uncertain: bool = False
     """The model's calibration thresholds call the answer uncertain (low confidence or the top two close)."""
+    arousal: float | None = None
+    """In [0, 1], 0.5 = neutral; only for a model with dimensions (the default model), like ``valence`` and
+    ``dominance``: see the model card for what they are and are not."""
+    valence: float | None = None
+    dominance: float | None = None
     model: str
     channels: list[ChannelPredictionOut] | None = None
     """With ``?channels=split``: each channel's answer (0: the first), beside the whole call's."""

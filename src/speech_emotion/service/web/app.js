@@ -90,6 +90,32 @@ function buildBars() {
   });
 }
 
+const DIMENSIONS = ["arousal", "valence", "dominance"];
+
+// Arousal, valence, dominance (0-1, 0.5 = neutral): three bars, shown only when the model gives them
+function buildDims(ul) {
+  ul.replaceChildren();
+  for (const name of DIMENSIONS) {
+    const li = document.createElement("li");
+    li.dataset.dimension = name;
+    li.innerHTML = `<span class="bar-label"></span><span class="bar-track"><span class="bar-fill"></span><span class="bar-mid"></span></span><span class="bar-value">–</span>`;
+    li.querySelector(".bar-label").textContent = name;
+    ul.append(li);
+  }
+}
+
+function showDims(ul, values) {
+  const present = values && typeof values.arousal === "number";
+  ul.hidden = !present;
+  if (!present) return;
+  if (!ul.children.length) buildDims(ul);
+  for (const li of ul.children) {
+    const v = values[li.dataset.dimension];
+    li.querySelector(".bar-fill").style.width = `${Math.round(v * 100)}%`;
+    li.querySelector(".bar-value").textContent = v.toFixed(2);
+  }
+}
+
 function buildLegend() {
   const ul = $("legend");
   ul.replaceChildren();
@@ -238,6 +264,7 @@ function showCurrent(ev) {
     li.querySelector(".bar-value").textContent = pct(p);
     li.classList.toggle("best", li.dataset.label === best);
   }
+  showDims($("dims"), ev);
 }
 
 function setSpeech(on, text) {
@@ -503,6 +530,7 @@ function clearResult() {
   fileTimeline = null;
   $("result").hidden = true;
   $("stats").replaceChildren();
+  showDims($("file-dims"), null);
   $("segment-table").querySelector("tbody").replaceChildren();
   document.body.dataset.analysed = "0";
 }
@@ -530,6 +558,7 @@ function showTimeline(tl) {
     }
     box.append(div);
   }
+  showDims($("file-dims"), s); // the summary's speech-weighted arousal, valence, dominance
   const tbody = $("segment-table").querySelector("tbody");
   tbody.replaceChildren();
   for (const seg of tl.segments.slice(0, 200)) {
