@@ -34,6 +34,25 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bundle(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="module")
+def tiny(tiny_bundle: Path) -> Any:
+    """A :class:`~speech_emotion.Recognizer` on :func:`tiny_bundle` (one thread)."""
+    from speech_emotion.recognizer import Recognizer
+
+    return Recognizer.load(tiny_bundle, threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(tiny: Any) -> Any:
+    """A FastAPI ``TestClient`` of the service on :func:`tiny` (no warm-up, host ``testserver`` allowed)."""
+    from fastapi.testclient import TestClient
+
+    from speech_emotion.service.app import create_app
+    from speech_emotion.service.options import ServiceOptions
+
+    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
+
+
 @pytest.fixture(autouse=True)
 def _tolerate_testclient_teardown_race(monkeypatch: pytest.MonkeyPatch) -> None:
     """Starlette's TestClient sometimes raises ``CancelledError`` from its own portal future when a test leaves a

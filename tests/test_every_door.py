@@ -10,14 +10,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 
 from speech_emotion.cli import main as cli_main
-from speech_emotion.recognizer import Recognizer
-from speech_emotion.service.app import create_app
-from speech_emotion.service.options import ServiceOptions
 from synth import silence, vowel
 
 ENDED_EARLY = "file ended early: 1.5 s of the announced 3.0 s were read"
@@ -36,16 +31,6 @@ def cut_in_half(data: bytes) -> bytes:
 
 def talk() -> np.ndarray:
     return np.concatenate([silence(0.3), vowel(2.0, seed=1), silence(0.3)])
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_bundle: Path) -> Recognizer:
-    return Recognizer.load(tiny_bundle, threads=1)
-
-
-@pytest.fixture(scope="module")
-def client(tiny: Recognizer) -> TestClient:
-    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
 
 
 def json_lines(text: str) -> list[dict]:

@@ -14,16 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 
 from speech_emotion.batch.inputs import collect_jobs
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
 from speech_emotion.decode import MAX_BLOCK_SAMPLES, open_blocks
 from speech_emotion.errors import AudioError
-from speech_emotion.recognizer import Recognizer
-from speech_emotion.service.app import create_app
-from speech_emotion.service.options import ServiceOptions
 from synth import AV_FORMATS, av_encoded, noise, silence, vowel
 
 pytest.importorskip("av")
@@ -60,16 +56,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[suffix] = folder / f"talk.{suffix}"
         paths[suffix].write_bytes(encode(suffix))
     return paths
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_bundle: Path) -> Recognizer:
-    return Recognizer.load(tiny_bundle, threads=1)
-
-
-@pytest.fixture(scope="module")
-def client(tiny: Recognizer) -> TestClient:
-    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
 
 
 def probabilities(answer: dict) -> np.ndarray:

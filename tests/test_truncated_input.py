@@ -8,21 +8,16 @@ from __future__ import annotations
 import io
 import json
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 
 from speech_emotion.batch.inputs import make_job
 from speech_emotion.batch.worker import analyze_one
 from speech_emotion.cli import main as cli_main
 from speech_emotion.decode import open_blocks
-from speech_emotion.recognizer import Recognizer
 from speech_emotion.recording import predict_recording
-from speech_emotion.service.app import create_app
-from speech_emotion.service.options import ServiceOptions
 from speech_emotion.timeline import analyze_file
 from synth import silence, vowel
 
@@ -49,16 +44,6 @@ def unknown_length(data: bytes) -> bytes:
     """A complete file whose data chunk size says 0xFFFFFFFF, as writers that cannot seek back leave it."""
     at = data.index(b"data") + 4
     return data[:at] + struct.pack("<I", 0xFFFFFFFF) + data[at + 4 :]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_bundle: Path) -> Recognizer:
-    return Recognizer.load(tiny_bundle, threads=1)
-
-
-@pytest.fixture(scope="module")
-def client(tiny: Recognizer) -> TestClient:
-    return TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), recognizer=tiny))
 
 
 def test_the_reader_knows_the_announced_length_of_a_cut_wav():
