@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import soundfile as sf
-
 from speech_emotion import NoSpeechError, Recognizer, StreamEnd, StreamingRecognizer, predict_recording
+from speech_emotion.decode import open_blocks
 from speech_emotion.errors import SpeechEmotionError
 
 
@@ -38,11 +37,11 @@ def run(path: str, model: str | None = None) -> None:
         print(exc)  # e.g. "call.wav: no speech detected (3.0 s of silence or noise)"
 
     engine = StreamingRecognizer(r, source=path)  # the engine every door runs
-    with sf.SoundFile(path) as f:  # 100 ms chunks at the file's own rate (any rate works):
-        chunks = ((chunk, f.samplerate) for chunk in f.blocks(blocksize=f.samplerate // 10, dtype="float32"))
-        for event in engine.events(chunks):  # events as the audio goes by; the stream's end closes the last one
-            if not isinstance(event, StreamEnd):  # the last item: duration, speech_s, notes
-                print(event.to_dict())  # "update" and "segment" events
+    blocks = open_blocks(path, block_s=0.1)  # 100 ms chunks at the file's own rate, any format the CLI reads
+    chunks = ((chunk, blocks.sample_rate) for chunk in blocks)
+    for event in engine.events(chunks):  # events as the audio goes by; the stream's end closes the last one
+        if not isinstance(event, StreamEnd):  # the last item: duration, speech_s, notes
+            print(event.to_dict())  # "update" and "segment" events
     # README:END
 
 
