@@ -61,6 +61,22 @@ def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unr
     assert code == 1  # two files could not be read
 
 
+def test_predict_table_lists_every_file_given_with_its_reason_when_it_has_no_emotion(
+    tiny_bundle, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # short names: the table folds long paths over lines
+    Path("speech.wav").write_bytes(wav(talk()))
+    Path("quiet.wav").write_bytes(wav(silence(2.0)))
+    code = cli_main.main(["predict", "--model", str(tiny_bundle), "speech.wav", "quiet.wav", "missing.wav"])
+    out = capsys.readouterr().out
+    names = ("speech.wav", "quiet.wav", "missing.wav")
+    rows = {name: line for line in out.splitlines() for name in names if name in line}
+    assert set(rows) == {"speech.wav", "quiet.wav", "missing.wav"}  # a row for each, not only those with an emotion
+    assert "no speech" in rows["quiet.wav"] and "failed" in rows["missing.wav"]
+    assert any(label in rows["speech.wav"] for label in tiny_bundle_labels(tiny_bundle))
+    assert code == 1
+
+
 def tiny_bundle_labels(bundle: Path) -> list[str]:
     return json.loads((bundle / "model.json").read_text())["labels"]
 

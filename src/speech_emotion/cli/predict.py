@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
                 print(str(exc), file=sys.stderr)
                 if args.json:
                     print(json.dumps(_no_speech(path, exc)), flush=True)
+                rows.append((str(path), "no speech"))
                 continue
             except SpeechEmotionError as exc:
                 failures += 1
                 print(f"error: {exc}", file=sys.stderr)
                 if args.json:
                     print(json.dumps(_failed(path, exc)), flush=True)
+                rows.append((str(path), "failed (see above)"))
                 continue
             warn(path, pred.notes)
             if args.json:
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((str(path), pred))
                 rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]
     finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
-        if rows:
+        if rows and not args.json:
             _print_table(rows, recognizer.labels)
     return 1 if failures else 0
 
@@ -126,7 +128,9 @@ def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
     return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
-def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tuple[str, ...]) -> None:
+def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], labels: tuple[str, ...]) -> None:
+    """One row per file (and per channel with ``--channels split``); a file without an emotion gets its reason
+    (``no speech``, ``failed``) in the emotion column, so the table lists every file given."""
     from rich.console import Console
     from rich.table import Table
 
@@ -136,12 +140,13 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tup
     table.add_column("confidence", justify="right", no_wrap=True)
     table.add_column("runner-up", no_wrap=True)
     table.add_column("speech", justify="right", no_wrap=True)
-    dimensions = any(pred is not None and pred.dimensions is not None for _, pred in rows)
+    predictions = [pred for _, pred in rows if isinstance(pred, RecordingPrediction)]
+    dimensions = any(pred.dimensions is not None for pred in predictions)
     if dimensions:
         table.add_column("A/V/D", justify="right", no_wrap=True)
     for path, pred in rows:
-        if pred is None:  # a channel without speech (--channels split)
-            table.add_row(path, "no speech", "", "", "", *([""] if dimensions else []))
+        if not isinstance(pred, RecordingPrediction):  # no speech (a file, or a channel with --channels split), failed
+            table.add_row(path, pred or "no speech", "", "", "", *([""] if dimensions else []))
             continue
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
@@ -151,5 +156,5 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | None]], labels: tup
     Console().print(table)
     if dimensions:
         print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
-    if any(pred is not None and pred.uncertain for _, pred in rows):
+    if any(pred.uncertain for pred in predictions):
         print("?: uncertain (confidence low or the top two close, by the model's calibration thresholds)")
