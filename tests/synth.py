@@ -27,10 +27,10 @@ def _lowpass(x: np.ndarray) -> np.ndarray:
 
 def _resonator(x: np.ndarray, freq: float, bandwidth: float, sample_rate: int, state: np.ndarray):
     """One formant (a two-pole resonator with unit gain at 0 Hz), filtering ``x`` from ``state``."""
-    r = np.exp(-np.pi * bandwidth / sample_rate)
-    b1, b2 = 2 * r * np.cos(2 * np.pi * freq / sample_rate), -r * r
     from scipy.signal import lfilter
 
+    r = np.exp(-np.pi * bandwidth / sample_rate)
+    b1, b2 = 2 * r * np.cos(2 * np.pi * freq / sample_rate), -r * r
     return lfilter([1 - b1 - b2], [1, -b1, -b2], x, zi=state)
 
 

@@ -111,6 +111,16 @@ def playwright_api():
     return pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
 
 
+def open_page(browser, url: str, problems: list[str]):
+    """A new page on ``url`` once it has loaded its model; console errors and page errors go into ``problems``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+    return page
+
+
 def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: Path) -> None:
     executable = chromium_path()
     sync_api = playwright_api()
@@ -122,11 +132,7 @@ def test_page_streams_fake_microphone_and_shows_emotions(server: str, tmp_path: 
     with sync_api.sync_playwright() as pw:
         browser = launch(pw, executable, wav)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(server)
-            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            page = open_page(browser, server, problems)
             page.click("#start")
             wanted = 24 if os.environ.get("SPEECH_EMOTION_SCREENSHOT") else 6  # a fuller chart for the docs
             page.wait_for_function(f"() => Number(document.body.dataset.updates) >= {wanted}", timeout=90_000)
@@ -171,11 +177,7 @@ def test_page_shows_arousal_valence_dominance_of_the_default_model_live_and_for_
     with sync_api.sync_playwright() as pw:
         browser = launch(pw, executable, wav)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(default_server)
-            page.wait_for_function("() => document.getElementById('model-chip').textContent !== 'model: …'")
+            page = open_page(browser, default_server, problems)
             page.click("#start")
             page.wait_for_function("() => Number(document.body.dataset.updates) >= 2", timeout=120_000)
             assert page.locator("#dims").is_visible()
