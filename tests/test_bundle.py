@@ -230,3 +230,13 @@ def test_recipes_recorded_with_a_16_khz_sample_rate_still_load_and_another_rate_
     run["recipe"]["data"]["features"]["sample_rate"] = 22050
     with pytest.raises(ModelError, match="'data.features.sample_rate': must be 16000"):
         make_recipe(run["model"], **run["recipe"])
+
+
+def test_audio_options_hold_neither_the_rate_nor_a_deployment_limit(tiny_bundle):
+    from dataclasses import fields
+
+    from speech_emotion.conditioning import AudioOptions
+
+    names = {f.name for f in fields(AudioOptions)}
+    assert "sample_rate" not in names and "max_duration_s" not in names
+    assert read_bundle(tiny_bundle).sample_rate == 16000  # the bundle still states the one rate

@@ -93,7 +93,6 @@ class ModelBundle:
         """The format-2 ``model.json`` document."""
         feature_opts = asdict(self.feature_options)
         preprocessing = asdict(self.preprocessing)
-        preprocessing.pop("sample_rate", None)
         return {
             "format": FORMAT_VERSION,
             "name": self.name,
@@ -118,11 +117,7 @@ def make_bundle(
     labels: tuple[str, ...] = EMOTIONS,
     onnx: str = "model.onnx",
 ) -> ModelBundle:
-    """A :class:`ModelBundle` for a freshly trained model; raises :class:`ModelError` when ``preprocessing``
-    resamples to any rate but 16 kHz."""
-    rate = getattr(preprocessing, "sample_rate", SAMPLE_RATE)
-    if rate != SAMPLE_RATE:
-        raise ModelError(f"{name}: preprocessing.sample_rate: {_ONLY_RATE}, got {rate!r}")
+    """A :class:`ModelBundle` for a freshly trained model (its audio is 16 kHz: the one rate)."""
     return ModelBundle(
         name=name,
         labels=tuple(labels),

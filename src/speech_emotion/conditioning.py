@@ -32,9 +32,8 @@ SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class AudioOptions:
-    """How raw audio becomes model input."""
+    """How raw audio becomes model input (always at :data:`SAMPLE_RATE`: a constant, not an option)."""
 
-    sample_rate: int = SAMPLE_RATE
     trim: bool = True
     trim_top_db: float = 30.0
     """Leading/trailing audio quieter than the clip's peak by this many dB is cut."""
@@ -263,7 +262,7 @@ def _prepare(samples: np.ndarray, options: AudioOptions, source: str) -> np.ndar
         raise AudioError(source, "audio is silent")
     if options.trim:
         samples = trim_silence(samples, options.trim_top_db)
-    duration = samples.size / options.sample_rate
+    duration = samples.size / SAMPLE_RATE
     if duration < options.min_duration_s:
         raise AudioError(
             source,
