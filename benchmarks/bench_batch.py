@@ -2,14 +2,14 @@
 
 Generates an archive of speech-like calls (``--minutes`` of audio in ``--files`` files: voiced
 utterances with distinct pitch and formants, separated by pauses), then analyses it from
-scratch with the local engine at 1 and 2 workers and with Ray on a local instance, and prints
+scratch with the local runner at 1 and 2 workers and with Ray on a local instance, and prints
 one row per configuration: wall time, real-time factor (wall / audio), files/s, audio hours
 per hour, the workers' CPU seconds per second of audio (independent of other load: one
 dedicated core analyses ``1 / that`` seconds of audio per second), and the peak resident memory
 of each worker process.
 
 Ray is started before the timed run (as on a cluster, where it is already up); its start-up
-time is reported on its own. The local engine's timings include starting its workers.
+time is reported on its own. The local runner's timings include starting its workers.
 
     python benchmarks/bench_batch.py                       # tiny random-weight test model
     python benchmarks/bench_batch.py --model models/default --minutes 30
@@ -67,14 +67,14 @@ def tiny_model(folder: Path) -> Path:
     return write_tiny_bundle(folder)
 
 
-def run_config(engine: str, workers: int, archive: Path, model: str, scratch: Path) -> dict:
-    out = scratch / f"out-{engine}-{workers}"
+def run_config(runner: str, workers: int, archive: Path, model: str, scratch: Path) -> dict:
+    out = scratch / f"out-{runner}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
-    options = BatchOptions(archive, out, model=model, engine=engine, workers=workers, progress=False)
+    options = BatchOptions(archive, out, model=model, runner=runner, workers=workers, progress=False)
     summary = run_batch(options)
     peaks = sorted(summary.peak_worker_rss_mb.values())
     return {
-        "engine": engine,
+        "runner": runner,
         "workers": workers,
         "files": summary.files_done + summary.files_failed,
         "failed": summary.files_failed,
@@ -93,7 +93,7 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model bundle or bundled name (default: tiny random-weight model)")
     p.add_argument("--minutes", type=float, default=30.0, help="audio in the archive (default: 30)")
     p.add_argument("--files", type=int, default=60, help="files in the archive (default: 60)")
-    p.add_argument("--configs", nargs="+", default=["local:1", "local:2", "ray:2"], help="engine:workers ...")
+    p.add_argument("--configs", nargs="+", default=["local:1", "local:2", "ray:2"], help="runner:workers ...")
     p.add_argument("--scratch", type=Path, default=None, help="work folder (default: a temporary one)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = p.parse_args()
@@ -110,16 +110,16 @@ def main() -> None:
 
     rows, ray_started = [], False
     for config in args.configs:
-        engine, _, n = config.partition(":")
+        runner, _, n = config.partition(":")
         workers = int(n or 1)
-        if engine == "ray" and not ray_started:
+        if runner == "ray" and not ray_started:
             import ray
 
             t = time.perf_counter()
             ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
             print(f"ray.init (local, {workers} CPUs): {time.perf_counter() - t:.1f} s (not counted below)")
             ray_started = True
-        row = run_config(engine, workers, archive, model, scratch)
+        row = run_config(runner, workers, archive, model, scratch)
         row["load_avg_after"] = round(os.getloadavg()[0], 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -129,14 +129,14 @@ def main() -> None:
         ray.shutdown()
 
     print()
-    header = ["engine", "workers", "files", "audio (h)", "wall (s)", "real-time factor", "files/s", "audio h per h"]
+    header = ["runner", "workers", "files", "audio (h)", "wall (s)", "real-time factor", "files/s", "audio h per h"]
     header += ["worker CPU s per audio s"]
     print("| " + " | ".join([*header, "peak RSS per worker (MiB)"]) + " |")
     print("|---" * (len(header) + 1) + "|")
     for r in rows:
         peaks = ", ".join(map(str, r["peak_rss_mb_per_worker"]))
         print(
-            f"| {r['engine']} | {r['workers']} | {r['files']} | {r['audio_h']:.2f} | {r['wall_s']:.1f} "
+            f"| {r['runner']} | {r['workers']} | {r['files']} | {r['audio_h']:.2f} | {r['wall_s']:.1f} "
             f"| {r['rtf']:.4f} | {r['files_per_s']:.2f} | {r['audio_h_per_h']} | {r['cpu_per_audio_s']:.4f} | {peaks} |"
         )
     if args.json:

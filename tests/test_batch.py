@@ -1,4 +1,4 @@
-"""Batch runs end to end on a generated archive: bad files, both engines, resume after a kill."""
+"""Batch runs end to end on a generated archive: bad files, both runners (local, Ray), resume after a kill."""
 
 from __future__ import annotations
 
@@ -236,7 +236,7 @@ def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tin
     for module in local.PRELOAD:  # what the fork server would have imported: forks inherit it
         importlib.import_module(module)
     results = []
-    local.LocalEngine(workers=2, start_method="fork").run(jobs.jobs, str(tiny_bundle), results.append)
+    local.LocalRunner(workers=2, start_method="fork").run(jobs.jobs, str(tiny_bundle), results.append)
     assert sorted(r.path for r in results) == sorted(j.path for j in jobs.jobs)
     failed = [r for r in results if r.status == "failed"]
     assert [r.path for r in failed] == [victim] and "worker process died" in failed[0].error
@@ -244,17 +244,17 @@ def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tin
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A local Ray instance for this module's Ray tests (the engine joins it instead of starting its own)."""
+    """A local Ray instance for this module's Ray tests (the runner joins it instead of starting its own)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install .[distributed])")
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
 
-def test_ray_engine_gives_the_same_tables_as_the_local_engine(archive, local_run, tiny_bundle, tmp_path, local_ray):
-    options = BatchOptions(archive[0], tmp_path, model=tiny_bundle, engine="ray", workers=2, progress=False)
+def test_ray_runner_gives_the_same_tables_as_the_local_runner(archive, local_run, tiny_bundle, tmp_path, local_ray):
+    options = BatchOptions(archive[0], tmp_path, model=tiny_bundle, runner="ray", workers=2, progress=False)
     summary = run_batch(options)
-    assert summary.engine == "ray" and summary.files_done + summary.files_failed == summary.files_total
+    assert summary.runner == "ray" and summary.files_done + summary.files_failed == summary.files_total
     ray_tables, local_tables = _tables(tmp_path), _tables(local_run[1])
     pd.testing.assert_frame_equal(ray_tables[0], local_tables[0])
     pd.testing.assert_frame_equal(ray_tables[1], local_tables[1])
@@ -266,27 +266,27 @@ def test_ray_engine_gives_the_same_tables_as_the_local_engine(archive, local_run
     reason="~40 s of Ray actor restarts on 2 cores; set SPEECH_EMOTION_SLOW_TESTS=1 to run",
 )
 def test_ray_worker_crash_is_recorded_for_that_file_only(archive, tiny_bundle, local_ray, monkeypatch):
-    from speech_emotion.batch import ray_engine
+    from speech_emotion.batch import ray_runner
 
     jobs = collect_jobs(archive[0] / "2026-01").jobs[:4]
     victim = jobs[1].path
 
-    class Crashing(ray_engine._RayAnalyzer):  # defined here: shipped to the actors by value
+    class Crashing(ray_runner._RayAnalyzer):  # defined here: shipped to the actors by value
         def __call__(self, batch):
             if victim in [str(p) for p in batch["path"]]:
                 os._exit(1)  # like a segfault in a native decoder
             return super().__call__(batch)
 
-    monkeypatch.setattr(ray_engine, "_RayAnalyzer", Crashing)
+    monkeypatch.setattr(ray_runner, "_RayAnalyzer", Crashing)
     results = []
-    ray_engine.RayEngine(workers=2, batch_size=2).run(jobs, str(tiny_bundle), results.append)
+    ray_runner.RayRunner(workers=2, batch_size=2).run(jobs, str(tiny_bundle), results.append)
     assert sorted(r.path for r in results) == sorted(j.path for j in jobs)
     failed = [r for r in results if r.status == "failed"]
     assert [r.path for r in failed] == [victim] and "Ray worker died" in failed[0].error
 
 
-def test_ray_engine_without_ray_installed_says_how_to_install_it(monkeypatch):
-    from speech_emotion.batch.ray_engine import import_ray
+def test_ray_runner_without_ray_installed_says_how_to_install_it(monkeypatch):
+    from speech_emotion.batch.ray_runner import import_ray
     from speech_emotion.errors import SpeechEmotionError
 
     monkeypatch.setitem(sys.modules, "ray", None)

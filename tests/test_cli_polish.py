@@ -254,7 +254,7 @@ def test_summaries_count_in_the_singular_for_one(capsys):
     stream_cli._emit(one[0], jsonl=False, timeline=Timeline("x", 0.0, 16000, "m", EMOTIONS))
     assert capsys.readouterr().out.rstrip().endswith("(1 window)")
     print_batch_summary(BatchSummary(files_total=1, files_skipped=0, files_done=1, workers=1))
-    assert "local engine, 1 worker)" in capsys.readouterr().out
+    assert "local runner, 1 worker)" in capsys.readouterr().out
 
 
 # -- long recordings: predict answers what analyze's summary says -------------------------------------------

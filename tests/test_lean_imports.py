@@ -78,7 +78,7 @@ def test_each_command_with_the_default_model_imports_nothing_heavy(door, one_wav
 
 @pytest.mark.slow
 def test_batch_workers_import_nothing_heavy(one_wav, tmp_path):
-    """The fork server's preloads and a worker's analysis, run in a child as the local engine does."""
+    """The fork server's preloads and a worker's analysis, run in a child as the local runner does."""
     body = """
         from speech_emotion.batch import local, worker
         from speech_emotion.batch.inputs import make_job

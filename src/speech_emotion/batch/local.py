@@ -1,4 +1,4 @@
-"""The default engine: a pool of processes on this machine, each holding one model.
+"""The default runner: a pool of processes on this machine, each holding one model.
 
 Workers are forked from a ``forkserver`` that imported the heavy modules once (no state copied
 from the parent, and a new worker costs a fork rather than seconds of imports); each loads one
@@ -82,7 +82,7 @@ CRASH_ERROR = "the worker process died while analysing this file (a crash in the
 
 
 @dataclass
-class LocalEngine:
+class LocalRunner:
     """Process pool over this machine's cores."""
 
     workers: int

@@ -1,4 +1,4 @@
-"""A whole batch run: collect the jobs, skip what is done, run an engine, commit parts, compact the tables."""
+"""A whole batch run: collect the jobs, skip what is done, analyse the rest (local or Ray), compact the tables."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .worker import FAILED, OK, FileResult
 
 log = logging.getLogger(__name__)
 
-Engine = Literal["local", "ray"]
+Runner = Literal["local", "ray"]
 
 
 @dataclass
@@ -37,11 +37,11 @@ class BatchOptions:
     """Results folder; restarting with the same folder resumes the run."""
     model: str | Path | None = None
     """Bundled model name or bundle folder (default: the bundled default model)."""
-    engine: Engine = "local"
+    runner: Runner = "local"
     workers: int | None = None
     """Worker processes / Ray actors (default: this machine's cores; on a Ray cluster, its CPUs)."""
     address: str | None = None
-    """Ray cluster address; without one, ``engine="ray"`` starts a local Ray instance."""
+    """Ray cluster address; without one, ``runner="ray"`` starts a local Ray instance."""
     retry_failed: bool = False
     """Analyse again the files that failed in an earlier run (by default they are kept as failed)."""
     path_column: str | None = None
@@ -72,9 +72,9 @@ class BatchSummary:
     wall_s: float = 0.0
     table_ok: int = 0
     table_failed: int = 0
-    engine: str = "local"
+    runner: str = "local"
     workers: int = 0
-    """Workers (processes or Ray actors) the engine ran; 0 when there was nothing to do."""
+    """Workers (processes or Ray actors) the runner ran; 0 when there was nothing to do."""
     model: str = ""
     peak_worker_rss_mb: dict[str, float] = field(default_factory=dict)
     """Peak resident memory of each worker process (``host:pid``)."""
@@ -136,16 +136,16 @@ def model_digest(folder: str | Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def make_engine(options: BatchOptions, workers: int | None) -> Any:
-    if options.engine == "local":
-        from .local import LocalEngine
+def make_runner(options: BatchOptions, workers: int | None) -> Any:
+    if options.runner == "local":
+        from .local import LocalRunner
 
-        return LocalEngine(workers or 1, channels=options.channels)
-    if options.engine == "ray":
-        from .ray_engine import RayEngine
+        return LocalRunner(workers or 1, channels=options.channels)
+    if options.runner == "ray":
+        from .ray_runner import RayRunner
 
-        return RayEngine(workers, address=options.address, batch_size=options.ray_batch_size, channels=options.channels)
-    raise SpeechEmotionError(f"unknown engine {options.engine!r} (choose local or ray)")
+        return RayRunner(workers, address=options.address, batch_size=options.ray_batch_size, channels=options.channels)
+    raise SpeechEmotionError(f"unknown runner {options.runner!r} (choose local or ray)")
 
 
 def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummary:
@@ -158,8 +158,8 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     bundle, model_name, labels = model_info(options.model)
     jobs = jobs or collect_jobs(options.input, options.path_column)
     workers: int | None = options.workers or os.cpu_count() or 1
-    if not options.workers and options.engine == "ray" and options.address:
-        workers = None  # on a Ray cluster: one actor per CPU of the cluster (the engine asks Ray)
+    if not options.workers and options.runner == "ray" and options.address:
+        workers = None  # on a Ray cluster: one actor per CPU of the cluster (the runner asks Ray)
     digest = model_digest(bundle)
     with ResultStore(options.out, model_name, labels, options.channels, digest) as store:
         statuses = store.statuses()
@@ -168,7 +168,7 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
         summary = BatchSummary(
             files_total=len(jobs.jobs),
             files_skipped=len(jobs.jobs) - len(todo),
-            engine=options.engine,
+            runner=options.runner,
             workers=workers or 0,
             model=model_name,
             files_left_out=len(jobs.left_out),
@@ -178,9 +178,9 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             sink = _Sink(store, summary, options, len(todo))
             try:
                 with _sigterm_as_interrupt():
-                    engine = make_engine(options, min(workers, len(todo)) if workers else None)
-                    engine.run(todo, bundle, sink.add)
-                    summary.workers = engine.workers
+                    runner = make_runner(options, min(workers, len(todo)) if workers else None)
+                    runner.run(todo, bundle, sink.add)
+                    summary.workers = runner.workers
             except BaseException as exc:  # keep what completed (a rerun resumes from there)
                 sink.close()
                 summary.interrupted = isinstance(exc, KeyboardInterrupt)
@@ -200,7 +200,7 @@ def _needs_run(status: str | None, retry_failed: bool) -> bool:
 
 
 class _Sink:
-    """Receives results from an engine: counts them, shows progress, commits them in chunks."""
+    """Receives results from a runner: counts them, shows progress, commits them in chunks."""
 
     def __init__(self, store: ResultStore, summary: BatchSummary, options: BatchOptions, total: int) -> None:
         self.store = store
@@ -249,7 +249,7 @@ class _Sink:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the engine runs, so completed results are committed."""
+    """Treat SIGTERM like Ctrl-C while the runner runs, so completed results are committed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -295,7 +295,7 @@ class ResultStore:
         """Write the final ``files.parquet`` and ``segments.parquet`` for the given job keys.
 
         Only the latest result of each key is kept; rows are sorted by path (and segment
-        start), so the tables depend on the results only, not on the engine or the order of
+        start), so the tables depend on the results only, not on the runner or the order of
         completion. Manifest columns in ``extras`` (indexed by key) are appended to the files
         table; names that clash with result columns get an ``input_`` prefix.
         """

@@ -1,4 +1,4 @@
-"""One file in, one :class:`FileResult` out: the unit of work both engines run, in their own processes.
+"""One file in, one :class:`FileResult` out: the unit of work both runners (local, Ray) run, in their own processes.
 
 :func:`analyze_one` never raises for a bad file: the one-line reason of the error becomes the
 result's ``error``, so one corrupt recording never stops a run over thousands.

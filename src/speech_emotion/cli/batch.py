@@ -12,11 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ..batch import BatchOptions, BatchSummary, run_batch
 from ..words import plural
 from . import add_channels_option, plain
 from .arguments import folder, positive_int
+
+RUNNERS = ("local", "ray")
+"""Where ``batch`` analyses the files (:class:`~speech_emotion.batch.BatchOptions` ``runner``)."""
+
+
+class _DeprecatedEngine(argparse.Action):
+    """``--engine``, the old name of ``--runner`` ("engine" is the streaming recognizer): still works, says so."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        print(f"speech-emotion batch: --engine is deprecated, use --runner {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="folder, glob pattern, or CSV/TSV/JSONL manifest")
     p.add_argument("--out", required=True, type=folder, help="results folder (reuse it to resume)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
+    p.add_argument(
+        "--runner", choices=RUNNERS, default="local", help="where the files are analysed: local process pool or Ray"
+    )
+    p.add_argument("--engine", choices=RUNNERS, dest="runner", action=_DeprecatedEngine, help=argparse.SUPPRESS)
     p.add_argument(
         "--workers",
         type=positive_int,
@@ -57,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         input=args.input,
         out=args.out,
         model=args.model,
-        engine=args.engine,
+        runner=args.runner,
         workers=args.workers,
         address=args.address,
         retry_failed=args.retry_failed,
@@ -89,7 +104,7 @@ def print_summary(s: BatchSummary) -> None:
         f"files: {s.files_done} done, {s.files_failed} failed, {s.files_skipped} skipped (done before)"
         f" of {s.files_total}",
         f"audio: {s.audio_hours:.3f} h analysed in {s.wall_s:.1f} s wall time"
-        f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.engine} engine, {plural(s.workers, 'worker')})",
+        f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.runner} runner, {plural(s.workers, 'worker')})",
         f"CPU per second of audio: {s.cpu_per_audio_s:.4f} s; peak memory per worker: {peak:.0f} MiB"
         if s.cpu_per_audio_s
         else "",

@@ -1,9 +1,9 @@
-"""The distributed engine: the same per-file work on a Ray cluster, with Ray Data.
+"""The distributed runner: the same per-file work on a Ray cluster, with Ray Data.
 
 The jobs become a Ray dataset; ``map_batches`` runs :class:`_RayAnalyzer` on a fixed-size pool
 of actors, each holding one model for its whole life (the model is loaded once per actor, not
 per file), and the driver streams the results back and commits them in parts exactly like the
-local engine. Ray is an optional extra (``pip install .[distributed]``) and is imported only here.
+local runner. Ray is an optional extra (``pip install .[distributed]``) and is imported only here.
 
 On a cluster, every node must see the audio files and the model bundle at the same paths (a
 shared file system) and have this package installed.
@@ -41,7 +41,7 @@ def import_ray() -> Any:
         import ray.data  # noqa: F401
     except ImportError:
         raise SpeechEmotionError(
-            "the ray engine needs Ray: install it with pip install .[distributed] (or pip install 'ray[data]')"
+            "the ray runner needs Ray: install it with pip install .[distributed] (or pip install 'ray[data]')"
         ) from None
     return ray
 
@@ -62,7 +62,7 @@ class _RayAnalyzer:
 
 
 @dataclass
-class RayEngine:
+class RayRunner:
     """Ray Data ``map_batches`` over an actor pool of ``workers`` model holders."""
 
     workers: int | None
