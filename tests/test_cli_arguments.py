@@ -230,17 +230,26 @@ def test_serve_limits_that_are_not_positive_are_refused_naming_the_flag(flag, va
 
 
 @pytest.mark.parametrize(
-    ("args", "flag"), [(["--window", "100"], "--window"), (["--window", "0"], "--window"), (["--hop", "3"], "--hop")]
+    ("args", "flag"),
+    [
+        (["--window", "100"], "--window"),
+        (["--window", "0"], "--window"),
+        (["--window", "nan"], "--window"),
+        (["--hop", "3"], "--hop"),
+        (["--chunk-ms", "0"], "--chunk-ms"),
+    ],
 )
-def test_stream_window_options_out_of_range_are_one_line_naming_the_flag(args, flag, tmp_path, capsys):
+def test_stream_window_options_out_of_range_are_usage_errors_naming_the_flag(args, flag, tmp_path, capsys):
     import numpy as np
     import soundfile as sf
 
     path = tmp_path / "x.wav"
     sf.write(path, np.zeros(16000, np.float32), 16000)
-    assert main(["stream", str(path), *args]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stream", str(path), *args])
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {flag} must be") and "\n" not in err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith(f"speech-emotion stream: error: argument {flag}: ")  # usage, one error
 
 
 def test_the_default_folder_given_as_a_path_loads_the_model_it_links(capsys):
@@ -270,16 +279,20 @@ def test_general_recipe_options_that_would_start_useless_work_are_refused_in_one
         make_recipe("whisper-base-general", **json.loads(options))
 
 
-def test_stream_hop_below_10_ms_and_windows_below_a_segment_are_one_line(tmp_path, capsys):
+def test_stream_hop_below_10_ms_and_windows_below_a_segment_are_usage_errors(tmp_path, capsys):
     import numpy as np
     import soundfile as sf
 
     path = tmp_path / "x.wav"
     sf.write(path, np.zeros(16000, np.float32), 16000)
-    for args, flag in (
-        (["--window", "3", "--hop", "1e-6"], "--hop"),
-        (["--window", "0.2", "--hop", "0.1"], "--window"),
-    ):
-        assert main(["stream", str(path), *args]) == 1
-        err = capsys.readouterr().err.strip()
-        assert err.startswith(f"error: {flag} must be") and "\n" not in err
+    for command in ("stream", "analyze"):
+        for args, flag in (
+            (["--window", "3", "--hop", "1e-6"], "--hop"),
+            (["--window", "0.2", "--hop", "0.1"], "--window"),
+        ):
+            extra = ["--out", str(tmp_path / "out")] if command == "analyze" else []
+            with pytest.raises(SystemExit) as exit_info:
+                main([command, str(path), *extra, *args])
+            err = capsys.readouterr().err.strip()
+            assert exit_info.value.code == 2
+            assert err.splitlines()[-1].startswith(f"speech-emotion {command}: error: argument {flag}: ")

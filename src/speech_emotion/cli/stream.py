@@ -36,24 +36,47 @@ from .arguments import positive_int
 from .summary import print_summary
 
 
+def _window_seconds(text: str) -> float:
+    """``--window``: seconds from a segment's shortest to its longest (argparse's one-line error otherwise)."""
+    shortest, longest = StreamOptions.min_segment_s, StreamOptions.max_segment_s
+    value = _number(text)
+    if not shortest <= value <= longest:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be {shortest:g} to {longest:g} s, got {text}")
+    return value
+
+
+def _hop_seconds(text: str) -> float:
+    """``--hop``: at least :data:`MIN_HOP_S` seconds (at most ``--window``: checked by :func:`stream_options`)."""
+    value = _number(text)
+    if not MIN_HOP_S <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_HOP_S:g} s and at most --window, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.hop_s) -> None:
     """Model and window options shared by ``stream``, ``listen`` and ``analyze`` (whose default hop is longer)."""
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--threads", type=positive_int, default=1, help="inference threads (default: 1)")
-    p.add_argument("--window", type=float, default=2.0, metavar="S", help="window length in seconds (default 2)")
-    p.add_argument("--hop", type=float, default=hop_s, metavar="S", help=f"seconds between windows (default {hop_s:g})")
+    p.add_argument(
+        "--window", type=_window_seconds, default=2.0, metavar="S", help="window length in seconds (default 2)"
+    )
+    p.add_argument(
+        "--hop", type=_hop_seconds, default=hop_s, metavar="S", help=f"seconds between windows (default {hop_s:g})"
+    )
+    p.set_defaults(usage_error=p.error)
 
 
 def stream_options(args: argparse.Namespace) -> StreamOptions:
-    from ..errors import SpeechEmotionError
-
-    shortest, longest = StreamOptions.min_segment_s, StreamOptions.max_segment_s
-    if not shortest <= args.window <= longest:  # also refuses NaN
-        raise SpeechEmotionError(f"--window must be {shortest:g} to {longest:g} s, got {args.window:g}")
-    if not MIN_HOP_S <= args.hop <= args.window:
-        raise SpeechEmotionError(
-            f"--hop must be at least {MIN_HOP_S:g} s and at most --window ({args.window:g} s), got {args.hop:g}"
-        )
+    """The engine options of ``--window`` and ``--hop``; a hop longer than the window is a usage error (exit 2)."""
+    if args.hop > args.window:
+        args.usage_error(f"argument --hop: must be at most --window ({args.window:g} s), got {args.hop:g}")
     return StreamOptions(
         window_s=args.window, hop_s=args.hop, min_window_s=min(StreamOptions.min_window_s, args.window)
     )
@@ -69,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path, help="audio file (wav, flac, ogg, mp3, ...)")
     p.add_argument("--realtime", action="store_true", help="feed the audio at real-time pace (a live demo)")
     p.add_argument("--jsonl", action="store_true", help="print one JSON event per line")
-    p.add_argument("--chunk-ms", type=int, default=100, help="chunk size fed to the engine (default 100 ms)")
+    p.add_argument("--chunk-ms", type=positive_int, default=100, help="chunk size fed to the engine (default 100 ms)")
     add_channels_option(p)
     add_stream_options(p)
     p.set_defaults(func=run)
@@ -86,10 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..errors import SpeechEmotionError
-
-    if args.chunk_ms <= 0:
-        raise SpeechEmotionError("--chunk-ms must be positive")
     options = stream_options(args)
     limit_native_threads()
     recognizer = Recognizer.load(args.model, threads=args.threads)
