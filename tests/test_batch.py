@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -143,9 +144,11 @@ def test_cli_manifest_run_carries_extra_columns_and_prints_a_summary(archive, ti
     manifest.write_text("path,agent,queue_seconds\n" + "\n".join(rows) + "\n")
     out = tmp_path / "results"
     code = main(["batch", str(manifest), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1"])
-    assert code == 0
-    printed = capsys.readouterr().out
+    assert code == 1  # every file tried, then the failures said in the exit status
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "files: 4 done, 2 failed, 0 skipped" in printed
+    assert captured.err.strip().splitlines()[-1].startswith("error: 2 of 6 files failed")
     assert "real-time factor" in printed and "gone.wav: no such file" in printed
     files = pd.read_parquet(out / FILES_TABLE).set_index("path")
     assert list(files.columns[-2:]) == ["agent", "queue_seconds"]
@@ -298,3 +301,37 @@ def _labels(bundle: Path) -> tuple[str, ...]:
     from speech_emotion.batch.runner import model_info
 
     return model_info(bundle)[2]
+
+
+def test_batch_tries_every_file_then_exits_1_saying_how_many_failed(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "a.wav", emotion_clip("sad", 1), 16000)
+    (folder / "b.wav").write_bytes(os.urandom(3000))
+    sf.write(folder / "c.wav", emotion_clip("happy", 2), 16000)
+    argv = ["batch", str(folder), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle), "--workers", "1"]
+    assert main([*argv, "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert "files: 2 done, 1 failed" in out  # the good files after the bad one were analysed all the same
+    assert err.strip().splitlines()[-1].startswith("error: 1 of 3 files failed")
+    assert main([*argv, "--no-progress"]) == 1  # resumed: the failure is still there (until --retry-failed)
+    assert "error: 1 of 3 files failed" in capsys.readouterr().err
+    (folder / "b.wav").unlink()
+    sf.write(folder / "b.wav", emotion_clip("angry", 3), 16000)
+    assert main([*argv, "--no-progress", "--retry-failed"]) == 0
+    assert "failed" not in capsys.readouterr().err
+
+
+def test_batch_engine_is_the_old_name_of_runner_and_still_works_saying_so(tiny_bundle, tmp_path, capsys):
+    from speech_emotion.cli.main import build_parser
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "a.wav", emotion_clip("sad", 1), 16000)
+    argv = ["batch", str(folder), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle), "--workers", "1"]
+    assert main([*argv, "--engine", "local", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["runner"] == "local"
+    assert err.strip() == "speech-emotion batch: --engine is deprecated, use --runner local"
+    help_text = build_parser(["batch"])._subparsers._group_actions[0].choices["batch"].format_help()
+    assert "--runner" in help_text and "--engine" not in help_text

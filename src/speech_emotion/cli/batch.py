@@ -4,7 +4,8 @@ INPUT is a folder (searched recursively for audio files), a glob pattern (quote 
 CSV/TSV/JSONL manifest with a path column; the manifest's other columns are carried through.
 RESULTS gets ``files.parquet`` (one row per file) and ``segments.parquet`` (one row per speech
 segment). Rerunning with the same RESULTS resumes: files already done are skipped, and files
-that failed are kept as failed unless --retry-failed is given.
+that failed are kept as failed unless --retry-failed is given. Every file is tried; the exit
+status is 1 when any of them failed (this run or an earlier one), 0 when all were analysed.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dict()))
     else:
         print_summary(summary)
+    if summary.table_failed:  # every file was tried first: the exit status tells a script the archive is not all done
+        total = summary.table_ok + summary.table_failed
+        print(
+            f"error: {summary.table_failed} of {plural(total, 'file')} failed (the error column of "
+            f"{summary.files_table} says why; --retry-failed analyses them again)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
