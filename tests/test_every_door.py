@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from speech_emotion.cli import main as cli_main
@@ -237,12 +238,40 @@ def test_batch_split_writes_a_row_per_channel_after_the_whole_call(tiny_bundle, 
     assert call["channel"].tolist()[0] is None or pd.isna(call["channel"].tolist()[0])
     assert call["channel"].tolist()[1:] == [0, 1]
     whole, first, second = call.to_dict("records")
-    assert whole["n_segments"] == first["n_segments"] + second["n_segments"] == 2
-    assert abs(whole["speech_s"] - first["speech_s"] - second["speech_s"]) < 1e-6
+    assert first["n_segments"] == second["n_segments"] == 1 and whole["n_segments"] == 2  # the mix hears both
     assert first["verdict"].startswith("mostly") and second["verdict"].startswith("mostly")
+    segments = pd.read_parquet(out / "segments.parquet")
+    assert len(segments[segments.path == str(folder / "call.wav")]) == 4  # the mix's two, then one per channel
     assert len(files[files.path == str(folder / "mono.wav")]) == 2  # the file and its one channel
     assert cli_main.main([*argv, "--channels", "split"]) == 0  # resumed: the same rows, none lost or doubled
     assert pd.read_parquet(out / "files.parquet").equals(files)
+
+
+def test_batch_split_whole_call_row_is_predict_splits_whole_call_answer(tiny_bundle, tmp_path, capsys):
+    import pandas as pd
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    path = folder / "call.wav"
+    call = two_party_call()
+    call[52000 : 52000 + 32000, 0] = 0.5 * vowel(2.0, f0=180.0, seed=4)  # party 0 talks over party 1's turn
+    sf.write(path, call, 16000)
+    model = ["--model", str(tiny_bundle)]
+    assert cli_main.main(["predict", "--json", "--channels", "split", *model, str(path)]) == 0
+    (answer,) = json_lines(capsys.readouterr().out)
+    out = tmp_path / "results"
+    argv = ["batch", str(folder), "--out", str(out), *model, "--workers", "1", "--no-progress", "--channels", "split"]
+    assert cli_main.main(argv) == 0
+    rows = pd.read_parquet(out / "files.parquet").to_dict("records")
+    whole = next(r for r in rows if pd.isna(r["channel"]))
+    assert whole["dominant_emotion"] == answer["label"]
+    assert whole["speech_s"] == pytest.approx(answer["speech_s"], abs=1e-3)
+    assert whole["n_segments"] == answer["segments"]
+    for row, channel in zip(
+        sorted((r for r in rows if not pd.isna(r["channel"])), key=lambda r: r["channel"]), answer["channels"]
+    ):
+        assert row["dominant_emotion"] == channel["label"]
+        assert row["speech_s"] == pytest.approx(channel["speech_s"], abs=1e-3)
 
 
 # -- item 7: the page keeps no palette of its own -------------------------------------------------------------------

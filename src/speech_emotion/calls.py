@@ -3,8 +3,9 @@
 A call recorded with each party on its own channel gets, through ``predict --channels split`` and
 ``POST /v1/predict?channels=split``, the whole-call answer of :func:`~speech_emotion.recording.predict_blocks`
 (a safe mix of the channels: the answer without ``split``) and the same answer for each channel alone, the way
-``analyze --channels split`` gives a timeline per channel. The recording is read block by block (memory flat), one
-pass per answer; a channel without speech (a party who only listened) is answered ``no_speech``.
+``analyze --channels split`` gives a timeline per channel. The recording is read once, block by block (memory flat),
+through :func:`~speech_emotion.timeline.analyze_call`, as ``batch --channels split`` reads it: both give the whole call
+the same answer. A channel without speech (a party who only listened) is answered ``no_speech``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .decode import open_blocks
 from .recognizer import Recognizer
-from .recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks
+from .recording import NoSpeechError, RecordingOptions, RecordingPrediction, timeline_prediction
+from .timeline import analyze_call
 
 
 @dataclass(frozen=True)
@@ -60,26 +61,22 @@ def predict_call(
     max_decoded_samples: int | None = None,
     name: str | None = None,
 ) -> CallPrediction:
-    """The emotion of the whole recording ``source`` (a path or bytes, read once per answer) and of each channel.
+    """The emotion of the whole recording ``source`` (a path or bytes, read once) and of each channel.
 
     ``max_decoded_samples`` and ``name`` are :func:`~speech_emotion.decode.open_blocks`'s. Raises
     :class:`NoSpeechError` when no channel holds speech, :class:`~speech_emotion.errors.AudioError` when the
     recording cannot be read or is over a limit.
     """
     options = options or RecordingOptions()
-
-    def opened() -> Any:
-        return open_blocks(source, options.block_s, options.max_duration_s, max_decoded_samples, name)
-
-    blocks = opened()
-    whole = predict_blocks(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)
+    mix, parts = analyze_call(
+        source, recognizer, options.analyze_options, options.max_duration_s, max_decoded_samples, name
+    )
+    whole = timeline_prediction(mix, recognizer)
     answers = []
-    for channel in range(blocks.channels):
-        again = opened()
-        one = (block[:, channel] for block in again)
+    for part in parts:
+        assert part.channel is not None
         try:
-            pred = predict_blocks(one, again.sample_rate, recognizer, options, again.name, again.duration_s)
-            answers.append(ChannelAnswer(channel, pred))
+            answers.append(ChannelAnswer(part.channel, timeline_prediction(part, recognizer)))
         except NoSpeechError as exc:
-            answers.append(ChannelAnswer(channel, None, exc))
+            answers.append(ChannelAnswer(part.channel, None, exc))
     return CallPrediction(whole, tuple(answers))

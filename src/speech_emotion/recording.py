@@ -25,8 +25,8 @@ import numpy as np
 from .decode import AudioSource, open_blocks
 from .recognizer import Recognizer, dimension_fields
 from .report import speech_weighted, speech_weighted_dimensions
-from .streaming import NoSpeechError, SegmentEvent, StreamEnd, StreamingRecognizer, StreamOptions
-from .timeline import ANALYZE_HOP_S
+from .streaming import NoSpeechError, StreamOptions
+from .timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_blocks
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class RecordingOptions:
     """Seconds read from the source at a time."""
     max_duration_s: float | None = None
     """Longer sources are refused before decoding (``None``: no limit)."""
+
+    @property
+    def analyze_options(self) -> AnalyzeOptions:
+        """The timeline the answer is computed from: ``analyze``'s, segments only (no window is classified)."""
+        return AnalyzeOptions(stream=self.stream, block_s=self.block_s, keep_windows=False)
 
 
 @dataclass(frozen=True)
@@ -105,31 +110,38 @@ def predict_blocks(
     "file ended early" note. Raises :class:`NoSpeechError` or :class:`AudioError` (no samples, NaN).
     """
     options = options or RecordingOptions()
-    engine = StreamingRecognizer(recognizer, options.stream, source=source, windows=False)
-    segments: list[SegmentEvent] = []
-    for item in engine.events(((block, sample_rate) for block in blocks), duration_s):
-        if isinstance(item, SegmentEvent):
-            segments.append(item)
-        elif isinstance(item, StreamEnd):
-            end = item
-    if end.no_audio is not None:
-        raise end.no_audio
-    probs = speech_weighted(segments, recognizer.labels)
+    timeline = analyze_blocks(blocks, sample_rate, recognizer, options.analyze_options, source, duration_s)
+    return timeline_prediction(timeline, recognizer)
+
+
+def timeline_prediction(timeline: Timeline, recognizer: Recognizer) -> RecordingPrediction:
+    """The emotion of a recording from its (segments-only) :class:`~speech_emotion.timeline.Timeline`: the one
+    rule every door applies, :func:`~speech_emotion.report.speech_weighted` of the segments.
+
+    Raises :class:`NoSpeechError` (with the timeline's notes) when it holds no speech."""
+    probs = speech_weighted(timeline.segments, timeline.labels)
     if probs is None:
-        raise NoSpeechError(source, end.duration_s, end.notes)
+        raise NoSpeechError(timeline.source, timeline.duration_s, tuple(timeline.notes))
     best = int(np.argmax(probs))
     return RecordingPrediction(
-        label=recognizer.labels[best],
+        label=timeline.labels[best],
         confidence=float(probs[best]),
         probabilities=probs,
-        labels=recognizer.labels,
-        duration_s=end.duration_s,
-        speech_s=end.speech_s,
-        segments=end.segments,
-        notes=end.notes,
+        labels=timeline.labels,
+        duration_s=timeline.duration_s,
+        speech_s=timeline.speech_s,
+        segments=len(timeline.segments),
+        notes=tuple(timeline.notes),
         uncertain=recognizer.is_uncertain(probs),
-        dimensions=speech_weighted_dimensions(segments),
+        dimensions=speech_weighted_dimensions(timeline.segments),
     )
 
 
-__all__ = ["NoSpeechError", "RecordingOptions", "RecordingPrediction", "predict_blocks", "predict_recording"]
+__all__ = [
+    "NoSpeechError",
+    "RecordingOptions",
+    "RecordingPrediction",
+    "predict_blocks",
+    "predict_recording",
+    "timeline_prediction",
+]

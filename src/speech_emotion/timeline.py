@@ -203,6 +203,27 @@ def analyze_channels(
     return _analyze(blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s, progress, channels)
 
 
+def analyze_call(
+    source: AudioSource,
+    recognizer: Recognizer,
+    options: AnalyzeOptions | None = None,
+    max_duration_s: float | None = None,
+    max_decoded_samples: int | None = None,
+    name: str | None = None,
+) -> tuple[Timeline, list[Timeline]]:
+    """The timeline of the whole call (a safe mix of its channels: the timeline without ``split``) and one per
+    channel, from one pass over the recording: what ``predict --channels split``
+    (:func:`~speech_emotion.calls.predict_call`) and ``batch --channels split`` report, so both give the whole call
+    the same answer. Arguments and errors as :func:`analyze_channels` (``options.channels`` is not read)."""
+    options = options or AnalyzeOptions()
+    blocks = open_blocks(source, options.block_s, max_duration_s, max_decoded_samples, name)
+    channels: list[int | None] = [None, *range(blocks.channels)]
+    mix, *parts = _analyze(
+        blocks, blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s, None, channels
+    )
+    return mix, parts
+
+
 def analyze_blocks(
     blocks: Iterable[np.ndarray],
     sample_rate: int,

@@ -98,7 +98,7 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
         row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels", "dimensions")}
         row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
         row.update(_dimension_columns(r.dimensions))
-        row["n_segments"] = len(r.segments)
+        row["n_segments"] = sum(s.channel is None for s in r.segments)  # the whole file's (split: the mix's)
         file_rows.append(row)
         for c in r.channels:  # --channels split: each party's summary after the whole call's
             part = {**row, "channel": c.channel, "speech_s": c.speech_s, "dominant_emotion": c.dominant_emotion}

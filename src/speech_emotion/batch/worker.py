@@ -11,7 +11,7 @@ import resource
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..report import speech_weighted_dimensions, summarize
 from ..threads import limit_native_threads
-from ..timeline import AnalyzeOptions, analyze_channels
+from ..timeline import AnalyzeOptions, analyze_call, analyze_channels
 from .inputs import Job
 
 OK = "ok"
@@ -159,15 +159,20 @@ def _fail(result: FileResult, error: str) -> None:
 def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str = "mix") -> None:
     """Analyse ``path`` with the shared block-wise timeline (VAD segments, share of speech per emotion).
 
-    With ``channels="split"`` the segments of every channel are kept (each with its channel) and the file's
-    summary is that of all of them together (speech time summed over the channels)."""
-    timelines = analyze_channels(path, recognizer, replace(ANALYZE_OPTIONS, channels=channels))
-    timeline = timelines[0]
+    With ``channels="split"`` the file is read once through :func:`~speech_emotion.timeline.analyze_call`, as
+    ``predict --channels split`` reads it: the file's own fields are the whole call's (the safe mix of the channels,
+    ``predict``'s answer), each channel gets a :class:`ChannelSummary`, and the segments of the mix (``channel``
+    ``None``) and of every channel are all kept."""
     if channels == "split":
-        result.channels = [_channel_summary(t) for t in timelines]
-    if len(timelines) > 1 or timeline.channel is not None:
-        segments = sorted((s for t in timelines for s in t.segments), key=lambda s: (s.start, s.channel))
-        timeline = replace(timeline, segments=segments, windows=None, channel=None)
+        timeline, parts = analyze_call(path, recognizer, ANALYZE_OPTIONS)
+        result.channels = [_channel_summary(t) for t in parts]
+        segments = [
+            *timeline.segments,
+            *sorted((s for t in parts for s in t.segments), key=lambda s: (s.start, s.channel)),
+        ]
+    else:
+        (timeline,) = analyze_channels(path, recognizer, ANALYZE_OPTIONS)
+        segments = timeline.segments
     summary = summarize(timeline)
     result.duration_s = timeline.duration_s
     result.speech_s = timeline.speech_s
@@ -177,7 +182,7 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.dimensions = _list(speech_weighted_dimensions(timeline.segments))
     result.segments = [
         SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel, _list(s.dimensions))
-        for s in timeline.segments
+        for s in segments
     ]
     result.notes = "; ".join(timeline.notes) or None
 
