@@ -33,6 +33,8 @@ def run(path: str, model: str | None = None) -> None:
     try:
         whole = predict_recording(path, r)  # any length: label, confidence, probabilities, speech_s
         print(whole.label, f"{whole.confidence:.0%}", f"from {whole.speech_s:.1f} s of speech")
+        second = whole.labels[whole.probabilities.argsort()[-2]]  # probabilities: an array in r.labels order
+        print(f"then {second} {whole.probability(second):.0%}")  # whole.to_dict(): the JSON, a dict of them
     except NoSpeechError as exc:  # silence, hum or noise only: nothing to judge
         print(exc)  # e.g. "call.wav: no speech detected (3.0 s of silence or noise)"
 

@@ -20,10 +20,6 @@ from speech_emotion.streaming import Event, SegmentEvent, StreamOptions, UpdateE
 from speech_emotion.vad import FrameClassifier, SpeechSegmenter, VadEvent
 
 
-def _probs_dict(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
-    return {label: float(p) for label, p in zip(labels, probs)}
-
-
 class _AudioBuffer:
     """The recent part of a 16 kHz stream, addressed by absolute sample index."""
 
@@ -223,7 +219,8 @@ class LegacyStreamingRecognizer:
                 end=end / SAMPLE_RATE,
                 label=self.labels[best],
                 confidence=float(probs[best]),
-                probabilities=_probs_dict(self.labels, probs),
+                probabilities=probs,
+                labels=self.labels,
                 windows=seg.windows,
                 channel=self.channel,
             )
@@ -237,7 +234,7 @@ class LegacyStreamingRecognizer:
         except AudioError:
             return None
         pred = self.recognizer.predict_preprocessed(samples)
-        return np.array([pred.probabilities[label] for label in self.labels])
+        return np.array(pred.probabilities)
 
     def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
         t0 = time.perf_counter()
@@ -245,7 +242,7 @@ class LegacyStreamingRecognizer:
         try:
             samples = prepare(window, self._window_opts)
             pred = self.recognizer.predict_preprocessed(samples)
-            raw = np.array([pred.probabilities[label] for label in self.labels])
+            raw = np.array(pred.probabilities)
         except AudioError:  # a silent window inside speech: no evidence either way
             raw = np.full(len(self.labels), 1.0 / len(self.labels))
         latency_ms = (time.perf_counter() - t0) * 1000
@@ -261,7 +258,8 @@ class LegacyStreamingRecognizer:
             end=end / SAMPLE_RATE,
             label=self.labels[best],
             confidence=float(self._smoothed[best]),
-            probabilities=_probs_dict(self.labels, self._smoothed),
+            probabilities=self._smoothed,
+            labels=self.labels,
             latency_ms=latency_ms,
             channel=self.channel,
         )

@@ -12,7 +12,7 @@ LABELS = ("calm", "angry")
 
 
 def _ok(key: str, label: str = "calm", segments: int = 2) -> FileResult:
-    probs = {"calm": 0.8, "angry": 0.2} if label == "calm" else {"calm": 0.1, "angry": 0.9}
+    probs = [0.8, 0.2] if label == "calm" else [0.1, 0.9]  # in LABELS order
     return FileResult(
         key,
         f"/a/{key}.wav",
@@ -23,7 +23,7 @@ def _ok(key: str, label: str = "calm", segments: int = 2) -> FileResult:
         speech_s=2.0 * segments,
         dominant_emotion=label,
         shares={"calm": 1.0 if label == "calm" else 0.0, "angry": 0.0 if label == "calm" else 1.0},
-        segments=[SegmentResult(2.0 * i, 2.0 * i + 1.5, label, max(probs.values()), probs) for i in range(segments)],
+        segments=[SegmentResult(2.0 * i, 2.0 * i + 1.5, label, max(probs), probs) for i in range(segments)],
     )
 
 

@@ -117,10 +117,10 @@ def test_a_bundle_with_a_temperature_gives_softened_probabilities_and_the_same_a
     plain = Recognizer.load(tiny_bundle)
     clip = emotion_clip("angry", seed=1)
     before, after = plain.predict(clip, 16000), calibrated.predict(clip, 16000)
-    raw = np.log(np.array(list(before.probabilities.values())))  # log-probabilities are logits up to a constant
+    raw = np.log(before.probabilities)  # log-probabilities are logits up to a constant
     expected = softmax(raw / 3.0)
     assert after.label == before.label and after.confidence < before.confidence
-    assert list(after.probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    assert after.probabilities.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
     assert after.uncertain and not before.uncertain
     assert after.to_dict()["uncertain"] is True and before.to_dict()["uncertain"] is False
     assert read_bundle(tmp_path / "cal").calibration == Calibration(3.0, 0.99, 0.0, ("x",))
@@ -247,8 +247,8 @@ def test_calibrate_script_writes_a_bundle_copy_whose_recognizer_applies_the_fitt
     raw = Recognizer.load(tiny_bundle).predict(clip, 16000)
     shown = Recognizer.load(copy).predict(clip, 16000)
     assert shown.label == raw.label
-    expected = softmax(np.log(np.array(list(raw.probabilities.values()))) / calibration.temperature)
-    assert list(shown.probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    expected = softmax(np.log(raw.probabilities) / calibration.temperature)
+    assert shown.probabilities.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
 
 
 def test_predict_says_uncertain_in_its_json_and_table(tiny_bundle, tmp_path, capsys):

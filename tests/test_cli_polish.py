@@ -218,9 +218,9 @@ def test_help_is_plain_text_and_every_option_has_help(command):
 
 
 def segment(i: int, start: float, end: float, probs: dict[str, float]) -> SegmentEvent:
-    full = {label: probs.get(label, 0.0) for label in EMOTIONS}
-    best = max(full, key=full.__getitem__)
-    return SegmentEvent(i, start, end, best, full[best], full, windows=1)
+    full = np.array([probs.get(label, 0.0) for label in EMOTIONS])
+    best = int(np.argmax(full))
+    return SegmentEvent(i, start, end, EMOTIONS[best], float(full[best]), full, EMOTIONS, windows=1)
 
 
 def test_summary_says_mixed_when_the_top_emotions_are_within_the_margin():

@@ -192,8 +192,7 @@ def test_batch_parts_written_before_the_columns_still_compact_with_nulls(tmp_pat
     labels = ("calm", "angry")
 
     def result(key: str, dims: list[float] | None) -> FileResult:
-        probs = {"calm": 0.8, "angry": 0.2}
-        segment = SegmentResult(0.0, 1.5, "calm", 0.8, probs, dimensions=dims)
+        segment = SegmentResult(0.0, 1.5, "calm", 0.8, [0.8, 0.2], dimensions=dims)  # in label order
         return FileResult(
             key, f"/a/{key}.wav", 10, 1, OK, 5.0, 1.5, "calm", "mostly calm", {"calm": 1.0, "angry": 0.0},
             [segment], dimensions=dims,
@@ -238,9 +237,9 @@ def test_listen_shows_the_values_beside_the_emotion_and_its_segments_when_the_mo
 
     labels = ("calm", "angry")
     view = LiveView(labels)
-    probs = {"calm": 0.3, "angry": 0.7}
-    view.update(UpdateEvent(0, 0.0, 2.0, "angry", 0.7, probs, 10.0, dimensions=dims))
-    view.update(SegmentEvent(0, 0.0, 2.5, "angry", 0.7, probs, 3, dimensions=dims))
+    probs = [0.3, 0.7]
+    view.update(UpdateEvent(0, 0.0, 2.0, "angry", 0.7, probs, labels, 10.0, dimensions=dims))
+    view.update(SegmentEvent(0, 0.0, 2.5, "angry", 0.7, probs, labels, 3, dimensions=dims))
     console = Console(record=True, width=100)
     console.print(view.render(3.0, speaking=True, in_segment=True))
     text = console.export_text()

@@ -51,9 +51,9 @@ def as_tuples(events: list) -> list[tuple]:
     """Everything of an event but its measured latency, probabilities as an array."""
     out = []
     for e in events:
-        probs = np.array(list(e.probabilities.values()))
+        probs = np.array(e.probabilities)
         extra = e.windows if isinstance(e, SegmentEvent) else None
-        out.append((e.type, e.segment, e.start, e.end, e.label, tuple(e.probabilities), probs, extra, e.channel))
+        out.append((e.type, e.segment, e.start, e.end, e.label, e.labels, probs, extra, e.channel))
     return out
 
 
@@ -94,7 +94,7 @@ def test_segments_only_mode_gives_the_same_segments_and_no_windows(tiny, name, m
     assert len(calls) == len(segments) == len(windowed)  # one model call per segment, none for windows
     for s, w in zip(segments, windowed):
         assert (s.segment, s.start, s.end, s.label, s.windows) == (w.segment, w.start, w.end, w.label, 0)
-        np.testing.assert_allclose(list(s.probabilities.values()), list(w.probabilities.values()), atol=1e-12)
+        np.testing.assert_allclose(s.probabilities, w.probabilities, atol=1e-12)
 
 
 @pytest.mark.parametrize("path", corpus_clips(), ids=lambda p: p.name)

@@ -38,7 +38,7 @@ def test_default_model_predicts_without_importing_torch() -> None:
         "t = np.arange(48000) / 16000\n"
         "clip = (0.1 * np.sin(2 * np.pi * 160 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)\n"
         "p = Recognizer.load(threads=1).predict(clip, 16000)\n"
-        "assert abs(sum(p.probabilities.values()) - 1) < 1e-4 and p.label in p.probabilities\n"
+        "assert abs(p.probabilities.sum() - 1) < 1e-4 and p.label in p.labels\n"
         "print('torch' in sys.modules, 'ctranslate2' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,7 +9,9 @@ as ``speech-emotion predict`` and ``POST /v1/predict``. Every door runs one engi
 
     predict_recording: segments only, speech-weighted mean   analyze_file: a Timeline of segments and windows
 
-See docs/architecture.md. The names below are imported lazily: ``import speech_emotion`` loads nothing but the
+Results hold ``probabilities`` as a read-only float64 array in ``labels`` order (``result.probability("sad")`` reads
+one by name) and arousal, valence, dominance as a ``(3,)`` array or ``None``; ``to_dict()`` gives the JSON every door
+prints. See docs/architecture.md. The names below are imported lazily: ``import speech_emotion`` loads nothing but the
 label list.
 """
 

@@ -8,7 +8,7 @@ streaming engine, web service and batch runs all share one :class:`Recognizer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +20,85 @@ from .errors import ModelError
 from .features import build_features
 
 
-@dataclass(frozen=True)
-class Prediction:
+def read_only(values: Any) -> np.ndarray:
+    """A read-only float64 copy of ``values`` (probabilities ``(labels,)``, dimensions ``(3,)``): what the frozen
+    result classes hold, so no caller can change a result after the fact."""
+    array = np.array(values, dtype=np.float64)
+    array.setflags(write=False)
+    return array
+
+
+class ArrayFields:
+    """Equality and hash for the frozen dataclasses (``eq=False``) that hold read-only numpy arrays: equal when every
+    field is, arrays by value (:func:`numpy.array_equal`)."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))  # type: ignore[arg-type]
+
+    def __hash__(self) -> int:
+        return hash(tuple(_hashable(getattr(self, f.name)) for f in fields(self)))  # type: ignore[arg-type]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(a, b)
+    return bool(a == b)
+
+
+def _hashable(value: Any) -> Any:
+    return (value.shape, value.tobytes()) if isinstance(value, np.ndarray) else value
+
+
+class LabelledProbabilities:
+    """The accessor of results that hold ``probabilities`` ``(len(labels),)`` in ``labels`` order."""
+
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+
+    def probability(self, label: str) -> float:
+        """The probability of ``label`` (one of :attr:`labels`; :class:`KeyError` otherwise)."""
+        try:
+            return float(self.probabilities[self.labels.index(label)])
+        except ValueError:
+            raise KeyError(label) from None
+
+    def probabilities_dict(self, digits: int | None = None) -> dict[str, float]:
+        """``{label: probability}`` in label order (rounded to ``digits`` when given): the JSON form, built only
+        at the edge (``to_dict``)."""
+        return {
+            label: float(p) if digits is None else round(float(p), digits)
+            for label, p in zip(self.labels, self.probabilities)
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction(LabelledProbabilities, ArrayFields):
     """One clip's result: the winning label, its probability, and all probabilities (calibrated when the bundle
     has a calibration); ``uncertain``: the bundle's thresholds say the answer is not to be trusted (low confidence
     or the top two close; always ``False`` for a bundle without calibration thresholds)."""
 
     label: str
     confidence: float
-    probabilities: dict[str, float]
+    probabilities: np.ndarray
+    """``(len(labels),)`` float64 in :attr:`labels` order, read-only (:meth:`probability` reads one by name)."""
+    labels: tuple[str, ...]
     uncertain: bool = False
-    dimensions: tuple[float, ...] | None = None
-    """Arousal, valence, dominance (each in [0, 1], 0.5 = neutral) when the bundle has them, else ``None``."""
+    dimensions: np.ndarray | None = None
+    """``(3,)`` float64 arousal, valence, dominance (each in [0, 1], 0.5 = neutral) when the bundle has them, else
+    ``None``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probabilities", read_only(self.probabilities))
+        if self.dimensions is not None:
+            object.__setattr__(self, "dimensions", read_only(self.dimensions))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "confidence": self.confidence,
-            "probabilities": self.probabilities,
+            "probabilities": self.probabilities_dict(),
             "uncertain": self.uncertain,
             **dimension_fields(self.dimensions),
         }
@@ -184,9 +245,10 @@ class Recognizer:
         return Prediction(
             label=self.labels[best],
             confidence=float(probs[best]),
-            probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+            probabilities=probs,
+            labels=self.labels,
             uncertain=self.is_uncertain(probs),
-            dimensions=None if dimensions is None else tuple(float(v) for v in dimensions),
+            dimensions=dimensions,
         )
 
     def predict(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> Prediction:
@@ -199,4 +261,14 @@ class Recognizer:
         return self.predict_preprocessed(prepare(samples, self.preprocessing, source, sample_rate))
 
 
-__all__ = ["DEFAULT_MODEL", "Prediction", "Recognizer", "dimension_fields", "resolve_model", "softmax"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ArrayFields",
+    "LabelledProbabilities",
+    "Prediction",
+    "Recognizer",
+    "dimension_fields",
+    "read_only",
+    "resolve_model",
+    "softmax",
+]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .decode import AudioSource, open_blocks
-from .recognizer import Recognizer, dimension_fields
+from .recognizer import ArrayFields, LabelledProbabilities, Recognizer, dimension_fields, read_only
 from .report import speech_weighted, speech_weighted_dimensions
 from .streaming import NoSpeechError, StreamOptions
 from .timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_blocks
@@ -46,14 +46,15 @@ class RecordingOptions:
         return AnalyzeOptions(stream=self.stream, block_s=self.block_s, keep_windows=False)
 
 
-@dataclass(frozen=True)
-class RecordingPrediction:
+@dataclass(frozen=True, eq=False)
+class RecordingPrediction(LabelledProbabilities, ArrayFields):
     """The emotion of a recording and what it rests on."""
 
     label: str
     confidence: float
     probabilities: np.ndarray
-    """``(len(labels),)`` float64 in :attr:`labels` order: the speech-time-weighted mean of the segments'."""
+    """``(len(labels),)`` float64 in :attr:`labels` order, read-only: the speech-time-weighted mean of the segments'
+    (:meth:`probability` reads one by name)."""
     labels: tuple[str, ...]
     duration_s: float
     """Length of the recording, seconds."""
@@ -70,11 +71,16 @@ class RecordingPrediction:
     """``(3,)`` float64 arousal, valence, dominance in [0, 1] (0.5 = neutral): the speech-time-weighted mean of the
     segments'; ``None`` for a model without them."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probabilities", read_only(self.probabilities))
+        if self.dimensions is not None:
+            object.__setattr__(self, "dimensions", read_only(self.dimensions))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "confidence": self.confidence,
-            "probabilities": {label: float(p) for label, p in zip(self.labels, self.probabilities)},
+            "probabilities": self.probabilities_dict(),
             "duration_s": round(self.duration_s, 3),
             "speech_s": round(self.speech_s, 3),
             "segments": self.segments,

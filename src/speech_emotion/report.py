@@ -46,7 +46,9 @@ def speech_weighted(segments: Sequence[SegmentEvent], labels: tuple[str, ...]) -
     speech = float(sum(s.duration for s in segments))
     if not segments or speech <= 0:
         return None
-    return sum(np.array([s.probabilities[label] for label in labels]) * s.duration for s in segments) / speech
+    if any(s.labels != labels for s in segments):
+        raise ValueError(f"segments of another model (labels {segments[0].labels}, not {labels})")
+    return sum(s.probabilities * s.duration for s in segments) / speech
 
 
 def speech_weighted_dimensions(segments: Sequence[SegmentEvent]) -> np.ndarray | None:
@@ -55,7 +57,7 @@ def speech_weighted_dimensions(segments: Sequence[SegmentEvent]) -> np.ndarray |
     speech = float(sum(s.duration for s in segments))
     if not segments or speech <= 0 or any(s.dimensions is None for s in segments):
         return None
-    return sum(np.array(s.dimensions, dtype=np.float64) * s.duration for s in segments) / speech
+    return sum(s.dimensions * s.duration for s in segments) / speech
 
 
 def summarize(timeline: Timeline) -> dict[str, Any]:
@@ -115,7 +117,7 @@ def intense_moments(timeline: Timeline) -> list[dict[str, Any]]:
     else:
         starts = np.array([s.start for s in timeline.segments])
         ends = np.array([s.end for s in timeline.segments])
-        probs = np.array([[s.probabilities[label] for label in timeline.labels] for s in timeline.segments])
+        probs = np.array([s.probabilities for s in timeline.segments]).reshape(len(starts), len(timeline.labels))
     if len(starts) == 0:
         return []
     sub = probs[:, emotional]
@@ -218,8 +220,8 @@ def write_csv(
                     f"{item.end:.3f}",
                     item.label,
                     f"{item.confidence:.4f}",
-                    *(f"{item.probabilities[label]:.4f}" for label in labels),
-                    *(f"{v:.4f}" for v in (item.dimensions or ())[: len(dimensions)]),
+                    *(f"{p:.4f}" for p in item.probabilities),
+                    *(f"{v:.4f}" for v in (() if item.dimensions is None else item.dimensions)[: len(dimensions)]),
                 ]
             )
     return path

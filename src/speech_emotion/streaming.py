@@ -30,7 +30,7 @@ from .conditioning import SAMPLE_RATE, SampleConditioner, prepare
 from .decode import ended_early
 from .errors import AudioError
 from .levels import PeakMeter
-from .recognizer import Recognizer, dimension_fields
+from .recognizer import ArrayFields, LabelledProbabilities, Recognizer, dimension_fields, read_only
 from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
 
 MIN_HOP_S = 0.01
@@ -68,16 +68,8 @@ class StreamOptions:
             raise ValueError("smoothing must be in [0, 1)")
 
 
-def _probs_dict(labels: tuple[str, ...], probs: np.ndarray) -> dict[str, float]:
-    return {label: float(p) for label, p in zip(labels, probs)}
-
-
-def _dims_tuple(values: np.ndarray | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
-
-
-@dataclass(frozen=True)
-class UpdateEvent:
+@dataclass(frozen=True, eq=False)
+class UpdateEvent(LabelledProbabilities, ArrayFields):
     """Emotion of the latest window of ongoing speech (smoothed over recent windows)."""
 
     type: ClassVar[str] = "update"
@@ -88,13 +80,20 @@ class UpdateEvent:
     end: float
     label: str
     confidence: float
-    probabilities: dict[str, float]
+    probabilities: np.ndarray
+    """``(len(labels),)`` float64 in :attr:`labels` order, read-only (:meth:`probability` reads one by name)."""
+    labels: tuple[str, ...]
+    """The model's labels (:attr:`Recognizer.labels`)."""
     latency_ms: float
     """Wall-clock time spent classifying this window."""
     channel: int | None = None
     """Input channel (0: the first) the window comes from; ``None`` for the mix of all channels."""
-    dimensions: tuple[float, ...] | None = None
-    """Arousal, valence, dominance in [0, 1], smoothed like the probabilities (``None``: a model without them)."""
+    dimensions: np.ndarray | None = None
+    """``(3,)`` float64 arousal, valence, dominance in [0, 1], smoothed like the probabilities (``None``: a model
+    without them)."""
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     def to_dict(self) -> dict[str, Any]:
         return _with_channel(
@@ -106,15 +105,15 @@ class UpdateEvent:
                 "end": round(self.end, 3),
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
-                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                "probabilities": self.probabilities_dict(4),
                 **dimension_fields(self.dimensions, 4),
                 "latency_ms": round(self.latency_ms, 2),
             },
         )
 
 
-@dataclass(frozen=True)
-class SegmentEvent:
+@dataclass(frozen=True, eq=False)
+class SegmentEvent(LabelledProbabilities, ArrayFields):
     """A finished stretch of speech: its span and the probabilities of the whole segment as one clip.
 
     ``label`` is the top of ``probabilities``. It may differ from the labels of the segment's
@@ -129,13 +128,20 @@ class SegmentEvent:
     end: float
     label: str
     confidence: float
-    probabilities: dict[str, float]
+    probabilities: np.ndarray
+    """``(len(labels),)`` float64 in :attr:`labels` order, read-only (:meth:`probability` reads one by name)."""
+    labels: tuple[str, ...]
+    """The model's labels (:attr:`Recognizer.labels`)."""
     windows: int
     """Windows classified in the segment."""
     channel: int | None = None
     """Input channel (0: the first) the segment comes from; ``None`` for the mix of all channels."""
-    dimensions: tuple[float, ...] | None = None
-    """Arousal, valence, dominance in [0, 1] of the whole segment (``None``: a model without them)."""
+    dimensions: np.ndarray | None = None
+    """``(3,)`` float64 arousal, valence, dominance in [0, 1] of the whole segment (``None``: a model without
+    them)."""
+
+    def __post_init__(self) -> None:
+        _freeze(self)
 
     @property
     def duration(self) -> float:
@@ -152,11 +158,18 @@ class SegmentEvent:
                 "duration": round(self.duration, 3),
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
-                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+                "probabilities": self.probabilities_dict(4),
                 **dimension_fields(self.dimensions, 4),
                 "windows": self.windows,
             },
         )
+
+
+def _freeze(event: UpdateEvent | SegmentEvent) -> None:
+    """The event's arrays as read-only float64 copies (the engine's smoothing state is never shared)."""
+    object.__setattr__(event, "probabilities", read_only(event.probabilities))
+    if event.dimensions is not None:
+        object.__setattr__(event, "dimensions", read_only(event.dimensions))
 
 
 def _with_channel(channel: int | None, d: dict[str, Any]) -> dict[str, Any]:
@@ -468,10 +481,11 @@ class StreamingRecognizer:
                 end=end / SAMPLE_RATE,
                 label=self.labels[best],
                 confidence=float(probs[best]),
-                probabilities=_probs_dict(self.labels, probs),
+                probabilities=probs,
+                labels=self.labels,
                 windows=seg.windows,
                 channel=self.channel,
-                dimensions=_dims_tuple(dims),
+                dimensions=dims,
             )
         )
         return events
@@ -512,10 +526,11 @@ class StreamingRecognizer:
             end=end / SAMPLE_RATE,
             label=self.labels[best],
             confidence=float(self._smoothed[best]),
-            probabilities=_probs_dict(self.labels, self._smoothed),
+            probabilities=self._smoothed,
+            labels=self.labels,
             latency_ms=latency_ms,
             channel=self.channel,
-            dimensions=_dims_tuple(self._smoothed_dims),
+            dimensions=self._smoothed_dims,
         )
 
 

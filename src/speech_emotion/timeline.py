@@ -72,7 +72,7 @@ class WindowTrack:
             self._dims = np.concatenate([self._dims, np.zeros_like(self._dims)])
             self._segment = np.concatenate([self._segment, np.zeros_like(self._segment)])
         self._times[self._n] = (event.start, event.end)
-        self._probs[self._n] = [event.probabilities[label] for label in self.labels]
+        self._probs[self._n] = event.probabilities  # in label order: the model's, as the events
         if self.dimension_names:
             self._dims[self._n] = event.dimensions
         self._segment[self._n] = event.segment
@@ -93,10 +93,11 @@ class WindowTrack:
             end=float(self._times[i, 1]),
             label=self.labels[best],
             confidence=float(probs[best]),
-            probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+            probabilities=probs,
+            labels=self.labels,
             latency_ms=0.0,
             channel=self.channel,
-            dimensions=tuple(float(v) for v in self._dims[i]) if self.dimension_names else None,
+            dimensions=self._dims[i] if self.dimension_names else None,
         )
 
     def __iter__(self) -> Iterator[UpdateEvent]:

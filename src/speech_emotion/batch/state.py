@@ -109,7 +109,7 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
-            seg.update({f"prob_{label}": s.probabilities.get(label) for label in labels})
+            seg.update({f"prob_{label}": p for label, p in zip(labels, s.probabilities)})
             seg.update(_dimension_columns(s.dimensions))
             segment_rows.append(seg)
     return _from_rows(file_rows, files_schema(labels)), _from_rows(segment_rows, segments_schema(labels))

@@ -38,7 +38,8 @@ class SegmentResult:
     end_s: float
     label: str
     confidence: float
-    probabilities: dict[str, float]
+    probabilities: list[float]
+    """In the model's label order (the ``prob_<label>`` columns of the segments table)."""
     channel: int | None = None
     """Input channel (0: the first) with ``--channels split``; ``None`` for the mix."""
     dimensions: list[float] | None = None
@@ -181,7 +182,7 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
     result.dimensions = _list(speech_weighted_dimensions(timeline.segments))
     result.segments = [
-        SegmentResult(s.start, s.end, s.label, s.confidence, dict(s.probabilities), s.channel, _list(s.dimensions))
+        SegmentResult(s.start, s.end, s.label, s.confidence, s.probabilities.tolist(), s.channel, _list(s.dimensions))
         for s in segments
     ]
     result.notes = "; ".join(timeline.notes) or None

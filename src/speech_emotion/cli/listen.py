@@ -130,8 +130,8 @@ class LiveView:
         bars.add_column(justify="right", width=5)
         current = self.current
         stale = current is None or not in_segment
-        for label in self.labels:
-            p = current.probabilities[label] if current is not None else 0.0
+        probs = current.probabilities if current is not None else [0.0] * len(self.labels)
+        for label, p in zip(self.labels, probs):
             color = EMOTION_COLORS.get(label, "white")
             style = f"bold {color}" if current is not None and label == current.label else color
             bars.add_row(Text(label, style=style), Text("█" * round(32 * p), style=color), f"{p:.0%}")

@@ -97,7 +97,7 @@ def score_live(
             if row is None:
                 continue
             probs = np.zeros(len(EMOTIONS))
-            probs[index] = [event.probabilities[label] for label in recognizer.labels]
+            probs[index] = event.probabilities  # in recognizer.labels order
             pred = int(np.where(allowed, probs, -np.inf).argmax())
             names = []
             if isinstance(event, UpdateEvent):
