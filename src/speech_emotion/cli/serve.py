@@ -99,7 +99,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"longest pause while sending a request body (default {d.body_timeout_s:g})",
     )
     p.add_argument(
-        "--workers", type=positive_int, default=d.workers, help="stream inference threads (default: one per core)"
+        "--processes",
+        type=positive_int,
+        default=d.processes,
+        help="server processes sharing the port, each with its own model and limits (default 1; one per core "
+        "uses every core)",
+    )
+    p.add_argument(
+        "--max-hop",
+        type=positive_number,
+        default=d.max_hop_s,
+        metavar="S",
+        help=f"widest update hop of live streams when the server is behind (default {d.max_hop_s:g}; 0.5: never "
+        "widen)",
     )
     p.add_argument(
         "--upload-workers",
@@ -142,7 +154,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
         token=token,
         model=args.model,
         threads=args.threads,
-        workers=args.workers,
+        processes=args.processes,
+        max_hop_s=args.max_hop,
         max_upload_mb=args.max_upload_mb,
         max_duration_s=args.max_duration,
         max_streams=args.max_streams,
