@@ -15,7 +15,7 @@ import pytest
 
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.service.scheduler import LiveScheduler, SchedulerOptions
-from speech_emotion.streaming import SegmentEvent, StreamingRecognizer, UpdateEvent, step_engines
+from speech_emotion.streaming import SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent, step_engines
 from speech_emotion.vad import FrameClassifier, classify_streams
 from stream_synth import bursts
 from synth import vowel
@@ -113,7 +113,9 @@ def test_the_scheduler_serves_concurrent_streams_their_own_events(batched: Recog
         events = []
         for i in range(0, len(audio), CHUNK):
             events += await scheduler.feed(engine, audio[i : i + CHUNK], 16000)
-        return events + await scheduler.flush(engine)
+        *last, end = await scheduler.close(engine)
+        assert isinstance(end, StreamEnd) and end.segments > 0
+        return events + last
 
     async def all_streams() -> list[list[Any]]:
         return list(await asyncio.gather(*(one(audio) for audio in streams)))

@@ -107,6 +107,15 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
     assert end["received_samples"] == speech.size == end["processed_samples"]
     assert end["dropped_samples"] == end["unprocessed_samples"] == 0
     assert end["events"] == len(updates) + len(segments)
+    assert end["segments"] == len(segments) and end["notes"] == []
+    assert end["speech_s"] == pytest.approx(sum(s["duration"] for s in segments), abs=0.01)
+
+
+def test_the_end_of_a_very_quiet_stream_says_its_emotions_are_unreliable(client: TestClient, speech: np.ndarray) -> None:
+    messages, code = stream(client, pcm16(speech * 10 ** (-66 / 20) / np.max(np.abs(speech))))
+    end = of_type(messages, "end")[0]
+    assert code == 1000 and end["segments"] > 0
+    assert [note.split(":")[0] for note in end["notes"]] == ["very low level"]
 
 
 def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: Recognizer, speech: np.ndarray) -> None:

@@ -344,6 +344,9 @@ class StreamingRecognizer:
             self.recognizer.preprocessing.highpass_hz, channel=self.channel, source=self.source
         )
         self._segment: _Segment | None = None
+        self._meter = PeakMeter()
+        self._frames_in = 0
+        self._rate_in = SAMPLE_RATE
         self._segments_done = 0
         self._speech = 0
         self._fresh = False
@@ -376,7 +379,15 @@ class StreamingRecognizer:
         Raises :class:`AudioError` for input :class:`~speech_emotion.conditioning.SampleConditioner` refuses
         (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
         """
-        return self._conditioner.push(chunk, sample_rate)
+        samples = self._conditioner.push(chunk, sample_rate)
+        self._count(chunk, sample_rate)
+        return samples
+
+    def _count(self, chunk: np.ndarray, sample_rate: int) -> None:
+        """The input's length and peak, for :meth:`close`'s notes."""
+        self._meter.add(np.asarray(chunk))
+        self._frames_in += len(chunk)
+        self._rate_in = sample_rate
 
     def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
         """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
@@ -387,6 +398,7 @@ class StreamingRecognizer:
 
     def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
         """Add 16 kHz mono float32 that already went through a :class:`~.conditioning.SampleConditioner`."""
+        self._count(samples, SAMPLE_RATE)
         return step_engines([self], [samples])[0]
 
     def flush(self) -> list[Event]:
@@ -395,8 +407,22 @@ class StreamingRecognizer:
         self.reset()
         return events
 
+    def close(self, duration_s: float = 0.0) -> list[Event | StreamEnd]:
+        """End of stream: the last events, then the :class:`StreamEnd` (how much audio and speech there was, the
+        notes: a stream that ended well before the announced ``duration_s`` (0: unknown), a level too low to trust
+        the emotions found); then resets. Every door ends a stream this way."""
+        events: list[Event | StreamEnd] = [*self._finish()]
+        rate = self._rate_in
+        notes = [note for note in (ended_early(self._frames_in, duration_s, rate),) if note is not None]
+        level = self._meter.note()
+        if level is not None and self._segments_done > 0:  # the emotions found are in doubt (none: nothing to doubt)
+            notes.append(level)
+        events.append(self._end(self._frames_in / rate, tuple(notes)))
+        self.reset()
+        return events
+
     def _finish(self) -> list[Event]:
-        events = self.feed_conditioned(self._conditioner.finish())
+        events = step_engines([self], [self._conditioner.finish()])[0]
         edge = self._segmenter.finish()
         if edge is not None:
             events += self._run(self._on_edge(edge))
@@ -609,29 +635,17 @@ def run_engines(
     then each engine's :class:`StreamEnd`; see :meth:`StreamingRecognizer.events`. Each engine starts a new stream."""
     for engine in engines:
         engine.reset()
-    frames, rate = 0, SAMPLE_RATE
-    meter = PeakMeter()
     for block in blocks:
         if isinstance(block, tuple):
-            chunk, rate = block
-            meter.add(np.asarray(chunk))
-            inputs = [engine.condition(chunk, rate) for engine in engines]
+            inputs = [engine.condition(*block) for engine in engines]
         else:
-            chunk, rate = block, SAMPLE_RATE
-            meter.add(chunk)
-            inputs = [chunk] * len(engines)
-        frames += len(chunk)
+            for engine in engines:
+                engine._count(block, SAMPLE_RATE)
+            inputs = [block] * len(engines)
         for events in step_engines(engines, inputs):
             yield from events
-    note, level = ended_early(frames, duration_s, rate), meter.note()
-    notes = () if note is None else (note,)
     for engine in engines:
-        events = engine._finish()
-        yield from events
-        found = engine._segments_done > 0  # the emotions found are in doubt (none found: nothing to doubt)
-        yield engine._end(frames / rate, notes if level is None or not found else (*notes, level))
-        engine.reset()
-
+        yield from engine.close(duration_s)
 
 __all__ = [
     "Block",

@@ -102,8 +102,9 @@ class LiveScheduler:
         thread together with the other streams'. Raises what the engine raises (e.g. :class:`AudioError`)."""
         return await self._submit(engine, audio, rate)
 
-    async def flush(self, engine: Any) -> list[Any]:
-        """The last events of ``engine``'s stream (its ``flush``), on the scheduler's thread."""
+    async def close(self, engine: Any) -> list[Any]:
+        """The last events of ``engine``'s stream and its :class:`~speech_emotion.streaming.StreamEnd` (its
+        ``close``; an engine without one: its ``flush``), on the scheduler's thread."""
         return await self._submit(engine, None, 0)
 
     async def _submit(self, engine: Any, audio: np.ndarray | None, rate: int) -> list[Any]:
@@ -157,7 +158,8 @@ class LiveScheduler:
         for r in batch:
             try:
                 if r.audio is None:
-                    self._done(r, list(r.engine.flush()))
+                    end = getattr(r.engine, "close", None) or r.engine.flush
+                    self._done(r, list(end()))
                 elif isinstance(r.engine, StreamingRecognizer):
                     r.engine.hop_stride = self.stride
                     inputs.append(r.engine.condition(r.audio, r.rate))

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from ..decode import MAX_SAMPLE_RATE as MAX_RATE
 from ..decode import MIN_SAMPLE_RATE as MIN_RATE
+from ..streaming import StreamEnd
 from .options import ServiceOptions
 from .scheduler import LiveScheduler
 
@@ -164,6 +165,8 @@ class StreamSession:
         self.processed = 0
         self.dropped = 0
         self.events = 0
+        self.end: StreamEnd | None = None
+        """What the engine says at the end of the stream (notes, speech found)."""
         self._pending = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
@@ -211,6 +214,11 @@ class StreamSession:
             "received_s": round(self.received / rate, 3),
             "dropped_s": round(self.dropped / rate, 3),
             "events": self.events,
+            **(
+                {"speech_s": round(self.end.speech_s, 3), "segments": self.end.segments, "notes": list(self.end.notes)}
+                if self.end is not None
+                else {}
+            ),
         }
 
     async def _read(self) -> str:
@@ -321,7 +329,10 @@ class StreamSession:
             if chunks:
                 await self._feed(chunks)
             if ending:
-                await self._send_events(await self.scheduler.flush(self.engine))
+                events = await self.scheduler.close(self.engine)
+                if events and isinstance(events[-1], StreamEnd):
+                    self.end = events.pop()
+                await self._send_events(events)
                 return
 
     async def _feed(self, chunks: list[np.ndarray]) -> None:
