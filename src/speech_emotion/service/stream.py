@@ -51,6 +51,9 @@ CLOSE_CODES: dict[str, int] = {
 }
 """WebSocket close code sent after each error (RFC 6455 codes; 4xxx mirror HTTP 408/413)."""
 
+STEP_S = 1.0
+"""Most audio of one stream in one scheduler step, seconds."""
+
 FORMATS: dict[str, np.dtype] = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 
 
@@ -336,17 +339,22 @@ class StreamSession:
                 return
 
     async def _feed(self, chunks: list[np.ndarray]) -> None:
+        """Hand the queued audio to the scheduler, at most :data:`STEP_S` seconds per step, so a stream with a
+        backlog (a file sent at full speed) takes its turns with the others instead of one long step."""
         audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
         rate = self.format.sample_rate
-        events = await self.scheduler.feed(self.engine, audio, rate)
-        self._pending -= audio.size
-        self.processed += audio.size
-        if self._pending <= self.options.max_backlog_s * rate:
-            self._drained.set()
-        await self._send_events(events)
-        status = self._status()
-        if status is not None:
-            await self.send(status)
+        step = max(1, int(STEP_S * rate))
+        for start in range(0, len(audio), step):
+            piece = audio[start : start + step]
+            events = await self.scheduler.feed(self.engine, piece, rate)
+            self._pending -= piece.size
+            self.processed += piece.size
+            if self._pending <= self.options.max_backlog_s * rate:
+                self._drained.set()
+            await self._send_events(events)
+            status = self._status()
+            if status is not None:
+                await self.send(status)
 
     def _status(self) -> dict[str, Any] | None:
         """Speech/silence state and stream time, on each change and every quarter second of audio."""
