@@ -83,7 +83,7 @@ def test_healthz_reports_model_labels_and_stream_slots(client: TestClient) -> No
     assert body["status"] == "ok"
     assert body["model"] == "tiny-test"
     assert body["labels"] == list(EMOTIONS)
-    assert body["streams"] == {"active": 0, "max": ServiceOptions().max_streams}
+    assert body["streams"] == {"active": 0, "max": ServiceOptions().max_streams, "hop_stride": 1}
     assert body["auth"] is False
 
 

@@ -414,7 +414,7 @@ def test_uploads_over_capacity_are_refused_before_their_body_is_read(recognizer:
 def test_pools_are_sized_from_the_cores_and_reported(recognizer: Recognizer) -> None:
     with TestClient(create_app(options(), recognizer)) as c:
         workers = c.get("/healthz").json()["workers"]
-    assert workers == {"stream": available_cores(), "upload": max(2, available_cores() // 2)}
+    assert workers == {"upload": max(2, available_cores() // 2)}
 
 
 def test_api_docs_are_served_from_the_package(recognizer: Recognizer) -> None:

@@ -107,6 +107,15 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
     assert end["received_samples"] == speech.size == end["processed_samples"]
     assert end["dropped_samples"] == end["unprocessed_samples"] == 0
     assert end["events"] == len(updates) + len(segments)
+    assert end["segments"] == len(segments) and end["notes"] == []
+    assert end["speech_s"] == pytest.approx(sum(s["duration"] for s in segments), abs=0.01)
+
+
+def test_the_end_of_a_very_quiet_stream_says_its_emotions_are_unreliable(client: TestClient, speech: np.ndarray) -> None:
+    messages, code = stream(client, pcm16(speech * 10 ** (-66 / 20) / np.max(np.abs(speech))))
+    end = of_type(messages, "end")[0]
+    assert code == 1000 and end["segments"] > 0
+    assert [note.split(":")[0] for note in end["notes"]] == ["very low level"]
 
 
 def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: Recognizer, speech: np.ndarray) -> None:
@@ -117,6 +126,7 @@ def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: 
     samples = np.frombuffer(pcm16(speech), dtype="<i2").astype(np.float32) / 32768
     direct = [e.to_dict() for e in events_of(StreamingRecognizer(recognizer), [(samples, 16000)])]
     served = [m for m in messages if m["type"] in ("update", "segment")]
+    assert {m.pop("hop_s") for m in served if m["type"] == "update"} == {0.5}  # a quiet server: the engine's hop
     for d in direct + served:
         d.pop("latency_ms", None)
     assert served == direct
@@ -212,7 +222,7 @@ def test_streams_beyond_the_maximum_are_refused_with_1013(recognizer: Recognizer
     with client_for(recognizer, max_streams=1) as c:
         with c.websocket_connect("/v1/stream") as first:
             assert first.receive_json()["type"] == "ready"
-            assert c.get("/healthz").json()["streams"] == {"active": 1, "max": 1}
+            assert c.get("/healthz").json()["streams"] == {"active": 1, "max": 1, "hop_stride": 1}
             with c.websocket_connect("/v1/stream") as second:
                 expect_error(*read_until_closed(second), 1013, "too_many_streams")
             first.send_text(json.dumps({"type": "end"}))

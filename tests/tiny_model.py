@@ -11,8 +11,9 @@ from speech_emotion.features import FeatureOptions
 from speech_emotion.labels import EMOTIONS
 
 
-def write_tiny_bundle(folder: Path, seed: int = 0) -> Path:
-    """Write ``model.json`` + ``model.onnx`` for a random linear classifier over the librosa front end."""
+def write_tiny_bundle(folder: Path, seed: int = 0, batch: bool = False) -> Path:
+    """Write ``model.json`` + ``model.onnx`` for a random linear classifier over the librosa front end; ``batch``:
+    the graph takes a batch of clips (a symbolic first dimension; each row's output depends on that row alone)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -20,6 +21,7 @@ def write_tiny_bundle(folder: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     weight = rng.normal(0, 0.05, (options.n_features, len(EMOTIONS))).astype(np.float32)
     bias = np.zeros(len(EMOTIONS), dtype=np.float32)
+    rows: int | str = "batch" if batch else 1
     graph = helper.make_graph(
         [
             helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
@@ -27,8 +29,8 @@ def write_tiny_bundle(folder: Path, seed: int = 0) -> Path:
             helper.make_node("Add", ["scores", "b"], ["logits"]),
         ],
         "tiny",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", options.n_features])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, len(EMOTIONS)])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [rows, "frames", options.n_features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [rows, len(EMOTIONS)])],
         initializer=[
             numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
             numpy_helper.from_array(weight, "W"),

@@ -8,6 +8,7 @@ streaming engine, web service and batch runs all share one :class:`Recognizer`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,8 @@ class Recognizer:
                 f"(outputs: {', '.join(outputs)})"
             )
         self._outputs = [outputs[0], "dimensions"] if bundle.dimensions else [outputs[0]]
+        self.batched: bool = not isinstance(self._session.get_inputs()[0].shape[0], int)
+        """Whether the graph takes a batch of clips (a symbolic first input dimension): :meth:`scores_batch`."""
         self.dimensions: tuple[str, ...] = bundle.dimensions
         """:data:`~speech_emotion.bundle.DIMENSIONS` when the model also gives arousal, valence and dominance, else
         ``()``."""
@@ -210,6 +213,25 @@ class Recognizer:
         """One model run: logits ``(len(labels),)`` and dimensions ``(3,)`` float64 (``None`` without them)."""
         out = self._session.run(self._outputs, {self._input: self.model_input(samples)})
         return out[0][0], (np.asarray(out[1][0], dtype=np.float64) if len(out) > 1 else None)
+
+    def scores_batch(self, clips: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`scores` of each clip (prepared as for :meth:`scores`), in order. When the graph takes a batch (its
+        first input dimension is symbolic, which a bundle's graph may only declare when each row's outputs depend
+        on that row alone), clips whose features have the same shape go through ONNX Runtime in one call;
+        otherwise one call per clip. The results are those of :meth:`scores` either way."""
+        if not self.batched or len(clips) < 2:
+            return [self.scores(clip) for clip in clips]
+        features = [self._features(clip).astype(np.float32) for clip in clips]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, f in enumerate(features):
+            groups.setdefault(f.shape, []).append(i)
+        results: list[tuple[np.ndarray, np.ndarray | None]] = [None] * len(clips)  # type: ignore[list-item]
+        for members in groups.values():
+            out = self._session.run(self._outputs, {self._input: np.stack([features[i] for i in members])})
+            for row, i in enumerate(members):
+                dims = np.asarray(out[1][row], dtype=np.float64) if len(out) > 1 else None
+                results[i] = (self.calibrated(out[0][row]), dims)
+        return results
 
     def logits(self, samples: np.ndarray) -> np.ndarray:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""

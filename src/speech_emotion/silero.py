@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,31 +60,55 @@ def session():
 
 
 class SileroStream:
-    """Speech probabilities of one 16 kHz stream, scored window by window with the model's state carried."""
+    """Speech probabilities of ``rows`` parallel 16 kHz streams (e.g. one audio with and without a gain), scored
+    window by window with each row's model state carried."""
 
-    def __init__(self) -> None:
-        self._session = session()
-        self._sr = np.array(16000, dtype=np.int64)
+    def __init__(self, rows: int = 1) -> None:
+        self.rows = rows
         self.reset()
 
     def reset(self) -> None:
         """Forget the state: the next window starts a new stream."""
-        self._state = np.zeros((2, 1, 128), dtype=np.float32)
-        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._state = np.zeros((2, self.rows, 128), dtype=np.float32)
+        self._context = np.zeros((self.rows, CONTEXT), dtype=np.float32)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        """Speech probability (0..1, float32) of each row of ``windows``, shape ``(n, 512)``, float32 in [-1, 1].
+        """Speech probability (0..1, float32) ``(n, rows)`` of ``windows``, shape ``(n, rows, 512)``, float32 in
+        [-1, 1]: :func:`score_streams` of this stream alone.
 
         Stateful: call with the windows of one stream in order.
         """
-        windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != WINDOW:
-            raise ValueError(f"windows must have shape (n, {WINDOW}), not {windows.shape}")
-        out = np.empty(len(windows), dtype=np.float32)
-        run = self._session.run
-        for i, window in enumerate(windows):
-            x = np.concatenate([self._context, window])[None, :]
-            prob, self._state = run(None, {"input": x, "state": self._state, "sr": self._sr})
-            self._context = window[-CONTEXT:]
-            out[i] = prob[0, 0]
-        return out
+        return score_streams([self], [windows])[0]
+
+
+def score_streams(streams: Sequence[SileroStream], windows: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Speech probabilities ``(n_i, rows_i)`` for each stream ``i`` of its next windows ``(n_i, rows_i, 512)``,
+    float32 in [-1, 1], advancing every stream's state.
+
+    The streams are scored in lockstep, one ONNX Runtime call per window position for all the rows that have a
+    window there, so a server's many streams cost a few batched calls instead of one call per stream and window.
+    Each row's scores are those of scoring it alone (the model treats batch rows independently; tested).
+    """
+    out = []
+    for stream, w in zip(streams, windows):
+        w = np.asarray(w, dtype=np.float32)
+        if w.ndim != 3 or w.shape[1:] != (stream.rows, WINDOW):
+            raise ValueError(f"windows must have shape (n, {stream.rows}, {WINDOW}), not {w.shape}")
+        out.append(np.empty(w.shape[:2], dtype=np.float32))
+    run, sr = session().run, np.array(16000, dtype=np.int64)
+    counts = [len(w) for w in windows]
+    for t in range(max(counts, default=0)):
+        active = [i for i, n in enumerate(counts) if n > t]
+        x = np.concatenate(
+            [np.concatenate([streams[i]._context, np.asarray(windows[i][t], dtype=np.float32)], axis=1) for i in active]
+        )
+        state = np.concatenate([streams[i]._state for i in active], axis=1)
+        prob, state = run(None, {"input": x, "state": state, "sr": sr})
+        row = 0
+        for i in active:
+            stream, rows = streams[i], streams[i].rows
+            out[i][t] = prob[row : row + rows, 0]
+            stream._state = state[:, row : row + rows]
+            stream._context = x[row : row + rows, -CONTEXT:]
+            row += rows
+    return out

@@ -31,7 +31,7 @@ from .decode import ended_early
 from .errors import AudioError
 from .levels import PeakMeter
 from .recognizer import ArrayFields, LabelledProbabilities, Recognizer, dimension_fields, read_only
-from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions
+from .vad import FrameClassifier, SpeechSegmenter, VadEvent, VadOptions, classify_streams
 
 MIN_HOP_S = 0.01
 """The shortest hop between windows, seconds (a shorter one would round to no samples at all)."""
@@ -278,12 +278,34 @@ class _Segment:
     windows: int = 0
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One model input the engine needs, with what the event it becomes needs: a window (an update) or a whole
+    segment. Planned in time order while the audio is read; scored later, alone or batched with other streams'."""
+
+    segment: int
+    start: int
+    end: int
+    samples: np.ndarray | None
+    """The prepared 16 kHz model input; ``None``: too quiet to judge (no evidence either way)."""
+    window: bool
+    """An update window (``True``) or the whole segment."""
+    fresh: bool = False
+    """The first window since speech started: the smoothing starts again."""
+    windows: int = 0
+    """For a segment: the windows classified in it."""
+
+
+Scores = tuple[np.ndarray, Union[np.ndarray, None]]
+
+
 class StreamingRecognizer:
     """Emotion events from a live or recorded stream; see the module docstring.
 
-    :meth:`events` is the way to run it. :meth:`feed` and :meth:`flush`, the steps it is made of, serve audio that
-    arrives while the caller waits (the WebSocket session): each processes its audio at once and returns the events
-    it completed, in time order. One instance serves one stream at a time; the recognizer may be shared.
+    :meth:`events` is the way to run it over blocks one can read. :meth:`feed` and :meth:`flush`, the steps it is
+    made of, serve audio that arrives while the caller waits; :func:`step_engines` runs many streams' steps with
+    the model calls batched across them (the service). Each step returns the events it completed, in time order.
+    One instance serves one stream at a time; the recognizer may be shared.
     """
 
     def __init__(
@@ -303,6 +325,9 @@ class StreamingRecognizer:
         self.windows = windows
         self.options = options or StreamOptions()
         self.labels = recognizer.labels
+        self.hop_stride = 1
+        """Classify every ``hop_stride``-th window of the ``hop_s`` grid (1: all). A server under load widens the
+        hop this way (and says so); segment events do not change."""
         self._window_opts = dataclasses.replace(
             recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
@@ -332,8 +357,12 @@ class StreamingRecognizer:
             self.recognizer.preprocessing.highpass_hz, channel=self.channel, source=self.source
         )
         self._segment: _Segment | None = None
+        self._meter = PeakMeter()
+        self._frames_in = 0
+        self._rate_in = SAMPLE_RATE
         self._segments_done = 0
         self._speech = 0
+        self._fresh = False
         self._smoothed: np.ndarray | None = None
         self._smoothed_dims: np.ndarray | None = None
 
@@ -356,17 +385,34 @@ class StreamingRecognizer:
         """Classify one synthetic window, so the first real update is not slowed by lazy setup (JIT, caches)."""
         self.recognizer.warmup()
 
-    def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
-        """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
+    def condition(self, chunk: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``chunk`` (any length, rate, int or float, mono or ``(frames, channels)``) as the engine's 16 kHz mono
+        float32 input, ready for :meth:`feed_conditioned` or :func:`step_engines`.
 
         Raises :class:`AudioError` for input :class:`~speech_emotion.conditioning.SampleConditioner` refuses
         (NaN/Inf samples, a ``(channels, frames)`` array, an unsupported rate or sample type).
         """
-        return self._process(self._conditioner.push(chunk, sample_rate))
+        samples = self._conditioner.push(chunk, sample_rate)
+        self._count(chunk, sample_rate)
+        return samples
+
+    def _count(self, chunk: np.ndarray, sample_rate: int) -> None:
+        """The input's length and peak, for :meth:`close`'s notes."""
+        self._meter.add(np.asarray(chunk))
+        self._frames_in += len(chunk)
+        self._rate_in = sample_rate
+
+    def feed(self, chunk: np.ndarray, sample_rate: int) -> list[Event]:
+        """Add audio (any length, rate, int or float, mono or ``(frames, channels)``); returns new events.
+
+        Raises :class:`AudioError` as :meth:`condition` does.
+        """
+        return self.feed_conditioned(self.condition(chunk, sample_rate))
 
     def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
         """Add 16 kHz mono float32 that already went through a :class:`~.conditioning.SampleConditioner`."""
-        return self._process(np.asarray(samples, dtype=np.float32))
+        self._count(samples, SAMPLE_RATE)
+        return step_engines([self], [samples])[0]
 
     def flush(self) -> list[Event]:
         """End of stream: closes open speech and returns the last events, then resets."""
@@ -374,11 +420,25 @@ class StreamingRecognizer:
         self.reset()
         return events
 
+    def close(self, duration_s: float = 0.0) -> list[Event | StreamEnd]:
+        """End of stream: the last events, then the :class:`StreamEnd` (how much audio and speech there was, the
+        notes: a stream that ended well before the announced ``duration_s`` (0: unknown), a level too low to trust
+        the emotions found); then resets. Every door ends a stream this way."""
+        events: list[Event | StreamEnd] = [*self._finish()]
+        rate = self._rate_in
+        notes = [note for note in (ended_early(self._frames_in, duration_s, rate),) if note is not None]
+        level = self._meter.note()
+        if level is not None and self._segments_done > 0:  # the emotions found are in doubt (none: nothing to doubt)
+            notes.append(level)
+        events.append(self._end(self._frames_in / rate, tuple(notes)))
+        self.reset()
+        return events
+
     def _finish(self) -> list[Event]:
-        events = self._process(self._conditioner.finish())
+        events = step_engines([self], [self._conditioner.finish()])[0]
         edge = self._segmenter.finish()
         if edge is not None:
-            events += self._on_edge(edge)
+            events += self._run(self._on_edge(edge))
         return events
 
     def events(self, blocks: Iterable[Block], duration_s: float = 0.0) -> Iterator[Event | StreamEnd]:
@@ -400,34 +460,41 @@ class StreamingRecognizer:
             channel=self.channel,
         )
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- internals: take the audio, decide speech, plan model inputs, complete events ----------
 
-    def _process(self, samples: np.ndarray) -> list[Event]:
-        events: list[Event] = []
-        if len(samples) == 0:
-            return events
-        self._buffer.append(samples)
-        events += self._due_windows()
-        f = self._frame
-        n = (self._buffer.end - self._segmenter.position) // f
-        if n > 0:
-            start = self._segmenter.position
-            frames = self._buffer.get(start, start + n * f).reshape(n, f)
-            for voiced in self._classifier.classify(frames):
-                edge = self._segmenter.step(bool(voiced))
-                if edge is not None:
-                    events += self._on_edge(edge)
-                events += self._due_windows()
-                events += self._split_long_segment()
+    def _take(self, samples: np.ndarray) -> np.ndarray:
+        """Buffer ``samples``; the whole VAD frames ``(n, frame)`` not yet classified."""
+        if len(samples):
+            self._buffer.append(np.asarray(samples, dtype=np.float32))
+        f, start = self._frame, self._segmenter.position
+        n = (self._buffer.end - start) // f
+        return self._buffer.get(start, start + n * f).reshape(n, f)
+
+    def _advance(self, voiced: np.ndarray) -> list[_Job]:
+        """Step the segmenter over the flags of the frames :meth:`_take` gave; the model inputs due, in order."""
+        jobs = self._due_windows()
+        for flag in voiced:
+            edge = self._segmenter.step(bool(flag))
+            if edge is not None:
+                jobs += self._on_edge(edge)
+            jobs += self._due_windows()
+            jobs += self._split_long_segment()
+        if len(voiced):
             keep_from = self._segmenter.position - self._keep
             if self._segment is not None:  # the open segment is judged as a whole when it ends
                 keep_from = min(keep_from, self._segment.start)
             self._buffer.release_before(keep_from)
-        return events
+        return jobs
 
-    def _on_edge(self, edge: VadEvent) -> list[Event]:
+    def _run(self, jobs: list[_Job]) -> list[Event]:
+        """Score ``jobs`` with this engine's recognizer and complete their events."""
+        t0 = time.perf_counter()
+        scores = _score(self.recognizer, jobs)
+        return self._complete(jobs, scores, (time.perf_counter() - t0) * 1000)
+
+    def _on_edge(self, edge: VadEvent) -> list[_Job]:
         if edge.kind == "start":
-            self._smoothed = self._smoothed_dims = None
+            self._fresh = True
             self._open(edge.sample)
             return []
         return self._close(edge.sample)
@@ -435,31 +502,31 @@ class StreamingRecognizer:
     def _open(self, start: int) -> None:
         self._segment = _Segment(index=self._segments_done, start=start, next_end=start + self._min_win)
 
-    def _due_windows(self) -> list[Event]:
-        """Windows whose audio has arrived, each classified once frames up to its end are known."""
+    def _due_windows(self) -> list[_Job]:
+        """Windows whose audio has arrived, each planned once frames up to its end are known."""
         seg = self._segment
-        events: list[Event] = []
+        jobs: list[_Job] = []
         if seg is None or not self.windows:
-            return events
+            return jobs
         limit = min(
             self._segmenter.position + self._frame - 1,  # frames ending at or before the window end are in
             self._buffer.end,
             self._segmenter.last_voiced_end + self._pad,  # not ending in a pause (waits for more speech)
         )
         while seg.next_end <= limit:
-            events.append(self._classify(seg, max(seg.start, seg.next_end - self._win), seg.next_end))
-            seg.next_end += self._hop
-        return events
+            jobs.append(self._window(seg, max(seg.start, seg.next_end - self._win), seg.next_end))
+            seg.next_end += self._hop * self.hop_stride
+        return jobs
 
-    def _split_long_segment(self) -> list[Event]:
+    def _split_long_segment(self) -> list[_Job]:
         seg = self._segment
         if seg is None or self._segmenter.position - seg.start < self._max_seg:
             return []
-        events = self._close(self._segmenter.position)
+        jobs = self._close(self._segmenter.position)
         self._open(self._segmenter.position)
-        return events
+        return jobs
 
-    def _close(self, end: int) -> list[Event]:
+    def _close(self, end: int) -> list[_Job]:
         seg = self._segment
         self._segment = None
         if seg is None:
@@ -467,53 +534,64 @@ class StreamingRecognizer:
         end = max(end, seg.last_end or 0)
         if end - seg.start < self._min_seg:
             return []
-        events: list[Event] = []
+        jobs: list[_Job] = []
         if self.windows and (seg.last_end is None or end - seg.last_end >= self._hop // 2):
-            events.append(self._classify(seg, max(seg.start, end - self._win), end))
+            jobs.append(self._window(seg, max(seg.start, end - self._win), end))
         self._segments_done += 1
         self._speech += end - seg.start
-        probs, dims = self._whole_segment(seg.start, end)
-        best = int(np.argmax(probs))
-        events.append(
-            SegmentEvent(
-                segment=seg.index,
-                start=seg.start / SAMPLE_RATE,
-                end=end / SAMPLE_RATE,
-                label=self.labels[best],
-                confidence=float(probs[best]),
-                probabilities=probs,
-                labels=self.labels,
-                windows=seg.windows,
-                channel=self.channel,
-                dimensions=dims,
-            )
-        )
-        return events
-
-    def _whole_segment(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`Recognizer.scores` of the whole segment as one clip (probabilities ``(labels,)``, dimensions
-        ``(3,)`` or ``None``); uniform and neutral for a segment too quiet to judge."""
         try:
-            samples = prepare(self._buffer.get(max(start, self._buffer.start), end), self._segment_opts)
+            samples: np.ndarray | None = prepare(
+                self._buffer.get(max(seg.start, self._buffer.start), end), self._segment_opts
+            )
         except AudioError:  # silent after the VAD's gain: no evidence either way
-            return self._no_evidence()
-        return self.recognizer.scores(samples)
+            samples = None
+        jobs.append(_Job(seg.index, seg.start, end, samples, window=False, windows=seg.windows))
+        return jobs
 
-    def _no_evidence(self) -> tuple[np.ndarray, np.ndarray | None]:
+    def _window(self, seg: _Segment, start: int, end: int) -> _Job:
+        try:  # a copy: the buffer may move on before the window is scored
+            samples: np.ndarray | None = np.array(prepare(self._buffer.get(start, end), self._window_opts))
+        except AudioError:  # a silent window inside speech: no evidence either way
+            samples = None
+        seg.windows += 1
+        seg.last_end = end
+        fresh, self._fresh = self._fresh, False
+        return _Job(seg.index, start, end, samples, window=True, fresh=fresh)
+
+    def _no_evidence(self) -> Scores:
         """Uniform probabilities and neutral (0.5) dimensions: what a clip too quiet to judge gets."""
         dims = np.full(len(self.recognizer.dimensions), 0.5) if self.recognizer.dimensions else None
         return np.full(len(self.labels), 1.0 / len(self.labels)), dims
 
-    def _classify(self, seg: _Segment, start: int, end: int) -> UpdateEvent:
-        t0 = time.perf_counter()
-        window = self._buffer.get(start, end)
-        try:
-            raw, raw_dims = self.recognizer.scores(prepare(window, self._window_opts))
-        except AudioError:  # a silent window inside speech: no evidence either way
-            raw, raw_dims = self._no_evidence()
-        latency_ms = (time.perf_counter() - t0) * 1000
-        seg.windows += 1
-        seg.last_end = end
+    def _complete(self, jobs: list[_Job], scores: list[Scores | None], latency_ms: float) -> list[Event]:
+        """The events of ``jobs`` (in order) given their scores (``None``: no evidence); ``latency_ms``: the time
+        their scoring took."""
+        events: list[Event] = []
+        for job, score in zip(jobs, scores):
+            raw, raw_dims = self._no_evidence() if score is None else score
+            if job.window:
+                events.append(self._update(job, raw, raw_dims, latency_ms))
+                continue
+            best = int(np.argmax(raw))
+            events.append(
+                SegmentEvent(
+                    segment=job.segment,
+                    start=job.start / SAMPLE_RATE,
+                    end=job.end / SAMPLE_RATE,
+                    label=self.labels[best],
+                    confidence=float(raw[best]),
+                    probabilities=raw,
+                    labels=self.labels,
+                    windows=job.windows,
+                    channel=self.channel,
+                    dimensions=raw_dims,
+                )
+            )
+        return events
+
+    def _update(self, job: _Job, raw: np.ndarray, raw_dims: np.ndarray | None, latency_ms: float) -> UpdateEvent:
+        if job.fresh:
+            self._smoothed = self._smoothed_dims = None
         a = self.options.smoothing
         self._smoothed = raw if self._smoothed is None else a * self._smoothed + (1 - a) * raw
         if raw_dims is not None:
@@ -521,9 +599,9 @@ class StreamingRecognizer:
             self._smoothed_dims = raw_dims if past is None else a * past + (1 - a) * raw_dims
         best = int(np.argmax(self._smoothed))
         return UpdateEvent(
-            segment=seg.index,
-            start=start / SAMPLE_RATE,
-            end=end / SAMPLE_RATE,
+            segment=job.segment,
+            start=job.start / SAMPLE_RATE,
+            end=job.end / SAMPLE_RATE,
             label=self.labels[best],
             confidence=float(self._smoothed[best]),
             probabilities=self._smoothed,
@@ -534,6 +612,37 @@ class StreamingRecognizer:
         )
 
 
+def _score(recognizer: Recognizer, jobs: Sequence[_Job]) -> list[Scores | None]:
+    """:meth:`Recognizer.scores_batch` of the jobs that have audio (``None`` for those too quiet to judge)."""
+    audible = [job.samples for job in jobs if job.samples is not None]
+    found = iter(recognizer.scores_batch(audible) if audible else [])
+    return [None if job.samples is None else next(found) for job in jobs]
+
+
+def step_engines(engines: Sequence[StreamingRecognizer], samples: Sequence[np.ndarray]) -> list[list[Event]]:
+    """One step of many streams: each engine's :meth:`~StreamingRecognizer.feed_conditioned` of its ``samples``
+    (16 kHz mono float32 from :meth:`~StreamingRecognizer.condition`; may be empty), with the speech detector run
+    on all streams together and the model inputs of all streams scored together (one batched call per recognizer
+    where its graph allows). Each engine's events are those it would give alone (tested)."""
+    frames = [engine._take(x) for engine, x in zip(engines, samples)]
+    flags = classify_streams([engine._classifier for engine in engines], frames)
+    jobs = [engine._advance(f) for engine, f in zip(engines, flags)]
+    groups: dict[int, list[int]] = {}
+    for i, engine in enumerate(engines):
+        groups.setdefault(id(engine.recognizer), []).append(i)
+    events: list[list[Event]] = [[] for _ in engines]
+    for members in groups.values():
+        batch = [job for i in members for job in jobs[i]]
+        if not batch:
+            continue
+        t0 = time.perf_counter()
+        scores = iter(_score(engines[members[0]].recognizer, batch))
+        latency_ms = (time.perf_counter() - t0) * 1000
+        for i in members:
+            events[i] = engines[i]._complete(jobs[i], [next(scores) for _ in jobs[i]], latency_ms)
+    return events
+
+
 def run_engines(
     engines: Sequence[StreamingRecognizer], blocks: Iterable[Block], duration_s: float = 0.0
 ) -> Iterator[Event | StreamEnd]:
@@ -541,30 +650,17 @@ def run_engines(
     then each engine's :class:`StreamEnd`; see :meth:`StreamingRecognizer.events`. Each engine starts a new stream."""
     for engine in engines:
         engine.reset()
-    frames, rate = 0, SAMPLE_RATE
-    meter = PeakMeter()
     for block in blocks:
         if isinstance(block, tuple):
-            chunk, rate = block
-            frames += len(chunk)
-            meter.add(np.asarray(chunk))
-            for engine in engines:
-                yield from engine.feed(chunk, rate)
+            inputs = [engine.condition(*block) for engine in engines]
         else:
-            frames += len(block)
-            rate = SAMPLE_RATE
-            meter.add(block)
             for engine in engines:
-                yield from engine.feed_conditioned(block)
-    note, level = ended_early(frames, duration_s, rate), meter.note()
-    notes = () if note is None else (note,)
+                engine._count(block, SAMPLE_RATE)
+            inputs = [block] * len(engines)
+        for events in step_engines(engines, inputs):
+            yield from events
     for engine in engines:
-        events = engine._finish()
-        yield from events
-        found = engine._segments_done > 0  # the emotions found are in doubt (none found: nothing to doubt)
-        yield engine._end(frames / rate, notes if level is None or not found else (*notes, level))
-        engine.reset()
-
+        yield from engine.close(duration_s)
 
 __all__ = [
     "Block",
@@ -576,4 +672,5 @@ __all__ = [
     "StreamingRecognizer",
     "UpdateEvent",
     "run_engines",
+    "step_engines",
 ]

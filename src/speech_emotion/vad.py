@@ -15,13 +15,14 @@ first sample of the stream).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from .conditioning import SAMPLE_RATE
-from .silero import WINDOW, SileroStream
+from .silero import WINDOW, SileroStream, score_streams
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ class FrameClassifier:
 
     def __init__(self, options: VadOptions = VadOptions()) -> None:
         self.options = options
-        self._model = SileroStream()
-        self._raw = SileroStream()
+        self.detector = SileroStream(rows=2 if options.raw_too else 1)
+        """The model state: row 0 scores the audio with the gain, row 1 (``raw_too``) the audio as it is."""
         seconds = options.frame_length / SAMPLE_RATE
         self._release = options.level_release_db_s * seconds
         self._rise = options.noise_rise_db_s * seconds
@@ -91,8 +92,7 @@ class FrameClassifier:
 
     def reset(self) -> None:
         """Forget the detector's and the level trackers' state: the next frame starts a new stream."""
-        self._model.reset()
-        self._raw.reset()
+        self.detector.reset()
         self._voiced = False
         self._speech_db = -np.inf
         self._noise_db = self.options.noise_target_dbfs
@@ -114,36 +114,53 @@ class FrameClassifier:
         self._speech_db, self._noise_db = speech, noise
         return np.maximum(gains, 0.0)
 
-    def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        """Speech probability (0..1) of consecutive ``frames``, shape ``(n, frame_length)``, float32 in [-1, 1]:
-        the higher of the model's score with the automatic gain and (``raw_too``) without it.
-
-        Stateful (the model states and level trackers advance): the frames of one stream in order.
-        """
+    def detector_input(self, frames: np.ndarray) -> np.ndarray:
+        """What :attr:`detector` scores for consecutive ``frames`` ``(n, frame_length)``, float32 in [-1, 1]:
+        ``(n, rows, frame_length)``, each frame with the automatic gain (row 0) and as it is (row 1, ``raw_too``).
+        Advances the level trackers: the frames of one stream in order."""
         frames = np.clip(np.asarray(frames, dtype=np.float32), -1.0, 1.0)
         rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
         gain = 10 ** (self.gains_db(20 * np.log10(np.maximum(rms, 1e-10))) / 20)
-        probs = self._model.probabilities(np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0))
-        if self.options.raw_too:
-            probs = np.maximum(probs, self._raw.probabilities(frames))
-        return probs
+        gained = np.clip(frames * gain[:, None].astype(np.float32), -1.0, 1.0)
+        return np.stack([gained, frames], axis=1) if self.options.raw_too else gained[:, None]
+
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """Speech probability (0..1) ``(n,)`` of consecutive ``frames``, shape ``(n, frame_length)``, float32 in
+        [-1, 1]: the higher of the model's score with the automatic gain and (``raw_too``) without it.
+
+        Stateful (the model states and level trackers advance): the frames of one stream in order.
+        """
+        return self.detector.probabilities(self.detector_input(frames)).max(axis=1)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Voiced flags ``(n,)`` from the :attr:`detector`'s scores ``(n, rows)`` of consecutive frames: the higher
+        row against ``threshold``, or ``neg_threshold`` while voiced (hysteresis; stateful)."""
+        flags = np.zeros(len(scores), dtype=bool)
+        voiced = self._voiced
+        for i, p in enumerate(np.max(scores, axis=1) if len(scores) else ()):
+            voiced = bool(p >= (self.options.neg_threshold if voiced else self.options.threshold))
+            flags[i] = voiced
+        self._voiced = voiced
+        return flags
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         """Booleans for consecutive ``frames`` of shape ``(n, frame_length)``, float32 in [-1, 1].
 
         Stateful (the detector's recurrent state and the hysteresis): call with the frames of one
-        stream in order; :meth:`reset` between streams.
+        stream in order; :meth:`reset` between streams. Many streams at once: :func:`classify_streams`.
         """
-        if len(frames) == 0:
-            return np.zeros(0, dtype=bool)
-        probs = self.probabilities(frames)
-        flags = np.zeros(len(probs), dtype=bool)
-        voiced = self._voiced
-        for i, p in enumerate(probs):
-            voiced = bool(p >= (self.options.neg_threshold if voiced else self.options.threshold))
-            flags[i] = voiced
-        self._voiced = voiced
-        return flags
+        return classify_streams([self], [frames])[0]
+
+
+def classify_streams(classifiers: Sequence[FrameClassifier], frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:meth:`FrameClassifier.classify` of each stream's next ``frames`` ``(n_i, frame_length)``, the detector run
+    on all streams together (:func:`~speech_emotion.silero.score_streams`): the same flags as one by one."""
+    inputs = [
+        c.detector_input(f) if len(f) else np.zeros((0, c.detector.rows, WINDOW), np.float32)
+        for c, f in zip(classifiers, frames)
+    ]
+    scores = score_streams([c.detector for c in classifiers], inputs)
+    return [c.decide(s) for c, s in zip(classifiers, scores)]
 
 
 class SpeechSegmenter:

@@ -8,6 +8,7 @@ line, where other users of the machine could read it); ``--token-file -`` genera
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import secrets
@@ -99,7 +100,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"longest pause while sending a request body (default {d.body_timeout_s:g})",
     )
     p.add_argument(
-        "--workers", type=positive_int, default=d.workers, help="stream inference threads (default: one per core)"
+        "--processes",
+        type=positive_int,
+        default=d.processes,
+        help="server processes sharing the port, each with its own model and limits (default 1; one per core "
+        "uses every core)",
+    )
+    p.add_argument(
+        "--max-hop",
+        type=positive_number,
+        default=d.max_hop_s,
+        metavar="S",
+        help=f"widest update hop of live streams when the server is behind (default {d.max_hop_s:g}; 0.5: never widen)",
     )
     p.add_argument(
         "--upload-workers",
@@ -142,7 +154,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
         token=token,
         model=args.model,
         threads=args.threads,
-        workers=args.workers,
+        processes=args.processes,
+        max_hop_s=args.max_hop,
         max_upload_mb=args.max_upload_mb,
         max_duration_s=args.max_duration,
         max_streams=args.max_streams,
@@ -190,16 +203,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, options: ServiceOptions, generated: bool, sock: socket.socket) -> int:
-    import uvicorn
+    if options.processes > 1:
+        from ..bundle import load_bundle
 
+        _banner(options, generated, load_bundle(options.model).name)  # a bad bundle fails here, before any fork
+        return _serve_processes(args, options, sock)
+    app = _app(options)
+    _banner(options, generated, app.state.recognizer.name)
+    _run_uvicorn(app, options, args.log_level, sock)
+    return 0
+
+
+def _app(options: ServiceOptions):  # noqa: ANN202 (FastAPI, imported late)
     from ..service.app import create_app
-    from ..service.server import uvicorn_config
     from ..threads import limit_native_threads
 
     app = create_app(options)
-    limit_native_threads()  # streams run in parallel threads: one BLAS thread each
+    limit_native_threads()  # the model runs on the scheduler's and upload threads: one BLAS thread each
+    return app
+
+
+def _run_uvicorn(app, options: ServiceOptions, log_level: str, sock: socket.socket) -> None:  # noqa: ANN001
+    import uvicorn
+
+    from ..service.server import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(app, options, log_level)).run(sockets=[sock])
+
+
+def _banner(options: ServiceOptions, generated: bool, model: str) -> None:
     url = options.page_url
-    print(f"speech-emotion: model {app.state.recognizer.name}", file=sys.stderr)
+    print(f"speech-emotion: model {model}", file=sys.stderr)
+    if options.processes > 1:
+        print(f"speech-emotion: {options.processes} server processes share the port", file=sys.stderr)
     if options.token and generated:
         print(f"API token (send as 'Authorization: Bearer TOKEN'): {options.token}", file=sys.stderr)
         print(f"open {url}#token={options.token}  (API docs: {url}docs)", flush=True)
@@ -213,5 +249,63 @@ def _serve(args: argparse.Namespace, options: ServiceOptions, generated: bool, s
             "localhost, so put a TLS proxy in front for remote users",
             file=sys.stderr,
         )
-    uvicorn.Server(uvicorn_config(app, options, args.log_level)).run(sockets=[sock])
-    return 0
+
+
+def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: socket.socket) -> int:
+    """Fork ``options.processes`` servers on the one listening socket (the kernel spreads the connections), each
+    loading its own model; Ctrl-C or SIGTERM stops them all. A server that dies is started again, unless it dies
+    within seconds of starting (then all stop, exit 1)."""
+    import signal
+    import time
+
+    if not hasattr(os, "fork"):
+        raise SpeechEmotionError("--processes needs a system with fork (Linux, macOS); run one server per port")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children: dict[int, float] = {}
+    stopping = False
+
+    def start() -> None:
+        pid = os.fork()
+        if pid == 0:  # the server process: default signals (uvicorn installs its own), then serve until stopped
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 0
+            try:
+                _run_uvicorn(_app(options), options, args.log_level, sock)
+            except KeyboardInterrupt:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - reported in one line, the parent decides
+                print(f"speech-emotion: a server process failed: {exc}", file=sys.stderr, flush=True)
+                code = 1
+            os._exit(code)
+        children[pid] = time.monotonic()
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(options.processes):
+        start()
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        started = children.pop(pid, None)
+        if started is None or stopping:
+            continue
+        if time.monotonic() - started < 10:
+            print("speech-emotion: a server process ended at start-up; stopping", file=sys.stderr, flush=True)
+            failed = True
+            stop(signal.SIGTERM, None)
+            continue
+        print(f"speech-emotion: a server process ended (status {status}); starting another", file=sys.stderr)
+        start()
+    return 1 if failed else 0

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..recognizer import Recognizer
+from ..streaming import StreamOptions
 from . import health, live, uploads
 from .context import ServiceContext
 from .errors import STATUS_CODES, ApiError, ASGIApp, CatchAll, Message, Receive, Scope, Send, error_body
@@ -26,6 +27,7 @@ from .hosts import HostCheck
 from .limits import BodyLimit, Slots, UploadGate
 from .options import ServiceOptions
 from .page import PAGE_CSP, add_page, web_dir
+from .scheduler import LiveScheduler, SchedulerOptions
 from .stream import EngineFactory
 
 __all__ = ["PAGE_CSP", "create_app", "web_dir"]
@@ -76,7 +78,7 @@ def create_app(
         options=options,
         recognizer=rec,
         make_engine=engine_factory,
-        stream_pool=ThreadPoolExecutor(options.stream_pool_size, thread_name_prefix="se-stream"),
+        live=LiveScheduler(SchedulerOptions(max_stride=max(1, round(options.max_hop_s / StreamOptions().hop_s)))),
         upload_pool=ThreadPoolExecutor(options.upload_pool_size, thread_name_prefix="se-upload"),
         slots=Slots(options.max_streams),
         uploads=Slots(options.max_uploads),
@@ -87,7 +89,7 @@ def create_app(
         if options.warmup:
             await asyncio.get_running_loop().run_in_executor(ctx.upload_pool, rec.warmup)
         yield
-        ctx.stream_pool.shutdown(wait=False, cancel_futures=True)
+        ctx.live.stop()
         ctx.upload_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from ..recognizer import Recognizer
 from .limits import Slots
 from .options import ServiceOptions
+from .scheduler import LiveScheduler
 from .stream import EngineFactory
 
 
@@ -21,7 +22,8 @@ class ServiceContext:
     recognizer: Recognizer
     make_engine: EngineFactory
     """One streaming engine per WebSocket."""
-    stream_pool: ThreadPoolExecutor
+    live: LiveScheduler
+    """Runs every stream's engine steps, batched."""
     upload_pool: ThreadPoolExecutor
     slots: Slots
     """Stream slots."""

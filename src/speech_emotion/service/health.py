@@ -27,6 +27,7 @@ class Health(BaseModel):
     streams: dict[str, int]
     uploads: dict[str, int]
     workers: dict[str, int]
+    processes: int
     limits: dict[str, int | float]
     """Whole numbers as integers (``"max_upload_mb": 20``, in MiB), fractional settings as decimals."""
 
@@ -48,9 +49,10 @@ async def healthz(ctx: ServiceContext = Depends(context)) -> dict[str, Any]:
         "colors": {label: EMOTION_COLORS[label] for label in rec.labels if label in EMOTION_COLORS},
         "sample_rate": rec.sample_rate,
         "auth": options.token is not None,
-        "streams": {"active": ctx.slots.active, "max": ctx.slots.limit},
+        "streams": {"active": ctx.slots.active, "max": ctx.slots.limit, "hop_stride": ctx.live.stride},
         "uploads": {"active": ctx.uploads.active, "max": ctx.uploads.limit},
-        "workers": {"stream": options.stream_pool_size, "upload": options.upload_pool_size},
+        "workers": {"upload": options.upload_pool_size},
+        "processes": options.processes,
         "limits": options.limits(
             "max_upload_mb",
             "max_duration_s",

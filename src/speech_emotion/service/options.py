@@ -54,8 +54,13 @@ class ServiceOptions:
     """Bundled model name or bundle folder (``None``: the bundled default)."""
     threads: int | None = 1
     """ONNX Runtime threads per inference (1 lets concurrent requests use separate cores)."""
-    workers: int | None = None
-    """Threads running stream inference, shared by all streams (``None``: one per core)."""
+    processes: int = 1
+    """Server processes sharing the port (``serve --processes``; the kernel spreads connections over them). Each
+    runs its own model, live scheduler and limits (``max_streams``, ``max_uploads``, ``max_connections`` are per
+    process). One per core uses every core: one process's Python work runs on one core at a time."""
+    max_hop_s: float = 2.0
+    """Widest update hop of live streams under load (the engine's ``hop_s``, 0.5 s, when the server keeps up;
+    doubled while requests wait, up to this; reported in each update as ``hop_s``). ``0.5``: never widen."""
     upload_workers: int | None = None
     """Threads running upload inference, apart from the streams' (``None``: half the cores, at least 2, so a
     short request does not wait behind a long analysis)."""
@@ -119,18 +124,16 @@ class ServiceOptions:
         for name in ("max_streams", "max_uploads", "max_frame_bytes", "max_connections", "max_decoded_samples"):
             if getattr(self, name) < 1:
                 raise ServiceConfigError(f"{name} must be at least 1")
-        for name in ("workers", "upload_workers"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ServiceConfigError(f"{name} must be at least 1")
+        if self.upload_workers is not None and self.upload_workers < 1:
+            raise ServiceConfigError("upload_workers must be at least 1")
+        if self.processes < 1:
+            raise ServiceConfigError("processes must be at least 1")
+        if self.max_hop_s <= 0:
+            raise ServiceConfigError("max_hop_s must be positive")
         if self.max_connections <= self.max_streams:
             raise ServiceConfigError("max_connections must be more than max_streams (HTTP needs room too)")
         if "*" in self.cors_origins and self.token is None:
             raise ServiceConfigError("CORS origin '*' lets any web site call the API: it needs a token")
-
-    @property
-    def stream_pool_size(self) -> int:
-        """Stream inference threads: ``workers``, or one per available core."""
-        return self.workers or available_cores()
 
     @property
     def upload_pool_size(self) -> int:

@@ -2,9 +2,10 @@
 
 Protocol (see docs/service.md): the server greets with ``ready``; the client may send one JSON
 ``config`` message before any audio (``sample_rate``, ``format`` ``pcm16``/``float32``, ``live``), then binary
-frames of mono little-endian samples; the server pushes the engine's ``update`` and ``segment``
-events as JSON as they come. ``{"type": "end"}`` flushes the engine and ends the stream with a
-summary accounting for every sample received (processed or dropped). Audio that arrives faster than
+frames of mono little-endian samples; the server pushes the engine's ``update`` (with the update hop in force,
+``hop_s``) and ``segment`` events as JSON as they come; the engine steps of all streams run on the
+:class:`~speech_emotion.service.scheduler.LiveScheduler`. ``{"type": "end"}`` flushes the engine and ends the
+stream with a summary accounting for every sample received (processed or dropped). Audio that arrives faster than
 the recognizer keeps up with is held back by TCP (the server stops reading past ``max_backlog_s``),
 or, for ``live`` clients that prefer fresh results, dropped and reported in ``warning`` events. Errors are sent as
 ``{"type": "error", "error": CODE, "message": ...}`` followed by a close with :data:`CLOSE_CODES`.
@@ -18,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +27,9 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from ..decode import MAX_SAMPLE_RATE as MAX_RATE
 from ..decode import MIN_SAMPLE_RATE as MIN_RATE
+from ..streaming import StreamEnd
 from .options import ServiceOptions
+from .scheduler import LiveScheduler
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ CLOSE_CODES: dict[str, int] = {
     "stream_too_long": 4413,
 }
 """WebSocket close code sent after each error (RFC 6455 codes; 4xxx mirror HTTP 408/413)."""
+
+STEP_S = 1.0
+"""Most audio of one stream in one scheduler step, seconds."""
 
 FORMATS: dict[str, np.dtype] = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 
@@ -141,20 +146,20 @@ _END = object()
 
 
 class StreamSession:
-    """One WebSocket stream: a reader task decoding frames, a worker task running the engine off the loop."""
+    """One WebSocket stream: a reader task decoding frames, a worker task handing them to the live scheduler."""
 
     def __init__(
         self,
         websocket: WebSocket,
         engine: StreamEngine,
         options: ServiceOptions,
-        executor: Executor,
+        scheduler: LiveScheduler,
         hello: dict[str, Any],
     ) -> None:
         self.ws = websocket
         self.engine = engine
         self.options = options
-        self.executor = executor
+        self.scheduler = scheduler
         self.hello = hello
         self.format = StreamFormat()
         self.received = 0
@@ -163,6 +168,8 @@ class StreamSession:
         self.processed = 0
         self.dropped = 0
         self.events = 0
+        self.end: StreamEnd | None = None
+        """What the engine says at the end of the stream (notes, speech found)."""
         self._pending = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
@@ -210,6 +217,11 @@ class StreamSession:
             "received_s": round(self.received / rate, 3),
             "dropped_s": round(self.dropped / rate, 3),
             "events": self.events,
+            **(
+                {"speech_s": round(self.end.speech_s, 3), "segments": self.end.segments, "notes": list(self.end.notes)}
+                if self.end is not None
+                else {}
+            ),
         }
 
     async def _read(self) -> str:
@@ -299,8 +311,7 @@ class StreamSession:
         self._queue.put_nowait(samples)
 
     async def _work(self) -> None:
-        """Feed queued audio to the engine in the executor, batching whatever has piled up."""
-        loop = asyncio.get_running_loop()
+        """Feed queued audio to the engine through the scheduler, joining whatever has piled up."""
         while True:
             item = await self._queue.get()
             chunks: list[np.ndarray] = []
@@ -310,7 +321,7 @@ class StreamSession:
                     ending = True
                 elif isinstance(item, dict):
                     if chunks:  # keep notices in order with the audio around them
-                        await self._feed(loop, chunks)
+                        await self._feed(chunks)
                         chunks = []
                     await self.send(item)
                 else:
@@ -319,24 +330,31 @@ class StreamSession:
                     break
                 item = self._queue.get_nowait()
             if chunks:
-                await self._feed(loop, chunks)
+                await self._feed(chunks)
             if ending:
-                events = await loop.run_in_executor(self.executor, lambda: list(self.engine.flush()))
+                events = await self.scheduler.close(self.engine)
+                if events and isinstance(events[-1], StreamEnd):
+                    self.end = events.pop()
                 await self._send_events(events)
                 return
 
-    async def _feed(self, loop: asyncio.AbstractEventLoop, chunks: list[np.ndarray]) -> None:
+    async def _feed(self, chunks: list[np.ndarray]) -> None:
+        """Hand the queued audio to the scheduler, at most :data:`STEP_S` seconds per step, so a stream with a
+        backlog (a file sent at full speed) takes its turns with the others instead of one long step."""
         audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
         rate = self.format.sample_rate
-        events = await loop.run_in_executor(self.executor, lambda: list(self.engine.feed(audio, rate)))
-        self._pending -= audio.size
-        self.processed += audio.size
-        if self._pending <= self.options.max_backlog_s * rate:
-            self._drained.set()
-        await self._send_events(events)
-        status = self._status()
-        if status is not None:
-            await self.send(status)
+        step = max(1, int(STEP_S * rate))
+        for start in range(0, len(audio), step):
+            piece = audio[start : start + step]
+            events = await self.scheduler.feed(self.engine, piece, rate)
+            self._pending -= piece.size
+            self.processed += piece.size
+            if self._pending <= self.options.max_backlog_s * rate:
+                self._drained.set()
+            await self._send_events(events)
+            status = self._status()
+            if status is not None:
+                await self.send(status)
 
     def _status(self) -> dict[str, Any] | None:
         """Speech/silence state and stream time, on each change and every quarter second of audio."""
@@ -350,9 +368,13 @@ class StreamSession:
         return {"type": "status", "time": round(float(now), 3), "speech": bool(speech), "voiced": voiced}
 
     async def _send_events(self, events: list[Any]) -> None:
+        hop_s = self.scheduler.hop_s(self.engine)
         for event in events:
             self.events += 1
-            await self.send(event_dict(event))
+            payload = event_dict(event)
+            if payload.get("type") == "update" and hop_s is not None:
+                payload["hop_s"] = round(hop_s, 3)
+            await self.send(payload)
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Send one JSON message; a client that has gone is ignored."""

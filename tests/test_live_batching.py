@@ -1,0 +1,227 @@
+"""Many live streams at once: the engine steps of several streams run together (the speech detector in lockstep,
+the model inputs of all streams in one batched call) and give each stream the events it gets alone: the same
+windows, segments and labels, probabilities equal to float32 rounding (a batched matrix product may sum in
+another order: differences of about 1e-6 are measured)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.service.scheduler import LiveScheduler, SchedulerOptions
+from speech_emotion.streaming import SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent, step_engines
+from speech_emotion.vad import FrameClassifier, classify_streams
+from stream_synth import bursts
+from synth import vowel
+
+CHUNK = 1600  # 0.1 s at 16 kHz
+
+
+@pytest.fixture(scope="module")
+def batched(tmp_path_factory: pytest.TempPathFactory) -> Recognizer:
+    from tiny_model import write_tiny_bundle
+
+    return Recognizer.load(write_tiny_bundle(tmp_path_factory.mktemp("tiny-batched"), batch=True), threads=1)
+
+
+def voices(n: int) -> list[np.ndarray]:
+    """``n`` different streams: the standard burst layout, shifted and with another voice each."""
+    base, _ = bursts()
+    return [
+        np.concatenate([np.zeros(800 * i, np.float32), base * (0.6 + 0.1 * i)]).astype(np.float32) for i in range(n)
+    ]
+
+
+def comparable(events: list[Any]) -> list[tuple[Any, ...]]:
+    """Everything an event says except the wall-clock latency, probabilities at full precision."""
+    out = []
+    for e in events:
+        d = e.to_dict()
+        d.pop("latency_ms", None)
+        d.pop("probabilities")
+        d.pop("confidence")
+        out.append(
+            (
+                d,
+                np.array(e.probabilities, dtype=np.float64),  # in e.labels order
+            )
+        )
+    return out
+
+
+def assert_same(a: list[Any], b: list[Any]) -> None:
+    assert len(a) == len(b)
+    for (da, pa), (db, pb) in zip(comparable(a), comparable(b)):
+        assert da == db
+        np.testing.assert_allclose(pa, pb, rtol=0, atol=1e-5)
+
+
+def alone(recognizer: Recognizer, audio: np.ndarray) -> list[Any]:
+    engine = StreamingRecognizer(recognizer)
+    events = []
+    for i in range(0, len(audio), CHUNK):
+        events += engine.feed(audio[i : i + CHUNK], 16000)
+    return events + engine.flush()
+
+
+def test_a_graph_with_a_symbolic_batch_scores_clips_together_as_one_by_one(batched: Recognizer) -> None:
+    assert batched.batched
+    clips = [vowel(2.0, seed=i) * 0.3 for i in range(5)] + [vowel(1.5, seed=9) * 0.3]
+    together = batched.scores_batch(clips)
+    for clip, (probs, _) in zip(clips, together):
+        np.testing.assert_allclose(probs, batched.scores(clip)[0], rtol=0, atol=1e-5)
+
+
+def test_streams_stepped_together_give_the_events_each_gives_alone(batched: Recognizer) -> None:
+    streams = voices(4)
+    engines = [StreamingRecognizer(batched) for _ in streams]
+    together: list[list[Any]] = [[] for _ in streams]
+    for i in range(0, max(len(s) for s in streams), CHUNK):
+        inputs = [engine.condition(s[i : i + CHUNK], 16000) for engine, s in zip(engines, streams)]
+        for got, events in zip(together, step_engines(engines, inputs)):
+            got += events
+    for engine, got in zip(engines, together):
+        got += engine.flush()
+    for audio, got in zip(streams, together):
+        assert any(isinstance(e, SegmentEvent) for e in got)
+        assert_same(got, alone(batched, audio))
+
+
+def test_the_speech_detector_scores_many_streams_as_each_alone() -> None:
+    streams = [s[: len(s) // 512 * 512].reshape(-1, 512) for s in voices(3)]
+    streams[1] = streams[1][:40]  # streams of different lengths in one lockstep
+    apart = [FrameClassifier().classify(frames) for frames in streams]
+    together = classify_streams([FrameClassifier() for _ in streams], streams)
+    for a, b in zip(apart, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_scheduler_serves_concurrent_streams_their_own_events(batched: Recognizer) -> None:
+    streams = voices(3)
+    scheduler = LiveScheduler()
+
+    async def one(audio: np.ndarray) -> list[Any]:
+        engine = StreamingRecognizer(batched)
+        events = []
+        for i in range(0, len(audio), CHUNK):
+            events += await scheduler.feed(engine, audio[i : i + CHUNK], 16000)
+        *last, end = await scheduler.close(engine)
+        assert isinstance(end, StreamEnd) and end.segments > 0
+        return events + last
+
+    async def all_streams() -> list[list[Any]]:
+        return list(await asyncio.gather(*(one(audio) for audio in streams)))
+
+    try:
+        served = asyncio.run(all_streams())
+    finally:
+        scheduler.stop()
+    assert scheduler.steps < sum(-(-len(s) // CHUNK) + 1 for s in streams)  # some steps served several streams
+    for audio, got in zip(streams, served):
+        assert_same(got, alone(batched, audio))
+
+
+def test_a_wider_hop_classifies_fewer_windows_of_the_same_grid_and_keeps_the_segments(batched: Recognizer) -> None:
+    audio = voices(1)[0]
+    every = alone(batched, audio)
+    engine = StreamingRecognizer(batched)
+    engine.hop_stride = 2
+    wide = []
+    for i in range(0, len(audio), CHUNK):
+        wide += engine.feed(audio[i : i + CHUNK], 16000)
+    wide += engine.flush()
+    ends = {(e.segment, e.end) for e in every if isinstance(e, UpdateEvent)}
+    wide_ends = {(e.segment, e.end) for e in wide if isinstance(e, UpdateEvent)}
+    segments = [e for e in every if isinstance(e, SegmentEvent)]
+    closing = {(s.segment, s.end) for s in segments}  # a segment's last window may now end where it ends
+    assert wide_ends - closing < ends and len(wide_ends) < 0.75 * len(ends)
+    wide_segments = [e for e in wide if isinstance(e, SegmentEvent)]
+    assert all(w.windows < s.windows for w, s in zip(wide_segments, segments) if s.windows > 2)
+    assert_same(
+        [dataclasses.replace(e, windows=0) for e in wide_segments],
+        [dataclasses.replace(e, windows=0) for e in segments],
+    )
+
+
+def test_the_scheduler_widens_the_hop_when_streams_wait_and_narrows_it_when_they_do_not() -> None:
+    scheduler = LiveScheduler(SchedulerOptions(max_stride=4, widen_after_s=0.0, narrow_below_s=0.1, settle_s=0.0))
+    scheduler._changed -= 1.0
+    scheduler._adapt(0.5)
+    assert scheduler.stride == 2
+    scheduler._changed -= 1.0
+    scheduler._adapt(0.5)
+    scheduler._changed -= 1.0
+    scheduler._adapt(0.5)
+    assert scheduler.stride == 4  # never past max_stride
+    scheduler._changed -= 1.0
+    scheduler._adapt(0.0)
+    assert scheduler.stride == 2
+
+
+def test_serve_processes_share_one_port(tmp_path: Path) -> None:
+    """``serve --processes 2``: two servers answer on the one port, and both end on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from tiny_model import write_tiny_bundle
+
+    bundle = write_tiny_bundle(tmp_path / "tiny")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "speech_emotion.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--processes",
+            "2",
+            "--model",
+            str(bundle),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    health = __import__("json").loads(r.read())
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        assert health["processes"] == 2
+        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == server.pid]
+        assert len(children) == 2
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "2 server processes share the port" in err
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
