@@ -111,7 +111,9 @@ def test_stream_pushes_updates_segments_status_and_an_accounted_end(client: Test
     assert end["speech_s"] == pytest.approx(sum(s["duration"] for s in segments), abs=0.01)
 
 
-def test_the_end_of_a_very_quiet_stream_says_its_emotions_are_unreliable(client: TestClient, speech: np.ndarray) -> None:
+def test_the_end_of_a_very_quiet_stream_says_its_emotions_are_unreliable(
+    client: TestClient, speech: np.ndarray
+) -> None:
     messages, code = stream(client, pcm16(speech * 10 ** (-66 / 20) / np.max(np.abs(speech))))
     end = of_type(messages, "end")[0]
     assert code == 1000 and end["segments"] > 0
