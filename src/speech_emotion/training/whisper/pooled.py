@@ -90,8 +90,7 @@ def _seed(digest: str, name: str) -> int:
 
 def crop(samples: np.ndarray, rng: np.random.Generator, options: PooledOptions) -> np.ndarray:
     """A random ``crop_s`` window of preprocessed audio, loudness-normalised like a live window."""
-    sr = options.audio.sample_rate
-    n = min(samples.size, int(rng.uniform(*options.crop_s) * sr))
+    n = min(samples.size, int(rng.uniform(*options.crop_s) * SAMPLE_RATE))
     start = 0 if rng.random() < options.onset_crop_rate else int(rng.integers(0, samples.size - n + 1))
     return normalize_loudness(samples[start : start + n], options.audio.target_rms_dbfs, options.audio.peak_limit)
 
