@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="BUNDLE",
         help="score this model bundle as it is, without training (a bundled name such as default, or a bundle "
         "folder): per corpus UA/WA/F1 over the corpus's labels and calibration of its full output "
-        "(ECE, Brier, NLL, confident and wrong, reliability.png); logits kept in predictions.csv. "
+        "(ECE, Brier, NLL, confident and wrong, reliability.png); logits kept in predictions.csv; for a bundle "
+        "with arousal/valence/dominance, their CCC and Spearman against the label's anchor values and RAVDESS's "
+        "within-emotion intensity AUC (dimensions.png). "
         "Before this release --model meant --recipe here",
     )
     p.add_argument(
@@ -146,7 +148,27 @@ def score(args: argparse.Namespace) -> int:
         f"{cal['mean_confidence']:.3f}, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, NLL {cal['nll']:.3f}, "
         f"confident (>= 0.9) and wrong {cal['confident_wrong']:.1%}  ({args.out / 'metrics.json'})"
     )
+    if "dimensions" in doc:
+        _print_dimensions(doc, args.out)
     return 0
+
+
+def _print_dimensions(doc: dict, out: Path) -> None:
+    """The summary of ``metrics.json``'s ``dimensions`` (a bundle with a dimensional head)."""
+    dims = doc["dimensions"]
+    means = ", ".join(
+        f"{name} {'n/a' if s['spearman'] is None else format(s['spearman'], '.3f')}"
+        for name, s in dims["anchors_mean_over_corpora"].items()
+    )
+    print(f"  dimensions: Spearman vs the anchors of each clip's label, mean over {len(doc['folds'])} corpora: {means}")
+    for corpus, aucs in dims["intensity_auc"].items():
+        per = ", ".join(f"{e} {v:.2f}" for e, v in aucs.items() if e != "mean")
+        print(f"  {corpus}: within-emotion intensity AUC (arousal, strong > normal) mean {aucs['mean']:.3f} ({per})")
+    scored = {f["fold"] for f in doc["folds"]}
+    seen = sorted(scored & set(dims["head_fitted_on"]))
+    if seen:
+        print(f"  the dimensional head was fitted on {', '.join(seen)}: its scores there are not held out")
+    print(f"  note: {dims['note']}  ({out / 'dimensions.png'})")
 
 
 def _conditions(value: str | None) -> tuple[str, ...]:
