@@ -116,7 +116,8 @@ def fitted_on(recognizer: Recognizer) -> list[str]:
     """The corpora the bundle's dimensional head was fitted on, as its ``model.json`` records them
     (``metadata.dimensions.fitted_on``; ``[]`` when it does not say)."""
     provenance = recognizer.bundle.metadata.get("dimensions")
-    return sorted(provenance.get("fitted_on", {})) if isinstance(provenance, dict) else []
+    corpora = provenance.get("fitted_on") if isinstance(provenance, dict) else None
+    return sorted(corpora) if isinstance(corpora, dict) else []
 
 
 def dimension_line(name: str, scores: dict[str, Any], in_sample: bool) -> str:
