@@ -211,10 +211,12 @@ def score_bundle(
         panels["all corpora"] = doc["calibration"]
     plot_reliability(panels, out_dir / "reliability.png", title=f"{recognizer.name}: shown confidence vs accuracy")
     if recognizer.dimensions:
+        seen = sorted({f["fold"] for f in folds} & set(fitted_on(recognizer)))
         plot_dimensions(
             {f["fold"]: f["dimensions"] for f in folds},
             out_dir / "dimensions.png",
-            title=f"{recognizer.name} as shipped: arousal, valence, dominance",
+            title=f"{recognizer.name} as shipped: arousal, valence, dominance"
+            + (f"\n(the head was fitted on {', '.join(seen)}: not held out there)" if seen else ""),
         )
     return doc
 
