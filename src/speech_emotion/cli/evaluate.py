@@ -120,28 +120,14 @@ def run(args: argparse.Namespace) -> int:
     for name, value in doc.get("live", {}).items():
         print(f"  live {name}: {value:.3f}")
     if "dimensions" in doc:
+        from ..evaluation.dimensions import anchor_line, intensity_line
+
         scores = doc["dimensions"]["all_test_clips"]
-        print(f"  dimensions (test clips only): {anchor_summary(scores['anchors'])}")
+        print(f"  dimensions (test clips only): {anchor_line(scores['anchors'])}")
         if "intensity_auc" in scores:
-            print(f"  {intensity_summary(scores['intensity_auc'])}")
+            print(f"  {intensity_line(scores['intensity_auc'])}")
         print(f"  note: {doc['dimensions']['note']}  ({args.out / 'dimensions.png'})")
     return 0
-
-
-def anchor_summary(anchors: dict) -> str:
-    """``Spearman/CCC vs the label anchors: arousal 0.81/0.80, ...`` of a dimension-scores ``anchors`` block."""
-    scores = ", ".join(f"{name} {_number(s['spearman'])}/{_number(s['ccc'])}" for name, s in anchors.items())
-    return f"Spearman/CCC vs the anchors of each clip's label: {scores}"
-
-
-def intensity_summary(aucs: dict) -> str:
-    """``within-emotion intensity AUC ... mean 0.81 (calm 0.62, ...)`` of an ``intensity_auc`` block."""
-    per = ", ".join(f"{e} {v:.2f}" for e, v in aucs.items() if e != "mean")
-    return f"within-emotion intensity AUC (arousal, strong > normal): mean {aucs['mean']:.3f} ({per})"
-
-
-def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def score(args: argparse.Namespace) -> int:
@@ -178,11 +164,16 @@ def score(args: argparse.Namespace) -> int:
 def _print_dimensions(doc: dict, out: Path) -> None:
     """The summary of ``metrics.json``'s ``dimensions`` (a bundle with a dimensional head); the per-corpus lines were
     printed as each corpus finished."""
+    from ..evaluation.dimensions import intensity_line
+
     dims = doc["dimensions"]
-    means = ", ".join(f"{name} {_number(s['spearman'])}" for name, s in dims["anchors_mean_over_corpora"].items())
+    means = ", ".join(
+        f"{name} {'n/a' if s['spearman'] is None else format(s['spearman'], '.3f')}"
+        for name, s in dims["anchors_mean_over_corpora"].items()
+    )
     print(f"  dimensions: Spearman vs the anchors of each clip's label, mean over {len(doc['folds'])} corpora: {means}")
     for corpus, aucs in dims["intensity_auc"].items():
-        print(f"  {corpus}: {intensity_summary(aucs)}")
+        print(f"  {corpus}: {intensity_line(aucs)}")
     seen = sorted({f["fold"] for f in doc["folds"]} & set(dims["head_fitted_on"]))
     if seen:
         print(f"  the dimensional head was fitted on {', '.join(seen)}: its scores there are not held out")

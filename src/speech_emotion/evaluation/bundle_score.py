@@ -24,7 +24,7 @@ from ..conditioning import prepare
 from ..errors import AudioError, DataError
 from ..labels import EMOTIONS
 from ..recognizer import Recognizer
-from .dimensions import WEAK_EVIDENCE, dimension_scores
+from .dimensions import WEAK_EVIDENCE, anchor_line, dimension_scores, intensity_line
 from .metrics import calibration_metrics, compute_metrics, summarize
 from .plots import plot_confusion, plot_dimensions, plot_reliability
 
@@ -122,15 +122,10 @@ def fitted_on(recognizer: Recognizer) -> list[str]:
 
 def dimension_line(name: str, scores: dict[str, Any], in_sample: bool) -> str:
     """One printed line of a corpus's dimension scores (:func:`corpus_dimensions`)."""
-    anchors = ", ".join(f"{dim} {_fmt(s['spearman'])}/{_fmt(s['ccc'])}" for dim, s in scores["anchors"].items())
-    line = f"{name}: Spearman/CCC vs anchors: {anchors}"
+    line = f"{name}: {anchor_line(scores['anchors'])}"
     if "intensity_auc" in scores:
-        line += f"; intensity AUC (arousal, strong > normal) mean {scores['intensity_auc']['mean']:.3f}"
-    return line + (" [head fitted on this corpus]" if in_sample else "")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+        line += f"; {intensity_line(scores['intensity_auc'])}"
+    return line + (" [head fitted on this corpus: not held out]" if in_sample else "")
 
 
 def score_bundle(
