@@ -122,10 +122,13 @@ def run(args: argparse.Namespace) -> int:
     if "dimensions" in doc:
         from ..evaluation.dimensions import anchor_line, intensity_line
 
-        scores = doc["dimensions"]["all_test_clips"]
-        print(f"  dimensions (test clips only): {anchor_line(scores['anchors'])}")
-        if "intensity_auc" in scores:
-            print(f"  {intensity_line(scores['intensity_auc'])}")
+        parts = {"all test clips": doc["dimensions"]["all_test_clips"]}
+        if args.protocol == "leave-one-corpus-out":  # each held-out corpus's own figures first
+            parts = {f"held-out {f['fold']}": f["dimensions"] for f in doc["folds"]} | parts
+        for name, scores in parts.items():
+            print(f"  dimensions, {name}: {anchor_line(scores['anchors'])}")
+            if "intensity_auc" in scores:
+                print(f"    {intensity_line(scores['intensity_auc'])}")
         print(f"  note: {doc['dimensions']['note']}  ({args.out / 'dimensions.png'})")
     return 0
 

@@ -125,13 +125,21 @@ def plot_reliability(panels: dict[str, dict[str, Any]], path: Path, title: str =
     return path
 
 
-def plot_dimensions(panels: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
-    """The dimensional head's scores as bars: left, per corpus (an entry of ``panels``, a
+def plot_dimensions(
+    panels: dict[str, dict[str, Any]], path: Path, title: str = "", intensity_of: Sequence[str] | None = None
+) -> Path:
+    """The dimensional head's scores as bars: left, per corpus or fold (an entry of ``panels``, a
     :func:`~speech_emotion.evaluation.dimensions.dimension_scores` document) the Spearman correlation of arousal,
-    valence and dominance with the anchors (dots: CCC); right, for the corpora that have it, the within-emotion
-    intensity AUC of arousal (strong over normal) per emotion, chance (0.5) dashed. Saved as PNG."""
+    valence and dominance with the anchors (dots: CCC); right, for the entries that have it (those of
+    ``intensity_of`` only, when given), the within-emotion intensity AUC of arousal (strong over normal) per
+    emotion, chance (0.5) dashed. Saved as PNG."""
     plt = _pyplot()
-    intensity = {name: doc["intensity_auc"] for name, doc in panels.items() if doc.get("intensity_auc")}
+    intensity: dict[str, dict[str, float]] = {}
+    for name, doc in panels.items():  # once each: pooled over folds is the one corpus's when only it has them
+        if intensity_of is not None and name not in intensity_of:
+            continue
+        if doc.get("intensity_auc") and doc["intensity_auc"] not in intensity.values():
+            intensity[name] = doc["intensity_auc"]
     fig, axes = plt.subplots(1, 2 if intensity else 1, figsize=(12 if intensity else 6.5, 4.2), squeeze=False)
     ax = axes[0, 0]
     names = list(panels)

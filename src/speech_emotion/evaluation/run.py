@@ -212,9 +212,15 @@ def run_evaluation(
                 panels[r["fold"]] = calibration_metrics(probs[rows.to_numpy()], truth_r, with_bins=True)
         plot_reliability(panels, out_dir / "reliability.png", title=f"{recipe_name}, {protocol}: calibration (8-way)")
     if "dimensions" in doc:
-        panels = {f["fold"]: f["dimensions"] for f in folds} if protocol == "leave-one-corpus-out" else {}
+        panels = {f["fold"]: f["dimensions"] for f in folds}
         panels["all test clips"] = doc["dimensions"]["all_test_clips"]
-        plot_dimensions(panels, out_dir / "dimensions.png", title=f"{recipe_name}, {protocol}: test clips only")
+        by_corpus = protocol == "leave-one-corpus-out"  # else one corpus's speaker folds: its AUCs pooled over them
+        plot_dimensions(
+            panels,
+            out_dir / "dimensions.png",
+            title=f"{recipe_name}, {protocol}: test clips only",
+            intensity_of=None if by_corpus else ["all test clips"],
+        )
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
