@@ -150,11 +150,6 @@ class Recognizer:
         out = self._session.run(self._outputs, {self._input: self.model_input(samples)})
         return out[0][0], (np.asarray(out[1][0], dtype=np.float64) if len(out) > 1 else None)
 
-    def outputs(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Everything one model run gives, uncalibrated: raw logits ``(len(labels),)`` and dimensions ``(3,)``
-        float64 (``None`` without them), for preprocessed audio (what ``evaluate --model`` keeps per clip)."""
-        return self._run(samples)
-
     def logits(self, samples: np.ndarray) -> np.ndarray:
         """Raw scores (logits) ``(len(labels),)`` for preprocessed mono float32 audio at :attr:`sample_rate` Hz."""
         return self._run(samples)[0]
@@ -171,6 +166,11 @@ class Recognizer:
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """The probabilities of :meth:`scores` alone, ``(len(labels),)`` float64."""
         return self.scores(samples)[0]
+
+    def outputs(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Everything one model run gives, uncalibrated: raw logits ``(len(labels),)`` and dimensions ``(3,)``
+        float64 (``None`` without them), for preprocessed audio (what ``evaluate --model`` keeps per clip)."""
+        return self._run(samples)
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Shown probabilities for logits ``(..., len(labels))``: softmax of ``logits / T`` with the bundle's
