@@ -159,3 +159,15 @@ def test_a_bundle_without_dimensions_gets_no_dimension_scores_and_no_error(tiny_
     assert "dimensions" not in doc and all("dimensions" not in f for f in doc["folds"])
     assert not (out / "dimensions.png").exists()
     assert not {"arousal", "valence", "dominance"} & set(pd.read_csv(out / "predictions.csv"))
+
+
+def test_corpora_scored_before_the_bundle_had_its_head_are_scored_again(tiny_bundle, intensity_corpus, tmp_path):
+    bundle, out = tmp_path / "bundle", tmp_path / "scored"
+    shutil.copytree(tiny_bundle, bundle)
+    argv = ["evaluate", "--model", str(bundle), "--data", str(intensity_corpus), "--out", str(out)]
+    assert main(argv) == 0 and "dimensions" not in json.loads((out / "metrics.json").read_text())
+    shutil.rmtree(bundle)
+    bundle_with_head(tiny_bundle, bundle, intensity_corpus, sign=1.0)  # the same bundle folder, now with the head
+    assert main(argv) == 0
+    assert json.loads((out / "metrics.json").read_text())["folds"][0]["dimensions"]["intensity_auc"]["mean"] >= 0.9
+    assert "arousal" in pd.read_csv(out / "corpora" / "ravdess-like.csv")
