@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech_emotion.evaluation.dimensions import ccc, intensity_auc, spearman
+from speech_emotion.evaluation.dimensions import anchor_agreement, intensity_aucs
 from speech_emotion.labels import EMOTIONS
 from speech_emotion.recognizer import softmax
 from speech_emotion.training.dimensions import (
@@ -67,27 +67,16 @@ def baselines(logits: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def scores(pred: np.ndarray, emotion: np.ndarray) -> dict[str, dict[str, float]]:
-    target = anchor_matrix(emotion)
-    out = {}
-    for j, name in enumerate(DIMENSIONS):
-        if np.isnan(pred[:, j]).all():
-            continue
-        out[name] = {
-            "spearman": round(spearman(pred[:, j], target[:, j]), 3),
-            "ccc": round(ccc(pred[:, j], target[:, j]), 3),
-        }
-    return out
+    """Spearman and CCC against the anchors per dimension (those the predictor gives), rounded."""
+    given = [name for j, name in enumerate(DIMENSIONS) if not np.isnan(pred[:, j]).all()]
+    agreement = anchor_agreement(np.nan_to_num(pred, nan=0.5), emotion)
+    return {name: {key: round(agreement[name][key], 3) for key in ("spearman", "ccc")} for name in given}
 
 
 def intensity(pred: np.ndarray, paths: np.ndarray, emotion: np.ndarray) -> dict[str, float]:
-    strong = np.array([Path(str(p)).stem.split("-")[3] == "02" for p in paths])
-    per = {}
-    for e in EMOTIONS:
-        mine = emotion == e
-        if strong[mine].any() and (~strong[mine]).any():
-            per[e] = round(intensity_auc(pred[mine, 0], strong[mine]), 3)
-    per["mean"] = round(float(np.mean([v for v in per.values()])), 3)
-    return per
+    """The within-emotion intensity AUCs of the arousal column (RAVDESS names say each clip's intensity), rounded."""
+    level = np.array(["strong" if Path(str(p)).stem.split("-")[3] == "02" else "normal" for p in paths])
+    return {k: round(v, 3) for k, v in intensity_aucs(pred[:, 0], emotion, level).items()}
 
 
 def fit(data: dict[str, np.ndarray], rows: np.ndarray, options: DimensionHeadOptions):

@@ -50,6 +50,9 @@ def test_evaluate_writes_metrics_json_and_exits_0(corpus_dir, tmp_path):
     assert all({"ece", "brier", "nll", "confident_wrong"} <= set(f["calibration"]) for f in doc["folds"])
     assert doc["calibration"]["n"] == sum(f["n"] for f in doc["folds"]) and "bins" in doc["calibration"]
     assert (out / "reliability.png").is_file()
+    # a recipe without a dimensional head: no dimension scores, no plot, no error
+    assert "dimensions" not in doc and all("dimensions" not in f for f in doc["folds"])
+    assert not (out / "dimensions.png").exists()
 
 
 def test_evaluate_accepts_another_fold_file(corpus_dir, tmp_path):

@@ -44,4 +44,6 @@ def test_every_results_file_carries_the_command_that_made_it():
         assert doc.get("command", "").startswith("python scripts/calibrate_bundle.py "), path.name
     for path in sorted((ROOT / "results" / "dimensions").glob("*.json")):
         doc = json.loads(path.read_text())
-        assert doc.get("command", "").startswith("python scripts/dimensions_experiment.py "), path.name
+        assert doc.get("command", "").startswith(
+            ("python scripts/dimensions_experiment.py ", "speech-emotion evaluate ")
+        ), path.name

@@ -250,6 +250,11 @@ class Recognizer:
         """The probabilities of :meth:`scores` alone, ``(len(labels),)`` float64."""
         return self.scores(samples)[0]
 
+    def outputs(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Everything one model run gives, uncalibrated: raw logits ``(len(labels),)`` and dimensions ``(3,)``
+        float64 (``None`` without them), for preprocessed audio (what ``evaluate --model`` keeps per clip)."""
+        return self._run(samples)
+
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Shown probabilities for logits ``(..., len(labels))``: softmax of ``logits / T`` with the bundle's
         calibration temperature ``T`` (1 without calibration); float64, same shape."""

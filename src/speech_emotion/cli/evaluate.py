@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="BUNDLE",
         help="score this model bundle as it is, without training (a bundled name such as default, or a bundle "
         "folder): per corpus UA/WA/F1 over the corpus's labels and calibration of its full output "
-        "(ECE, Brier, NLL, confident and wrong, reliability.png); logits kept in predictions.csv. "
+        "(ECE, Brier, NLL, confident and wrong, reliability.png); logits kept in predictions.csv; for a bundle "
+        "with arousal/valence/dominance, their CCC and Spearman against the label's anchor values and RAVDESS's "
+        "within-emotion intensity AUC (dimensions.png). "
         "Before this release --model meant --recipe here",
     )
     p.add_argument(
@@ -117,6 +119,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}: UA {scores['ua']:.3f}")
     for name, value in doc.get("live", {}).items():
         print(f"  live {name}: {value:.3f}")
+    if "dimensions" in doc:
+        from ..evaluation.dimensions import anchor_line, intensity_line
+
+        parts = {"all test clips": doc["dimensions"]["all_test_clips"]}
+        if args.protocol == "leave-one-corpus-out":  # each held-out corpus's own figures first
+            parts = {f"held-out {f['fold']}": f["dimensions"] for f in doc["folds"]} | parts
+        for name, scores in parts.items():
+            print(f"  dimensions, {name}: {anchor_line(scores['anchors'])}")
+            if "intensity_auc" in scores:
+                print(f"    {intensity_line(scores['intensity_auc'])}")
+        print(f"  note: {doc['dimensions']['note']}  ({args.out / 'dimensions.png'})")
     return 0
 
 
@@ -146,7 +159,28 @@ def score(args: argparse.Namespace) -> int:
         f"{cal['mean_confidence']:.3f}, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, NLL {cal['nll']:.3f}, "
         f"confident (>= 0.9) and wrong {cal['confident_wrong']:.1%}  ({args.out / 'metrics.json'})"
     )
+    if "dimensions" in doc:
+        _print_dimensions(doc, args.out)
     return 0
+
+
+def _print_dimensions(doc: dict, out: Path) -> None:
+    """The summary of ``metrics.json``'s ``dimensions`` (a bundle with a dimensional head); the per-corpus lines were
+    printed as each corpus finished."""
+    from ..evaluation.dimensions import intensity_line
+
+    dims = doc["dimensions"]
+    means = ", ".join(
+        f"{name} {'n/a' if s['spearman'] is None else format(s['spearman'], '.3f')}"
+        for name, s in dims["anchors_mean_over_corpora"].items()
+    )
+    print(f"  dimensions: Spearman vs the anchors of each clip's label, mean over {len(doc['folds'])} corpora: {means}")
+    for corpus, aucs in dims["intensity_auc"].items():
+        print(f"  {corpus}: {intensity_line(aucs)}")
+    seen = sorted({f["fold"] for f in doc["folds"]} & set(dims["head_fitted_on"]))
+    if seen:
+        print(f"  the dimensional head was fitted on {', '.join(seen)}: its scores there are not held out")
+    print(f"  note: {dims['note']}  ({out / 'dimensions.png'})")
 
 
 def _conditions(value: str | None) -> tuple[str, ...]:

@@ -4,8 +4,10 @@ Per corpus: UA/WA/macro-F1 over the emotions the corpus has (the argmax restrict
 ``leave-one-corpus-out`` does) and calibration (:func:`~.metrics.calibration_metrics`) of the bundle's full,
 unrestricted output: the probabilities a user is shown, after the bundle's own calibration if it has one.
 Each corpus's raw logits are kept in ``predictions.csv`` (``logit_<label>`` columns) so a calibration map can be
-fitted on them later (:mod:`.calibration`). A finished corpus is saved under ``out_dir/corpora/<name>.csv`` and
-reused on a rerun, so an interrupted run resumes.
+fitted on them later (:mod:`.calibration`). A bundle with a dimensional head (arousal, valence, dominance) also gets,
+per corpus, their CCC and Spearman against the anchor values of each clip's label and, where the corpus says each
+clip's intensity (RAVDESS), the within-emotion intensity AUC of arousal (:mod:`.dimensions`; ``dimensions.png``).
+A finished corpus is saved under ``out_dir/corpora/<name>.csv`` and reused on a rerun, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ..conditioning import prepare
 from ..errors import AudioError, DataError
 from ..labels import EMOTIONS
 from ..recognizer import Recognizer
+from .dimensions import WEAK_EVIDENCE, anchor_line, dimension_scores, intensity_line
 from .metrics import calibration_metrics, compute_metrics, summarize
-from .plots import plot_confusion, plot_reliability
+from .plots import plot_confusion, plot_dimensions, plot_reliability
 
 PROTOCOL = "bundle-as-shipped"
 """The ``protocol`` of a bundle scored without training (``metrics.json``)."""
@@ -35,15 +38,22 @@ def logit_columns(labels: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def corpus_logits(recognizer: Recognizer, table: pd.DataFrame, progress_every: int = 500) -> pd.DataFrame:
-    """One row per clip of ``table`` (columns ``path``, ``emotion``, ``speaker``, ``corpus``): its raw logits, or
-    the one-line reason it could not be scored (``skipped``; too short, silent, undecodable)."""
+    """One row per clip of ``table`` (columns ``path``, ``emotion``, ``speaker``, ``corpus``, optionally
+    ``intensity``): its raw logits and, for a bundle with them, its dimensions (``arousal``, ``valence``,
+    ``dominance`` columns), or the one-line reason it could not be scored (``skipped``; too short, silent,
+    undecodable). ``intensity`` is kept when the table has it."""
     rows = []
     start = time.time()
+    has_intensity = "intensity" in table
     for i, row in enumerate(table.itertuples()):
         record: dict[str, Any] = {"path": row.path, "corpus": row.corpus, "speaker": row.speaker, "actual": row.emotion}
+        if has_intensity:
+            record["intensity"] = row.intensity
         try:
-            logits = recognizer.logits(prepare(row.path, recognizer.preprocessing))
+            logits, dimensions = recognizer.outputs(prepare(row.path, recognizer.preprocessing))
             record.update(zip(logit_columns(recognizer.labels), map(float, logits)))
+            if dimensions is not None:
+                record.update(zip(recognizer.dimensions, map(float, dimensions)))
             record["skipped"] = ""
         except AudioError as exc:
             record["skipped"] = str(exc)
@@ -90,7 +100,32 @@ def score_corpus(predictions: pd.DataFrame, recognizer: Recognizer) -> tuple[dic
         "calibration": calibration,
         "uncertain_share": float(scored["uncertain"].mean()),
     }
+    if recognizer.dimensions:
+        result["dimensions"] = corpus_dimensions(scored, recognizer.dimensions)
     return result, scored
+
+
+def corpus_dimensions(scored: pd.DataFrame, dimensions: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`~.dimensions.dimension_scores` of one corpus's scored clips (columns ``actual``, the
+    ``dimensions`` and, when the corpus has it, ``intensity``)."""
+    intensity = scored["intensity"].to_numpy() if "intensity" in scored else None
+    return dimension_scores(scored[list(dimensions)].to_numpy(np.float64), scored["actual"].to_numpy(), intensity)
+
+
+def fitted_on(recognizer: Recognizer) -> list[str]:
+    """The corpora the bundle's dimensional head was fitted on, as its ``model.json`` records them
+    (``metadata.dimensions.fitted_on``; ``[]`` when it does not say)."""
+    provenance = recognizer.bundle.metadata.get("dimensions")
+    corpora = provenance.get("fitted_on") if isinstance(provenance, dict) else None
+    return sorted(corpora) if isinstance(corpora, dict) else []
+
+
+def dimension_line(name: str, scores: dict[str, Any], in_sample: bool) -> str:
+    """One printed line of a corpus's dimension scores (:func:`corpus_dimensions`)."""
+    line = f"{name}: {anchor_line(scores['anchors'])}"
+    if "intensity_auc" in scores:
+        line += f"; {intensity_line(scores['intensity_auc'])}"
+    return line + (" [head fitted on this corpus: not held out]" if in_sample else "")
 
 
 def score_bundle(
@@ -120,8 +155,10 @@ def score_bundle(
     folds, tables = [], []
     for name in sorted(corpus["corpus"].unique()):
         done = out_dir / "corpora" / f"{name}.csv"
-        if done.is_file():
-            logits = pd.read_csv(done, dtype={"skipped": str, "speaker": str})
+        logits = pd.read_csv(done, dtype={"skipped": str, "speaker": str}) if done.is_file() else None
+        if logits is not None and not set(recognizer.dimensions) <= set(logits):
+            logits = None  # scored before dimensions were kept: score it again
+        if logits is not None:
             print(f"{name}: done ({len(logits)} clips)")
         else:
             table = corpus[corpus["corpus"] == name]
@@ -137,6 +174,8 @@ def score_bundle(
             f"{cal['confident_wrong']:.1%}",
             flush=True,
         )
+        if "dimensions" in result:
+            print("  " + dimension_line(name, result["dimensions"], name in fitted_on(recognizer)), flush=True)
         folds.append(result)
         tables.append(scored)
     predictions = pd.concat(tables, ignore_index=True)
@@ -155,6 +194,7 @@ def score_bundle(
             "wall_time_s": round(time.time() - start, 1),
             "calibration": calibration_metrics(probs, truth, with_bins=True),
             "uncertain_share": float(predictions["uncertain"].mean()),
+            **({"dimensions": dimensions_summary(folds, recognizer)} if recognizer.dimensions else {}),
         },
     )
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -165,4 +205,35 @@ def score_bundle(
     if len(panels) > 1:
         panels["all corpora"] = doc["calibration"]
     plot_reliability(panels, out_dir / "reliability.png", title=f"{recognizer.name}: shown confidence vs accuracy")
+    if recognizer.dimensions:
+        seen = sorted({f["fold"] for f in folds} & set(fitted_on(recognizer)))
+        plot_dimensions(
+            {f["fold"]: f["dimensions"] for f in folds},
+            out_dir / "dimensions.png",
+            title=f"{recognizer.name} as shipped: arousal, valence, dominance"
+            + (f"\n(the head was fitted on {', '.join(seen)}: not held out there)" if seen else ""),
+        )
     return doc
+
+
+def dimensions_summary(folds: list[dict[str, Any]], recognizer: Recognizer) -> dict[str, Any]:
+    """The top-level ``dimensions`` of ``metrics.json``: mean over corpora of each dimension's CCC and Spearman
+    against the anchors, each corpus's intensity AUC (those that have one), the corpora the head was fitted on
+    (scores there are not held out) and what the anchor scores mean (:data:`~.dimensions.WEAK_EVIDENCE`)."""
+    means = {
+        dim: {key: _mean([f["dimensions"]["anchors"][dim][key] for f in folds]) for key in ("ccc", "spearman")}
+        for dim in recognizer.dimensions
+    }
+    return {
+        "anchors_mean_over_corpora": means,
+        "intensity_auc": {
+            f["fold"]: f["dimensions"]["intensity_auc"] for f in folds if "intensity_auc" in f["dimensions"]
+        },
+        "head_fitted_on": fitted_on(recognizer),
+        "note": WEAK_EVIDENCE,
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None

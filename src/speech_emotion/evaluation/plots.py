@@ -1,4 +1,5 @@
-"""Figures people would rather see than read: training curves and confusion matrices (PNG)."""
+"""Figures people would rather see than read: training curves, confusion matrices, reliability diagrams and the
+dimensional scores (PNG)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,64 @@ def plot_reliability(panels: dict[str, dict[str, Any]], path: Path, title: str =
             f"{name} (n={doc['n']})\nECE {doc['ece']:.3f}, confident & wrong {doc['confident_wrong']:.0%}", fontsize=8
         )
     fig.suptitle(title or "Reliability (bars on the diagonal: calibrated)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_dimensions(
+    panels: dict[str, dict[str, Any]], path: Path, title: str = "", intensity_of: Sequence[str] | None = None
+) -> Path:
+    """The dimensional head's scores as bars: left, per corpus or fold (an entry of ``panels``, a
+    :func:`~speech_emotion.evaluation.dimensions.dimension_scores` document) the Spearman correlation of arousal,
+    valence and dominance with the anchors (dots: CCC); right, for the entries that have it (those of
+    ``intensity_of`` only, when given), the within-emotion intensity AUC of arousal (strong over normal) per
+    emotion, chance (0.5) dashed. Saved as PNG."""
+    plt = _pyplot()
+    intensity: dict[str, dict[str, float]] = {}
+    for name, doc in panels.items():  # once each: pooled over folds is the one corpus's when only it has them
+        if intensity_of is not None and name not in intensity_of:
+            continue
+        if doc.get("intensity_auc") and doc["intensity_auc"] not in intensity.values():
+            intensity[name] = doc["intensity_auc"]
+    fig, axes = plt.subplots(1, 2 if intensity else 1, figsize=(12 if intensity else 6.5, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    names = list(panels)
+    dims = list(next(iter(panels.values()))["anchors"]) if panels else []
+    width = 0.8 / max(len(dims), 1)
+    for k, dim in enumerate(dims):
+        x = np.arange(len(names)) + (k - (len(dims) - 1) / 2) * width
+        spearman = [panels[n]["anchors"][dim]["spearman"] for n in names]
+        ccc = [panels[n]["anchors"][dim]["ccc"] for n in names]
+        ax.bar(x, [np.nan if v is None else v for v in spearman], width, color=f"C{k}", label=f"{dim} (Spearman)")
+        ax.plot(x, [np.nan if v is None else v for v in ccc], "o", color="black", markersize=3)
+    ax.plot([], [], "o", color="black", markersize=3, label="CCC")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(-1, 1)
+    ax.set_title("vs the anchors of each clip's label (weak: rewards the category)", fontsize=9)
+    ax.legend(fontsize=7)
+    if intensity:
+        ax = axes[0, 1]
+        emotions = list(dict.fromkeys(e for aucs in intensity.values() for e in aucs if e != "mean"))
+        width = 0.8 / len(intensity)
+        for k, (name, aucs) in enumerate(intensity.items()):
+            x = np.arange(len(emotions)) + (k - (len(intensity) - 1) / 2) * width
+            ax.bar(
+                x,
+                [aucs.get(e, np.nan) for e in emotions],
+                width,
+                color=f"C{k + 3}",
+                label=f"{name} (mean {aucs['mean']:.2f})",
+            )
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(range(len(emotions)), emotions, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("AUC")
+        ax.set_title("within-emotion intensity: arousal of strong > normal", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Arousal, valence, dominance")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

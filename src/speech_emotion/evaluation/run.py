@@ -2,6 +2,11 @@
 
 Each finished fold is saved under ``out_dir/folds/<fold>/result.json`` and skipped on a rerun, and
 each fold's training checkpoints live beside it, so an interrupted run resumes where it stopped.
+
+A recipe that also learns arousal, valence and dominance offers ``predict_dimensions(corpus, rows)`` (``(len(rows),
+3)`` in [0, 1], or ``None`` when it was configured without them); its test rows' values are then scored against the
+anchors of their labels and, where the corpus says each clip's intensity (RAVDESS), by the within-emotion intensity
+test (:mod:`.dimensions`; ``dimensions.png``).
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bundle import DIMENSIONS
 from ..errors import DataError
 from ..labels import EMOTIONS, emotion_index
 from ..training.options import EXECUTION_ONLY
 from ..training.recipes import make_recipe
 from ..training.splits import make_splits, validation_split
 from .conditions import condition_corpus
+from .dimensions import WEAK_EVIDENCE, dimension_scores
 from .live import score_live
 from .metrics import calibration_metrics, compute_metrics, summarize
-from .plots import plot_confusion, plot_history, plot_reliability
+from .plots import plot_confusion, plot_dimensions, plot_history, plot_reliability
 
 LOCK = "running.lock"
 SCORE_KEYS = ("ua", "wa", "macro_f1")
@@ -55,6 +62,7 @@ def run_fold(
         return probs, np.where(allowed, probs, -np.inf).argmax(axis=1)
 
     probs, y_pred = predict(corpus)
+    dimensions = predict_dimensions(recipe, corpus, split.test)
     metrics = compute_metrics(y_true, y_pred)
     calibration = calibration_metrics(probs, y_true)  # the full 8-way output, as the product shows it
     by_condition = {}
@@ -78,6 +86,8 @@ def run_fold(
             "predicted": EMOTIONS[int(p)],
             "confidence": float(probs[i, int(p)]),
             **{f"p_{label}": float(probs[i, j]) for j, label in enumerate(EMOTIONS)},
+            **({} if dimensions is None else dict(zip(DIMENSIONS, map(float, dimensions[i])))),
+            **({"intensity": row.intensity} if dimensions is not None and "intensity" in test else {}),
         }
         for i, (row, p) in enumerate(zip(test.itertuples(), y_pred))
     ]
@@ -91,6 +101,7 @@ def run_fold(
         "test_speakers": sorted(test["speaker"].unique().tolist()),
         **({"conditions": by_condition} if conditions else {}),
         **({"live": live_scores} if live_scores is not None else {}),
+        **({"dimensions": dimensions_of(pd.DataFrame(predictions))} if dimensions is not None else {}),
         "recipe": describe_recipe(recipe),
         "wall_time_s": round(time.time() - start, 1),
         "started_at": round(start, 1),
@@ -185,6 +196,8 @@ def run_evaluation(
         probs = predictions[[f"p_{label}" for label in EMOTIONS]].to_numpy(np.float64)
         truth = np.array([emotion_index(e) for e in predictions["actual"]])
         doc["calibration"] = calibration_metrics(probs, truth, with_bins=True)
+    if all("dimensions" in f for f in folds):  # each test clip once: held-out speakers, or each held-out corpus
+        doc["dimensions"] = {"all_test_clips": dimensions_of(predictions), "note": WEAK_EVIDENCE}
     (out_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     predictions.to_csv(out_dir / "predictions.csv", index=False)
     title = f"{recipe_name}, {protocol}: UA {doc['ua']:.1%}, WA {doc['wa']:.1%}"
@@ -198,9 +211,35 @@ def run_evaluation(
                 truth_r = np.array([emotion_index(e) for e in predictions.loc[rows, "actual"]])
                 panels[r["fold"]] = calibration_metrics(probs[rows.to_numpy()], truth_r, with_bins=True)
         plot_reliability(panels, out_dir / "reliability.png", title=f"{recipe_name}, {protocol}: calibration (8-way)")
+    if "dimensions" in doc:
+        panels = {f["fold"]: f["dimensions"] for f in folds}
+        panels["all test clips"] = doc["dimensions"]["all_test_clips"]
+        by_corpus = protocol == "leave-one-corpus-out"  # else one corpus's speaker folds: its AUCs pooled over them
+        plot_dimensions(
+            panels,
+            out_dir / "dimensions.png",
+            title=f"{recipe_name}, {protocol}: test clips only",
+            intensity_of=None if by_corpus else ["all test clips"],
+        )
     if show_samples:
         print_samples(predictions, show_samples, seed)
     return doc
+
+
+def predict_dimensions(recipe: Any, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """The recipe's arousal, valence and dominance ``(len(rows), 3)`` of ``corpus`` rows ``rows`` (after ``fit``);
+    ``None`` for a recipe without a dimensional head."""
+    method = getattr(recipe, "predict_dimensions", None)
+    values = method(corpus, rows) if callable(method) else None
+    return None if values is None else np.asarray(values, np.float64).reshape(len(rows), len(DIMENSIONS))
+
+
+def dimensions_of(predictions: pd.DataFrame) -> dict[str, Any]:
+    """:func:`~.dimensions.dimension_scores` of test predictions (columns ``actual``, :data:`DIMENSIONS` and, where
+    the corpus has it, ``intensity``)."""
+    intensity = predictions["intensity"].to_numpy() if "intensity" in predictions else None
+    values = predictions[list(DIMENSIONS)].to_numpy(np.float64)
+    return dimension_scores(values, predictions["actual"].to_numpy(), intensity)
 
 
 def describe_recipe(recipe: Any) -> dict[str, Any]:

@@ -181,16 +181,18 @@ def add_dimension_output(source: Path, target: Path, head: DimensionHead, pooled
     return target
 
 
-def attach_dimension_head(bundle_dir: Path, head: DimensionHead, provenance: dict) -> Path:
-    """Add the head to the bundle in ``bundle_dir`` in place: its graph gets the ``dimensions`` output
-    (:func:`add_dimension_output`) and its ``model.json`` declares it, with ``provenance`` (data, anchors, options)
-    under ``metadata.dimensions``. Returns the ``model.json`` path. Raises :class:`ValueError` when the bundle
-    already has the output."""
+def attach_dimension_head(
+    bundle_dir: Path, head: DimensionHead, provenance: dict, pooled: str = "/Concat_output_0"
+) -> Path:
+    """Add the head to the bundle in ``bundle_dir`` in place: its graph gets the ``dimensions`` output on node output
+    ``pooled`` (:func:`add_dimension_output`) and its ``model.json`` declares it, with ``provenance`` (data, anchors,
+    options) under ``metadata.dimensions``. Returns the ``model.json`` path. Raises :class:`ValueError` when the
+    bundle already has the output."""
     from dataclasses import replace
 
     bundle = read_bundle(bundle_dir)
     tmp = bundle.onnx_path.with_suffix(".dimensions.onnx")
-    add_dimension_output(bundle.onnx_path, tmp, head)
+    add_dimension_output(bundle.onnx_path, tmp, head, pooled)
     tmp.replace(bundle.onnx_path)
     metadata = {**bundle.metadata, "dimensions": provenance}
     return write_bundle(bundle_dir, replace(bundle, dimensions=DIMENSIONS, metadata=metadata))

@@ -12,7 +12,10 @@ one linear layer; same ONNX size and cost), trained differently:
   softmax, every clip weighing 1, the clip and its speed/noise copies) on the ``anchor_corpora`` rows: the
   shipped default (``whisper-base-general``) weighs the anchor 0.75 and this probe 0.25, which keeps the anchor
   corpus's clean accuracy while the multi-corpus probe carries the robustness (docs/experiments.md). Two linear
-  probes mixed are one linear layer: the exported graph is the same size and cost.
+  probes mixed are one linear layer: the exported graph is the same size and cost;
+- with ``dimensions``, it also fits the dimensional head (arousal, valence, dominance; :mod:`..dimensions`) on the
+  training rows' clean statistics and exports it as the graph's ``dimensions`` output, so ``evaluate`` scores it on
+  the test speakers or the held-out corpus.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         anchor_corpora: tuple[str, ...] | list[str] = ("ravdess",),
         quantize: str = "int8",
         score_with: str = "torch",
+        dimensions: bool = False,
     ) -> None:
         check_choice(self.name, "quantize", quantize, QUANTIZE)
         check_choice(self.name, "score_with", score_with, SCORE_WITH)
@@ -98,6 +102,9 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         self.anchor_corpora = checked_value("anchor_corpora", anchor_corpora, ("ravdess",))
         self.quantize = quantize
         self.score_with = score_with
+        self.dimensions = checked_value("dimensions", dimensions, False)
+        self.dimension_head: Any = None
+        self._dimensions_fitted_on: dict[str, int] = {}
         self.probe = None
         self._store: PooledStore | None = None
         self._workdir: Path | None = None
@@ -123,7 +130,38 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         if self.anchor > 0:
             probe = mix_probes([self._anchor_probe(corpus, rows, names), probe], [self.anchor, 1 - self.anchor])
         self.keep(probe, workdir, rows)
+        if self.dimensions:
+            self.dimension_head = self._dimension_head(corpus, rows, names)
+            corpora, counts = np.unique(names[rows], return_counts=True)
+            self._dimensions_fitted_on = {str(c): int(n) for c, n in zip(corpora, counts)}
         return []
+
+    def _dimension_head(self, corpus: pd.DataFrame, rows: np.ndarray, names: np.ndarray) -> Any:
+        """The dimensional head fitted on the clean statistics of ``rows`` (:func:`..dimensions.fit_dimension_head`:
+        label anchors, corpus- and emotion-balanced weights, RAVDESS strong/normal pairs)."""
+        from ..dimensions import anchor_matrix, balanced_weights, fit_dimension_head, intensity_pairs
+
+        x = select_stats(self.store.stats(corpus, rows, "clean"), self.probe_options.layers)
+        emotions = corpus["emotion"].to_numpy()[rows]
+        pairs = intensity_pairs(corpus["path"].astype(str).to_numpy()[rows])
+        return fit_dimension_head(x, anchor_matrix(emotions), balanced_weights(names[rows], emotions), pairs)
+
+    def predict_dimensions(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+        """Arousal, valence, dominance ``(len(rows), 3)`` of ``rows`` from their clean statistics (``None`` without
+        ``dimensions``)."""
+        if self.dimension_head is None:
+            return None
+        stats = self.store.stats(corpus, np.asarray(rows, int), "clean")
+        return self.dimension_head(select_stats(stats, self.probe_options.layers))
+
+    def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
+        """The probe's bundle (:meth:`ExportedProbe.export`), with the ``dimensions`` output when fitted."""
+        super().export(bundle_dir, quantize)
+        if self.dimension_head is not None:
+            from ..dimensions import attach_dimension_head
+
+            provenance = {"fitted_on": self._dimensions_fitted_on, "recipe": self.describe()}
+            attach_dimension_head(Path(bundle_dir), self.dimension_head, provenance)
 
     def _anchor_probe(self, corpus: pd.DataFrame, rows: np.ndarray, names: np.ndarray) -> LinearProbe:
         """The first recipe's probe (plain softmax, unweighted, clip + speed/noise copies) on the anchor rows."""
@@ -165,6 +203,7 @@ class MultiCorpusProbeRecipe(ExportedProbe):
             "anchor_corpora": list(self.anchor_corpora),
             "quantize": self.quantize,
             "score_with": self.score_with,
+            **({"dimensions": True} if self.dimensions else {}),  # absent when off: folds from before it resume
         }
 
 
@@ -185,5 +224,6 @@ class GeneralProbeRecipe(MultiCorpusProbeRecipe):
         anchor_corpora: tuple[str, ...] | list[str] = ("ravdess",),
         quantize: str = "int8",
         score_with: str = "torch",
+        dimensions: bool = False,
     ) -> None:
-        super().__init__(probe, pooled, variants, anchor, anchor_corpora, quantize, score_with)
+        super().__init__(probe, pooled, variants, anchor, anchor_corpora, quantize, score_with, dimensions)
