@@ -1,0 +1,536 @@
+"""Turn a shipped Whisper-probe bundle into a faster graph of the same model, with a symbolic batch dimension.
+
+No retraining: the weights of ``--model`` (default: the default bundle) are read back to float32 (the shipped
+graph stores them as float16 and int8, with dynamically quantised ``fc1`` activations), the batch dimension is made
+symbolic (``features [batch, 80, frames]`` -> ``logits [batch, 8]``, ``dimensions [batch, 3]``), and then one of:
+
+- ``float``: float32 everywhere (the reference; exact per row);
+- ``static``: static int8 (QDQ, ONNX Runtime's ``quantize_static``): per-channel int8 weights, uint8 activations
+  whose ranges are calibrated once on clips of ``--calibration`` corpora (every Nth clip of each manifest, whole
+  and as 2 s live-window crops), so every row of a batch is computed exactly as it would be alone;
+- ``dynamic``: dynamic int8 of every MatMul with a weight (ONNX Runtime's ``quantize_dynamic``): activation scale
+  per call, so a row's result depends on the other rows of its batch (for one-clip use only).
+
+The result is a bundle folder (``model.json`` from the source with ``metadata.quantization`` and
+``metadata.derived_from`` recording the source graph's SHA-256, the mode and the calibration clips) plus
+``checks.json``: the candidate against the shipped graph on check clips that are not calibration clips (max |diff|
+of logits and dimensions, share of changed labels) and its batch independence (max |diff| between the rows of a
+batch of 16 and the same windows run one at a time). Exit 1 when the batch independence check fails for a mode that
+promises it (float, static)::
+
+    PYTHONPATH=src python scripts/quantize_bundle.py --mode static --out /work/runs/quant/static \\
+        --calibration ../shared/data/ravdess ../shared/data/ased ../shared/data/emovo
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from speech_emotion.bundle import load_bundle, write_bundle
+from speech_emotion.conditioning import SAMPLE_RATE, prepare
+from speech_emotion.corpora import load_corpora
+from speech_emotion.errors import AudioError
+from speech_emotion.recognizer import Recognizer
+
+WINDOW_S = 2.0
+"""The live engine's window: calibration also sees 2 s crops, and the batch check runs 2 s windows."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- 1. the shipped graph read back to float32, batch dimension symbolic ------------------------------------------
+
+
+def _fold_constants(graph: onnx.GraphProto) -> None:
+    """Replace every Cast/Mul/Sub of initializers (the float16/int8 weight storage) by its float32 result."""
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    keep = []
+    for node in graph.node:
+        args = [init.get(name) for name in node.input]
+        if node.op_type in ("Cast", "Mul", "Sub") and args and all(a is not None for a in args):
+            if node.op_type == "Cast":
+                value = args[0].astype(np.float32)
+            elif node.op_type == "Mul":
+                value = (args[0].astype(np.float32) * args[1].astype(np.float32)).astype(np.float32)
+            else:
+                value = (args[0].astype(np.float32) - args[1].astype(np.float32)).astype(np.float32)
+            init[node.output[0]] = value
+            continue
+        keep.append(node)
+    used = {name for node in keep for name in node.input} | {o.name for o in graph.output}
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in init.items() if name in used)
+
+
+def _dequantize_matmul_integer(graph: onnx.GraphProto) -> int:
+    """Replace each DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(scale) chain by one float MatMul with the
+    dequantized weight ``(W_int8 - zero_point) * scale``; returns how many were replaced."""
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    drop: set[int] = set()
+    new_nodes: dict[int, onnx.NodeProto] = {}
+    count = 0
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        dql = producer[node.input[0]]
+        weight_q, weight_zp = init[node.input[1]], init[node.input[3]]
+        weight_name = node.input[1].removesuffix("_quantized")
+        scale = init[weight_name + "_scale"]
+        weight = ((weight_q.astype(np.float32) - weight_zp.astype(np.float32)) * scale).astype(np.float32)
+        cast = consumers[node.output[0]][0]
+        out_mul = consumers[cast.output[0]][0]
+        scales_mul = producer[out_mul.input[1]]
+        init[weight_name] = weight
+        graph.initializer.append(numpy_helper.from_array(weight, weight_name))
+        matmul = onnx.helper.make_node("MatMul", [dql.input[0], weight_name], [out_mul.output[0]], name=node.name)
+        for n in (dql, scales_mul, cast, out_mul):
+            drop.add(id(n))
+        new_nodes[id(node)] = matmul
+        count += 1
+    nodes = [new_nodes.get(id(n), n) for n in graph.node if id(n) not in drop]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for n in nodes for name in n.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return count
+
+
+def float_graph(source: Path) -> onnx.ModelProto:
+    """The graph of ``source`` with float32 weights, float MatMuls only, and a symbolic ``batch`` first dimension
+    on its input and outputs (no stored intermediate shapes)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    _dequantize_matmul_integer(graph)
+    _fold_constants(graph)
+    for value in list(graph.input) + list(graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = "batch"
+    del graph.value_info[:]
+    left = {n.op_type for n in graph.node} & {"MatMulInteger", "DynamicQuantizeLinear"}
+    if left or any(t.data_type != onnx.TensorProto.FLOAT for t in graph.initializer if t.dims):
+        raise SystemExit(f"{source}: could not read every weight back to float32 ({left or 'non-float weights'})")
+    onnx.checker.check_model(model)
+    return model
+
+
+# -- 2. calibration and check inputs ------------------------------------------------------------------------------
+
+
+def clip_table(corpora: list[str], per_corpus: int, offset: int):  # noqa: ANN201
+    """Every Nth clip of each corpus (sorted by path), N = len // per_corpus, starting at ``offset`` (mod N): a
+    deterministic spread over speakers and emotions; ``offset`` 0 and N // 2 give disjoint sets."""
+    table = load_corpora(corpora).sort_values(["corpus", "path"]).reset_index(drop=True)
+    picked = []
+    for _, rows in table.groupby("corpus", sort=True):
+        step = max(1, len(rows) // per_corpus)
+        picked.append(rows.iloc[(offset % step) :: step].head(per_corpus))
+    import pandas as pd
+
+    return pd.concat(picked, ignore_index=True)
+
+
+def model_inputs(recognizer: Recognizer, table, windows: bool = True) -> Iterator[tuple[str, np.ndarray]]:  # noqa: ANN001
+    """``(name, features [1, 80, frames])`` for each clip of ``table``: the whole clip, and (``windows``) a 2 s
+    crop from its middle when it is longer than that."""
+    for row in table.itertuples():
+        try:
+            audio = prepare(row.path, recognizer.preprocessing)
+        except AudioError:
+            continue
+        yield row.path, recognizer.model_input(audio)
+        n = int(WINDOW_S * SAMPLE_RATE)
+        if windows and audio.size > n:
+            start = (audio.size - n) // 2
+            yield f"{row.path}#window", recognizer.model_input(audio[start : start + n])
+
+
+class Reader:
+    """ONNX Runtime's CalibrationDataReader over precomputed features."""
+
+    def __init__(self, name: str, features: list[np.ndarray]) -> None:
+        self.name, self.features, self.i = name, features, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.features):
+            return None
+        self.i += 1
+        return {self.name: self.features[self.i - 1]}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+# -- 3. smoothing (SmoothQuant, Xiao et al. 2023): exact in float, easier activation ranges for int8 --------------
+
+
+def weight_matmuls(model: onnx.ModelProto) -> list[str]:
+    """The MatMul nodes whose second input is a weight (an initializer): the projections, not attention's QK/AV."""
+    names = {t.name for t in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in names]
+
+
+def encoder_matmuls(model: onnx.ModelProto) -> list[str]:
+    """The encoder's weight MatMuls (qkv, out, fc1, fc2 of each block); the probe heads stay float."""
+    return [name for name in weight_matmuls(model) if name.startswith("/encoder/")]
+
+
+def channel_absmax(model: onnx.ModelProto, tensors: list[str], inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Max |value| per last-axis channel of each of ``tensors`` over ``inputs`` (float graph ``model``)."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in tensors:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    top = {name: np.zeros(0) for name in tensors}
+    for x in inputs:
+        for name, value in zip(tensors, sess.run(tensors, {model.graph.input[0].name: x})):
+            m = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            top[name] = m if top[name].size == 0 else np.maximum(top[name], m)
+    return top
+
+
+def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> onnx.ModelProto:
+    """Per input channel j of each encoder MatMul ``X @ W``: ``X[:, j] / s_j`` and ``W[j, :] * s_j`` with
+    ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (max over ``inputs``), the division folded into what makes
+    ``X`` so that no op is added: the LayerNorm's weight and bias (qkv, fc1), the value columns of the block's qkv
+    projection (out; attention mixes frames, not channels), the GELU's final constant factor (fc2). The same
+    function in exact arithmetic; in float32 it moves the results by rounding only."""
+    model_out = onnx.ModelProto()
+    model_out.CopyFrom(model)
+    graph = model_out.graph
+    init = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    nodes = {n.name: n for n in graph.node}
+    names = encoder_matmuls(model_out)
+    stats = channel_absmax(model_out, [nodes[n].input[0] for n in names], inputs)
+
+    def scale_init(name: str, factor: np.ndarray, axis: int = -1) -> None:
+        value = numpy_helper.to_array(init[name]).astype(np.float32)
+        shape = [1] * value.ndim
+        shape[axis] = -1
+        init[name].CopyFrom(numpy_helper.from_array((value * factor.reshape(shape)).astype(np.float32), name))
+
+    for name in names:
+        node = nodes[name]
+        w = numpy_helper.to_array(init[node.input[1]])
+        s = stats[node.input[0]] ** alpha / np.maximum(np.abs(w).max(axis=1), 1e-8) ** (1 - alpha)
+        s = np.clip(s, 1e-4, 1e4).astype(np.float32)
+        made_by = producer[node.input[0]]
+        if made_by.op_type == "LayerNormalization":
+            scale_init(made_by.input[1], 1 / s)
+            scale_init(made_by.input[2], 1 / s)
+        elif made_by.op_type == "Reshape":  # attention output: softmax(QK) @ V, channels are V's columns
+            qkv = nodes[name.replace("/out/MatMul", "/qkv/MatMul")]
+            qkv_add = next(n for n in graph.node if n.op_type == "Add" and qkv.output[0] in n.input)
+            bias = next(i for i in qkv_add.input if i in init)
+            width = s.size
+            v = np.ones(3 * width, np.float32)
+            v[2 * width :] = 1 / s
+            scale_init(qkv.input[1], v)
+            scale_init(bias, v)
+        elif made_by.op_type == "Mul":  # GELU's x * 0.5: the constant becomes 0.5 / s per channel
+            const = made_by.input[1]
+            value = numpy_helper.to_array(constants[const].attribute[0].t) if const in constants else None
+            if value is None or value.size != 1:
+                raise SystemExit(f"{name}: cannot fold the smoothing into {made_by.name}")
+            new = f"{made_by.name}_smooth"
+            graph.initializer.append(numpy_helper.from_array((float(value) / s).astype(np.float32), new))
+            made_by.input[1] = new
+        else:
+            raise SystemExit(f"{name}: no place to fold the smoothing (input made by {made_by.op_type})")
+        scale_init(node.input[1], s, axis=0)
+    return model_out
+
+
+# -- 3. quantisation ------------------------------------------------------------------------------------------------
+
+
+def split_outliers(model: onnx.ModelProto, inputs: list[np.ndarray], ratio: float) -> tuple[onnx.ModelProto, dict]:
+    """Each fc2 (input: GELU output ``g * 0.5``) whose input has channels with max |value| above ``ratio`` times the
+    median channel's (Whisper's few massive-activation channels, up to ~75 against ~5 elsewhere) is computed in two
+    parts (the LLM.int8() decomposition, with the channel set fixed from ``inputs``): those channels in float32
+    (``Gather`` -> ``MatMul`` with their weight rows), and the rest through the int8 MatMul, with the outlier
+    channels zeroed by the GELU's constant factor (``0.5`` becomes a per-channel vector with 0 there), so that its
+    calibrated range is that of the ordinary channels. The same function: ``x W = x_rest W + x_out W_out``.
+    Returns the graph and ``{node: [channels]}``."""
+    model_out = onnx.ModelProto()
+    model_out.CopyFrom(model)
+    graph = model_out.graph
+    init = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    fc2 = [n for n in graph.node if n.name in encoder_matmuls(model_out) and "/fc2/" in n.name]
+    stats = channel_absmax(model_out, [n.input[0] for n in fc2], inputs)
+    split: dict[str, list[int]] = {}
+    for node in fc2:
+        top = stats[node.input[0]]
+        idx = np.flatnonzero(top > ratio * np.median(top))
+        if idx.size == 0:
+            continue
+        split[node.name] = idx.tolist()
+        half = producer[node.input[0]]  # Mul(g, 0.5)
+        factor = float(numpy_helper.to_array(constants[half.input[1]].attribute[0].t))
+        mask = np.full(top.size, factor, np.float32)
+        mask[idx] = 0.0
+        base = node.name.rsplit("/", 1)[0] + "/outliers"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(mask, f"{base}/factor"),
+                numpy_helper.from_array(idx.astype(np.int64), f"{base}/channels"),
+                numpy_helper.from_array(
+                    (factor * numpy_helper.to_array(init[node.input[1]])[idx]).astype(np.float32), f"{base}/weight"
+                ),
+            ]
+        )
+        half.input[1] = f"{base}/factor"
+        g = half.input[0]
+        result = node.output[0]
+        node.output[0] = f"{base}/rest"
+        graph.node.extend(
+            [
+                onnx.helper.make_node("Gather", [g, f"{base}/channels"], [f"{base}/x"], name=f"{base}/Gather", axis=-1),
+                onnx.helper.make_node("MatMul", [f"{base}/x", f"{base}/weight"], [f"{base}/y"], name=f"{base}/MatMul"),
+                onnx.helper.make_node("Add", [f"{base}/rest", f"{base}/y"], [result], name=f"{base}/Add"),
+            ]
+        )
+    _toposort(graph)
+    return model_out, split
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Order ``graph.node`` so every node follows the producers of its inputs."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise SystemExit("graph has a cycle or a missing input")
+        pending = rest
+    copies = [onnx.NodeProto() for _ in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def quantize(
+    mode: str, float_path: Path, out_path: Path, calibration: list[np.ndarray], conv: bool, percentile: float
+) -> dict:
+    """Quantise the graph at ``float_path`` into ``out_path``: every encoder MatMul with a weight (and, ``conv``,
+    the two convolutions); attention's activation-by-activation MatMuls and the probe heads stay float."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    model = onnx.load(str(float_path))
+    matmuls = encoder_matmuls(model)
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"] if conv else []
+    if mode == "dynamic":
+        quantize_dynamic(
+            str(float_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
+            nodes_to_quantize=matmuls, op_types_to_quantize=["MatMul"],
+        )  # fmt: skip
+        return {"nodes": matmuls, "weights": "int8 per output channel", "activations": "uint8, range per call"}
+    nodes = matmuls + convs
+    quantize_static(
+        str(float_path),
+        str(out_path),
+        Reader(model.graph.input[0].name, calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_quantize=nodes,
+        op_types_to_quantize=sorted({"MatMul"} | ({"Conv"} if conv else set())),
+        calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
+        extra_options={"CalibPercentile": percentile, "CalibMaxIntermediateOutputs": 16} if percentile else {},
+    )
+    ranges = f"the {percentile} percentile of |value|" if percentile else "min-max"
+    return {
+        "nodes": nodes,
+        "weights": "int8 per output channel",
+        "activations": f"uint8 per tensor, fixed ranges ({ranges} over the calibration windows)",
+    }
+
+
+# -- 4. checks ------------------------------------------------------------------------------------------------------
+
+
+def session(path: Path):  # noqa: ANN201
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run(sess, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    logits, dims = sess.run(["logits", "dimensions"], {sess.get_inputs()[0].name: features})
+    return logits, dims
+
+
+def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]]) -> dict:
+    """The candidate against the shipped graph (batch of one each) on ``inputs``, and its batch independence on the
+    2 s windows among them (batches of 16 against the same windows one at a time)."""
+    cand, ship = session(candidate), session(shipped)
+    dl, dd, changed = [], [], 0
+    for _, x in inputs:
+        a, b = run(cand, x), run(ship, x)
+        dl.append(float(np.abs(a[0] - b[0]).max()))
+        dd.append(float(np.abs(a[1] - b[1]).max()))
+        changed += int(a[0].argmax() != b[0].argmax())
+    windows = [x for name, x in inputs if name.endswith("#window")]
+    batch_diff = []
+    for i in range(0, len(windows) - 15, 16):
+        stack = np.concatenate(windows[i : i + 16])
+        logits, dims = run(cand, stack)
+        for j, x in enumerate(windows[i : i + 16]):
+            one = run(cand, x)
+            batch_diff.append(max(float(np.abs(logits[j] - one[0][0]).max()), float(np.abs(dims[j] - one[1][0]).max())))
+    return {
+        "check_inputs": len(inputs),
+        "vs_shipped": {
+            "logits_max_abs_diff": max(dl),
+            "logits_median_max_abs_diff": float(np.median(dl)),
+            "dimensions_max_abs_diff": max(dd),
+            "argmax_changed_share": changed / len(inputs),
+        },
+        "batch16_vs_batch1": {"windows": len(batch_diff), "max_abs_diff": max(batch_diff) if batch_diff else None},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="default", help="source bundle (name or folder; default: the default model)")
+    p.add_argument("--mode", choices=("float", "static", "dynamic"), required=True)
+    p.add_argument("--out", required=True, help="output bundle folder (created; replaced if it exists)")
+    p.add_argument("--calibration", nargs="+", default=[], help="corpus folders for the static activation ranges")
+    p.add_argument("--calibration-clips", type=int, default=100, help="clips per calibration corpus (default 100)")
+    p.add_argument("--conv", action="store_true", help="static: quantise the two input convolutions too")
+    p.add_argument(
+        "--outlier-ratio", type=float, default=8.0,
+        help="static: fc2 input channels whose max |value| exceeds this times the median channel's stay float "
+        "(default 8; 0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--percentile", type=float, default=99.999,
+        help="static: activation range = this percentile of |value| over the calibration windows (default 99.999; "
+        "0: min-max)",
+    )  # fmt: skip
+    p.add_argument("--smooth", type=float, default=0.0, help="static: SmoothQuant alpha (default 0: off)")
+    p.add_argument("--check", nargs="+", default=[], help="corpus folders for the checks (default: --calibration)")
+    p.add_argument("--check-clips", type=int, default=40, help="check clips per corpus, none of them calibration")
+    args = p.parse_args()
+
+    bundle = load_bundle(args.model)
+    source = bundle.onnx_path
+    recognizer = Recognizer(bundle, threads=1)
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        graph = float_graph(source)
+        calib_table, calibration, detail = None, [], {"weights": "float32"}
+        if args.mode == "static":
+            if not args.calibration:
+                sys.exit("--mode static needs --calibration CORPUS...")
+            calib_table = clip_table(args.calibration, args.calibration_clips, offset=0)
+            calibration = [x for name, x in model_inputs(recognizer, calib_table) if name.endswith("#window")]
+            print(f"calibration: {len(calib_table)} clips, {len(calibration)} 2 s windows", flush=True)
+            split: dict = {}
+            if args.outlier_ratio > 0:
+                graph, split = split_outliers(graph, calibration, args.outlier_ratio)
+            if args.smooth > 0:
+                graph = smooth(graph, calibration, args.smooth)
+        onnx.save(graph, str(float_path))
+        if args.mode == "float":
+            shutil.copy(float_path, out / "model.onnx")
+        else:
+            detail = quantize(args.mode, float_path, out / "model.onnx", calibration, args.conv, args.percentile)
+        if args.mode == "static":
+            detail["float_outlier_channels"] = split
+            detail["smoothing_alpha"] = args.smooth or None
+    derived = {
+        "source": str(source),
+        "source_sha256": sha256(source),
+        "mode": args.mode,
+        **detail,
+        "calibration": None
+        if calib_table is None
+        else {
+            "corpora": sorted(calib_table["corpus"].unique()),
+            "clips": len(calib_table),
+            "selection": f"every Nth clip by path, {args.calibration_clips} per corpus; the 2 s window at the middle "
+            "of each clip at least 2 s long",
+            "windows": len(calibration),
+            "sha256_of_paths": hashlib.sha256("\n".join(calib_table["path"]).encode()).hexdigest(),
+        },
+        "command": "python " + " ".join(sys.argv),
+        "sha256": sha256(out / "model.onnx"),
+    }
+    label = {"float": "float32", "static": "int8-static-qdq", "dynamic": "int8-dynamic"}[args.mode]
+    from dataclasses import replace
+
+    metadata = {**bundle.metadata, "quantization": label, "derived_from": derived}
+    write_bundle(out, replace(bundle, metadata=metadata))
+    card = bundle.folder / "MODEL_CARD.md" if bundle.folder else None
+    if card and card.is_file():
+        shutil.copy(card, out / "MODEL_CARD.md")
+    check_table = clip_table(args.check or args.calibration or [], args.check_clips, offset=1)
+    if calib_table is not None:
+        check_table = check_table[~check_table["path"].isin(set(calib_table["path"]))]
+    result = checks(out / "model.onnx", source, list(model_inputs(recognizer, check_table)))
+    result["seconds"] = round(time.time() - started, 1)
+    (out / "checks.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    batch = result["batch16_vs_batch1"]["max_abs_diff"]
+    if args.mode != "dynamic" and (batch is None or batch > 1e-4):
+        sys.exit(f"batch independence failed: rows of a batch of 16 differ from batch-1 runs by {batch}")
+
+
+if __name__ == "__main__":
+    main()
