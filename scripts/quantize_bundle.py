@@ -194,8 +194,9 @@ def weight_matmuls(model: onnx.ModelProto) -> list[str]:
 
 
 def encoder_matmuls(model: onnx.ModelProto) -> list[str]:
-    """The encoder's weight MatMuls (qkv, out, fc1, fc2 of each block); the probe heads stay float."""
-    return [name for name in weight_matmuls(model) if name.startswith("/encoder/")]
+    """The encoder's weight MatMuls (qkv, out, fc1, fc2 of each block); the probe heads and the float part of a
+    split fc2 (:func:`split_outliers`) stay float."""
+    return [name for name in weight_matmuls(model) if name.startswith("/encoder/") and "/outliers/" not in name]
 
 
 def channel_absmax(model: onnx.ModelProto, tensors: list[str], inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -382,7 +383,11 @@ def quantize(
         nodes_to_quantize=nodes,
         op_types_to_quantize=sorted({"MatMul"} | ({"Conv"} if conv else set())),
         calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
-        extra_options={"CalibPercentile": percentile, "CalibMaxIntermediateOutputs": 16} if percentile else {},
+        extra_options={
+            # the int8 products go on as float (MatMulIntegerToFloat): no second rounding of each output
+            "OpTypesToExcludeOutputQuantization": ["MatMul", "Conv"],
+            **({"CalibPercentile": percentile, "CalibMaxIntermediateOutputs": 16} if percentile else {}),
+        },
     )
     ranges = f"the {percentile} percentile of |value|" if percentile else "min-max"
     return {
