@@ -8,9 +8,10 @@ the median CPU time of one call (all threads together): on a busy machine it is 
 latency on an idle core than the wall-clock median. ``feat ms``: the CPU time of the clip's conditioning and
 features alone (part of ``cpu ms``).
 
-``--model`` takes several models (bundled names, bundle folders, or ``.onnx`` files run with the default
-bundle's features), measured alternately, ``--rounds`` times each (a fresh process per measurement; the figures
-are medians over the rounds), so that a busy machine's load falls on all of them alike. ``--batch B ...`` adds
+``--model`` takes several models (bundled names, bundle folders, or ``.onnx`` files run with the
+``model.json`` beside them, else the default bundle's), measured alternately, ``--rounds`` times each (a fresh
+process per measurement; the figures are medians over the rounds), so that a busy machine's load falls on all of
+them alike. ``--batch B ...`` adds
 a second table: the ONNX session alone (features precomputed) on a batch of B 2 s windows (the live engine's)
 and of B 3 s clips, CPU ms per window and per clip (a graph with a fixed batch of 1 is reported as such).
 ``--opt`` sets ONNX Runtime's graph optimisation level (the recognizer's is ``extended``)::
@@ -68,8 +69,8 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
 def load_recognizer(model: str | None, threads: int, opt: str):  # noqa: ANN201
-    """A :class:`Recognizer` for ``model`` (a name, a bundle folder, or an ``.onnx`` file run with the default
-    bundle's features), its session opened at graph optimisation level ``opt``."""
+    """A :class:`Recognizer` for ``model`` (a name, a bundle folder, or an ``.onnx`` file run with the bundle beside
+    it, or else the default bundle's features), its session opened at graph optimisation level ``opt``."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -80,7 +81,8 @@ def load_recognizer(model: str | None, threads: int, opt: str):  # noqa: ANN201
 
     if model and model.endswith(".onnx"):
         path = Path(model).resolve()
-        bundle = replace(load_bundle(None), folder=path.parent, onnx=path.name)
+        beside = path.parent / "model.json"
+        bundle = replace(load_bundle(beside if beside.is_file() else None), folder=path.parent, onnx=path.name)
     else:
         bundle = load_bundle(model)
     recognizer = inference.Recognizer(bundle, threads=threads)

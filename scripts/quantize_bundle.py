@@ -231,7 +231,7 @@ def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> on
     producer = {o: n for n in graph.node for o in n.output}
     constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
     nodes = {n.name: n for n in graph.node}
-    names = encoder_matmuls(model_out)
+    names = [name for name in encoder_matmuls(model_out) if "/layers." in name]
     stats = channel_absmax(model_out, [nodes[n].input[0] for n in names], inputs)
 
     def scale_init(name: str, factor: np.ndarray, axis: int = -1) -> None:
@@ -327,6 +327,68 @@ def split_outliers(model: onnx.ModelProto, inputs: list[np.ndarray], ratio: floa
     return model_out, split
 
 
+def convs_as_matmuls(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The two input convolutions (kernel 3, padding 1, strides 1 and 2) as MatMuls, so that the int8 kernels
+    that keep a float output (MatMulIntegerToFloat) run them: the features are turned to ``[batch, frames,
+    channels]`` once, each convolution is ``Pad`` -> three strided ``Slice`` (taps) -> ``Concat`` -> ``MatMul``
+    with the kernel as a ``[3 * in, out]`` matrix -> ``Add`` bias, the GELU between them is elementwise, and the
+    encoder's transpose to ``[batch, frames, channels]`` after them becomes an ``Identity``. The same function."""
+    model_out = onnx.ModelProto()
+    model_out.CopyFrom(model)
+    graph = model_out.graph
+    init = {t.name: t for t in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    transpose = next(n for n in graph.node if n.name == "/encoder/Transpose")
+    features = graph.input[0].name
+    helper, new = onnx.helper, []
+    new.append(
+        helper.make_node(
+            "Transpose", [features], ["/encoder/features_btc"], name="/encoder/features_btc", perm=[0, 2, 1]
+        )
+    )
+    graph.initializer.append(numpy_helper.from_array(np.array([0, 1, 0, 0, 1, 0], np.int64), "/encoder/im2col/pads"))
+    for k in range(3):
+        end = np.iinfo(np.int64).max if k == 2 else k - 2
+        for name, value in ((f"/encoder/im2col/start{k}", k), (f"/encoder/im2col/end{k}", end)):
+            graph.initializer.append(numpy_helper.from_array(np.array([value], np.int64), name))
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "/encoder/im2col/axis"))
+    for stride in (1, 2):
+        graph.initializer.append(numpy_helper.from_array(np.array([stride], np.int64), f"/encoder/im2col/step{stride}"))
+    for conv in convs:
+        attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        stride = attrs.get("strides", [1])[0]
+        if attrs.get("kernel_shape") != [3] or attrs.get("pads") != [1, 1] or attrs.get("group", 1) != 1:
+            raise SystemExit(f"{conv.name}: not a kernel-3, padding-1 convolution ({attrs})")
+        base = conv.name.rsplit("/", 1)[0]
+        x = "/encoder/features_btc" if conv.input[0] == features else conv.input[0]
+        w = numpy_helper.to_array(init[conv.input[1]])  # [out, in, 3]
+        graph.initializer.append(
+            numpy_helper.from_array(w.transpose(2, 1, 0).reshape(-1, w.shape[0]).astype(np.float32), f"{base}/kernel")
+        )
+        new.append(helper.make_node("Pad", [x, "/encoder/im2col/pads"], [f"{base}/padded"], name=f"{base}/Pad"))
+        taps = []
+        for k in range(3):
+            taps.append(f"{base}/tap{k}")
+            inputs = [f"{base}/padded", f"/encoder/im2col/start{k}", f"/encoder/im2col/end{k}"]
+            inputs += ["/encoder/im2col/axis", f"/encoder/im2col/step{stride}"]
+            new.append(helper.make_node("Slice", inputs, [taps[-1]], name=f"{base}/Slice{k}"))
+        new.append(helper.make_node("Concat", taps, [f"{base}/im2col"], name=f"{base}/Concat", axis=2))
+        new.append(
+            helper.make_node("MatMul", [f"{base}/im2col", f"{base}/kernel"], [f"{base}/product"], name=f"{base}/MatMul")
+        )
+        new.append(helper.make_node("Add", [f"{base}/product", conv.input[2]], [conv.output[0]], name=f"{base}/Add"))
+    kept = [n for n in graph.node if n.op_type != "Conv" and n is not transpose]
+    kept.append(helper.make_node("Identity", [transpose.input[0]], [transpose.output[0]], name=transpose.name))
+    del graph.node[:]
+    graph.node.extend(kept + new)
+    _toposort(graph)
+    used = {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return model_out
+
+
 def _toposort(graph: onnx.GraphProto) -> None:
     """Order ``graph.node`` so every node follows the producers of its inputs."""
     ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
@@ -349,11 +411,10 @@ def _toposort(graph: onnx.GraphProto) -> None:
     graph.node.extend(copies)
 
 
-def quantize(
-    mode: str, float_path: Path, out_path: Path, calibration: list[np.ndarray], conv: bool, percentile: float
-) -> dict:
-    """Quantise the graph at ``float_path`` into ``out_path``: every encoder MatMul with a weight (and, ``conv``,
-    the two convolutions); attention's activation-by-activation MatMuls and the probe heads stay float."""
+def quantize(mode: str, float_path: Path, out_path: Path, calibration: list[np.ndarray], percentile: float) -> dict:
+    """Quantise the graph at ``float_path`` into ``out_path``: every encoder MatMul with a weight (with the
+    convolutions when :func:`convs_as_matmuls` made them MatMuls); attention's activation-by-activation MatMuls
+    and the probe heads stay float."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -364,14 +425,13 @@ def quantize(
 
     model = onnx.load(str(float_path))
     matmuls = encoder_matmuls(model)
-    convs = [n.name for n in model.graph.node if n.op_type == "Conv"] if conv else []
     if mode == "dynamic":
         quantize_dynamic(
             str(float_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
             nodes_to_quantize=matmuls, op_types_to_quantize=["MatMul"],
         )  # fmt: skip
         return {"nodes": matmuls, "weights": "int8 per output channel", "activations": "uint8, range per call"}
-    nodes = matmuls + convs
+    nodes = matmuls
     quantize_static(
         str(float_path),
         str(out_path),
@@ -381,11 +441,11 @@ def quantize(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_quantize=nodes,
-        op_types_to_quantize=sorted({"MatMul"} | ({"Conv"} if conv else set())),
+        op_types_to_quantize=["MatMul"],
         calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
         extra_options={
             # the int8 products go on as float (MatMulIntegerToFloat): no second rounding of each output
-            "OpTypesToExcludeOutputQuantization": ["MatMul", "Conv"],
+            "OpTypesToExcludeOutputQuantization": ["MatMul"],
             **({"CalibPercentile": percentile, "CalibMaxIntermediateOutputs": 16} if percentile else {}),
         },
     )
@@ -452,7 +512,7 @@ def main() -> None:
     p.add_argument("--out", required=True, help="output bundle folder (created; replaced if it exists)")
     p.add_argument("--calibration", nargs="+", default=[], help="corpus folders for the static activation ranges")
     p.add_argument("--calibration-clips", type=int, default=100, help="clips per calibration corpus (default 100)")
-    p.add_argument("--conv", action="store_true", help="static: quantise the two input convolutions too")
+    p.add_argument("--conv", action="store_true", help="static: the two input convolutions as int8 MatMuls too")
     p.add_argument(
         "--outlier-ratio", type=float, default=8.0,
         help="static: fc2 input channels whose max |value| exceeds this times the median channel's stay float "
@@ -487,6 +547,8 @@ def main() -> None:
             calibration = [x for name, x in model_inputs(recognizer, calib_table) if name.endswith("#window")]
             print(f"calibration: {len(calib_table)} clips, {len(calibration)} 2 s windows", flush=True)
             split: dict = {}
+            if args.conv:
+                graph = convs_as_matmuls(graph)
             if args.outlier_ratio > 0:
                 graph, split = split_outliers(graph, calibration, args.outlier_ratio)
             if args.smooth > 0:
@@ -495,10 +557,11 @@ def main() -> None:
         if args.mode == "float":
             shutil.copy(float_path, out / "model.onnx")
         else:
-            detail = quantize(args.mode, float_path, out / "model.onnx", calibration, args.conv, args.percentile)
+            detail = quantize(args.mode, float_path, out / "model.onnx", calibration, args.percentile)
         if args.mode == "static":
             detail["float_outlier_channels"] = split
             detail["smoothing_alpha"] = args.smooth or None
+            detail["convolutions"] = "int8 MatMuls (im2col)" if args.conv else "float"
     derived = {
         "source": str(source),
         "source_sha256": sha256(source),
