@@ -153,19 +153,20 @@ def clip_table(corpora: list[str], per_corpus: int, offset: int):  # noqa: ANN20
     return pd.concat(picked, ignore_index=True)
 
 
-def model_inputs(recognizer: Recognizer, table, windows: bool = True) -> Iterator[tuple[str, np.ndarray]]:  # noqa: ANN001
-    """``(name, features [1, 80, frames])`` for each clip of ``table``: the whole clip, and (``windows``) a 2 s
-    crop from its middle when it is longer than that."""
+def model_inputs(recognizer: Recognizer, table, windows: int = 1) -> Iterator[tuple[str, np.ndarray]]:  # noqa: ANN001
+    """``(name, features [1, 80, frames])`` for each clip of ``table``: the whole clip, and ``windows`` 2 s crops
+    (the middle one for 1; else evenly spaced from the start to the end) when it is longer than 2 s."""
+    n = int(WINDOW_S * SAMPLE_RATE)
     for row in table.itertuples():
         try:
             audio = prepare(row.path, recognizer.preprocessing)
         except AudioError:
             continue
         yield row.path, recognizer.model_input(audio)
-        n = int(WINDOW_S * SAMPLE_RATE)
-        if windows and audio.size > n:
-            start = (audio.size - n) // 2
-            yield f"{row.path}#window", recognizer.model_input(audio[start : start + n])
+        if audio.size > n and windows > 0:
+            starts = [(audio.size - n) // 2] if windows == 1 else np.linspace(0, audio.size - n, windows).astype(int)
+            for k, start in enumerate(sorted(set(int(s) for s in starts))):
+                yield f"{row.path}#window{k}", recognizer.model_input(audio[start : start + n])
 
 
 class Reader:
@@ -219,7 +220,7 @@ def channel_absmax(model: onnx.ModelProto, tensors: list[str], inputs: list[np.n
 
 
 def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> onnx.ModelProto:
-    """Per input channel j of each encoder MatMul ``X @ W``: ``X[:, j] / s_j`` and ``W[j, :] * s_j`` with
+    """Per input channel j of each block MatMul ``X @ W``: ``X[:, j] / s_j`` and ``W[j, :] * s_j`` with
     ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (max over ``inputs``), the division folded into what makes
     ``X`` so that no op is added: the LayerNorm's weight and bias (qkv, fc1), the value columns of the block's qkv
     projection (out; attention mixes frames, not channels), the GELU's final constant factor (fc2). The same
@@ -259,12 +260,15 @@ def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> on
             scale_init(qkv.input[1], v)
             scale_init(bias, v)
         elif made_by.op_type == "Mul":  # GELU's x * 0.5: the constant becomes 0.5 / s per channel
-            const = made_by.input[1]
-            value = numpy_helper.to_array(constants[const].attribute[0].t) if const in constants else None
-            if value is None or value.size != 1:
+            const = made_by.input[1]  # a scalar Constant, or split_outliers' per-channel factor
+            if const in constants:
+                value = numpy_helper.to_array(constants[const].attribute[0].t)
+            elif const in init:
+                value = numpy_helper.to_array(init[const])
+            else:
                 raise SystemExit(f"{name}: cannot fold the smoothing into {made_by.name}")
             new = f"{made_by.name}_smooth"
-            graph.initializer.append(numpy_helper.from_array((float(value) / s).astype(np.float32), new))
+            graph.initializer.append(numpy_helper.from_array((value / s).astype(np.float32), new))
             made_by.input[1] = new
         else:
             raise SystemExit(f"{name}: no place to fold the smoothing (input made by {made_by.op_type})")
@@ -485,7 +489,7 @@ def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]])
         dl.append(float(np.abs(a[0] - b[0]).max()))
         dd.append(float(np.abs(a[1] - b[1]).max()))
         changed += int(a[0].argmax() != b[0].argmax())
-    windows = [x for name, x in inputs if name.endswith("#window")]
+    windows = [x for name, x in inputs if "#window" in name]
     batch_diff = []
     for i in range(0, len(windows) - 15, 16):
         stack = np.concatenate(windows[i : i + 16])
@@ -505,11 +509,31 @@ def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]])
     }
 
 
+def compare(shipped: Path, candidate: Path) -> None:
+    """Print, per corpus, the UA of two ``speech-emotion evaluate --model`` runs (their ``metrics.json``), the
+    difference in points, and the share of clips whose predicted label (over the corpus's emotions) changed."""
+    import pandas as pd
+
+    docs = [json.loads((d / "metrics.json").read_text()) for d in (shipped, candidate)]
+    preds = [pd.read_csv(d / "predictions.csv") for d in (shipped, candidate)]
+    both = preds[0].merge(preds[1], on="path", suffixes=("_a", "_b"))
+    print(f"{'corpus':<15}{'UA shipped':>11}{'UA cand.':>10}{'diff pt':>9}{'changed':>9}{'clips':>7}")
+    ua = [{f["fold"]: f["ua"] for f in doc["folds"]} for doc in docs]
+    for corpus in sorted(ua[0]):
+        rows = both[both["corpus_a"] == corpus]
+        changed = float((rows["predicted_a"] != rows["predicted_b"]).mean())
+        a, b = ua[0][corpus], ua[1].get(corpus, float("nan"))
+        print(f"{corpus:<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(rows):>7}")
+    a, b = docs[0]["ua"], docs[1]["ua"]
+    changed = float((both["predicted_a"] != both["predicted_b"]).mean())
+    print(f"{'mean':<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(both):>7}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default", help="source bundle (name or folder; default: the default model)")
-    p.add_argument("--mode", choices=("float", "static", "dynamic"), required=True)
-    p.add_argument("--out", required=True, help="output bundle folder (created; replaced if it exists)")
+    p.add_argument("--mode", choices=("float", "static", "dynamic"))
+    p.add_argument("--out", help="output bundle folder (created; replaced if it exists)")
     p.add_argument("--calibration", nargs="+", default=[], help="corpus folders for the static activation ranges")
     p.add_argument("--calibration-clips", type=int, default=100, help="clips per calibration corpus (default 100)")
     p.add_argument("--conv", action="store_true", help="static: the two input convolutions as int8 MatMuls too")
@@ -524,9 +548,19 @@ def main() -> None:
         "0: min-max)",
     )  # fmt: skip
     p.add_argument("--smooth", type=float, default=0.0, help="static: SmoothQuant alpha (default 0: off)")
+    p.add_argument("--windows", type=int, default=1, help="static: 2 s calibration windows per clip (default 1)")
     p.add_argument("--check", nargs="+", default=[], help="corpus folders for the checks (default: --calibration)")
     p.add_argument("--check-clips", type=int, default=40, help="check clips per corpus, none of them calibration")
+    p.add_argument(
+        "--compare", nargs=2, metavar=("SHIPPED_EVAL", "CANDIDATE_EVAL"),
+        help="only compare two 'speech-emotion evaluate --model' output folders (UA per corpus, changed labels)",
+    )  # fmt: skip
     args = p.parse_args()
+    if args.compare:
+        compare(Path(args.compare[0]), Path(args.compare[1]))
+        return
+    if not args.mode or not args.out:
+        p.error("--mode and --out are required (or --compare)")
 
     bundle = load_bundle(args.model)
     source = bundle.onnx_path
@@ -544,7 +578,7 @@ def main() -> None:
             if not args.calibration:
                 sys.exit("--mode static needs --calibration CORPUS...")
             calib_table = clip_table(args.calibration, args.calibration_clips, offset=0)
-            calibration = [x for name, x in model_inputs(recognizer, calib_table) if name.endswith("#window")]
+            calibration = [x for name, x in model_inputs(recognizer, calib_table, args.windows) if "#window" in name]
             print(f"calibration: {len(calib_table)} clips, {len(calibration)} 2 s windows", flush=True)
             split: dict = {}
             if args.conv:
@@ -572,8 +606,8 @@ def main() -> None:
         else {
             "corpora": sorted(calib_table["corpus"].unique()),
             "clips": len(calib_table),
-            "selection": f"every Nth clip by path, {args.calibration_clips} per corpus; the 2 s window at the middle "
-            "of each clip at least 2 s long",
+            "selection": f"every Nth clip by path, {args.calibration_clips} per corpus; {args.windows} 2 s window(s) "
+            "of each clip longer than 2 s (middle; or evenly spaced from start to end)",
             "windows": len(calibration),
             "sha256_of_paths": hashlib.sha256("\n".join(calib_table["path"]).encode()).hexdigest(),
         },
