@@ -519,14 +519,16 @@ def compare(shipped: Path, candidate: Path) -> None:
     both = preds[0].merge(preds[1], on="path", suffixes=("_a", "_b"))
     print(f"{'corpus':<15}{'UA shipped':>11}{'UA cand.':>10}{'diff pt':>9}{'changed':>9}{'clips':>7}")
     ua = [{f["fold"]: f["ua"] for f in doc["folds"]} for doc in docs]
-    for corpus in sorted(ua[0]):
+    corpora = sorted(set(ua[0]) & set(ua[1]))  # a candidate scored on some corpora only: those
+    for corpus in corpora:
         rows = both[both["corpus_a"] == corpus]
         changed = float((rows["predicted_a"] != rows["predicted_b"]).mean())
-        a, b = ua[0][corpus], ua[1].get(corpus, float("nan"))
+        a, b = ua[0][corpus], ua[1][corpus]
         print(f"{corpus:<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(rows):>7}")
-    a, b = docs[0]["ua"], docs[1]["ua"]
-    changed = float((both["predicted_a"] != both["predicted_b"]).mean())
-    print(f"{'mean':<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(both):>7}")
+    a, b = (float(np.mean([u[c] for c in corpora])) for u in ua)
+    rows = both[both["corpus_a"].isin(corpora)]
+    changed = float((rows["predicted_a"] != rows["predicted_b"]).mean())
+    print(f"{'mean':<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(rows):>7}")
 
 
 def main() -> None:
