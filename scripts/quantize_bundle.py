@@ -531,6 +531,26 @@ def compare(shipped: Path, candidate: Path) -> None:
     print(f"{'mean':<15}{100 * a:>11.1f}{100 * b:>10.1f}{100 * (b - a):>+9.2f}{changed:>9.1%}{len(rows):>7}")
 
 
+def compare_live(shipped: str, candidate: str, corpora: list[str], every: int) -> None:
+    """Print the live-path UA (:func:`speech_emotion.evaluation.live.score_live`: each corpus's clips, every
+    ``every``-th by path, joined into per-speaker calls and streamed through the engine) of two bundles, the
+    argmax restricted to each corpus's emotions."""
+    from speech_emotion.corpora import load_corpus
+    from speech_emotion.evaluation.live import score_live
+    from speech_emotion.labels import EMOTIONS
+
+    keys = ("update_ua", "first_update_ua", "segment_ua")
+    print(f"{'corpus':<15}{'model':<40}" + "".join(f"{k:>17}" for k in keys) + f"{'updates':>9}")
+    for source in corpora:
+        corpus = load_corpus(source).sort_values("path").reset_index(drop=True)
+        rows = np.arange(0, len(corpus), every)
+        allowed = np.isin(EMOTIONS, corpus["emotion"].unique())
+        for model in (shipped, candidate):
+            scores = score_live(Recognizer.load(model, threads=1), corpus, rows, allowed)
+            cells = "".join(f"{100 * scores[k]:>17.1f}" for k in keys)
+            print(f"{Path(source).name:<15}{model[-39:]:<40}{cells}{scores['n_updates']:>9}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default", help="source bundle (name or folder; default: the default model)")
@@ -557,7 +577,15 @@ def main() -> None:
         "--compare", nargs=2, metavar=("SHIPPED_EVAL", "CANDIDATE_EVAL"),
         help="only compare two 'speech-emotion evaluate --model' output folders (UA per corpus, changed labels)",
     )  # fmt: skip
+    p.add_argument(
+        "--compare-live", nargs=2, metavar=("SHIPPED", "CANDIDATE"),
+        help="only compare two bundles' live-path UA on the --check corpora (every --live-every-th clip)",
+    )  # fmt: skip
+    p.add_argument("--live-every", type=int, default=1, help="--compare-live: every Nth clip of each corpus")
     args = p.parse_args()
+    if args.compare_live:
+        compare_live(*args.compare_live, args.check, args.live_every)
+        return
     if args.compare:
         compare(Path(args.compare[0]), Path(args.compare[1]))
         return
