@@ -5,21 +5,26 @@ graph stores them as float16 and int8, with dynamically quantised ``fc1`` activa
 symbolic (``features [batch, 80, frames]`` -> ``logits [batch, 8]``, ``dimensions [batch, 3]``), and then one of:
 
 - ``float``: float32 everywhere (the reference; exact per row);
-- ``static``: static int8 (QDQ, ONNX Runtime's ``quantize_static``): per-channel int8 weights, uint8 activations
-  whose ranges are calibrated once on clips of ``--calibration`` corpora (every Nth clip of each manifest, whole
-  and as 2 s live-window crops), so every row of a batch is computed exactly as it would be alone;
-- ``dynamic``: dynamic int8 of every MatMul with a weight (ONNX Runtime's ``quantize_dynamic``): activation scale
-  per call, so a row's result depends on the other rows of its batch (for one-clip use only).
+- ``static``: static int8 (QDQ, ONNX Runtime's ``quantize_static``) of the 16 block MatMuls (``--conv``: and of
+  the two input convolutions, rewritten as MatMuls): per-channel int8 weights, uint8 activations whose ranges are
+  calibrated once (the 99.999th percentile of |value|) on 2 s windows of clips of the ``--calibration`` corpora
+  (every Nth clip by path), float MatMul outputs, and the fc2 input channels with massive activations split off
+  in float; so every row of a batch is computed exactly as it would be alone;
+- ``dynamic``: dynamic int8 of the block MatMuls (ONNX Runtime's ``quantize_dynamic``): activation scale per
+  call, so a row's result depends on the other rows of its batch (for one-clip use only).
 
 The result is a bundle folder (``model.json`` from the source with ``metadata.quantization`` and
-``metadata.derived_from`` recording the source graph's SHA-256, the mode and the calibration clips) plus
-``checks.json``: the candidate against the shipped graph on check clips that are not calibration clips (max |diff|
-of logits and dimensions, share of changed labels) and its batch independence (max |diff| between the rows of a
-batch of 16 and the same windows run one at a time). Exit 1 when the batch independence check fails for a mode that
-promises it (float, static)::
+``metadata.derived_from`` recording the source graph's SHA-256, the command, the nodes and the calibration clips)
+plus ``checks.json``: the candidate against the shipped graph on check clips that are not calibration clips (max
+|diff| of logits and dimensions, share of changed labels) and its batch independence (max |diff| between the rows
+of a batch of 16 and the same windows run one at a time). Exit 1 when the batch independence check fails for a
+mode that promises it (float, static). ``--compare`` and ``--compare-live`` only compare two evaluations or two
+bundles' live-path scores (docs/inference.md)::
 
-    PYTHONPATH=src python scripts/quantize_bundle.py --mode static --out /work/runs/quant/static \\
-        --calibration ../shared/data/ravdess ../shared/data/ased ../shared/data/emovo
+    PYTHONPATH=src python scripts/quantize_bundle.py --model models/whisper-base-general --mode static --conv \
+        --out /work/runs/quant/static-conv \
+        --calibration ../shared/data/ravdess ../shared/data/ased ../shared/data/emovo \
+        --check ../corpora/nemo ../corpora/es-students ../corpora/esd-0020 ../corpora/emospeech-cmd --check-clips 25
 """
 
 from __future__ import annotations
