@@ -1,0 +1,96 @@
+"""scripts/quantize_bundle.py: the shipped Whisper graph rewritten (float32, symbolic batch, convolutions as
+MatMuls, fc2's outlier channels split off) computes the same function, row by row whatever the batch; its static
+int8 graph keeps every row of a batch equal to that window run alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "whisper-base-general" / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def qb():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("quantize_bundle", ROOT / "scripts" / "quantize_bundle.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quantize_bundle"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def float_model(qb):  # noqa: ANN001, ANN201
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} not in this checkout")
+    return qb.float_graph(MODEL)
+
+
+def windows(n: int, frames: int, seed: int = 0) -> np.ndarray:
+    """``n`` log-mel-like inputs ``[n, 80, frames]`` (Whisper's log-mel lies in about [-1.5, 1.5])."""
+    return np.clip(np.random.default_rng(seed).normal(0.0, 0.5, (n, 80, frames)), -1.5, 1.5).astype(np.float32)
+
+
+def outputs(qb, model: onnx.ModelProto, x: np.ndarray, tmp_path: Path, name: str):  # noqa: ANN001, ANN201
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return qb.run(qb.session(path), x)
+
+
+def test_float_graph_has_a_symbolic_batch_and_only_float_matmuls(qb, float_model) -> None:  # noqa: ANN001
+    graph = float_model.graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert all(o.type.tensor_type.shape.dim[0].dim_param == "batch" for o in graph.output)
+    ops = {n.op_type for n in graph.node}
+    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops
+    assert len(qb.encoder_matmuls(float_model)) == 16  # qkv, out, fc1, fc2 of 4 blocks
+
+
+def test_float_graph_rows_of_a_batch_equal_single_runs_and_the_shipped_graph_closely(
+    qb, float_model, tmp_path: Path
+) -> None:  # noqa: ANN001
+    x = windows(4, 200)
+    logits, dims = outputs(qb, float_model, x, tmp_path, "float")
+    shipped = qb.session(MODEL)
+    for i in range(4):
+        one_logits, one_dims = outputs(qb, float_model, x[i : i + 1], tmp_path, "float")
+        assert np.abs(logits[i] - one_logits[0]).max() < 1e-4 and np.abs(dims[i] - one_dims[0]).max() < 1e-5
+        ship_logits, _ = qb.run(shipped, x[i : i + 1])
+        # the shipped graph differs only by fc1's dynamic int8 activations
+        assert np.abs(ship_logits[0] - one_logits[0]).max() < 0.5
+
+
+@pytest.mark.parametrize("frames", [200, 301, 57])
+def test_rewrites_compute_the_same_function(qb, float_model, tmp_path: Path, frames: int) -> None:  # noqa: ANN001
+    x = windows(2, frames, seed=frames)
+    reference = outputs(qb, float_model, x, tmp_path, "float")
+    convs = qb.convs_as_matmuls(float_model)
+    assert not any(n.op_type == "Conv" for n in convs.graph.node)
+    split, channels = qb.split_outliers(convs, [windows(1, 200, seed=s) for s in range(4)], ratio=8.0)
+    for model, name in ((convs, "convs"), (split, "split")):
+        logits, dims = outputs(qb, model, x, tmp_path, name)
+        assert np.abs(logits - reference[0]).max() < 1e-3 and np.abs(dims - reference[1]).max() < 1e-4, name
+
+
+@pytest.mark.slow
+def test_static_int8_rows_of_a_batch_equal_single_runs(qb, float_model, tmp_path: Path) -> None:  # noqa: ANN001
+    model = qb.convs_as_matmuls(float_model)
+    float_path = tmp_path / "float.onnx"
+    onnx.save(model, str(float_path))
+    calibration = [windows(1, 200, seed=s) for s in range(6)]
+    detail = qb.quantize("static", float_path, tmp_path / "int8.onnx", calibration, percentile=99.999)
+    int8 = onnx.load(str(tmp_path / "int8.onnx"))
+    assert len(detail["nodes"]) == 18  # 16 block MatMuls and the two convolutions
+    assert sum(n.op_type == "DequantizeLinear" for n in int8.graph.node) >= 36
+    session = qb.session(tmp_path / "int8.onnx")
+    x = windows(8, 200, seed=99)
+    logits, dims = qb.run(session, x)
+    for i in range(8):
+        one_logits, one_dims = qb.run(session, x[i : i + 1])
+        assert np.abs(logits[i] - one_logits[0]).max() < 1e-4 and np.abs(dims[i] - one_dims[0]).max() < 1e-5
