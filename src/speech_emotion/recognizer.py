@@ -9,6 +9,7 @@ streaming engine, web service and batch runs all share one :class:`Recognizer`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -214,23 +215,37 @@ class Recognizer:
         out = self._session.run(self._outputs, {self._input: self.model_input(samples)})
         return out[0][0], (np.asarray(out[1][0], dtype=np.float64) if len(out) > 1 else None)
 
-    def scores_batch(self, clips: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def scores_batch(
+        self, clips: Sequence[np.ndarray], executor: Executor | None = None, parts: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """:meth:`scores` of each clip (prepared as for :meth:`scores`), in order. When the graph takes a batch (its
         first input dimension is symbolic, which a bundle's graph may only declare when each row's outputs depend
-        on that row alone), clips whose features have the same shape go through ONNX Runtime in one call;
-        otherwise one call per clip. The results are those of :meth:`scores` either way."""
-        if not self.batched or len(clips) < 2:
-            return [self.scores(clip) for clip in clips]
-        features = [self._features(clip).astype(np.float32) for clip in clips]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, f in enumerate(features):
-            groups.setdefault(f.shape, []).append(i)
+        on that row alone), clips whose features have the same shape go through ONNX Runtime together; otherwise
+        one run per clip. With an ``executor``, the runs are spread over it in up to ``parts`` pieces per shape
+        (ONNX Runtime releases the GIL: one run per core). The results are those of :meth:`scores` either way."""
+        if not clips:
+            return []
+        runs: list[list[int]] = []
+        if self.batched:
+            shapes: dict[tuple[int, ...], list[int]] = {}
+            for i, clip in enumerate(clips):
+                shapes.setdefault((len(clip),), []).append(i)  # equal samples: equal feature shapes
+            for members in shapes.values():
+                runs += [list(piece) for piece in np.array_split(members, min(len(members), max(1, parts)))]
+        else:
+            runs = [[i] for i in range(len(clips))]
+
+        def run(members: list[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            features = np.stack([self._features(clips[i]).astype(np.float32) for i in members])
+            out = self._session.run(self._outputs, {self._input: features})
+            dims = [np.asarray(out[1][row], dtype=np.float64) if len(out) > 1 else None for row in range(len(members))]
+            return [(self.calibrated(out[0][row]), dims[row]) for row in range(len(members))]
+
+        done = executor.map(run, runs) if executor is not None and len(runs) > 1 else map(run, runs)
         results: list[tuple[np.ndarray, np.ndarray | None]] = [None] * len(clips)  # type: ignore[list-item]
-        for members in groups.values():
-            out = self._session.run(self._outputs, {self._input: np.stack([features[i] for i in members])})
-            for row, i in enumerate(members):
-                dims = np.asarray(out[1][row], dtype=np.float64) if len(out) > 1 else None
-                results[i] = (self.calibrated(out[0][row]), dims)
+        for members, scored in zip(runs, done):
+            for i, result in zip(members, scored):
+                results[i] = result
         return results
 
     def logits(self, samples: np.ndarray) -> np.ndarray:

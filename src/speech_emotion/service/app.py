@@ -25,7 +25,7 @@ from .context import ServiceContext
 from .errors import STATUS_CODES, ApiError, ASGIApp, CatchAll, Message, Receive, Scope, Send, error_body
 from .hosts import HostCheck
 from .limits import BodyLimit, Slots, UploadGate
-from .options import ServiceOptions
+from .options import ServiceOptions, available_cores
 from .page import PAGE_CSP, add_page, web_dir
 from .scheduler import LiveScheduler, SchedulerOptions
 from .stream import EngineFactory
@@ -78,7 +78,10 @@ def create_app(
         options=options,
         recognizer=rec,
         make_engine=engine_factory,
-        live=LiveScheduler(SchedulerOptions(max_stride=max(1, round(options.max_hop_s / StreamOptions().hop_s)))),
+        live=LiveScheduler(
+            SchedulerOptions(max_stride=max(1, round(options.max_hop_s / StreamOptions().hop_s))),
+            workers=max(1, available_cores() // options.processes),
+        ),
         upload_pool=ThreadPoolExecutor(options.upload_pool_size, thread_name_prefix="se-upload"),
         slots=Slots(options.max_streams),
         uploads=Slots(options.max_uploads),

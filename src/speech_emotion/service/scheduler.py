@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,11 @@ def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -
 class LiveScheduler:
     """Runs the engine steps of all live streams on one thread; see the module docstring."""
 
-    def __init__(self, options: SchedulerOptions | None = None) -> None:
+    def __init__(self, options: SchedulerOptions | None = None, workers: int = 1) -> None:
+        """``workers``: threads the model runs of one step are spread over (one per core the process may use)."""
         self.options = options or SchedulerOptions()
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self.stride = 1
         """The hop in force, in multiples of each engine's ``hop_s``."""
         self.steps = 0
@@ -83,6 +87,8 @@ class LiveScheduler:
     def start(self) -> None:
         """Start the scheduler's thread (idempotent)."""
         if self._thread is None:
+            if self.workers > 1:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="se-model")
             self._thread = threading.Thread(target=self._run, name="se-live", daemon=True)
             self._thread.start()
 
@@ -92,6 +98,9 @@ class LiveScheduler:
             self._stop()
 
     def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=5)
@@ -172,7 +181,7 @@ class LiveScheduler:
         if not engines:
             return
         try:
-            results = step_engines(engines, inputs)
+            results = step_engines(engines, inputs, self._pool, self.workers)
         except Exception as exc:  # a fault of the engine, not of one stream's input (refused above): all in it end
             log.exception("a batched step of %d streams failed", len(engines))
             for r in waiting:
