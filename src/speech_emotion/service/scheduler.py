@@ -1,12 +1,13 @@
-"""The live streams' scheduler: one thread per server process runs the engine steps of every WebSocket stream.
+"""The live streams' scheduler: a few threads per server process (one per core) run the engine steps of every
+WebSocket stream.
 
 Each :class:`~speech_emotion.service.stream.StreamSession` hands its received audio to :meth:`LiveScheduler.feed`
-and awaits the events. The scheduler's thread takes every request waiting at that moment and runs them as one step
+and awaits the events. A free scheduler thread takes every request waiting at that moment and runs them as one step
 of all those streams (:func:`~speech_emotion.streaming.step_engines`): the speech detector scores the frames of all
 streams in a few batched calls, and the windows and segments due in all streams go to the model together, in one
 ONNX Runtime call per input shape when the graph takes a batch. There is no fixed tick and no waiting for a batch
-to fill: while one step runs the next requests queue, so a quiet server answers at once and a busy one batches
-more. Every stream has at most one request in flight (its session awaits it), and each step serves every waiting
+to fill: while one step runs the next requests queue for the next free thread, so a quiet server answers at once
+and a busy one batches more, and no step is a barrier every stream waits on. Every stream has at most one request in flight (its session awaits it), and each step serves every waiting
 stream once, in arrival order, so a busy stream cannot starve the others.
 
 Under load the scheduler widens the update hop (every 2nd, then 4th window of the ``hop_s`` grid, up to
@@ -22,7 +23,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,9 @@ class SchedulerOptions:
 
     max_stride: int = 4
     """Widest hop, in multiples of the engine's ``hop_s`` (1: never widen)."""
-    widen_after_s: float = 0.25
+    widen_after_s: float = 0.12
     """Requests waiting longer than this double the hop."""
-    narrow_below_s: float = 0.08
+    narrow_below_s: float = 0.04
     """Requests waiting less than this for ``settle_s`` halve it again."""
     settle_s: float = 3.0
     """Time between two changes of the hop."""
@@ -71,26 +71,28 @@ class LiveScheduler:
     """Runs the engine steps of all live streams on one thread; see the module docstring."""
 
     def __init__(self, options: SchedulerOptions | None = None, workers: int = 1) -> None:
-        """``workers``: threads the model runs of one step are spread over (one per core the process may use)."""
+        """``workers``: threads running steps (one per core the process may use): while one runs a step, another
+        takes the requests that arrived meanwhile, so a step is never a barrier all streams wait on."""
         self.options = options or SchedulerOptions()
-        self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self.workers = max(1, workers)
         self.stride = 1
         """The hop in force, in multiples of each engine's ``hop_s``."""
         self.steps = 0
         """Steps run so far (each serves every stream that was waiting)."""
         self._changed = time.monotonic()
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._adapt_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the scheduler's thread (idempotent)."""
-        if self._thread is None:
-            if self.workers > 1:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="se-model")
-            self._thread = threading.Thread(target=self._run, name="se-live", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name=f"se-live-{i}", daemon=True) for i in range(self.workers)
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
         """End the thread after the requests already queued."""
@@ -98,13 +100,11 @@ class LiveScheduler:
             self._stop()
 
     def _stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-        if self._thread is not None:
+        for _ in self._threads:
             self._queue.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
 
     async def feed(self, engine: Any, audio: np.ndarray, rate: int) -> list[Any]:
         """The events of ``engine`` fed ``audio`` (mono float32 at ``rate`` Hz), computed on the scheduler's
@@ -143,12 +143,13 @@ class LiveScheduler:
                 except queue.Empty:
                     break
                 if item is None:
-                    self._queue.put(None)  # stop after this step
+                    self._queue.put(None)  # for this thread after this step (or another thread)
                     break
                 batch.append(item)
-            self._adapt(time.monotonic() - min(r.submitted for r in batch))
+            with self._adapt_lock:
+                self._adapt(time.monotonic() - min(r.submitted for r in batch))
+                self.steps += 1
             self._step(batch)
-            self.steps += 1
 
     def _adapt(self, waited_s: float) -> None:
         """Widen the hop when requests wait too long, narrow it when they have not for a while."""
@@ -181,7 +182,7 @@ class LiveScheduler:
         if not engines:
             return
         try:
-            results = step_engines(engines, inputs, self._pool, self.workers)
+            results = step_engines(engines, inputs)
         except Exception as exc:  # a fault of the engine, not of one stream's input (refused above): all in it end
             log.exception("a batched step of %d streams failed", len(engines))
             for r in waiting:
