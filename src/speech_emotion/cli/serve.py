@@ -171,15 +171,22 @@ def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
     return options, generated
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, shared: bool = False) -> socket.socket:
     """A listening-ready TCP socket on ``host:port``; raises a one-line :class:`SpeechEmotionError` when the
-    address cannot be bound (port in use, no permission, unknown host), before anything is printed."""
+    address cannot be bound (port in use, no permission, unknown host), before anything is printed. ``shared``:
+    ``SO_REUSEPORT``, so each of several server processes binds its own socket and the kernel spreads the new
+    connections evenly over them (one socket shared by all wakes them all and the quickest takes most)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as exc:
         raise SpeechEmotionError(f"cannot serve on {host}:{port}: unknown address ({exc.strerror})") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            sock.close()
+            raise SpeechEmotionError("--processes needs SO_REUSEPORT (Linux, macOS); run one server per port")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -195,7 +202,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace) -> int:
     options, generated = options_from_args(args)
-    sock = bind(options.host, options.port)  # fail on a busy port before loading the model or printing anything
+    # fail on a busy port before loading the model or printing anything; with --processes this socket only holds
+    # the port, each server process listens on its own
+    sock = bind(options.host, options.port, shared=options.processes > 1)
     try:
         return _serve(args, options, generated, sock)
     finally:
@@ -252,9 +261,10 @@ def _banner(options: ServiceOptions, generated: bool, model: str) -> None:
 
 
 def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: socket.socket) -> int:
-    """Fork ``options.processes`` servers on the one listening socket (the kernel spreads the connections), each
-    loading its own model; Ctrl-C or SIGTERM stops them all. A server that dies is started again, unless it dies
-    within seconds of starting (then all stop, exit 1)."""
+    """Fork ``options.processes`` servers, each listening on its own ``SO_REUSEPORT`` socket of the port (the
+    kernel spreads the connections; ``sock`` holds the port meanwhile) and loading its own model; Ctrl-C or
+    SIGTERM stops them all. A server that dies is started again, unless it dies within seconds of starting (then
+    all stop, exit 1)."""
     import signal
     import time
 
@@ -272,7 +282,7 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             code = 0
             try:
-                _run_uvicorn(_app(options), options, args.log_level, sock)
+                _run_uvicorn(_app(options), options, args.log_level, bind(options.host, options.port, shared=True))
             except KeyboardInterrupt:
                 pass
             except BaseException as exc:  # noqa: BLE001 - reported in one line, the parent decides

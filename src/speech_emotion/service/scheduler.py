@@ -7,8 +7,9 @@ of all those streams (:func:`~speech_emotion.streaming.step_engines`): the speec
 streams in a few batched calls, and the windows and segments due in all streams go to the model together, in one
 ONNX Runtime call per input shape when the graph takes a batch. There is no fixed tick and no waiting for a batch
 to fill: while one step runs the next requests queue for the next free thread, so a quiet server answers at once
-and a busy one batches more, and no step is a barrier every stream waits on. Every stream has at most one request in flight (its session awaits it), and each step serves every waiting
-stream once, in arrival order, so a busy stream cannot starve the others.
+and a busy one batches more, and no step is a barrier every stream waits on. Every stream has at most one request
+in flight (its session awaits it), and each step serves every waiting stream once, in arrival order, so a busy
+stream cannot starve the others.
 
 Under load the scheduler widens the update hop (every 2nd, then 4th window of the ``hop_s`` grid, up to
 ``max_hop_s``) when requests have waited longer than ``widen_after_s``, and narrows it again once they wait less
