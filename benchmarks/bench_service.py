@@ -274,7 +274,7 @@ def main() -> int:
     )
     p.add_argument("--soak-streams", type=int, default=4, help="concurrent streams during the soak (default 4)")
     args = p.parse_args()
-    args.max_streams = 4096 if args.soak is None else 8
+    args.max_streams = 4096 if args.soak is None else args.soak_streams + 4  # room for the attacks' streams
     if args.soak is not None:
         return run_soak(args)
 
@@ -492,13 +492,21 @@ def soak_payloads() -> dict[str, bytes]:
 
 
 def server_usage(pid: int) -> tuple[float, int]:
-    """RSS in MB and open file handles of the server process."""
-    rss = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS")
-    )
-    return rss / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+    """RSS in MB and open file handles of the server: its process and its child processes (``--processes``)."""
+    pids = [pid] + [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (_stat(int(p.name)) or ["", ""])[1] == str(pid)
+    ]
+    rss, handles = 0, 0
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text().splitlines()
+            rss += next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+            handles += len(os.listdir(f"/proc/{p}/fd"))
+        except (OSError, StopIteration):  # gone meanwhile
+            continue
+    return rss / 1024, handles
 
 
 async def soak(args: argparse.Namespace, port: int, pid: int) -> SoakStats:
