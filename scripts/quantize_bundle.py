@@ -224,18 +224,24 @@ def channel_absmax(model: onnx.ModelProto, tensors: list[str], inputs: list[np.n
     return top
 
 
-def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> onnx.ModelProto:
-    """Per input channel j of each block MatMul ``X @ W``: ``X[:, j] / s_j`` and ``W[j, :] * s_j`` with
-    ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (max over ``inputs``), the division folded into what makes
-    ``X`` so that no op is added: the LayerNorm's weight and bias (qkv, fc1), the value columns of the block's qkv
-    projection (out; attention mixes frames, not channels), the GELU's final constant factor (fc2). The same
-    function in exact arithmetic; in float32 it moves the results by rounding only."""
+def _editable(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.GraphProto, dict, dict, dict]:
+    """A copy of ``model`` to rewrite, its graph, and its initializers, tensor producers and constants by name."""
     model_out = onnx.ModelProto()
     model_out.CopyFrom(model)
     graph = model_out.graph
     init = {t.name: t for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
     constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    return model_out, graph, init, producer, constants
+
+
+def smooth(model: onnx.ModelProto, inputs: list[np.ndarray], alpha: float) -> onnx.ModelProto:
+    """Per input channel j of each block MatMul ``X @ W``: ``X[:, j] / s_j`` and ``W[j, :] * s_j`` with
+    ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (max over ``inputs``), the division folded into what makes
+    ``X`` so that no op is added: the LayerNorm's weight and bias (qkv, fc1), the value columns of the block's qkv
+    projection (out; attention mixes frames, not channels), the GELU's final constant factor (fc2). The same
+    function in exact arithmetic; in float32 it moves the results by rounding only."""
+    model_out, graph, init, producer, constants = _editable(model)
     nodes = {n.name: n for n in graph.node}
     names = [name for name in encoder_matmuls(model_out) if "/layers." in name]
     stats = channel_absmax(model_out, [nodes[n].input[0] for n in names], inputs)
@@ -292,12 +298,7 @@ def split_outliers(model: onnx.ModelProto, inputs: list[np.ndarray], ratio: floa
     channels zeroed by the GELU's constant factor (``0.5`` becomes a per-channel vector with 0 there), so that its
     calibrated range is that of the ordinary channels. The same function: ``x W = x_rest W + x_out W_out``.
     Returns the graph and ``{node: [channels]}``."""
-    model_out = onnx.ModelProto()
-    model_out.CopyFrom(model)
-    graph = model_out.graph
-    init = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    model_out, graph, init, producer, constants = _editable(model)
     fc2 = [n for n in graph.node if n.name in encoder_matmuls(model_out) and "/fc2/" in n.name]
     stats = channel_absmax(model_out, [n.input[0] for n in fc2], inputs)
     split: dict[str, list[int]] = {}
