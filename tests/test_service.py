@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -258,14 +259,14 @@ def test_a_bad_upload_does_not_disturb_the_next(client: TestClient, talk: bytes)
 def test_uploads_beyond_the_maximum_in_progress_get_503(tiny_bundle: Path, talk: bytes) -> None:
     slow = Recognizer.load(tiny_bundle, threads=1)
     entered, release = threading.Event(), threading.Event()
-    real = slow.scores
+    real = slow.scores_batch  # the engine's one model call
 
-    def blocking(samples: np.ndarray):
+    def blocking(clips: list[np.ndarray], *args: Any):
         entered.set()
         release.wait(10)
-        return real(samples)
+        return real(clips, *args)
 
-    slow.scores = blocking  # type: ignore[method-assign]
+    slow.scores_batch = blocking  # type: ignore[method-assign]
     with make_client(slow, max_uploads=1) as c:
         files = {"file": ("a.wav", talk, "audio/wav")}
         first: dict = {}

@@ -304,10 +304,10 @@ def test_unexpected_error_is_a_json_500_without_details(
 ) -> None:
     broken = Recognizer.load(tiny_bundle, threads=1)
 
-    def fail(samples: np.ndarray) -> Any:
+    def fail(clips: list[np.ndarray], *args: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    broken.scores = fail  # type: ignore[method-assign]
+    broken.scores_batch = fail  # type: ignore[method-assign]  # the engine's one model call
     talk = wav_bytes(emotion_clip("angry", seed=3), 16000)
     with TestClient(create_app(options(), broken), raise_server_exceptions=False) as c:
         with caplog.at_level(logging.ERROR):
