@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
-from ..service.options import ServiceOptions, is_loopback
+from ..service.options import HOPS, ServiceOptions, is_loopback
 from . import plain
 from .arguments import port, positive_int, positive_number
 
@@ -108,10 +108,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-hop",
-        type=positive_number,
+        type=float,
+        choices=HOPS,
         default=d.max_hop_s,
         metavar="S",
-        help=f"widest update hop of live streams when the server is behind (default {d.max_hop_s:g}; 0.5: never widen)",
+        help=f"widest update hop of live streams when the server is behind: {', '.join(f'{h:g}' for h in HOPS)} "
+        f"(default {d.max_hop_s:g}; 0.5: never widen)",
     )
     p.add_argument(
         "--upload-workers",
@@ -204,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
     options, generated = options_from_args(args)
     # fail on a busy port before loading the model or printing anything; with --processes this socket only holds
     # the port, each server process listens on its own
+    if options.processes > 1:
+        bind(options.host, options.port).close()  # the port must be free: SO_REUSEPORT alone would join another server
     sock = bind(options.host, options.port, shared=options.processes > 1)
     try:
         return _serve(args, options, generated, sock)
@@ -273,13 +277,15 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
     sys.stdout.flush()
     sys.stderr.flush()
     children: dict[int, float] = {}
-    stopping = False
+    stopping = interrupted = False
+    parent = os.getpid()
 
     def start() -> None:
         pid = os.fork()
         if pid == 0:  # the server process: default signals (uvicorn installs its own), then serve until stopped
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _end_with_parent(parent)
             code = 0
             try:
                 _run_uvicorn(_app(options), options, args.log_level, bind(options.host, options.port, shared=True))
@@ -292,8 +298,9 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
         children[pid] = time.monotonic()
 
     def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
+        nonlocal stopping, interrupted
         stopping = True
+        interrupted = interrupted or signum == signal.SIGINT
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -318,4 +325,19 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
             continue
         print(f"speech-emotion: a server process ended (status {status}); starting another", file=sys.stderr)
         start()
+    if interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
     return 1 if failed else 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """Ask the kernel to stop this server process when the one that started it dies (Linux), so a killed
+    ``serve --processes`` leaves no servers behind on its port; elsewhere, exit if it is already gone."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the request took effect
+        os._exit(1)

@@ -174,6 +174,13 @@ def score_bundle(
             f"{cal['confident_wrong']:.1%}",
             flush=True,
         )
+        if result["n_skipped"]:
+            reasons = logits.loc[logits["skipped"].fillna("") != "", "skipped"]
+            print(
+                f"  {name}: {result['n_skipped']} clips not scored (e.g. {reasons.iloc[0]}); their reasons are in "
+                f"{done}",
+                flush=True,
+            )
         if "dimensions" in result:
             print("  " + dimension_line(name, result["dimensions"], name in fitted_on(recognizer)), flush=True)
         folds.append(result)

@@ -37,6 +37,10 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+HOPS = (0.5, 1.0, 2.0, 4.0)
+"""The update hops a live stream may run at: the engine's 0.5 s, doubled while the server is behind."""
+
+
 def whole(value: float) -> int | float:
     """``value`` as an ``int`` when it is a whole number, else unchanged."""
     return int(value) if float(value).is_integer() else value
@@ -128,8 +132,12 @@ class ServiceOptions:
             raise ServiceConfigError("upload_workers must be at least 1")
         if self.processes < 1:
             raise ServiceConfigError("processes must be at least 1")
-        if self.max_hop_s <= 0:
-            raise ServiceConfigError("max_hop_s must be positive")
+        if self.max_hop_s not in HOPS:
+            raise ServiceConfigError(f"max_hop_s must be one of {', '.join(f'{h:g}' for h in HOPS)} (the hop doubles)")
+        if self.processes > available_cores():
+            raise ServiceConfigError(
+                f"processes must be at most the {available_cores()} cores this server may use (one per core)"
+            )
         if self.max_connections <= self.max_streams:
             raise ServiceConfigError("max_connections must be more than max_streams (HTTP needs room too)")
         if "*" in self.cors_origins and self.token is None:
