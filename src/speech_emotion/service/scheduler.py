@@ -20,6 +20,7 @@ the audio accounting never change: no audio is skipped, only fewer windows are c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -96,7 +97,7 @@ class LiveScheduler:
                 thread.start()
 
     def stop(self) -> None:
-        """End the thread after the requests already queued."""
+        """End the threads after the requests already queued."""
         with self._lock:
             self._stop()
 
@@ -194,4 +195,5 @@ class LiveScheduler:
 
     @staticmethod
     def _done(r: _Request, result: Any, error: BaseException | None = None) -> None:
-        r.loop.call_soon_threadsafe(_resolve, r.future, result, error)
+        with contextlib.suppress(RuntimeError):  # the session's event loop has closed (server shut down)
+            r.loop.call_soon_threadsafe(_resolve, r.future, result, error)
