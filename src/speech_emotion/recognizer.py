@@ -9,7 +9,6 @@ streaming engine, web service and batch runs all share one :class:`Recognizer`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -212,40 +211,29 @@ class Recognizer:
 
     def _run(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """One model run: logits ``(len(labels),)`` and dimensions ``(3,)`` float64 (``None`` without them)."""
-        out = self._session.run(self._outputs, {self._input: self.model_input(samples)})
-        return out[0][0], (np.asarray(out[1][0], dtype=np.float64) if len(out) > 1 else None)
+        return self._run_batch(self.model_input(samples))[0]
 
-    def scores_batch(
-        self, clips: Sequence[np.ndarray], executor: Executor | None = None, parts: int = 1
-    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def _run_batch(self, features: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """One ONNX Runtime call on stacked model inputs ``(B, ...)``: each row's logits and dimensions."""
+        out = self._session.run(self._outputs, {self._input: features})
+        return [
+            (out[0][row], np.asarray(out[1][row], dtype=np.float64) if len(out) > 1 else None)
+            for row in range(len(features))
+        ]
+
+    def scores_batch(self, clips: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """:meth:`scores` of each clip (prepared as for :meth:`scores`), in order. When the graph takes a batch (its
         first input dimension is symbolic, which a bundle's graph may only declare when each row's outputs depend
-        on that row alone), clips whose features have the same shape go through ONNX Runtime together; otherwise
-        one run per clip. With an ``executor``, the runs are spread over it in up to ``parts`` pieces per shape
-        (ONNX Runtime releases the GIL: one run per core). The results are those of :meth:`scores` either way."""
-        if not clips:
-            return []
-        runs: list[list[int]] = []
-        if self.batched:
-            shapes: dict[tuple[int, ...], list[int]] = {}
-            for i, clip in enumerate(clips):
-                shapes.setdefault((len(clip),), []).append(i)  # equal samples: equal feature shapes
-            for members in shapes.values():
-                runs += [list(piece) for piece in np.array_split(members, min(len(members), max(1, parts)))]
-        else:
-            runs = [[i] for i in range(len(clips))]
-
-        def run(members: list[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-            features = np.stack([self._features(clips[i]).astype(np.float32) for i in members])
-            out = self._session.run(self._outputs, {self._input: features})
-            dims = [np.asarray(out[1][row], dtype=np.float64) if len(out) > 1 else None for row in range(len(members))]
-            return [(self.calibrated(out[0][row]), dims[row]) for row in range(len(members))]
-
-        done = executor.map(run, runs) if executor is not None and len(runs) > 1 else map(run, runs)
+        on that row alone), clips of the same length go through ONNX Runtime in one call; otherwise one call per
+        clip. The results are those of :meth:`scores` either way (to float rounding)."""
+        runs: dict[int, list[int]] = {}
+        for i, clip in enumerate(clips):
+            runs.setdefault(len(clip) if self.batched else i, []).append(i)  # equal samples: equal feature shapes
         results: list[tuple[np.ndarray, np.ndarray | None]] = [None] * len(clips)  # type: ignore[list-item]
-        for members, scored in zip(runs, done):
-            for i, result in zip(members, scored):
-                results[i] = result
+        for members in runs.values():
+            features = np.stack([self._features(clips[i]).astype(np.float32) for i in members])
+            for i, (logits, dimensions) in zip(members, self._run_batch(features)):
+                results[i] = (self.calibrated(logits), dimensions)
         return results
 
     def logits(self, samples: np.ndarray) -> np.ndarray:

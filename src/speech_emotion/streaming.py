@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -613,26 +612,19 @@ class StreamingRecognizer:
         )
 
 
-def _score(
-    recognizer: Recognizer, jobs: Sequence[_Job], executor: Executor | None = None, parts: int = 1
-) -> list[Scores | None]:
+def _score(recognizer: Recognizer, jobs: Sequence[_Job]) -> list[Scores | None]:
     """:meth:`Recognizer.scores_batch` of the jobs that have audio (``None`` for those too quiet to judge)."""
     audible = [job.samples for job in jobs if job.samples is not None]
-    found = iter(recognizer.scores_batch(audible, executor, parts) if audible else [])
+    found = iter(recognizer.scores_batch(audible) if audible else [])
     return [None if job.samples is None else next(found) for job in jobs]
 
 
-def step_engines(
-    engines: Sequence[StreamingRecognizer],
-    samples: Sequence[np.ndarray],
-    executor: Executor | None = None,
-    parts: int = 1,
-) -> list[list[Event]]:
+def step_engines(engines: Sequence[StreamingRecognizer], samples: Sequence[np.ndarray]) -> list[list[Event]]:
     """One step of many streams: each engine's :meth:`~StreamingRecognizer.feed_conditioned` of its ``samples``
     (16 kHz mono float32 from :meth:`~StreamingRecognizer.condition`; may be empty), with the speech detector run
     on all streams together and the model inputs of all streams scored together (batched per input shape where
-    the recognizer's graph allows; spread over ``executor`` in up to ``parts`` runs per shape, see
-    :meth:`Recognizer.scores_batch`). Each engine's events are those it would give alone (tested)."""
+    the recognizer's graph allows, :meth:`Recognizer.scores_batch`). Each engine's events are those it would give
+    alone (tested)."""
     frames = [engine._take(x) for engine, x in zip(engines, samples)]
     flags = classify_streams([engine._classifier for engine in engines], frames)
     jobs = [engine._advance(f) for engine, f in zip(engines, flags)]
@@ -645,7 +637,7 @@ def step_engines(
         if not batch:
             continue
         t0 = time.perf_counter()
-        scores = iter(_score(engines[members[0]].recognizer, batch, executor, parts))
+        scores = iter(_score(engines[members[0]].recognizer, batch))
         latency_ms = (time.perf_counter() - t0) * 1000
         for i in members:
             events[i] = engines[i]._complete(jobs[i], [next(scores) for _ in jobs[i]], latency_ms)
