@@ -1,7 +1,10 @@
 """Fit a bundle's confidence map on corpora it never heard, and write a calibrated copy of the bundle.
 
 Reads the ``predictions.csv`` of ``speech-emotion evaluate --model BUNDLE --data ...`` (it keeps each clip's raw
-logits), keeps the clips of the ``--corpora`` named (those the model never heard in training), and
+logits) or of a ``--protocol leave-one-corpus-out`` run of the recipe the bundle was trained with (each held-out
+corpus scored by a model that never heard it: its ``p_<emotion>`` columns, whose logarithms are the logits up to a
+per-clip constant, which neither the temperature nor the thresholds see), keeps the clips of the ``--corpora`` named
+(those the model never heard in training), and
 
 1. reports leave-one-corpus-out figures: the temperature and thresholds fitted on all those corpora but one, scored
    on the one left out, in turn (ECE, Brier, NLL, confident and wrong, before and after; answers flagged uncertain
@@ -38,7 +41,12 @@ from speech_emotion.evaluation.metrics import calibration_metrics
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--predictions", type=Path, required=True, help="predictions.csv of evaluate --model")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        required=True,
+        help="predictions.csv of evaluate --model, or of evaluate --protocol leave-one-corpus-out",
+    )
     parser.add_argument("--model", required=True, help="the bundle those predictions came from (name or folder)")
     parser.add_argument("--corpora", nargs="+", required=True, help="corpora to fit on: none of them heard in training")
     parser.add_argument(
@@ -58,11 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out and args.out.exists():
         sys.exit(f"error: {args.out} exists; give a new --out")
     bundle = load_bundle(args.model)
-    table = pd.read_csv(args.predictions, keep_default_na=False)
+    table = read_logits(args.predictions, bundle.labels)
     columns = logit_columns(bundle.labels)
-    missing = [c for c in columns if c not in table]
-    if missing:
-        sys.exit(f"error: {args.predictions}: no column {missing[0]} (not from evaluate --model {args.model}?)")
     if len(set(args.corpora)) < 2:
         sys.exit("error: --corpora: name at least two corpora (each is held out in turn)")
     unknown = sorted(set(args.corpora) - set(table["corpus"]))
@@ -160,6 +165,21 @@ def main(argv: list[str] | None = None) -> int:
         write_bundle(args.out, replace(bundle, calibration=calibration, folder=args.out))
         print(f"calibrated bundle: {args.out}")
     return 0
+
+
+def read_logits(path: Path, labels: tuple[str, ...]) -> pd.DataFrame:
+    """``predictions.csv`` with ``corpus`` and ``logit_<label>`` columns: as written by ``evaluate --model``, or
+    made from a leave-one-corpus-out run's (``fold`` names the held-out corpus; logits = log of ``p_<label>``)."""
+    table = pd.read_csv(path, keep_default_na=False)
+    columns = logit_columns(labels)
+    probabilities = [f"p_{label}" for label in labels]
+    if all(c in table for c in columns):
+        return table
+    if all(c in table for c in probabilities) and "fold" in table:
+        table = table.assign(corpus=table["fold"])
+        logs = np.log(np.clip(table[probabilities].to_numpy(np.float64), 1e-300, None))
+        return table.assign(**dict(zip(columns, logs.T)))
+    sys.exit(f"error: {path}: neither logit_<emotion> nor p_<emotion> and fold columns (not from evaluate?)")
 
 
 if __name__ == "__main__":

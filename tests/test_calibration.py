@@ -229,10 +229,7 @@ def test_calibrate_script_writes_a_bundle_copy_whose_recognizer_applies_the_fitt
     gamma = write_ravdess_corpus(tmp_path / "gamma", actors=(4,), takes=1)  # scored, not fitted on
     data = [*map(str, two_corpora), str(gamma)]
     assert main(["evaluate", "--model", str(tiny_bundle), "--data", *data, "--out", str(out)]) == 0
-    spec = importlib.util.spec_from_file_location("calibrate_bundle", ROOT / "scripts" / "calibrate_bundle.py")
-    script = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(script)
+    script = _calibrate_script()
     copy, report = tmp_path / "calibrated", tmp_path / "report.json"
     argv = ["--predictions", str(out / "predictions.csv"), "--model", str(tiny_bundle), "--corpora", "alpha", "beta"]
     assert script.main([*argv, "--report", str(report), "--out", str(copy), "--plots", str(tmp_path / "png")]) == 0
@@ -283,6 +280,39 @@ def test_leave_one_corpus_out_reports_calibration_per_held_out_corpus(two_corpor
         assert fold["calibration"]["n"] == fold["n"] and 0 <= fold["calibration"]["ece"] <= 1
     assert doc["calibration"]["n"] == sum(f["n"] for f in doc["folds"])
     assert (out / "reliability.png").is_file()
+
+
+def _calibrate_script():
+    spec = importlib.util.spec_from_file_location("calibrate_bundle", ROOT / "scripts" / "calibrate_bundle.py")
+    script = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_a_leave_one_corpus_out_run_gives_the_held_out_logits_a_calibration_is_fitted_on(tmp_path):
+    import pandas as pd
+
+    from speech_emotion.labels import EMOTIONS
+
+    logits, y = _sampled(600, 3.0, seed=8)
+    probs = softmax(logits)
+    rows = [
+        {
+            "fold": "alpha" if i < 300 else "beta",
+            "actual": EMOTIONS[int(y[i])],
+            **dict(zip((f"p_{e}" for e in EMOTIONS), map(float, probs[i]))),
+        }
+        for i in range(len(y))
+    ]
+    predictions = tmp_path / "predictions.csv"
+    pd.DataFrame(rows).to_csv(predictions, index=False)
+    table = _calibrate_script().read_logits(predictions, EMOTIONS)
+    assert table["corpus"].tolist() == [r["fold"] for r in rows]
+    recovered = softmax(table[[f"logit_{e}" for e in EMOTIONS]].to_numpy(np.float64))
+    np.testing.assert_allclose(recovered, probs, atol=1e-9)  # log p: the logits up to a per-clip constant
+    temperature = fit_temperature(table[[f"logit_{e}" for e in EMOTIONS]].to_numpy(np.float64), y)
+    assert temperature == pytest.approx(fit_temperature(logits, y), rel=1e-4)
 
 
 def test_corpus_weights_let_a_small_corpus_count_as_much_as_a_large_one():
