@@ -204,7 +204,7 @@ def test_evaluate_model_scores_a_bundle_as_it_is_per_corpus_with_calibration(tin
 @pytest.mark.parametrize("extra", [["--protocol", "actor-6fold"], ["--epochs", "3"], ["--live"]])
 def test_evaluate_model_refuses_training_options_in_one_line(tiny_bundle, two_corpora, tmp_path, capsys, extra):
     argv = ["evaluate", "--model", str(tiny_bundle), "--data", str(two_corpora[0]), "--out", str(tmp_path / "o")]
-    assert main([*argv, *extra]) == 1
+    assert main([*argv, *extra]) == 2  # a usage error, as argparse's own
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {extra[0]} trains a recipe") and "\n" not in err
     assert not (tmp_path / "o").exists()

@@ -24,6 +24,10 @@ class ModelError(SpeechEmotionError):
     """A model bundle that cannot be loaded."""
 
 
+class UsageError(SpeechEmotionError):
+    """Command-line options that cannot go together (the CLI exits 2, as for any other usage error)."""
+
+
 def error_code(exc: SpeechEmotionError) -> str:
     """The stable machine-readable code of an error: the ``error`` of ``predict --json`` and of the service's
     JSON errors (``no_speech``, ``audio_too_long``, ``audio_too_large``, ``unsupported_audio``, ``empty_upload``,

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from . import plain
 from .arguments import folder, seed
 from .train import RECIPE_NAMES, add_data_option, add_epochs_option, load_data, recipe_options, require_torch
@@ -138,7 +138,7 @@ def score(args: argparse.Namespace) -> int:
     defaults = {"seed": 0, "live": False}
     given = [name for name in TRAINING_ONLY if getattr(args, name) not in (None, defaults.get(name))]
     if given:
-        raise DataError(
+        raise UsageError(
             f"--{given[0]} trains a recipe (--recipe); --model scores a finished bundle as it is, without training"
         )
     from ..bundle import resolve_model

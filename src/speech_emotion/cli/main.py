@@ -15,7 +15,7 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import SpeechEmotionError
+from ..errors import SpeechEmotionError, UsageError
 
 COMMANDS = ["predict", "stream", "listen", "analyze", "train", "evaluate", "batch", "serve"]
 """Modules of :mod:`speech_emotion.cli`, one per sub-command, in help order."""
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except SpeechEmotionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
