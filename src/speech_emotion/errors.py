@@ -15,6 +15,10 @@ class AudioError(SpeechEmotionError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Picklable with both fields (raised in a worker process, re-raised in the parent)."""
+        return (type(self), (self.source, self.reason))
+
 
 class DataError(SpeechEmotionError):
     """A corpus, manifest or fold file that cannot be used."""

@@ -196,6 +196,9 @@ class NoSpeechError(AudioError):
         self.notes = notes
         """Notes of the recording (a file that ended early), kept with the no-speech answer."""
 
+    def __reduce__(self) -> tuple[type, tuple[str, float, tuple[str, ...]]]:
+        return (type(self), (self.source, self.duration_s, self.notes))
+
 
 @dataclass(frozen=True)
 class StreamEnd:

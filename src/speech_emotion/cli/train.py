@@ -158,11 +158,13 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..training.recipes import make_recipe
+    from ..training.recipes import drop_unusable, make_recipe
     from ..training.splits import validation_split
 
     recipe = make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
-    corpus = load_data(args.data)
+    corpus, unusable = drop_unusable(recipe, load_data(args.data))
+    if unusable:
+        print(f"left out {len(unusable)} clips the preprocessing refuses (too short or silent once trimmed)")
     problems = data_problems(corpus)
     if problems and not args.force:
         raise DataError(

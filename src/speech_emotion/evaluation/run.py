@@ -24,7 +24,7 @@ from ..bundle import DIMENSIONS
 from ..errors import DataError
 from ..labels import EMOTIONS, emotion_index
 from ..training.options import EXECUTION_ONLY
-from ..training.recipes import make_recipe
+from ..training.recipes import drop_unusable, make_recipe
 from ..training.splits import make_splits, validation_split
 from .conditions import condition_corpus
 from .dimensions import WEAK_EVIDENCE, dimension_scores
@@ -133,7 +133,11 @@ def run_evaluation(
     command twice trains two folds at a time; a stale lock from a killed run is taken over.
     """
     out_dir = Path(out_dir)
-    recipe = describe_recipe(make_recipe(recipe_name, **(recipe_options or {})))
+    instance = make_recipe(recipe_name, **(recipe_options or {}))
+    recipe = describe_recipe(instance)
+    corpus, unusable = drop_unusable(instance, corpus)
+    if unusable:
+        print(f"left out {len(unusable)} clips the preprocessing refuses (too short or silent once trimmed)")
     splits = make_splits(corpus, protocol, folds_file, seed=seed)  # a bad fold file or split: before out_dir exists
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -180,6 +184,7 @@ def run_evaluation(
         "wall_time_s": _run_wall_time(results, out_dir),
         "fold_wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
         "n_clips": int(len(corpus)),
+        "unusable_clips": unusable,
         "recipe": recipe,
     }
     doc = summarize(recipe_name, protocol, folds, extra=extra)

@@ -39,6 +39,17 @@ class Recipe(Protocol):
         ...
 
 
+def drop_unusable(recipe: Any, corpus: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``corpus`` without the clips ``recipe`` cannot use (a recipe with a ``usable(corpus)`` mask: clips the
+    preprocessing refuses, too short or silent once trimmed), index reset, and the paths left out."""
+    usable = getattr(recipe, "usable", None)
+    if usable is None:
+        return corpus, []
+    keep = np.asarray(usable(corpus), dtype=bool)
+    dropped = corpus["path"].astype(str)[~keep].tolist()
+    return corpus[keep].reset_index(drop=True), dropped
+
+
 RECIPES: dict[str, str] = {
     "cnn-lstm": "speech_emotion.training.cnn_lstm:CnnLstmRecipe",
     "whisper-base-probe": "speech_emotion.training.whisper.recipe:WhisperProbeRecipe",

@@ -122,8 +122,10 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         y = np.array([emotion_index(e) for e in corpus["emotion"].to_numpy()[rows]])
         layers = self.probe_options.layers
         x = np.concatenate([select_stats(self.store.stats(corpus, rows, v), layers) for v in self.variants])
-        y_all = np.tile(y, len(self.variants))
-        groups = np.tile(names[rows], len(self.variants))
+        finite = np.isfinite(x).all(axis=1)  # a copy the preprocessing refused (too short once cropped, silent)
+        x = x[finite]
+        y_all = np.tile(y, len(self.variants))[finite]
+        groups = np.tile(names[rows], len(self.variants))[finite]
         allowed = np.stack([masks[g] for g in groups])
         weights = balance_weights(groups, y_all, self.probe_options.balance)
         probe = fit_masked_probe(x, y_all, allowed, weights, self.probe_options)
@@ -174,11 +176,19 @@ class MultiCorpusProbeRecipe(ExportedProbe):
         rows = own if own.size else rows
         layers = self.probe_options.layers
         x = np.concatenate([select_stats(self.store.stats(corpus, rows, v), layers) for v in ANCHOR_VARIANTS])
-        y = np.tile([emotion_index(e) for e in corpus["emotion"].to_numpy()[rows]], len(ANCHOR_VARIANTS))
+        finite = np.isfinite(x).all(axis=1)
+        x = x[finite]
+        y = np.tile([emotion_index(e) for e in corpus["emotion"].to_numpy()[rows]], len(ANCHOR_VARIANTS))[finite]
         masks = corpus_label_masks(corpus)
-        allowed = np.stack([masks[g] for g in np.tile(names[rows], len(ANCHOR_VARIANTS))])
+        allowed = np.stack([masks[g] for g in np.tile(names[rows], len(ANCHOR_VARIANTS))[finite]])
         options = replace(self.probe_options, masked=False, balance="none")
         return fit_masked_probe(x, y, allowed, np.ones(len(y)), options)
+
+    def usable(self, corpus: pd.DataFrame) -> np.ndarray:
+        """``(len(corpus),)`` bool: the clips the preprocessing accepts (their clean statistics are finite; a clip
+        too short or silent once trimmed has NaN statistics). Computes and caches the clean statistics."""
+        stats = self.store.stats(corpus, np.arange(len(corpus)), "clean")
+        return np.isfinite(stats).all(axis=(1, 2, 3))
 
     def predict_proba(self, corpus: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         if self.probe is None:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ...conditioning import SAMPLE_RATE, AudioOptions, SampleConditioner, normalize_loudness, prepare, resample
+from ...errors import AudioError
 from ...features.logmel import LogMelOptions, log_mel
 from .. import conditions
 from ..cache import ClipStore, FeatureCache
@@ -146,9 +147,19 @@ def pooled_states(samples: np.ndarray, options: PooledOptions) -> np.ndarray:
 def _compute(job: tuple[str, str, Variant, PooledOptions]) -> np.ndarray:
     path, digest, variant, options = job
     cache = FeatureCache(options.cache_dir, options.cache_key())
-    return cache.get_or_compute(
-        item_key(digest, variant), lambda: pooled_states(variant_audio(path, digest, variant, options), options)
-    )
+    return cache.get_or_compute(item_key(digest, variant), lambda: _statistics(path, digest, variant, options))
+
+
+def _statistics(path: str, digest: str, variant: Variant, options: PooledOptions) -> np.ndarray:
+    """The statistics of one variant, or NaN everywhere for a clip the preprocessing refuses (too short, silent):
+    as deterministic as the statistics themselves, so it is cached too; :func:`usable_rows` leaves such clips out."""
+    try:
+        return pooled_states(variant_audio(path, digest, variant, options), options)
+    except AudioError:
+        from .encoder import cached_encoder
+
+        width = cached_encoder(options.weights, options.layers).config.width
+        return np.full((options.layers + 1, 2, width), np.nan, dtype=np.float32)
 
 
 def _init_worker() -> None:
