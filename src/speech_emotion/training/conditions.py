@@ -64,10 +64,16 @@ def band_pass(x: np.ndarray, low_hz: float, high_hz: float, order: int = 4) -> n
     return sosfiltfilt(sos, x).astype(np.float32)
 
 
+MP3_MAX_LEVEL = 0.99
+"""The highest MP3 ``compression_level`` passed to libsndfile (it fails on some levels above, e.g. 0.99992)."""
+
+
 def codec(x: np.ndarray, fmt: str, subtype: str, rate: int = SAMPLE_RATE, **write_options: float) -> np.ndarray:
     """Encode ``x`` with libsndfile (``fmt``/``subtype``, e.g. ``WAV``/``ULAW``, ``OGG``/``OPUS``) at ``rate``
     and decode it back to 16 kHz; same length as ``x``."""
     y = np.clip(resample(x, SAMPLE_RATE, rate), -1.0, 1.0)
+    if fmt == "MP3" and "compression_level" in write_options:  # libsndfile refuses some MP3 levels very near 1
+        write_options = {**write_options, "compression_level": min(write_options["compression_level"], MP3_MAX_LEVEL)}
     buf = io.BytesIO()
     sf.write(buf, y, rate, format=fmt, subtype=subtype, **write_options)
     buf.seek(0)
