@@ -216,15 +216,21 @@ def write_csv(
     with_channel: bool = False,
     dimensions: tuple[str, ...] = (),
 ) -> Path:
-    """One row per segment or window: start, end, label, confidence, every probability and then the
-    ``dimensions`` (``arousal,valence,dominance`` for a model with them), first a ``channel`` column when
-    ``with_channel`` (split channels)."""
+    """One row per segment or window: start, end, label, confidence, ``uncertain`` (1: the bundle's calibration
+    thresholds call the answer uncertain, else 0), every probability and then the ``dimensions``
+    (``arousal,valence,dominance`` for a model with them); first a ``channel`` column when ``with_channel`` (split
+    channels)."""
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         channel = ["channel"] if with_channel else []
         writer.writerow(
-            [*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels), *dimensions]
+            [
+                *channel,
+                *("start", "end", "label", "confidence", "uncertain"),
+                *(f"p_{label}" for label in labels),
+                *dimensions,
+            ]
         )
         for item in items:
             writer.writerow(
@@ -234,6 +240,7 @@ def write_csv(
                     f"{item.end:.3f}",
                     item.label,
                     f"{item.confidence:.4f}",
+                    int(item.uncertain),
                     *(f"{p:.4f}" for p in item.probabilities),
                     *(f"{v:.4f}" for v in (() if item.dimensions is None else item.dimensions)[: len(dimensions)]),
                 ]
