@@ -216,3 +216,31 @@ def test_the_service_says_so_in_every_route(bundles, recording, capsys, kind):
 def test_segment_events_built_by_hand_default_to_certain():
     event = SegmentEvent(0, 0.0, 1.0, "a", 0.9, np.array([0.9, 0.1]), ("a", "b"), 1)
     assert event.uncertain is False and event.to_dict()["uncertain"] is False
+
+
+def test_batch_parts_written_before_the_uncertain_columns_compact_with_nulls(tmp_path):
+    from speech_emotion.batch.state import ResultStore
+    from speech_emotion.batch.worker import OK, FileResult, SegmentResult
+
+    labels = ("calm", "angry")
+
+    def result(key: str, uncertain: bool) -> FileResult:
+        segment = SegmentResult(0.0, 1.5, "calm", 0.8, [0.8, 0.2], uncertain=uncertain)
+        shares = {"calm": 1.0, "angry": 0.0}
+        return FileResult(
+            key, f"/a/{key}.wav", 10, 1, OK, 5.0, 1.5, "calm", "mostly calm", shares, [segment],
+            uncertain=uncertain, uncertain_share=float(uncertain),
+        )  # fmt: skip
+
+    with ResultStore(tmp_path, "m", labels) as store:
+        store.write_part([result("old", True)])
+        for part in store.parts.glob("*.parquet"):  # as a version before the flag wrote it
+            table = pq.read_table(part)
+            names = [n for n in ("uncertain", "uncertain_share") if n in table.column_names]
+            pq.write_table(table.drop_columns(names), part)
+        store.write_part([result("new", True)])
+        files, segments = store.compact(["old", "new"])
+    assert files["uncertain"].to_pylist() == [True, None] and files["uncertain_share"].to_pylist() == [1.0, None]
+    assert segments["uncertain"].to_pylist() == [True, None]
+    # the columns before them keep their order: the flag comes after the timings
+    assert files.column_names.index("uncertain") == files.column_names.index("cpu_s") + 1
