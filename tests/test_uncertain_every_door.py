@@ -244,3 +244,21 @@ def test_batch_parts_written_before_the_uncertain_columns_compact_with_nulls(tmp
     assert segments["uncertain"].to_pylist() == [True, None]
     # the columns before them keep their order: the flag comes after the timings
     assert files.column_names.index("uncertain") == files.column_names.index("cpu_s") + 1
+
+
+@pytest.mark.parametrize("uncertain", [True, False])
+def test_listen_marks_an_uncertain_emotion_and_its_segments_and_explains_the_mark(uncertain):
+    from rich.console import Console
+
+    from speech_emotion.cli.listen import LiveView
+
+    labels = ("calm", "angry")
+    view = LiveView(labels)
+    probs = [0.45, 0.55]
+    view.update(UpdateEvent(0, 0.0, 2.0, "angry", 0.55, probs, labels, 10.0, uncertain=uncertain))
+    view.update(SegmentEvent(0, 0.0, 2.5, "angry", 0.55, probs, labels, 3, uncertain=uncertain))
+    console = Console(record=True, width=120)
+    console.print(view.render(3.0, speaking=True, in_segment=True))
+    text = console.export_text()
+    assert text.count("angry ?") == (2 if uncertain else 0)
+    assert text.count("?: uncertain") == (1 if uncertain else 0)
