@@ -192,12 +192,12 @@ def _emit(event: Event, jsonl: bool, timeline: Timeline) -> bool:
     elif isinstance(event, SegmentEvent):
         print(
             f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-            f"{label:<11} {event.confidence:4.0%}  ({plural(event.windows, 'window')}){_avd(event)}",
+            f"{label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')}){_avd(event)}",
             flush=True,
         )
     else:
         print(
-            f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {label:<11} {event.confidence:4.0%}"
+            f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {label:<9} {event.confidence:4.0%}"
             f"  [{event.latency_ms:5.1f} ms]{_avd(event)}",
             flush=True,
         )
