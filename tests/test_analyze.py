@@ -66,7 +66,8 @@ def test_writers_produce_json_csv_and_png(recognizer, recording, tmp_path):
     assert data["labels"] == list(EMOTIONS) and len(data["segments"]) == len(truth)
     rows = list(csv.DictReader(written["segments_csv"].open()))
     assert len(rows) == len(truth) and rows[0]["label"] in EMOTIONS
-    assert set(rows[0]) == {"start", "end", "label", "confidence", *(f"p_{e}" for e in EMOTIONS)}
+    assert set(rows[0]) == {"start", "end", "label", "confidence", "uncertain", *(f"p_{e}" for e in EMOTIONS)}
+    assert rows[0]["uncertain"] == "0"  # a bundle without calibration thresholds is never uncertain
     assert len(list(csv.DictReader(written["windows_csv"].open()))) == len(data["windows"])
     assert written["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -209,7 +209,7 @@ def test_batch_parts_written_before_the_columns_still_compact_with_nulls(tmp_pat
     assert files["arousal"].to_pylist() == [0.6, None]
     assert segments["dominance"].to_pylist() == [0.4, None]
     assert files.column_names.index("arousal") == files.column_names.index("share_angry") + 1
-    assert pq.read_table(tmp_path / SEGMENTS_TABLE).column_names[-3:] == list(DIMENSIONS)
+    assert pq.read_table(tmp_path / SEGMENTS_TABLE).column_names[-4:] == [*DIMENSIONS, "uncertain"]
 
 
 def test_websocket_events_carry_the_values(real, two_utterances):

@@ -306,3 +306,51 @@ def test_page_reads_a_token_given_later_in_the_address_fragment(server: str, tmp
             assert page.is_hidden("#banner")
         finally:
             browser.close()
+
+
+@pytest.fixture
+def unsure_server(tiny_bundle: Path, tmp_path: Path) -> Iterator[str]:
+    """The app serving a copy of the tiny bundle whose calibration thresholds call every answer uncertain."""
+    import json
+
+    folder = tmp_path / "unsure"
+    shutil.copytree(tiny_bundle, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc.update(format=2, features=doc.pop("frontend"), feature_options=doc.pop("frontend_options"), sample_rate=16000)
+    doc.update(preprocessing=doc.pop("audio_options"))
+    doc["calibration"] = {"method": "temperature", "temperature": 1.0, "thresholds": {"min_confidence": 1.0}}
+    (folder / "model.json").write_text(json.dumps(doc))
+    yield from serve(folder, None)
+
+
+def test_page_shows_uncertain_answers_greyed_with_a_mark_live_and_for_uploads(unsure_server: str, tmp_path: Path):
+    """Issue 17 item 3: the page says so where the model's calibration thresholds call an answer uncertain."""
+    executable = chromium_path()
+    sync_api = playwright_api()
+    wav = speech_wav(tmp_path / "mic.wav")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = launch(pw, executable, wav)
+        try:
+            page = open_page(browser, unsure_server, problems)
+            page.click("#start")
+            page.wait_for_function("() => Number(document.body.dataset.updates) >= 2", timeout=90_000)
+            label = page.locator("#emotion-label")
+            assert label.text_content().endswith("?") and label.text_content()[:-1] in EMOTIONS
+            assert "uncertain" in label.get_attribute("class") and label.get_attribute("title").startswith("uncertain")
+            assert "uncertain" in page.text_content("#emotion-confidence")
+            page.wait_for_function("() => document.querySelectorAll('#live-segments li').length >= 1", timeout=30_000)
+            chip = page.locator("#live-segments li").first
+            assert "?" in chip.text_content() and "uncertain" in chip.get_attribute("class")
+            page.click("#start")
+            page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=15_000)
+            page.set_input_files("#file", str(wav))
+            page.click("#analyse")
+            page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
+            stats = page.text_content("#stats")
+            assert "(uncertain)" in stats and "100% of speech" in stats
+            tags = page.eval_on_selector_all("#segment-table .tag", "els => els.map(e => [e.textContent, e.className])")
+            assert tags and all(text.endswith("?") and "uncertain" in cls for text, cls in tags), tags
+        finally:
+            browser.close()
+    assert not problems, problems

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import DEFAULT_MODEL, DIMENSIONS, ModelBundle, load_bundle, resolve_model
+from .calibration import Calibration
 from .conditioning import SAMPLE_RATE, prepare
 from .errors import ModelError
 from .features import build_features
@@ -264,8 +265,15 @@ class Recognizer:
         calibration = self.bundle.calibration
         return calibration.probabilities(logits) if calibration else softmax(np.asarray(logits, dtype=np.float64))
 
+    @property
+    def calibration(self) -> Calibration | None:
+        """The bundle's calibration (temperature and uncertainty thresholds); ``None`` for a bundle without one."""
+        return self.bundle.calibration
+
     def is_uncertain(self, probs: np.ndarray) -> bool:
-        """Whether one clip's shown probabilities ``(len(labels),)`` fall under the bundle's uncertainty thresholds."""
+        """Whether one clip's shown probabilities ``(len(labels),)`` fall under the bundle's uncertainty thresholds
+        (:meth:`Calibration.uncertain`; ``False`` without calibration): the one rule of every door, applied to
+        predictions, update and segment events and the recording's speech-time-weighted probabilities."""
         return self.bundle.calibration.uncertain(probs) if self.bundle.calibration else False
 
     def predict_preprocessed(self, samples: np.ndarray) -> Prediction:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import Calibration
 from .recognizer import dimension_fields
 from .streaming import SegmentEvent, UpdateEvent
 from .timeline import Timeline
@@ -69,8 +70,11 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
     time), ``probabilities`` (per label: :func:`speech_weighted`, empty without speech), ``dominant`` (the top of
     ``probabilities``, ``None`` without speech), ``top`` (the labels within :data:`MIXED_MARGIN` of it, best first:
     two or more mean a mixed recording), ``verdict`` (``"mostly angry"``, ``"mixed: angry / sad"`` or
-    ``"no speech"``), ``intense_moments`` (:func:`intense_moments`) and, for a model with them, ``arousal``,
-    ``valence``, ``dominance`` (:func:`speech_weighted_dimensions`; absent without speech).
+    ``"no speech"``), ``uncertain`` (``probabilities``, the answer ``predict`` gives, fall under the bundle's
+    calibration thresholds: :func:`recording_uncertain`; ``False`` without speech or calibration),
+    ``uncertain_share`` (0-1: share of speech time in segments flagged uncertain), ``intense_moments``
+    (:func:`intense_moments`) and, for a model with them, ``arousal``, ``valence``, ``dominance``
+    (:func:`speech_weighted_dimensions`; absent without speech).
     """
     speech = timeline.speech_s
     per_label = {label: 0.0 for label in timeline.labels}
@@ -83,6 +87,7 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         for label, p in sorted(probabilities.items(), key=lambda kv: -kv[1])
         if p >= max(probabilities.values()) - MIXED_MARGIN
     ]
+    uncertain_s = float(sum(s.duration for s in timeline.segments if s.uncertain))
     return {
         "duration_s": round(timeline.duration_s, 3),
         "speech_s": round(speech, 3),
@@ -95,8 +100,17 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         "dominant": top[0] if top else None,
         "top": top,
         "verdict": verdict(top),
+        "uncertain": recording_uncertain(weighted, timeline.calibration),
+        "uncertain_share": round(uncertain_s / speech, 4) if speech else 0.0,
         "intense_moments": intense_moments(timeline),
     }
+
+
+def recording_uncertain(probabilities: np.ndarray | None, calibration: Calibration | None) -> bool:
+    """Whether a recording's speech-time-weighted probabilities ``(labels,)`` (:func:`speech_weighted`; ``None``
+    without speech) fall under ``calibration``'s thresholds (:meth:`Calibration.uncertain`, the rule of
+    :meth:`Recognizer.is_uncertain`); ``False`` without speech or without calibration."""
+    return bool(probabilities is not None and calibration is not None and calibration.uncertain(probabilities))
 
 
 def verdict(top: Sequence[str]) -> str:
@@ -202,15 +216,21 @@ def write_csv(
     with_channel: bool = False,
     dimensions: tuple[str, ...] = (),
 ) -> Path:
-    """One row per segment or window: start, end, label, confidence, every probability and then the
-    ``dimensions`` (``arousal,valence,dominance`` for a model with them), first a ``channel`` column when
-    ``with_channel`` (split channels)."""
+    """One row per segment or window: start, end, label, confidence, ``uncertain`` (1: the bundle's calibration
+    thresholds call the answer uncertain, else 0), every probability and then the ``dimensions``
+    (``arousal,valence,dominance`` for a model with them); first a ``channel`` column when ``with_channel`` (split
+    channels)."""
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         channel = ["channel"] if with_channel else []
         writer.writerow(
-            [*channel, "start", "end", "label", "confidence", *(f"p_{label}" for label in labels), *dimensions]
+            [
+                *channel,
+                *("start", "end", "label", "confidence", "uncertain"),
+                *(f"p_{label}" for label in labels),
+                *dimensions,
+            ]
         )
         for item in items:
             writer.writerow(
@@ -220,6 +240,7 @@ def write_csv(
                     f"{item.end:.3f}",
                     item.label,
                     f"{item.confidence:.4f}",
+                    int(item.uncertain),
                     *(f"{p:.4f}" for p in item.probabilities),
                     *(f"{v:.4f}" for v in (() if item.dimensions is None else item.dimensions)[: len(dimensions)]),
                 ]

@@ -91,6 +91,9 @@ class UpdateEvent(LabelledProbabilities, ArrayFields):
     dimensions: np.ndarray | None = None
     """``(3,)`` float64 arousal, valence, dominance in [0, 1], smoothed like the probabilities (``None``: a model
     without them)."""
+    uncertain: bool = False
+    """The bundle's calibration thresholds call the (smoothed) answer uncertain (:meth:`Recognizer.is_uncertain` of
+    :attr:`probabilities`; always ``False`` for a bundle without thresholds)."""
 
     def __post_init__(self) -> None:
         _freeze(self)
@@ -106,6 +109,7 @@ class UpdateEvent(LabelledProbabilities, ArrayFields):
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
                 "probabilities": self.probabilities_dict(4),
+                "uncertain": self.uncertain,
                 **dimension_fields(self.dimensions, 4),
                 "latency_ms": round(self.latency_ms, 2),
             },
@@ -139,6 +143,9 @@ class SegmentEvent(LabelledProbabilities, ArrayFields):
     dimensions: np.ndarray | None = None
     """``(3,)`` float64 arousal, valence, dominance in [0, 1] of the whole segment (``None``: a model without
     them)."""
+    uncertain: bool = False
+    """The bundle's calibration thresholds call the segment's answer uncertain (:meth:`Recognizer.is_uncertain` of
+    :attr:`probabilities`; always ``False`` for a bundle without thresholds)."""
 
     def __post_init__(self) -> None:
         _freeze(self)
@@ -159,6 +166,7 @@ class SegmentEvent(LabelledProbabilities, ArrayFields):
                 "label": self.label,
                 "confidence": round(self.confidence, 4),
                 "probabilities": self.probabilities_dict(4),
+                "uncertain": self.uncertain,
                 **dimension_fields(self.dimensions, 4),
                 "windows": self.windows,
             },
@@ -588,6 +596,7 @@ class StreamingRecognizer:
                     windows=job.windows,
                     channel=self.channel,
                     dimensions=raw_dims,
+                    uncertain=self.recognizer.is_uncertain(raw),
                 )
             )
         return events
@@ -612,6 +621,7 @@ class StreamingRecognizer:
             latency_ms=latency_ms,
             channel=self.channel,
             dimensions=self._smoothed_dims,
+            uncertain=self.recognizer.is_uncertain(self._smoothed),
         )
 
 

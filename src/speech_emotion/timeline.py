@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from .calibration import Calibration
 from .decode import AudioSource, open_blocks
 from .recognizer import Recognizer
 from .streaming import SegmentEvent, StreamingRecognizer, StreamOptions, UpdateEvent, run_engines
@@ -51,7 +52,7 @@ class WindowTrack:
     """Window emotions stored compactly (about 50 bytes each: an hour of speech is ~0.4 MB).
 
     Behaves like a list of :class:`UpdateEvent` (``append``, ``len``, iteration, indexing);
-    ``starts``, ``ends``, ``probabilities`` and ``dimensions`` give the columns as arrays.
+    ``starts``, ``ends``, ``probabilities``, ``dimensions`` and ``uncertain`` give the columns as arrays.
     """
 
     def __init__(self, labels: tuple[str, ...], channel: int | None = None, dimensions: tuple[str, ...] = ()) -> None:
@@ -64,6 +65,7 @@ class WindowTrack:
         self._probs = np.zeros((64, len(labels)), dtype=np.float32)
         self._dims = np.zeros((64, len(dimensions)), dtype=np.float32)
         self._segment = np.zeros(64, dtype=np.int32)
+        self._uncertain = np.zeros(64, dtype=bool)
 
     def append(self, event: UpdateEvent) -> None:
         if self._n == len(self._times):
@@ -71,11 +73,13 @@ class WindowTrack:
             self._probs = np.concatenate([self._probs, np.zeros_like(self._probs)])
             self._dims = np.concatenate([self._dims, np.zeros_like(self._dims)])
             self._segment = np.concatenate([self._segment, np.zeros_like(self._segment)])
+            self._uncertain = np.concatenate([self._uncertain, np.zeros_like(self._uncertain)])
         self._times[self._n] = (event.start, event.end)
         self._probs[self._n] = event.probabilities  # in label order: the model's, as the events
         if self.dimension_names:
             self._dims[self._n] = event.dimensions
         self._segment[self._n] = event.segment
+        self._uncertain[self._n] = event.uncertain  # judged on the event's float64 probabilities, kept as given
         self._n += 1
 
     def __len__(self) -> int:
@@ -98,6 +102,7 @@ class WindowTrack:
             latency_ms=0.0,
             channel=self.channel,
             dimensions=self._dims[i] if self.dimension_names else None,
+            uncertain=bool(self._uncertain[i]),
         )
 
     def __iter__(self) -> Iterator[UpdateEvent]:
@@ -116,6 +121,11 @@ class WindowTrack:
     def probabilities(self) -> np.ndarray:
         """``(windows, labels)`` float32."""
         return self._probs[: self._n]
+
+    @property
+    def uncertain(self) -> np.ndarray:
+        """``(windows,)`` bool: the windows whose answer the bundle's calibration thresholds call uncertain."""
+        return self._uncertain[: self._n]
 
     @property
     def dimensions(self) -> np.ndarray:
@@ -141,6 +151,9 @@ class Timeline:
     """The input channel (0: the first) this timeline follows; ``None`` for the mix of all channels."""
     dimensions: tuple[str, ...] = ()
     """The model's continuous outputs (arousal, valence, dominance) the events carry; ``()`` without them."""
+    calibration: Calibration | None = None
+    """The bundle's calibration (:attr:`Recognizer.calibration`): its thresholds say whether the recording's
+    answer is uncertain (:func:`~speech_emotion.report.summarize`); ``None``: a bundle without one, never uncertain."""
 
     def __post_init__(self) -> None:
         if self.windows is None:
@@ -268,6 +281,7 @@ def _analyze(
             top_moments=options.top_moments,
             channel=c,
             dimensions=recognizer.dimensions,
+            calibration=recognizer.calibration,
         )
         for c in channels
     }

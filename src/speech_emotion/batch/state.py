@@ -47,7 +47,9 @@ OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
 
 def files_schema(labels: tuple[str, ...]) -> pa.Schema:
     """Per-file columns; ``share_<label>`` is the share of speech time per emotion. ``channel`` is empty on the
-    row of the whole file and 0, 1, ... on the rows of its channels (``--channels split``)."""
+    row of the whole file and 0, 1, ... on the rows of its channels (``--channels split``). ``uncertain`` and
+    ``uncertain_share`` (the summary's) come last, after the operational columns, so the columns before them keep
+    their order."""
     return pa.schema(
         [
             ("key", pa.string()),
@@ -69,12 +71,15 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("cpu_s", pa.float64()),
             ("worker", pa.string()),
             ("worker_rss_mb", pa.float64()),
+            ("uncertain", pa.bool_()),
+            ("uncertain_share", pa.float64()),
         ]
     )
 
 
 def segments_schema(labels: tuple[str, ...]) -> pa.Schema:
-    """Per-segment columns; ``prob_<label>`` is the segment's mean probability of each emotion."""
+    """Per-segment columns; ``prob_<label>`` is the segment's mean probability of each emotion; ``uncertain``
+    (last): the bundle's calibration thresholds call the segment's answer uncertain."""
     return pa.schema(
         [
             ("key", pa.string()),
@@ -86,6 +91,7 @@ def segments_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("confidence", pa.float64()),
             *((f"prob_{label}", pa.float64()) for label in labels),
             *((name, pa.float64()) for name in DIMENSIONS),
+            ("uncertain", pa.bool_()),
         ]
     )
 
@@ -105,12 +111,14 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
             part.update(verdict=c.verdict, n_segments=sum(s.channel == c.channel for s in r.segments))
             part.update({f"share_{label}": c.shares.get(label) for label in labels})
             part.update(_dimension_columns(c.dimensions))
+            part.update(uncertain=c.uncertain, uncertain_share=c.uncertain_share)
             file_rows.append(part)
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}
             seg.update(label=s.label, confidence=s.confidence)
             seg.update({f"prob_{label}": p for label, p in zip(labels, s.probabilities)})
             seg.update(_dimension_columns(s.dimensions))
+            seg["uncertain"] = s.uncertain
             segment_rows.append(seg)
     return _from_rows(file_rows, files_schema(labels)), _from_rows(segment_rows, segments_schema(labels))
 
@@ -122,7 +130,7 @@ def _dimension_columns(values: list[float] | None) -> dict[str, float | None]:
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` with ``schema``'s columns in its order: columns that parts written before them lack (``verdict``,
-    ``channel``, ``arousal``...) as nulls."""
+    ``channel``, ``arousal``, ``uncertain``...) as nulls."""
     for f in schema:
         if f.name not in table.column_names:
             table = table.append_column(f, pa.nulls(len(table), f.type))

@@ -44,6 +44,8 @@ class SegmentResult:
     """Input channel (0: the first) with ``--channels split``; ``None`` for the mix."""
     dimensions: list[float] | None = None
     """Arousal, valence, dominance in [0, 1]; ``None`` for a model without them."""
+    uncertain: bool = False
+    """The bundle's calibration thresholds call the segment's answer uncertain (the event's flag)."""
 
 
 @dataclass
@@ -57,6 +59,10 @@ class ChannelSummary:
     shares: dict[str, float]
     dimensions: list[float] | None = None
     """Speech-time-weighted arousal, valence, dominance of the channel (``None``: no speech or no such outputs)."""
+    uncertain: bool = False
+    """The summary's ``uncertain``: the channel's answer is under the bundle's calibration thresholds."""
+    uncertain_share: float = 0.0
+    """The summary's ``uncertain_share``: share of the channel's speech time in uncertain segments."""
 
 
 @dataclass
@@ -92,6 +98,11 @@ class FileResult:
     """``host:pid`` of the process that analysed the file."""
     worker_rss_mb: float = 0.0
     """Peak resident memory of that process so far."""
+    uncertain: bool | None = None
+    """The summary's ``uncertain`` (``predict``'s flag): the file's answer is under the bundle's calibration
+    thresholds; ``None`` for a failed file."""
+    uncertain_share: float | None = None
+    """The summary's ``uncertain_share``: share of speech time in segments flagged uncertain (0-1)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +166,8 @@ def _fail(result: FileResult, error: str) -> None:
     result.segments = []
     result.channels = []
     result.dimensions = None
+    result.uncertain = None
+    result.uncertain_share = None
 
 
 def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str = "mix") -> None:
@@ -181,8 +194,12 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.verdict = summary["verdict"]
     result.shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
     result.dimensions = _list(speech_weighted_dimensions(timeline.segments))
+    result.uncertain = summary["uncertain"]
+    result.uncertain_share = summary["uncertain_share"]
     result.segments = [
-        SegmentResult(s.start, s.end, s.label, s.confidence, s.probabilities.tolist(), s.channel, _list(s.dimensions))
+        SegmentResult(
+            s.start, s.end, s.label, s.confidence, s.probabilities.tolist(), s.channel, _list(s.dimensions), s.uncertain
+        )
         for s in segments
     ]
     result.notes = "; ".join(timeline.notes) or None
@@ -192,7 +209,16 @@ def _channel_summary(timeline: Any) -> ChannelSummary:
     summary = summarize(timeline)
     shares = {label: float(summary["emotion_share"][label]) for label in timeline.labels}
     dims = _list(speech_weighted_dimensions(timeline.segments))
-    return ChannelSummary(timeline.channel, timeline.speech_s, summary["dominant"], summary["verdict"], shares, dims)
+    return ChannelSummary(
+        timeline.channel,
+        timeline.speech_s,
+        summary["dominant"],
+        summary["verdict"],
+        shares,
+        dims,
+        summary["uncertain"],
+        summary["uncertain_share"],
+    )
 
 
 def _list(values: Any) -> list[float] | None:

@@ -27,7 +27,7 @@ from ..timeline import Timeline
 from ..words import plural
 from . import avd, plain
 from .stream import add_stream_options, stream_options
-from .summary import print_summary
+from .summary import UNCERTAIN_MARK, marked, print_summary
 
 LIST_HINT = "list input devices with `speech-emotion listen --list-devices`"
 
@@ -106,8 +106,11 @@ class LiveView:
         self.labels = labels
         self.current: UpdateEvent | None = None
         self.segments: deque[SegmentEvent] = deque(maxlen=history)
+        self.uncertain_seen = False
+        """Whether an uncertain answer was shown: the view then explains the ``?`` (once, below the segments)."""
 
     def update(self, event: Event) -> None:
+        self.uncertain_seen |= event.uncertain
         if isinstance(event, SegmentEvent):
             self.segments.appendleft(event)
         else:
@@ -138,19 +141,21 @@ class LiveView:
         if current is None:
             headline = Text("waiting for speech…", style="dim")
         else:
-            headline = Text(f"{current.label}  {current.confidence:.0%}", style="bold" + (" dim" if stale else ""))
+            dim = " dim" if stale or current.uncertain else ""  # an uncertain answer is shown greyed, with its "?"
+            headline = Text(f"{marked(current.label, current.uncertain)}  {current.confidence:.0%}", style="bold" + dim)
             if current.dimensions is not None:
                 headline.append(f"   arousal/valence/dominance {avd(current.dimensions)}", style="dim")
         history = Table.grid(padding=(0, 2))
         for seg in self.segments:
             history.add_row(
                 f"{seg.start:7.1f}-{seg.end:7.1f} s",
-                Text(seg.label, style=EMOTION_COLORS.get(seg.label, "white")),
+                Text(marked(seg.label, seg.uncertain), style=EMOTION_COLORS.get(seg.label, "white")),
                 f"{seg.confidence:.0%}",
                 avd(seg.dimensions),
             )
+        legend = [Text(UNCERTAIN_MARK, style="dim")] if self.uncertain_seen else []
         return Panel(
-            Group(status, Text(""), headline, bars, Text(""), Text("recent segments", style="dim"), history),
+            Group(status, Text(""), headline, bars, Text(""), Text("recent segments", style="dim"), history, *legend),
             title="speech-emotion listen",
             subtitle="Ctrl-C to stop",
         )
@@ -246,12 +251,16 @@ def run(args: argparse.Namespace) -> int:
                 handle(event)
         if save is not None:
             save.close()
-    _print_summary(console, segments, received / rate, dropped[0], recognizer.labels)
+    _print_summary(console, segments, received / rate, dropped[0], recognizer)
     return 0
 
 
-def _print_summary(console: Any, segments: list[SegmentEvent], seconds: float, dropped: int, labels: tuple) -> None:
-    timeline = Timeline("microphone", seconds, SAMPLE_RATE, "", labels, segments=segments)
+def _print_summary(
+    console: Any, segments: list[SegmentEvent], seconds: float, dropped: int, recognizer: Recognizer
+) -> None:
+    timeline = Timeline(
+        "microphone", seconds, SAMPLE_RATE, "", recognizer.labels, segments=segments, calibration=recognizer.calibration
+    )
     print_summary(timeline, console, moments=False)
     if dropped:
         console.print(f"[yellow]warning: {plural(dropped, 'audio block')} dropped (processing fell behind)[/]")

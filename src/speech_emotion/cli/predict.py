@@ -26,6 +26,7 @@ from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
 from . import add_channels_option, avd, plain, warn
 from .arguments import positive_int
+from .summary import UNCERTAIN_MARK, marked
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -151,10 +152,10 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
-        label = pred.label + (" ?" if pred.uncertain else "")
+        label = marked(pred.label, pred.uncertain)
         table.add_row(path, label, f"{pred.confidence:.0%}", second, speech, *([avd(pred.dimensions)] * dimensions))
     Console().print(table)
     if dimensions:
         print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
     if any(pred.uncertain for pred in predictions):
-        print("?: uncertain (confidence low or the top two close, by the model's calibration thresholds)")
+        print(UNCERTAIN_MARK)

@@ -33,7 +33,7 @@ from ..timeline import Timeline
 from ..words import plural
 from . import add_channels_option, avd, plain, warn
 from .arguments import positive_int
-from .summary import print_summary
+from .summary import UNCERTAIN_MARK, marked, print_summary
 
 
 def _window_seconds(text: str) -> float:
@@ -118,20 +118,24 @@ def _run(args: argparse.Namespace) -> int:
     channels: list[int | None] = list(range(blocks.channels)) if args.channels == "split" else [None]
     engines = [StreamingRecognizer(recognizer, options, channel=c, source=source) for c in channels]
     engines[0].warmup()
-    timelines = {c: Timeline(source, 0.0, sr, recognizer.name, recognizer.labels, channel=c) for c in channels}
+    timelines = {
+        c: Timeline(source, 0.0, sr, recognizer.name, recognizer.labels, channel=c, calibration=recognizer.calibration)
+        for c in channels
+    }
     fed = _Fed(blocks, sr, args.realtime)
     notes: tuple[str, ...] = ()
+    marked_any = False
     try:
         for item in run_engines(engines, fed, blocks.duration_s):
             if isinstance(item, StreamEnd):
                 notes = item.notes
             else:
-                _emit(item, args.jsonl, timelines[item.channel])
+                marked_any |= _emit(item, args.jsonl, timelines[item.channel])
     except KeyboardInterrupt:  # Ctrl-C while the engine was busy rather than waiting: close open speech all the same
         fed.interrupted = True
         for engine in engines:
             for event in engine.flush():
-                _emit(event, args.jsonl, timelines[event.channel])
+                marked_any |= _emit(event, args.jsonl, timelines[event.channel])
     seconds = fed.frames / sr
     for timeline in timelines.values():
         timeline.duration_s = seconds
@@ -142,6 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     if not any(t.segments for t in timelines.values()):
         print(NoSpeechError(source, seconds), file=sys.stderr)
     elif not args.jsonl:
+        if marked_any:  # the "?" of the lines above, said once
+            print(UNCERTAIN_MARK)
         print()
         for timeline in timelines.values():
             print_summary(timeline, moments=False)
@@ -175,21 +181,24 @@ def _avd(event: Event) -> str:
     return f"  A/V/D {avd(event.dimensions)}" if event.dimensions is not None else ""
 
 
-def _emit(event: Event, jsonl: bool, timeline: Timeline) -> None:
+def _emit(event: Event, jsonl: bool, timeline: Timeline) -> bool:
+    """Print ``event`` (and keep a segment in ``timeline``); whether its line carries the uncertain mark."""
     if isinstance(event, SegmentEvent):
         timeline.segments.append(event)
     who = f"ch{event.channel} " if event.channel is not None else ""
+    label = marked(event.label, event.uncertain)
     if jsonl:
         print(json.dumps(event.to_dict()), flush=True)
     elif isinstance(event, SegmentEvent):
         print(
             f"{who}segment {event.segment:3d}  {event.start:8.2f}-{event.end:8.2f} s  "
-            f"{event.label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')}){_avd(event)}",
+            f"{label:<9} {event.confidence:4.0%}  ({plural(event.windows, 'window')}){_avd(event)}",
             flush=True,
         )
     else:
         print(
-            f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {event.label:<9} {event.confidence:4.0%}"
+            f"{who}  update  {event.start:8.2f}-{event.end:8.2f} s  {label:<9} {event.confidence:4.0%}"
             f"  [{event.latency_ms:5.1f} ms]{_avd(event)}",
             flush=True,
         )
+    return event.uncertain and not jsonl

@@ -10,6 +10,16 @@ from ..timeline import Timeline
 from ..words import plural
 from . import avd
 
+UNCERTAIN_MARK = "?: uncertain (confidence low or the top two close, by the model's calibration thresholds)"
+"""The legend of the ``?`` after an uncertain label, printed once: ``predict``'s table, ``stream``'s and ``listen``'s
+live lines."""
+
+
+def marked(label: str, uncertain: bool) -> str:
+    """``label`` with the uncertain mark, as ``predict``'s table shows it: ``angry ?`` (``angry`` when the answer
+    is not uncertain)."""
+    return f"{label} ?" if uncertain else label
+
 
 def print_summary(timeline: Timeline, console: Any = None, moments: bool = True) -> dict[str, Any]:
     """Print the summary of ``timeline`` (a rich ``console``, default stdout) and return it."""
@@ -24,9 +34,17 @@ def print_summary(timeline: Timeline, console: Any = None, moments: bool = True)
         f"[bold]{escape(timeline.source)}[/]{channel}: {plural(summary['segments'], 'segment')}, "
         f"{summary['speech_s']:.1f} s of speech in {summary['duration_s']:.1f} s "
         f"({summary['speech_share']:.0%}); [bold]{summary['verdict']}[/]"
+        + (" (uncertain)" if summary["uncertain"] else "")
     )
+    if summary["uncertain"]:
+        console.print(
+            "(uncertain): the recording's answer is under the model's calibration thresholds "
+            "(confidence low or the top two close)"
+        )
     if not summary["segments"]:
         return summary
+    if summary["uncertain_share"] > 0:
+        console.print(f"uncertain segments: {summary['uncertain_share']:.0%} of the speech time")
     table = Table(show_header=True, header_style="bold", box=None)
     table.add_column("emotion")
     table.add_column("speech time", justify="right")

@@ -47,6 +47,6 @@ async def stream(websocket: WebSocket) -> None:
             "format": "pcm16",
             "limits": options.limits("idle_timeout_s", "max_stream_s", "max_frame_bytes"),
         }
-        await StreamSession(websocket, ctx.make_engine(), options, ctx.live, hello).run()
+        await StreamSession(websocket, ctx.make_engine(), options, ctx.live, hello, rec.calibration).run()
     finally:
         slots.release()

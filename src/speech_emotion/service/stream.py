@@ -25,9 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketState
 
+from ..calibration import Calibration
 from ..decode import MAX_SAMPLE_RATE as MAX_RATE
 from ..decode import MIN_SAMPLE_RATE as MIN_RATE
-from ..streaming import StreamEnd
+from ..report import summarize
+from ..streaming import SegmentEvent, StreamEnd
+from ..timeline import Timeline
 from .options import ServiceOptions
 from .scheduler import LiveScheduler
 
@@ -155,7 +158,11 @@ class StreamSession:
         options: ServiceOptions,
         scheduler: LiveScheduler,
         hello: dict[str, Any],
+        calibration: Calibration | None = None,
     ) -> None:
+        """``hello``: the ``ready`` message (its ``model`` and ``labels`` name the stream's timeline);
+        ``calibration``: the model's (:attr:`Recognizer.calibration`), whose thresholds say whether the stream's
+        answer in the ``end`` message is uncertain."""
         self.ws = websocket
         self.engine = engine
         self.options = options
@@ -170,6 +177,9 @@ class StreamSession:
         self.events = 0
         self.end: StreamEnd | None = None
         """What the engine says at the end of the stream (notes, speech found)."""
+        self.calibration = calibration
+        self.segments: list[SegmentEvent] = []
+        """The segment events sent, for the ``end`` message's summary (a few per minute of speech)."""
         self._pending = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
@@ -218,11 +228,34 @@ class StreamSession:
             "dropped_s": round(self.dropped / rate, 3),
             "events": self.events,
             **(
-                {"speech_s": round(self.end.speech_s, 3), "segments": self.end.segments, "notes": list(self.end.notes)}
+                {
+                    "speech_s": round(self.end.speech_s, 3),
+                    "segments": self.end.segments,
+                    "notes": list(self.end.notes),
+                    **self._verdict(),
+                }
                 if self.end is not None
                 else {}
             ),
         }
+
+    def _verdict(self) -> dict[str, Any]:
+        """The stream's ``dominant``, ``verdict``, ``uncertain`` and ``uncertain_share``: those of
+        :func:`~speech_emotion.report.summarize` over the segments sent, as ``stream`` and ``listen`` print them."""
+        labels = tuple(self.hello.get("labels", ()))
+        if not labels:
+            return {}
+        timeline = Timeline(
+            "<stream>",
+            self.received / self.format.sample_rate,
+            self.format.sample_rate,
+            str(self.hello.get("model", "")),
+            labels,
+            segments=self.segments,
+            calibration=self.calibration,
+        )
+        summary = summarize(timeline)
+        return {key: summary[key] for key in ("dominant", "verdict", "uncertain", "uncertain_share")}
 
     async def _read(self) -> str:
         """Receive messages until ``end`` (returns ``"end"``) or disconnect (``"gone"``)."""
@@ -371,6 +404,8 @@ class StreamSession:
         hop_s = self.scheduler.hop_s(self.engine)
         for event in events:
             self.events += 1
+            if isinstance(event, SegmentEvent):
+                self.segments.append(event)
             payload = event_dict(event)
             if payload.get("type") == "update" and hop_s is not None:
                 payload["hop_s"] = round(hop_s, 3)

@@ -25,6 +25,14 @@ const colorOf = (label, i = 0) => state.colors[label] || FALLBACK[i % FALLBACK.l
 const MIB = 1048576; // the upload limit, max_upload_mb, is in MiB (2^20 bytes): sizes are shown in the same unit
 const mib = (bytes) => `${(bytes / MIB).toFixed(1)} MiB`;
 const pct = (x) => `${Math.round(x * 100)}%`;
+// An answer the model's calibration thresholds call uncertain (events' and summaries' "uncertain": true) is shown
+// as "angry?", greyed, with this tooltip: the same flag as predict's "?" (docs/calibration.md)
+const UNCERTAIN = "uncertain: the model's confidence is low or its top two emotions are close (its calibration thresholds)";
+const marked = (label, uncertain) => (uncertain ? `${label}?` : label);
+function uncertainTip(el, uncertain, title = "") {
+  el.classList.toggle("uncertain", !!uncertain);
+  el.title = uncertain ? (title ? `${title} · ${UNCERTAIN}` : UNCERTAIN) : title;
+}
 const fmtTime = (s) => (s >= 60 ? `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}` : `${s.toFixed(1)} s`);
 
 // ---------------------------------------------------------------------------------------------- setup
@@ -252,9 +260,11 @@ function advance(t) {
 }
 
 function showCurrent(ev) {
-  $("emotion-label").textContent = ev.label;
-  $("emotion-label").style.color = colorOf(ev.label, state.labels.indexOf(ev.label));
-  $("emotion-confidence").textContent = `${pct(ev.confidence)} confident · ${fmtTime(ev.end)}`;
+  $("emotion-label").textContent = marked(ev.label, ev.uncertain);
+  $("emotion-label").style.color = ev.uncertain ? "" : colorOf(ev.label, state.labels.indexOf(ev.label));
+  uncertainTip($("emotion-label"), ev.uncertain);
+  const unsure = ev.uncertain ? " · uncertain" : "";
+  $("emotion-confidence").textContent = `${pct(ev.confidence)} confident${unsure} · ${fmtTime(ev.end)}`;
   $("emotion-swatch").style.background = colorOf(ev.label, state.labels.indexOf(ev.label));
   $("emotion-swatch").classList.add("on");
   const best = ev.label;
@@ -282,8 +292,8 @@ function setLevel(peak) {
 function addSegmentChip(seg) {
   const li = document.createElement("li");
   li.style.setProperty("--c", colorOf(seg.label, state.labels.indexOf(seg.label)));
-  li.textContent = `${seg.label} ${pct(seg.confidence)}`;
-  li.title = `${fmtTime(seg.start)} – ${fmtTime(seg.end)}`;
+  li.textContent = `${marked(seg.label, seg.uncertain)} ${pct(seg.confidence)}`;
+  uncertainTip(li, seg.uncertain, `${fmtTime(seg.start)} – ${fmtTime(seg.end)}`);
   const list = $("live-segments");
   list.prepend(li);
   while (list.children.length > 12) list.lastChild.remove();
@@ -542,8 +552,10 @@ function showTimeline(tl) {
     ["duration", fmtTime(tl.duration_s)],
     ["speech", `${fmtTime(s.speech_s)} (${pct(s.speech_share)})`],
     ["segments", String(s.segments)],
-    ["verdict", s.verdict], // "mostly X", "mixed: X / Y" or "no speech", as the API and the CLI say
+    // "mostly X", "mixed: X / Y" or "no speech", as the API and the CLI say, and "(uncertain)" as they do
+    ["verdict", s.uncertain ? `${s.verdict} (uncertain)` : s.verdict],
   ];
+  if (s.uncertain_share > 0) stats.push(["uncertain", `${pct(s.uncertain_share)} of speech`]);
   const box = $("stats");
   box.replaceChildren();
   for (const [k, v] of stats) {
@@ -553,9 +565,11 @@ function showTimeline(tl) {
     div.querySelector(".stat-k").textContent = k;
     div.querySelector(".stat-v").textContent = v;
     if (k === "verdict" && s.top && s.top.length === 1) {
-      div.querySelector(".stat-v").style.color = colorOf(s.dominant, tl.labels.indexOf(s.dominant));
+      if (!s.uncertain) div.querySelector(".stat-v").style.color = colorOf(s.dominant, tl.labels.indexOf(s.dominant));
       div.querySelector(".stat-v").classList.add("label");
     }
+    if (k === "verdict") uncertainTip(div.querySelector(".stat-v"), s.uncertain);
+    if (k === "uncertain") div.title = "share of the speech time in segments whose answer is uncertain";
     box.append(div);
   }
   showDims($("file-dims"), s); // the summary's speech-weighted arousal, valence, dominance
@@ -569,8 +583,9 @@ function showTimeline(tl) {
       tr.append(td);
     }
     tr.children[2].innerHTML = `<span class="tag"></span>`;
-    tr.children[2].firstChild.textContent = seg.label;
+    tr.children[2].firstChild.textContent = marked(seg.label, seg.uncertain);
     tr.children[2].firstChild.style.setProperty("--c", colorOf(seg.label, tl.labels.indexOf(seg.label)));
+    uncertainTip(tr.children[2].firstChild, seg.uncertain);
     tbody.append(tr);
   }
   document.body.dataset.analysed = "1";
