@@ -22,9 +22,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", default=None, help="only rows of this corpus")
     args = parser.parse_args()
-    corpus = load_corpora(args.data)
-    rows = np.arange(len(corpus)) if args.corpus is None else np.flatnonzero(corpus["corpus"] == args.corpus)
     store = PooledStore(PooledOptions(workers=args.workers))
+    corpus = load_corpora(args.data)
+    # as training does (drop_unusable): clips the preprocessing refuses leave the table first, so the babble
+    # voices drawn per speaker fold, and with them the cache keys, are those training asks for
+    usable = np.isfinite(store.stats(corpus, np.arange(len(corpus)), "clean")).all(axis=(1, 2, 3))
+    corpus = corpus[usable].reset_index(drop=True)
+    print(f"{int((~usable).sum())} clips the preprocessing refuses left out", flush=True)
+    rows = np.arange(len(corpus)) if args.corpus is None else np.flatnonzero(corpus["corpus"] == args.corpus)
     for variant in args.variants:
         print(f"{variant}: {len(rows)} clips", flush=True)
         store.stats(corpus, rows, variant)
