@@ -23,6 +23,7 @@ CALIBRATION = ("<!-- CALIBRATION:BEGIN -->", "<!-- CALIBRATION:END -->")
 AS_SHIPPED = "bundle-as-shipped"
 """The protocol of ``evaluate --model BUNDLE`` (a bundle scored without training)."""
 TRAINED_ON = {
+    "whisper-base-7corpora": ("ravdess", "ased", "emovo", "nemo", "es-students", "esd-0020", "emospeech-cmd"),
     "whisper-base-general": ("ravdess", "ased", "emovo"),
     "whisper-base-probe": ("ravdess",),
     "cnn-lstm": ("ravdess",),
@@ -130,9 +131,10 @@ def generalisation_table(results_dir: Path = ROOT / "results") -> str:
             else "-"
         )
         corpora = _training_corpora(d)
-        name = d.get("model", "") + (
-            f" (+ {', '.join(corpora)})" if corpora and d.get("protocol") != "leave-one-corpus-out" else ""
-        )
+        if d.get("protocol") == "leave-one-corpus-out":
+            name = f"{d.get('model', '')} ({len(d.get('folds', []))} corpora)"
+        else:
+            name = d.get("model", "") + (f" (+ {', '.join(corpora)})" if corpora else "")
         lines.append(
             f"| {name} | {d.get('protocol')} | {_pct(d, 'ua')} | " + " | ".join(cells) + f" | {live_cell} | {held} | "
             f"`{d.get('command', '')}` |"
