@@ -19,6 +19,7 @@ from speech_emotion.evaluation.calibration import choose_thresholds, fit_tempera
 from speech_emotion.evaluation.metrics import calibration_metrics, expected_calibration_error, reliability_bins
 from speech_emotion.recognizer import Recognizer, softmax
 from synth import emotion_clip, write_ravdess_corpus
+from tiny_model import calibrated_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,27 +94,9 @@ def test_leave_one_corpus_out_fits_without_the_corpus_it_scores():
     assert report["mean"]["after_ece"] < 0.05 < report["mean"]["before_ece"]
 
 
-def _calibrated_copy(tiny_bundle: Path, folder: Path, block: dict) -> Path:
-    shutil.copytree(tiny_bundle, folder)
-    doc = json.loads((folder / "model.json").read_text())
-    doc = {
-        "format": 2,
-        "name": doc["name"],
-        "labels": doc["labels"],
-        "sample_rate": 16000,
-        "features": doc["frontend"],
-        "feature_options": {},
-        "preprocessing": {},
-        "onnx": "model.onnx",
-        "calibration": block,
-    }
-    (folder / "model.json").write_text(json.dumps(doc))
-    return folder
-
-
 def test_a_bundle_with_a_temperature_gives_softened_probabilities_and_the_same_answer(tiny_bundle, tmp_path):
     block = {"method": "temperature", "temperature": 3.0, "fitted_on": ["x"], "thresholds": {"min_confidence": 0.99}}
-    calibrated = Recognizer.load(_calibrated_copy(tiny_bundle, tmp_path / "cal", block))
+    calibrated = Recognizer.load(calibrated_copy(tiny_bundle, tmp_path / "cal", block))
     plain = Recognizer.load(tiny_bundle)
     clip = emotion_clip("angry", seed=1)
     before, after = plain.predict(clip, 16000), calibrated.predict(clip, 16000)
@@ -158,7 +141,7 @@ def test_a_calibration_block_survives_write_and_read(tiny_bundle, tmp_path):
     ],
 )
 def test_an_invalid_calibration_block_is_one_model_error_line_naming_the_field(tiny_bundle, tmp_path, block, field):
-    folder = _calibrated_copy(tiny_bundle, tmp_path / "bad", block)
+    folder = calibrated_copy(tiny_bundle, tmp_path / "bad", block)
     with pytest.raises(ModelError) as info:
         read_bundle(folder)
     message = str(info.value)
@@ -252,7 +235,7 @@ def test_predict_says_uncertain_in_its_json_and_table(tiny_bundle, tmp_path, cap
     import soundfile as sf
 
     block = {"method": "temperature", "temperature": 2.0, "thresholds": {"min_confidence": 0.99}}
-    unsure = _calibrated_copy(tiny_bundle, tmp_path / "unsure", block)
+    unsure = calibrated_copy(tiny_bundle, tmp_path / "unsure", block)
     wav = tmp_path / "x.wav"
     sf.write(wav, emotion_clip("happy", seed=4), 16000)
     assert main(["predict", str(wav), "--model", str(unsure), "--json"]) == 0
@@ -338,7 +321,7 @@ def test_the_service_says_uncertain_as_predict_does(tiny_bundle, tmp_path):
     from speech_emotion.service.options import ServiceOptions
 
     block = {"method": "temperature", "temperature": 2.0, "thresholds": {"min_confidence": 0.99}}
-    unsure = Recognizer.load(_calibrated_copy(tiny_bundle, tmp_path / "unsure", block))
+    unsure = Recognizer.load(calibrated_copy(tiny_bundle, tmp_path / "unsure", block))
     buffer = io.BytesIO()
     sf.write(buffer, emotion_clip("sad", seed=5), 16000, format="WAV")
     with TestClient(create_app(ServiceOptions(warmup=False, allowed_hosts=["testserver"]), unsure)) as client:

@@ -26,27 +26,16 @@ from speech_emotion.service.options import ServiceOptions
 from speech_emotion.streaming import SegmentEvent, UpdateEvent
 from speech_emotion.timeline import WindowTrack, analyze_file
 from stream_synth import bursts
+from tiny_model import calibrated_copy
 
 RATE = 16000
 
 
 def _calibrated(tiny_bundle: Path, folder: Path, thresholds: dict[str, float], temperature: float = 1.0) -> Path:
-    """A copy of the tiny bundle with a ``calibration`` block (as tests/test_calibration.py writes one)."""
-    shutil.copytree(tiny_bundle, folder)
-    doc = json.loads((folder / "model.json").read_text())
-    doc = {
-        "format": 2,
-        "name": doc["name"],
-        "labels": doc["labels"],
-        "sample_rate": RATE,
-        "features": doc["frontend"],
-        "feature_options": {},
-        "preprocessing": {},
-        "onnx": "model.onnx",
-        "calibration": {"method": "temperature", "temperature": temperature, "thresholds": thresholds},
-    }
-    (folder / "model.json").write_text(json.dumps(doc))
-    return folder
+    """A copy of the tiny bundle with a ``calibration`` block of these thresholds and temperature."""
+    return calibrated_copy(
+        tiny_bundle, folder, {"method": "temperature", "temperature": temperature, "thresholds": thresholds}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -55,3 +55,24 @@ def write_tiny_bundle(folder: Path, seed: int = 0, batch: bool = False) -> Path:
         )
     )
     return folder
+
+
+def calibrated_copy(tiny_bundle: Path, folder: Path, block: dict) -> Path:
+    """A copy of the tiny bundle in ``folder`` whose ``model.json`` (format 2) carries the ``calibration`` ``block``."""
+    import shutil
+
+    shutil.copytree(tiny_bundle, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc = {
+        "format": 2,
+        "name": doc["name"],
+        "labels": doc["labels"],
+        "sample_rate": 16000,
+        "features": doc["frontend"],
+        "feature_options": {},
+        "preprocessing": {},
+        "onnx": "model.onnx",
+        "calibration": block,
+    }
+    (folder / "model.json").write_text(json.dumps(doc))
+    return folder
