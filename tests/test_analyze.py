@@ -137,7 +137,10 @@ def test_stream_command_jsonl(monkeypatch, recording, tiny_bundle, capsys):
     assert run_cli(monkeypatch, ["stream", str(path), "--model", str(tiny_bundle), "--jsonl"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["type"] for e in events].count("segment") == len(truth)
-    assert all(e["type"] in ("update", "segment") for e in events)
+    assert all(e["type"] in ("update", "segment") for e in events[:-1])
+    end = events[-1]  # the recording's answer last, as the WebSocket's end message
+    assert end["type"] == "end" and end["segments"] == len(truth) and end["verdict"].startswith(("mostly", "mixed"))
+    assert end["uncertain"] is False and end["uncertain_share"] == 0.0  # the tiny bundle has no calibration
 
 
 def test_stream_command_realtime_paces_the_file(monkeypatch, tiny_bundle, tmp_path, capsys):

@@ -41,9 +41,7 @@ def json_lines(text: str) -> list[dict]:
 # -- item 4: machine use of predict ------------------------------------------------------------------------------
 
 
-def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unreadable(
-    tiny_bundle, tmp_path, capsys
-):
+def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unreadable(tiny_bundle, tmp_path, capsys):
     speech, quiet, broken = tmp_path / "speech.wav", tmp_path / "quiet.wav", tmp_path / "broken.wav"
     speech.write_bytes(wav(talk()))
     quiet.write_bytes(wav(silence(2.0)))
@@ -157,9 +155,10 @@ def test_batch_resumed_with_another_bundle_of_the_same_name_is_refused_in_one_li
     from tiny_model import write_tiny_bundle
 
     first, second = write_tiny_bundle(tmp_path / "m1", seed=0), write_tiny_bundle(tmp_path / "m2", seed=1)
-    assert json.loads((first / "model.json").read_text())["name"] == json.loads((second / "model.json").read_text())[
-        "name"
-    ]
+    assert (
+        json.loads((first / "model.json").read_text())["name"]
+        == json.loads((second / "model.json").read_text())["name"]
+    )
     clip = tmp_path / "in" / "a.wav"
     clip.parent.mkdir()
     clip.write_bytes(wav(talk()))

@@ -95,8 +95,9 @@ def test_stream_events_carry_the_flag_and_the_text_marks_it_once_explained(bundl
     expected = EXPECTED[kind]
     assert main(["stream", str(recording), "--model", str(bundles[kind]), "--jsonl"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {e["type"] for e in events} == {"update", "segment"}
-    assert {e["uncertain"] for e in events} == {expected}
+    assert {e["type"] for e in events[:-1]} == {"update", "segment"} and events[-1]["type"] == "end"
+    assert {e["uncertain"] for e in events} == {expected}  # the end line: the recording's answer, predict's flag
+    assert events[-1]["uncertain"] is _predict_json(bundles[kind], recording, capsys)["uncertain"]
     assert main(["stream", str(recording), "--model", str(bundles[kind])]) == 0
     text = capsys.readouterr().out
     lines = [line for line in text.splitlines() if "update" in line or "segment " in line]
@@ -200,6 +201,19 @@ def test_the_service_says_so_in_every_route(bundles, recording, capsys, kind):
     assert predicted.json()["uncertain"] is summary["uncertain"] is expected
     assert predicted.json()["uncertain"] is _predict_json(bundles[kind], recording, capsys)["uncertain"]
     assert {s["uncertain"] for s in analysed.json()["segments"] + analysed.json()["windows"]} == {expected}
+
+
+@pytest.mark.parametrize("kind", ["unsure", "sure"])
+def test_each_channel_of_a_split_upload_carries_its_flag(bundles, recording, tmp_path, kind):
+    audio, _ = sf.read(recording, dtype="float32")
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.stack([audio, audio[::-1]], axis=1), RATE)
+    with _client(bundles[kind]) as client:
+        answer = client.post(
+            "/v1/predict?channels=split", files={"file": ("s.wav", stereo.read_bytes(), "audio/wav")}
+        ).json()
+    spoken = [c for c in answer["channels"] if c["status"] == "ok"]
+    assert spoken and {c["uncertain"] for c in spoken} == {EXPECTED[kind]}
 
 
 def test_segment_events_built_by_hand_default_to_certain():

@@ -35,6 +35,9 @@ CALM_LABELS = ("neutral", "calm")
 """Labels that do not count towards a moment's intensity."""
 
 
+VERDICT_KEYS = ("dominant", "verdict", "uncertain", "uncertain_share")
+"""The keys of :func:`summarize` a stream's last message carries (``stream --jsonl``'s and the WebSocket's ``end``)."""
+
 MIXED_MARGIN = 0.05
 """Emotions whose speech-time-weighted probability is within this of the top one share the verdict ("mixed")."""
 

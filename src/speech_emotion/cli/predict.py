@@ -5,7 +5,9 @@ Each speech segment is classified once as a whole (one utterance: as one clip) a
 the speech-time-weighted mean of the segments' probabilities. The answer says how many seconds of speech it rests on; a
 file without speech is reported as such ("no speech detected"; an answer, not an error). --json prints one
 object per file, with "status" ok, no_speech or failed. A model with dimensions (the default) also gives arousal,
-valence and dominance, each 0-1 (0.5 = neutral): the A/V/D column, or top-level keys in the JSON.
+valence and dominance, each 0-1 (0.5 = neutral): the A/V/D column, or top-level keys in the JSON. A calibrated
+model (the default) marks an answer it should not be trusted on: "?" after the emotion, "uncertain": true in the
+JSON (its confidence is under the model's threshold or the runner-up is close; see the model card).
 --channels split (a call with each party on its own channel) adds each channel's answer: rows "FILE (channel N)"
 after the whole call's, or "channels" in the JSON.
 Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.

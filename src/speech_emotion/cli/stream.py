@@ -2,7 +2,8 @@
 
 The way to demo live recognition without a microphone: --realtime plays the file at its own
 pace and prints events as they would arrive live (Ctrl-C stops it and prints the summary);
---jsonl prints one JSON event per line.
+--jsonl prints one JSON event per line, then per channel an "end" line with the recording's answer (dominant,
+verdict, uncertain, uncertain_share: those of the summary).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..decode import open_blocks
 from ..recognizer import Recognizer
+from ..report import VERDICT_KEYS, summarize
 from ..streaming import (
     MIN_HOP_S,
     Event,
@@ -143,6 +145,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"interrupted after {seconds:.1f} s", file=sys.stderr)
     elif notes:
         warn(args.file, list(notes))
+    if args.jsonl:  # the last line per channel: the recording's answer, as the WebSocket's end message gives it
+        for timeline in timelines.values():
+            summary = summarize(timeline)
+            channel = {} if timeline.channel is None else {"channel": timeline.channel}
+            fields = ("duration_s", "speech_s", "segments", *VERDICT_KEYS)
+            print(json.dumps({"type": "end", **channel, **{k: summary[k] for k in fields}, "notes": list(notes)}))
     if not any(t.segments for t in timelines.values()):
         print(NoSpeechError(source, seconds), file=sys.stderr)
     elif not args.jsonl:

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from ..calibration import Calibration
 from ..decode import MAX_SAMPLE_RATE as MAX_RATE
 from ..decode import MIN_SAMPLE_RATE as MIN_RATE
-from ..report import summarize
+from ..report import VERDICT_KEYS, summarize
 from ..streaming import SegmentEvent, StreamEnd
 from ..timeline import Timeline
 from .options import ServiceOptions
@@ -255,7 +255,7 @@ class StreamSession:
             calibration=self.calibration,
         )
         summary = summarize(timeline)
-        return {key: summary[key] for key in ("dominant", "verdict", "uncertain", "uncertain_share")}
+        return {key: summary[key] for key in VERDICT_KEYS}
 
     async def _read(self) -> str:
         """Receive messages until ``end`` (returns ``"end"``) or disconnect (``"gone"``)."""

@@ -41,6 +41,8 @@ class ChannelPredictionOut(BaseModel):
     notes: list[str]
     error: str | None = None
     message: str | None = None
+    uncertain: bool | None = None
+    """The model's calibration thresholds call this channel's answer uncertain (``None`` for ``no_speech``)."""
     arousal: float | None = None
     valence: float | None = None
     dominance: float | None = None
