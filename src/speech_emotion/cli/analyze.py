@@ -2,7 +2,8 @@
 
 For each file: speech segments and their emotions as JSON and CSV, a PNG plot of emotion over
 time, and a summary (share of speech time per emotion, the most intense moments). Files are
-read in blocks, so memory does not grow with their length.
+read in blocks, so memory does not grow with their length. A calibrated model (the default) flags answers it
+should not be trusted on: "uncertain" in the JSON and CSV, "(uncertain)" after the summary's verdict.
 """
 
 from __future__ import annotations
