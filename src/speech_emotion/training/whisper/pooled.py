@@ -152,7 +152,8 @@ def _compute(job: tuple[str, str, Variant, PooledOptions]) -> np.ndarray:
 
 def _statistics(path: str, digest: str, variant: Variant, options: PooledOptions) -> np.ndarray:
     """The statistics of one variant, or NaN everywhere for a clip the preprocessing refuses (too short, silent):
-    as deterministic as the statistics themselves, so it is cached too; :func:`usable_rows` leaves such clips out."""
+    as deterministic as the statistics themselves, so it is cached too; :func:`..recipes.drop_unusable` leaves
+    such clips out."""
     try:
         return pooled_states(variant_audio(path, digest, variant, options), options)
     except AudioError:
