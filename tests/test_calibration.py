@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scripts_loader import load_script
 from speech_emotion.bundle import read_bundle
 from speech_emotion.calibration import Calibration
 from speech_emotion.cli.main import main
@@ -266,11 +266,7 @@ def test_leave_one_corpus_out_reports_calibration_per_held_out_corpus(two_corpor
 
 
 def _calibrate_script():
-    spec = importlib.util.spec_from_file_location("calibrate_bundle", ROOT / "scripts" / "calibrate_bundle.py")
-    script = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(script)
-    return script
+    return load_script("calibrate_bundle")
 
 
 def test_a_leave_one_corpus_out_run_gives_the_held_out_logits_a_calibration_is_fitted_on(tmp_path):
