@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,45 @@ def test_a_wider_hop_classifies_fewer_windows_of_the_same_grid_and_keeps_the_seg
         [dataclasses.replace(e, windows=0) for e in wide_segments],
         [dataclasses.replace(e, windows=0) for e in segments],
     )
+
+
+class _Meeting:
+    """A stand-in engine whose ``feed`` returns only once two feeds run at the same time (on two threads)."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def feed(self, audio: np.ndarray, rate: int) -> list[str]:
+        self.barrier.wait(timeout=10)
+        return [threading.current_thread().name]
+
+
+def test_two_free_threads_split_the_waiting_streams_and_run_at_the_same_time() -> None:
+    """One thread taking every waiting stream would run them one after the other and leave the other core idle:
+    the two feeds below meet at a barrier only if two threads run them at once."""
+    scheduler = LiveScheduler(workers=2)
+    barrier = threading.Barrier(2)
+    silence = np.zeros(CHUNK, np.float32)
+
+    async def both() -> list[list[str]]:
+        return list(await asyncio.gather(*(scheduler.feed(_Meeting(barrier), silence, 16000) for _ in range(2))))
+
+    try:
+        served = asyncio.run(both())
+    finally:
+        scheduler.stop()
+    assert not barrier.broken
+    assert {names[0] for names in served} == {"se-live-0", "se-live-1"}
+
+
+def test_a_free_thread_takes_its_share_of_the_waiting_requests_oldest_first() -> None:
+    scheduler = LiveScheduler(workers=3)
+    waiting = [object() for _ in range(7)]
+    scheduler._pending.extend(waiting)  # type: ignore[arg-type]
+    scheduler._idle = 2  # two other threads wait
+    assert scheduler._take() == waiting[:3]  # ceil(7 / 3)
+    scheduler._idle = 0  # the others are busy: all that wait
+    assert scheduler._take() == waiting[3:]
 
 
 def test_the_scheduler_widens_the_hop_when_streams_wait_and_narrows_it_when_they_do_not() -> None:

@@ -2,14 +2,15 @@
 WebSocket stream.
 
 Each :class:`~speech_emotion.service.stream.StreamSession` hands its received audio to :meth:`LiveScheduler.feed`
-and awaits the events. A free scheduler thread takes every request waiting at that moment and runs them as one step
-of all those streams (:func:`~speech_emotion.streaming.step_engines`): the speech detector scores the frames of all
-streams in a few batched calls, and the windows and segments due in all streams go to the model together, in one
-ONNX Runtime call per input shape when the graph takes a batch. There is no fixed tick and no waiting for a batch
-to fill: while one step runs the next requests queue for the next free thread, so a quiet server answers at once
-and a busy one batches more, and no step is a barrier every stream waits on. Every stream has at most one request
-in flight (its session awaits it), and each step serves every waiting stream once, in arrival order, so a busy
-stream cannot starve the others.
+and awaits the events. A free scheduler thread takes its share of the requests waiting at that moment (all of them
+divided by the free threads, the oldest first; the next free thread is woken for the rest) and runs them as one step
+of those streams (:func:`~speech_emotion.streaming.step_engines`): the speech detector scores the frames of all of
+them in a few batched calls, and the windows and segments due go to the model together, in one ONNX Runtime call
+per input shape when the graph takes a batch. There is no fixed tick and no waiting for a batch to fill: a quiet
+server answers at once, a busy one batches more, every core runs a step when there is work for it (one thread
+taking all the waiting streams would leave the other cores idle while those streams' next requests wait for it),
+and no step is a barrier every stream waits on. Every stream has at most one request in flight (its session awaits
+it), and requests are served in arrival order, so a busy stream cannot starve the others.
 
 Under load the scheduler widens the update hop (every 2nd, then 4th window of the ``hop_s`` grid, up to
 ``max_hop_s``) when requests have waited longer than ``widen_after_s``, and narrows it again once they wait less
@@ -22,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
+import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +84,11 @@ class LiveScheduler:
         self.steps = 0
         """Steps run so far (each serves every stream that was waiting)."""
         self._changed = time.monotonic()
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._pending: deque[_Request] = deque()
+        self._ready = threading.Condition()
+        self._idle = 0
+        """Threads waiting for requests (guarded by ``_ready``)."""
+        self._stopping = False
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._adapt_lock = threading.Lock()
@@ -90,6 +96,7 @@ class LiveScheduler:
     def start(self) -> None:
         """Start the scheduler's thread (idempotent)."""
         if not self._threads:
+            self._stopping = False
             self._threads = [
                 threading.Thread(target=self._run, name=f"se-live-{i}", daemon=True) for i in range(self.workers)
             ]
@@ -102,8 +109,9 @@ class LiveScheduler:
             self._stop()
 
     def _stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
@@ -123,7 +131,9 @@ class LiveScheduler:
             self.start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Request(engine, audio, rate, loop, future, time.monotonic()))
+        with self._ready:
+            self._pending.append(_Request(engine, audio, rate, loop, future, time.monotonic()))
+            self._ready.notify()
         return await future
 
     def hop_s(self, engine: Any) -> float | None:
@@ -134,24 +144,26 @@ class LiveScheduler:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # for this thread after this step (or another thread)
-                    break
-                batch.append(item)
+        while (batch := self._take()) is not None:
             with self._adapt_lock:
-                self._adapt(time.monotonic() - min(r.submitted for r in batch))
+                self._adapt(time.monotonic() - batch[0].submitted)
                 self.steps += 1
             self._step(batch)
+
+    def _take(self) -> list[_Request] | None:
+        """The next step's requests: this thread's share of those waiting (``None``: stop, nothing left)."""
+        with self._ready:
+            self._idle += 1
+            while not self._pending and not self._stopping:
+                self._ready.wait()
+            self._idle -= 1
+            if not self._pending:
+                return None
+            share = math.ceil(len(self._pending) / (self._idle + 1))
+            batch = [self._pending.popleft() for _ in range(share)]
+            if self._pending:
+                self._ready.notify()  # another free thread takes the rest now
+            return batch
 
     def _adapt(self, waited_s: float) -> None:
         """Widen the hop when requests wait too long, narrow it when they have not for a while."""
