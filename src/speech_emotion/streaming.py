@@ -338,7 +338,8 @@ class StreamingRecognizer:
         self.labels = recognizer.labels
         self.hop_stride = 1
         """Classify every ``hop_stride``-th window of the ``hop_s`` grid (1: all). A server under load widens the
-        hop this way (and says so); segment events do not change."""
+        hop this way (and says so); a segment's closing window is then left out too (the segment event, sent at
+        the same moment, is the answer for that speech); segment events do not change."""
         self._window_opts = dataclasses.replace(
             recognizer.preprocessing, trim=False, min_duration_s=0.0
         )  # windows come from the conditioned (resampled, high-passed) stream
@@ -546,7 +547,8 @@ class StreamingRecognizer:
         if end - seg.start < self._min_seg:
             return []
         jobs: list[_Job] = []
-        if self.windows and (seg.last_end is None or end - seg.last_end >= self._hop // 2):
+        closing = seg.last_end is None or end - seg.last_end >= self._hop // 2
+        if self.windows and closing and self.hop_stride == 1:
             jobs.append(self._window(seg, max(seg.start, end - self._win), end))
         self._segments_done += 1
         self._speech += end - seg.start
