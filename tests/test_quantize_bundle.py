@@ -94,3 +94,19 @@ def test_static_int8_rows_of_a_batch_equal_single_runs(qb, float_model, tmp_path
     for i in range(8):
         one_logits, one_dims = qb.run(session, x[i : i + 1])
         assert np.abs(logits[i] - one_logits[0]).max() < 1e-4 and np.abs(dims[i] - one_dims[0]).max() < 1e-5
+
+
+def test_a_graph_without_a_dimensional_head_is_run_and_checked(qb, float_model, tmp_path: Path) -> None:  # noqa: ANN001
+    """The models of evaluate's folds have no dimensional head: the script still runs and checks them."""
+    model = onnx.ModelProto()
+    model.CopyFrom(float_model)
+    kept = [o for o in model.graph.output if o.name != "dimensions"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    path = tmp_path / "no-dimensions.onnx"
+    onnx.save(model, str(path))
+    logits, dims = qb.run(qb.session(path), windows(2, 200))
+    assert logits.shape[0] == 2 and dims.shape == (2, 0)
+    result = qb.checks(path, path, [(f"clip{i}#window0", windows(1, 200, seed=i)) for i in range(16)])
+    assert result["vs_shipped"]["logits_max_abs_diff"] == 0.0
+    assert result["batch16_vs_batch1"]["windows"] == 16 and result["batch16_vs_batch1"]["max_abs_diff"] < 1e-4
