@@ -13,7 +13,7 @@ labels used, as for the shipped model; they may include a fold's test speakers (
     python scripts/int8_folds.py --run ../runs/gen7/general-actor-6fold --data ../shared/data/ravdess \\
         --calibration ../shared/data/ravdess ../shared/data/ased ../shared/data/emovo ../corpora/nemo \\
         ../corpora/es-students ../corpora/esd-0020 ../corpora/emospeech-cmd --calibration-clips 60 \\
-        --live --out ../runs/s25/int8-folds --report results/whisper-base-general-7corpora-actor-6fold-int8.json
+        --live --out ../runs/s25/int8-folds --report results/int8/whisper-base-7corpora-actor-6fold.json
 """
 
 from __future__ import annotations
