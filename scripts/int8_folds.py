@@ -55,6 +55,7 @@ def main() -> int:
     p.add_argument("--calibration", nargs="+", required=True, help="corpus folders for the static activation ranges")
     p.add_argument("--calibration-clips", type=int, default=60, help="clips per calibration corpus (default 60)")
     p.add_argument("--live", action="store_true", help="also score the live path with each fold's int8 model")
+    p.add_argument("--bias-correct", action="store_true", help="quantize with quantize_bundle.py --bias-correct")
     p.add_argument("--out", type=Path, required=True, help="folder for the int8 fold models")
     p.add_argument("--report", type=Path, help="write the figures here as JSON")
     args = p.parse_args()
@@ -70,7 +71,7 @@ def main() -> int:
         subprocess.run(
             [sys.executable, str(QUANTIZE), "--model", str(work), "--mode", "static", "--conv", "--out", str(static),
              "--calibration", *args.calibration, "--calibration-clips", str(args.calibration_clips),
-             "--check", args.data, "--check-clips", "80"],
+             "--check", args.data, "--check-clips", "80", *(["--bias-correct"] if args.bias_correct else [])],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         ours = float_predictions[float_predictions["fold"] == fold].set_index("path")

@@ -110,3 +110,18 @@ def test_a_graph_without_a_dimensional_head_is_run_and_checked(qb, float_model, 
     result = qb.checks(path, path, [(f"clip{i}#window0", windows(1, 200, seed=i)) for i in range(16)])
     assert result["vs_shipped"]["logits_max_abs_diff"] == 0.0
     assert result["batch16_vs_batch1"]["windows"] == 16 and result["batch16_vs_batch1"]["max_abs_diff"] < 1e-4
+
+
+def test_bias_correction_brings_the_int8_answers_closer_to_the_float_graph(qb, float_model, tmp_path: Path) -> None:  # noqa: ANN001
+    model = qb.convs_as_matmuls(float_model)
+    float_path = tmp_path / "float.onnx"
+    onnx.save(model, str(float_path))
+    int8_path = tmp_path / "int8.onnx"
+    qb.quantize("static", float_path, int8_path, [windows(1, 200, seed=s) for s in range(6)], percentile=99.999)
+    held_out = windows(6, 200, seed=50)
+    exact = qb.run(qb.session(float_path), held_out)[0]
+    before = np.abs(qb.run(qb.session(int8_path), held_out)[0] - exact).mean()
+    done = qb.correct_bias(float_path, int8_path, [windows(1, 200, seed=s) for s in range(10, 22)])
+    after = np.abs(qb.run(qb.session(int8_path), held_out)[0] - exact).mean()
+    assert done["mean_abs_error_after"] < done["mean_abs_error_before"] and after < before
+    assert "linear.bias" in done["method"] and "dimensions.bias" in done["method"]
