@@ -184,6 +184,8 @@ class StreamSession:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
         self._last_drop_notice = 0.0
+        self._dropped_noticed = 0
+        """Dropped samples the last ``audio_dropped`` warning counted (the warnings are at most one a second)."""
         self._last_status: tuple[bool, float] | None = None
         self.live = False
         """Live mode drops audio the server is too far behind on (reported); otherwise reading pauses."""
@@ -286,6 +288,7 @@ class StreamSession:
                 self._on_audio(data)
                 last_audio = loop.time()
             elif text is not None and self._on_text(text):
+                self._notice_drops()
                 await self._queue.put(_END)
                 return "end"
 
@@ -326,22 +329,29 @@ class StreamSession:
         backlog = self.options.max_backlog_s * rate
         if self.live and self._pending + samples.size > backlog:
             self.dropped += samples.size
-            now = time.monotonic()
-            if now - self._last_drop_notice >= 1.0:
-                self._last_drop_notice = now
-                self._queue.put_nowait(
-                    {
-                        "type": "warning",
-                        "warning": "audio_dropped",
-                        "message": "the server is behind: audio was dropped",
-                        "dropped_s": round(self.dropped / rate, 3),
-                    }
-                )
+            if time.monotonic() - self._last_drop_notice >= 1.0:
+                self._notice_drops()
             return
+        self._notice_drops()  # drops since the last warning (sent within its second) are told before new audio
         self._pending += samples.size
         if self._pending > backlog:
             self._drained.clear()
         self._queue.put_nowait(samples)
+
+    def _notice_drops(self) -> None:
+        """Queue an ``audio_dropped`` warning with the stream's total dropped so far, if it grew since the last one:
+        the warnings' last ``dropped_s`` is always the ``end`` message's."""
+        if self.dropped == self._dropped_noticed:
+            return
+        self._last_drop_notice, self._dropped_noticed = time.monotonic(), self.dropped
+        self._queue.put_nowait(
+            {
+                "type": "warning",
+                "warning": "audio_dropped",
+                "message": "the server is behind: audio was dropped",
+                "dropped_s": round(self.dropped / self.format.sample_rate, 3),
+            }
+        )
 
     async def _work(self) -> None:
         """Feed queued audio to the engine through the scheduler, joining whatever has piled up."""
