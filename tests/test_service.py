@@ -347,5 +347,5 @@ def test_serve_cli_prints_the_page_address(
     assert main(["serve", "--model", str(tiny_bundle), "--port", "8123"]) == 0
     assert "open http://127.0.0.1:8123/" in capsys.readouterr().out
     assert ran["config"].host == "127.0.0.1"
-    assert main(["serve", "--model", str(tiny_bundle), "--host", "0.0.0.0"]) == 1
+    assert main(["serve", "--model", str(tiny_bundle), "--host", "0.0.0.0"]) == 2
     assert "token" in capsys.readouterr().err

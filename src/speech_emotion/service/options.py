@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..decode import MAX_DECODED_SAMPLES
-from ..errors import SpeechEmotionError
+from ..errors import UsageError
 
 
-class ServiceConfigError(SpeechEmotionError):
-    """Service settings that would be unsafe or cannot work."""
+class ServiceConfigError(UsageError):
+    """Service settings that would be unsafe or cannot work (a usage error: the CLI exits 2)."""
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
