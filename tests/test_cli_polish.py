@@ -116,6 +116,15 @@ def test_predict_table_keeps_long_file_names_whole_at_80_columns(tiny_bundle, tm
     assert "…" not in out
 
 
+def test_predict_table_in_a_pipe_keeps_each_name_on_one_line(tiny_bundle, tmp_path, monkeypatch, capsys):
+    path = tmp_path / ("a_rather_long_customer_call_recording_name_" * 3 + "end.wav")
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+    monkeypatch.delenv("COLUMNS", raising=False)  # captured output is not a terminal: rich would assume 80 columns
+    assert cli_main.main(["predict", str(path), "--model", str(tiny_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert any(str(path) in line for line in out.splitlines())
+
+
 def test_predict_table_ctrl_c_still_shows_the_files_already_done(tiny_bundle, tmp_path, monkeypatch, capsys):
     import speech_emotion.cli.predict as predict_cli
 

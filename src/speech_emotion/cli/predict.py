@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,7 +157,12 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
         label = marked(pred.label, pred.uncertain)
         table.add_row(path, label, f"{pred.confidence:.0%}", second, speech, *([avd(pred.dimensions)] * dimensions))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # a pipe or a file with no width asked for: as wide as the longest name needs (rich would assume 80 columns
+        # and fold every name into a column a few characters wide)
+        console = Console(width=max(console.width, max(len(path) for path, _ in rows) + 80))
+    console.print(table)
     if dimensions:
         print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
     if any(pred.uncertain for pred in predictions):
