@@ -126,3 +126,14 @@ def test_a_bundle_that_stored_a_length_limit_still_loads(tmp_path, tiny_bundle):
     doc[key] = {**doc.get(key, {}), "max_duration_s": None}
     (folder / "model.json").write_text(json.dumps(doc))
     assert load_bundle(folder).preprocessing == load_bundle(tiny_bundle).preprocessing
+
+
+def test_too_many_channels_and_channels_first_arrays_are_refused_naming_what_is_wrong():
+    from speech_emotion.conditioning import MAX_CHANNELS, as_float
+    from speech_emotion.errors import error_code
+
+    with pytest.raises(AudioError, match=f"unsupported channel count 40 \\(at most {MAX_CHANNELS}\\)") as too_many:
+        as_float(np.zeros((16000, 40), np.float32), "forty.wav")
+    assert error_code(too_many.value) == "unsupported_audio"  # the service's 415
+    with pytest.raises(AudioError, match="channels first"):
+        as_float(np.zeros((2, 16000), np.float32), "transposed")

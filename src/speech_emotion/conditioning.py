@@ -70,6 +70,8 @@ def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
         raise AudioError(source, f"unsupported sample type {a.dtype}")
     if a.ndim == 1:
         a = a[:, None]
+    elif a.ndim == 2 and MAX_CHANNELS < a.shape[1] <= a.shape[0]:
+        raise AudioError(source, f"unsupported channel count {a.shape[1]} (at most {MAX_CHANNELS})")
     elif a.ndim != 2 or a.shape[1] > MAX_CHANNELS or (a.shape[1] == 0 and a.shape[0] > 0):
         hint = " (channels first? pass the transpose, samples.T)" if a.ndim == 2 and a.shape[0] <= MAX_CHANNELS else ""
         raise AudioError(source, f"expected (frames,) or (frames, channels) audio, got shape {a.shape}{hint}")
