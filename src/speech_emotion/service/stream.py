@@ -327,20 +327,22 @@ class StreamSession:
         if self.received > self.options.max_stream_s * rate:
             raise StreamError("stream_too_long", f"streams are limited to {self.options.max_stream_s:g} s of audio")
         backlog = self.options.max_backlog_s * rate
-        if self.live and self._pending + samples.size > backlog:
+        dropping = self.live and self._pending + samples.size > backlog
+        if dropping:
             self.dropped += samples.size
-            if time.monotonic() - self._last_drop_notice >= 1.0:
-                self._notice_drops()
+        if time.monotonic() - self._last_drop_notice >= 1.0:  # at most one warning a second, and the end's
+            self._notice_drops()
+        if dropping:
             return
-        self._notice_drops()  # drops since the last warning (sent within its second) are told before new audio
         self._pending += samples.size
         if self._pending > backlog:
             self._drained.clear()
         self._queue.put_nowait(samples)
 
     def _notice_drops(self) -> None:
-        """Queue an ``audio_dropped`` warning with the stream's total dropped so far, if it grew since the last one:
-        the warnings' last ``dropped_s`` is always the ``end`` message's."""
+        """Queue an ``audio_dropped`` warning with the stream's total dropped so far, if it grew since the last one
+        (called at most once a second while audio comes, and at the end: the warnings' last ``dropped_s`` is the
+        ``end`` message's)."""
         if self.dropped == self._dropped_noticed:
             return
         self._last_drop_notice, self._dropped_noticed = time.monotonic(), self.dropped
