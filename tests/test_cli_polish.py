@@ -125,6 +125,20 @@ def test_predict_table_in_a_pipe_keeps_each_name_on_one_line(tiny_bundle, tmp_pa
     assert any(str(path) in line for line in out.splitlines())
 
 
+def test_predict_table_shows_names_literally_control_characters_escaped(tiny_bundle, tmp_path, monkeypatch, capsys):
+    audio = talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)])
+    markup, control = tmp_path / "[bold red]take.wav", tmp_path / "new\nline\x1b[31m.wav"
+    for path in (markup, control):
+        sf.write(path, audio, 16000, format="WAV")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    missing = tmp_path / "short.wav"
+    assert cli_main.main(["predict", str(markup), str(control), str(missing), "--model", str(tiny_bundle)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(str(markup) in line for line in lines)  # not read as rich markup
+    assert any(str(tmp_path / "new\\nline\\x1b[31m.wav") in line for line in lines)  # one row, no escape code
+    assert not any("\x1b" in line for line in lines)
+
+
 def test_predict_table_ctrl_c_still_shows_the_files_already_done(tiny_bundle, tmp_path, monkeypatch, capsys):
     import speech_emotion.cli.predict as predict_cli
 
