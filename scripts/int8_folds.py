@@ -76,12 +76,14 @@ def main() -> int:
         )  # fmt: skip
         ours = float_predictions[float_predictions["fold"] == fold].set_index("path")
         test_rows = np.flatnonzero(corpus["path"].isin(ours.index).to_numpy())
+        if len(test_rows) != len(ours):
+            raise SystemExit(f"{fold}: {len(ours)} test clips in the run, {len(test_rows)} found in --data")
         test = corpus.iloc[test_rows]
         float_labels = ours.loc[test["path"], "predicted"].tolist()
         float_ua = compute_metrics(
             [emotion_index(e) for e in test["emotion"]], [EMOTIONS.index(x) for x in float_labels]
         )["ua"]
-        export_ua, export_labels = clip_ua(Recognizer.load(work, threads=1), test)
+        export_ua, _ = clip_ua(Recognizer.load(work, threads=1), test)
         int8 = Recognizer.load(static, threads=1)
         int8_ua, int8_labels = clip_ua(int8, test)
         row = {
