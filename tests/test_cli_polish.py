@@ -307,3 +307,10 @@ def test_long_mixed_recording_predict_and_analyze_agree(tiny, tiny_bundle, tmp_p
     )
     doc = json.loads((out / "mixed.timeline.json").read_text())
     assert doc["summary"]["dominant"] == pred.label
+
+
+def test_error_and_warning_lines_escape_control_characters_in_names(tiny_bundle, tmp_path, capsys):
+    missing = tmp_path / "esc\x1b[31mred.wav"
+    assert cli_main.main(["predict", str(missing), "--model", str(tiny_bundle)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and f"error: {tmp_path}/esc\\x1b[31mred.wav: no such file" in err

@@ -26,10 +26,25 @@ def add_channels_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def shown(text: object, keep_newlines: bool = False) -> str:
+    """``text`` safe to print: control characters (a newline or an escape sequence in a file name) and undecodable
+    bytes written as escapes (``\\n``, ``\\x1b``, ``\\udc80``), so a name cannot split a line or drive the terminal;
+    ``keep_newlines``: a message's own line breaks stay."""
+    return "".join(
+        ch if ch.isprintable() or (keep_newlines and ch == "\n") else ch.encode("unicode_escape").decode()
+        for ch in str(text)
+    )
+
+
+def error(exc: object) -> None:
+    """The one ``error: MESSAGE`` line on stderr of an error that stopped a command or a file."""
+    print(f"error: {shown(exc, keep_newlines=True)}", file=sys.stderr)
+
+
 def warn(source: object, notes: Iterable[str]) -> None:
     """One ``warning: SOURCE: NOTE`` line on stderr per note (problems that did not stop the command)."""
     for note in notes:
-        print(f"warning: {source}: {note}", file=sys.stderr)
+        print(f"warning: {shown(source)}: {shown(note, keep_newlines=True)}", file=sys.stderr)
 
 
 def avd(values: Iterable[float] | None) -> str:

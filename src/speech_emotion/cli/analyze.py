@@ -17,7 +17,7 @@ from ..recognizer import Recognizer
 from ..report import write_timeline
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_channels
-from . import add_channels_option, plain, warn
+from . import add_channels_option, error, plain, warn
 from .arguments import folder
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             timelines = _analyze(path, recognizer, options, show_progress=not args.quiet)
         except SpeechEmotionError as exc:
             failures += 1
-            print(f"error: {exc}", file=sys.stderr)
+            error(exc)
             continue
         warn(path, timelines[0].notes)
         written = write_timeline(timelines, args.out, stem=stems[i], plot=not args.no_plot)

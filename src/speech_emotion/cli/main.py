@@ -16,6 +16,7 @@ import sys
 
 from .. import __version__
 from ..errors import SpeechEmotionError, UsageError
+from . import error
 
 COMMANDS = ["predict", "stream", "listen", "analyze", "train", "evaluate", "batch", "serve"]
 """Modules of :mod:`speech_emotion.cli`, one per sub-command, in help order."""
@@ -70,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(exc)
         return 2
     except SpeechEmotionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(exc)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -27,7 +27,7 @@ from ..decode import open_blocks
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
-from . import add_channels_option, avd, plain, warn
+from . import add_channels_option, avd, error, plain, shown, warn
 from .arguments import positive_int
 from .summary import UNCERTAIN_MARK, marked
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             except SpeechEmotionError as exc:
                 failures += 1
-                print(f"error: {exc}", file=sys.stderr)
+                error(exc)
                 if args.json:
                     print(json.dumps(_failed(path, exc)), flush=True)
                 rows.append((str(path), "failed (see above)"))
@@ -132,12 +132,6 @@ def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
     return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
-def _shown(path: str) -> str:
-    """``path`` as the table shows it: literally (no rich markup), with control characters (newline, escape) and
-    undecodable bytes written as escapes, so a name cannot break a row or drive the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in path)
-
-
 def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], labels: tuple[str, ...]) -> None:
     """One row per file (and per channel with ``--channels split``); a file without an emotion gets its reason
     (``no speech``, ``failed``) in the emotion column, so the table lists every file given."""
@@ -157,19 +151,19 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         table.add_column("A/V/D", justify="right", no_wrap=True)
     for path, pred in rows:
         if not isinstance(pred, RecordingPrediction):  # no speech (a file, or a channel with --channels split), failed
-            table.add_row(Text(_shown(path)), pred or "no speech", "", "", "", *([""] if dimensions else []))
+            table.add_row(Text(shown(path)), pred or "no speech", "", "", "", *([""] if dimensions else []))
             continue
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
         second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
         speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
         label = marked(pred.label, pred.uncertain)
         cells = (label, f"{pred.confidence:.0%}", second, speech, *([avd(pred.dimensions)] * dimensions))
-        table.add_row(Text(_shown(path)), *cells)
+        table.add_row(Text(shown(path)), *cells)
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # a pipe or a file with no width asked for: as wide as the longest name and the other columns need (rich
         # would assume 80 columns and fold every name into a column a few characters wide)
-        console = Console(width=max(console.width, max(len(_shown(path)) for path, _ in rows) + 200))
+        console = Console(width=max(console.width, max(len(shown(path)) for path, _ in rows) + 200))
     console.print(table)
     if dimensions:
         print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
