@@ -381,3 +381,17 @@ def test_the_level_note_starts_below_60_dbfs_and_skips_digital_silence():
 
     assert "peak -76 dBFS" in low_level_note(10 ** (-76 / 20))
     assert low_level_note(10 ** (-59 / 20)) is None and low_level_note(0.0) is None
+
+
+def test_integer_samples_get_the_low_level_note_as_floats_do(tiny_bundle):
+    """A library caller feeding int16 (as read from a sound card) is judged on full scale, as the engine scales it."""
+    from speech_emotion.recognizer import Recognizer
+    from speech_emotion.streaming import StreamEnd, StreamingRecognizer
+
+    quiet = talk() / np.abs(talk()).max() * 10 ** (-63 / 20)
+    ends = []
+    for samples in (quiet.astype(np.float32), np.round(quiet * 32767).astype(np.int16)):
+        engine = StreamingRecognizer(Recognizer.load(tiny_bundle, threads=1))
+        engine.feed(samples, 16000)
+        ends += [event for event in engine.close() if isinstance(event, StreamEnd)]
+    assert [[n.split(":")[0] for n in end.notes] for end in ends] == [["very low level"]] * 2

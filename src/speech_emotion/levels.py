@@ -44,7 +44,16 @@ class PeakMeter:
             yield block
 
     def add(self, block: np.ndarray) -> None:
-        if block.size:
+        """Take ``block``'s largest absolute sample into the peak: floats as they are (full scale 1.0), integers
+        scaled by their type's full range as the conditioner scales them (so int16 input gets its note too)."""
+        block = np.asarray(block)
+        if not block.size:
+            return
+        if block.dtype.kind in "iu":
+            scale = float(2 ** (np.iinfo(block.dtype).bits - 1))
+            centred = block.astype(np.float64) - (scale if block.dtype.kind == "u" else 0.0)
+            self.peak = max(self.peak, float(np.max(np.abs(centred))) / scale)
+        else:
             self.peak = max(self.peak, float(np.max(np.abs(block))))
 
     def note(self) -> str | None:
