@@ -54,6 +54,13 @@ MAX_CHANNELS = 32
 """More channels than this in a 2-D array means the layout is ``(channels, frames)``: refused."""
 
 
+def integers_as_float(a: np.ndarray) -> np.ndarray:
+    """Integer samples (signed, or unsigned centred on half their range) scaled by their type's full range to
+    float64 in [-1, 1): the one scaling of every door (:func:`as_float`) and of the level meter."""
+    scale = float(2 ** (np.iinfo(a.dtype).bits - 1))
+    return (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
+
+
 def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
     """float32 ``(frames, channels)`` in [-1, 1] from int or float, ``(frames,)`` or ``(frames, channels)`` audio.
 
@@ -63,9 +70,7 @@ def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
     """
     a = np.asarray(chunk)
     if a.dtype.kind in "iu":
-        info = np.iinfo(a.dtype)
-        scale = float(2 ** (info.bits - 1))
-        a = (a.astype(np.float64) - (scale if a.dtype.kind == "u" else 0.0)) / scale
+        a = integers_as_float(a)
     elif a.dtype.kind != "f":
         raise AudioError(source, f"unsupported sample type {a.dtype}")
     if a.ndim == 1:

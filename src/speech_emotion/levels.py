@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from .conditioning import integers_as_float
+
 LOW_LEVEL_DBFS = -60.0
 """Recordings whose peak is below this level (dB relative to full scale) get :func:`low_level_note`."""
 
@@ -47,14 +49,9 @@ class PeakMeter:
         """Take ``block``'s largest absolute sample into the peak: floats as they are (full scale 1.0), integers
         scaled by their type's full range as the conditioner scales them (so int16 input gets its note too)."""
         block = np.asarray(block)
-        if not block.size:
-            return
-        if block.dtype.kind in "iu":
-            scale = float(2 ** (np.iinfo(block.dtype).bits - 1))
-            centred = block.astype(np.float64) - (scale if block.dtype.kind == "u" else 0.0)
-            self.peak = max(self.peak, float(np.max(np.abs(centred))) / scale)
-        else:
-            self.peak = max(self.peak, float(np.max(np.abs(block))))
+        if block.size:
+            samples = integers_as_float(block) if block.dtype.kind in "iu" else block
+            self.peak = max(self.peak, float(np.max(np.abs(samples))))
 
     def note(self) -> str | None:
         """:func:`low_level_note` of the blocks seen so far."""
