@@ -15,9 +15,10 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..report import write_timeline
+from ..streaming import NoSpeechError
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_channels
-from . import add_channels_option, error, plain, warn
+from . import add_channels_option, error, plain, shown, warn
 from .arguments import folder
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         written = write_timeline(timelines, args.out, stem=stems[i], plot=not args.no_plot)
         if not any(t.segments for t in timelines):
             seconds = timelines[0].duration_s
-            print(f"{path}: no speech detected ({seconds:.1f} s of silence or noise)", file=sys.stderr)
+            print(shown(NoSpeechError(str(path), seconds)), file=sys.stderr)
         elif not args.quiet:
             for timeline in timelines:
                 print_summary(timeline)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                     pred, parts = _predict(path, recognizer, show_progress=not args.json and _on_terminal()), ()
             except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
                 warn(path, exc.notes)
-                print(str(exc), file=sys.stderr)
+                print(shown(exc), file=sys.stderr)
                 if args.json:
                     print(json.dumps(_no_speech(path, exc)), flush=True)
                 rows.append((str(path), "no speech"))

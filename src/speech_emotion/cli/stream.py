@@ -34,7 +34,7 @@ from ..streaming import (
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
-from . import add_channels_option, avd, plain, warn
+from . import add_channels_option, avd, plain, shown, warn
 from .arguments import positive_int
 from .summary import UNCERTAIN_MARK, marked, print_summary
 
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
             fields = ("duration_s", "speech_s", "segments", *VERDICT_KEYS)
             print(json.dumps({"type": "end", **channel, **{k: summary[k] for k in fields}, "notes": list(notes)}))
     if not any(t.segments for t in timelines.values()):
-        print(NoSpeechError(source, seconds), file=sys.stderr)
+        print(shown(NoSpeechError(source, seconds)), file=sys.stderr)
     elif not args.jsonl:
         if marked_any:  # the "?" of the lines above, said once
             print(UNCERTAIN_MARK)
