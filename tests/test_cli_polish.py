@@ -314,3 +314,13 @@ def test_error_and_warning_lines_escape_control_characters_in_names(tiny_bundle,
     assert cli_main.main(["predict", str(missing), "--model", str(tiny_bundle)]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and f"error: {tmp_path}/esc\\x1b[31mred.wav: no such file" in err
+
+
+def test_analyze_and_stream_show_names_with_control_characters_escaped(tiny_bundle, tmp_path, capsys):
+    path = tmp_path / "esc\x1b[31mred.wav"
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000, format="WAV")
+    model = ["--model", str(tiny_bundle)]
+    cli_main.main(["analyze", *model, "--no-plot", "-o", str(tmp_path / "rep"), str(path)])
+    cli_main.main(["stream", *model, str(path)])
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and "esc\\x1b[31mred.wav" in captured.out

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             for timeline in timelines:
                 print_summary(timeline)
         for path_written in written.values():
-            print(f"wrote {path_written} (from {path})")
+            print(f"wrote {shown(path_written)} (from {shown(path)})")
     return 1 if failures else 0
 
 
@@ -91,6 +91,7 @@ def unique_stems(paths: list[Path]) -> list[str]:
 def _analyze(path: Path, recognizer: Recognizer, options: AnalyzeOptions, show_progress: bool) -> list[Timeline]:
     if not show_progress or not sys.stderr.isatty():
         return analyze_channels(path, recognizer, options)
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -99,9 +100,10 @@ def _analyze(path: Path, recognizer: Recognizer, options: AnalyzeOptions, show_p
         TimeRemainingColumn(),
         transient=True,
     ) as bar:
-        task = bar.add_task(path.name, total=None)  # the total is known once the first block is read
+        name = escape(shown(path.name))  # literally: no rich markup, no control characters
+        task = bar.add_task(name, total=None)  # the total is known once the first block is read
 
         def progress(done: float, total: float) -> None:
-            bar.update(task, completed=done, total=total, description=f"{path.name} {done:.0f}/{total:.0f} s")
+            bar.update(task, completed=done, total=total, description=f"{name} {done:.0f}/{total:.0f} s")
 
         return analyze_channels(path, recognizer, options, progress=progress)

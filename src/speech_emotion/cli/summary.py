@@ -8,7 +8,7 @@ from typing import Any
 from ..report import summarize
 from ..timeline import Timeline
 from ..words import plural
-from . import avd
+from . import avd, shown
 
 UNCERTAIN_MARK = "?: uncertain (confidence low or the top two close, by the model's calibration thresholds)"
 """The legend of the ``?`` after an uncertain label, printed once: ``predict``'s table, ``stream``'s and ``listen``'s
@@ -31,7 +31,7 @@ def print_summary(timeline: Timeline, console: Any = None, moments: bool = True)
     summary = summarize(timeline)
     channel = f" (channel {timeline.channel})" if timeline.channel is not None else ""  # 0 = first, as in the JSON
     console.print(
-        f"[bold]{escape(timeline.source)}[/]{channel}: {plural(summary['segments'], 'segment')}, "
+        f"[bold]{escape(shown(timeline.source))}[/]{channel}: {plural(summary['segments'], 'segment')}, "
         f"{summary['speech_s']:.1f} s of speech in {summary['duration_s']:.1f} s "
         f"({summary['speech_share']:.0%}); [bold]{summary['verdict']}[/]"
         + (" (uncertain)" if summary["uncertain"] else "")
