@@ -14,7 +14,6 @@ States come from :class:`~speech_emotion.training.whisper.states.StateStore` (``
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -33,66 +32,10 @@ from speech_emotion.training.whisper.masked_probe import (
     corpus_label_masks,
     fit_masked_probe,
 )
+from speech_emotion.training.whisper.research.tuning import TunedProbe, length_batches, pad, unweighted_accuracy
 from speech_emotion.training.whisper.states import StateOptions, StateStore
 
 LAYERS = (2, 3, 4)
-
-
-def masked_stats(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``(b, t, c)`` states, ``(b, t)`` mask -> ``(b, 2c)`` mean and std over real frames."""
-    m = mask[..., None].to(h.dtype)
-    n = m.sum(1).clamp(min=1)
-    mean = (h * m).sum(1) / n
-    std = (((h - mean[:, None]) ** 2) * m).sum(1).div(n).clamp(min=1e-8).sqrt()
-    return torch.cat([mean, std], -1)
-
-
-class Tuned(nn.Module):
-    """Frozen statistics of the lower layers + tuned top blocks + the probe's standardised linear layer."""
-
-    def __init__(self, blocks: list[nn.Module], probe, frozen_dims: int) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(copy.deepcopy(b) for b in blocks)
-        self.register_buffer("mean", torch.from_numpy(probe.mean))
-        self.register_buffer("scale", torch.from_numpy(probe.scale))
-        self.linear = nn.Linear(probe.coef.shape[1], probe.coef.shape[0])
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.from_numpy(probe.coef))
-            self.linear.bias.copy_(torch.from_numpy(np.maximum(probe.intercept, -30.0)))
-        self.frozen_dims = frozen_dims
-
-    def forward(self, frozen: torch.Tensor, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        stats = [frozen]
-        for block in self.blocks:
-            h = block(h, mask)
-            stats.append(masked_stats(h, mask))
-        x = (torch.cat(stats, -1) - self.mean) / self.scale
-        return self.linear(x)
-
-
-def pad(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    t = max(len(x) for x in items)
-    out = np.zeros((len(items), t, items[0].shape[-1]), np.float32)
-    mask = np.zeros((len(items), t), bool)
-    for i, x in enumerate(items):
-        out[i, : len(x)] = x
-        mask[i, : len(x)] = True
-    return torch.from_numpy(out), torch.from_numpy(mask)
-
-
-def batches(order: np.ndarray, lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Length-bucketed batches in random order (little padding)."""
-    chunks = [order[i : i + size * 20] for i in range(0, len(order), size * 20)]
-    out = []
-    for chunk in chunks:
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        out += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(out)
-    return out
-
-
-def ua(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
 def main() -> None:
@@ -166,9 +109,9 @@ def main() -> None:
         m_tr = np.stack([masks[names[r]] for r in row_of[train_items]])
         w_tr = balance_weights(names[row_of[train_items]], y_tr, options.balance)
         probe = fit_masked_probe(full[train_items], y_tr, m_tr, w_tr, options)
-        base = ua(y_te, probe.logits(full[test_items]).argmax(1))
+        base = unweighted_accuracy(y_te, probe.logits(full[test_items]).argmax(1))
         print(f"fold {fold}: probe UA {100 * base:.1f}", flush=True)
-        model = Tuned(top, probe, frozen.shape[1])
+        model = TunedProbe(top, probe)
         params = [
             {"params": model.blocks.parameters(), "lr": args.lr, "weight_decay": 0.01},
             {"params": model.linear.parameters(), "lr": args.head_lr, "weight_decay": 0.0},
@@ -191,7 +134,7 @@ def main() -> None:
             model.train()
             t0 = time.time()
             total = 0.0
-            for b in batches(rng.permutation(len(train_items)), lengths[train_items], args.batch, rng):
+            for b in length_batches(rng.permutation(len(train_items)), lengths[train_items], args.batch, rng):
                 items = train_items[b]
                 h, mask = pad([inputs[i] for i in items])
                 logits = model(torch.from_numpy(frozen[items]), h, mask).masked_fill(~allowed[b], float("-inf"))
@@ -210,7 +153,7 @@ def main() -> None:
                     items = test_items[i : i + 32]
                     h, mask = pad([inputs[j] for j in items])
                     preds.append(model(torch.from_numpy(frozen[items]), h, mask).argmax(1).numpy())
-            score = ua(y_te, np.concatenate(preds))
+            score = unweighted_accuracy(y_te, np.concatenate(preds))
             record["ua"].append(round(100 * score, 1))
             print(
                 f"fold {fold} epoch {epoch}: loss {total / len(train_items):.3f} UA {100 * score:.1f} "
