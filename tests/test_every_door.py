@@ -395,3 +395,37 @@ def test_integer_samples_get_the_low_level_note_as_floats_do(tiny_bundle):
         engine.feed(samples, 16000)
         ends += [event for event in engine.close() if isinstance(event, StreamEnd)]
     assert [[n.split(":")[0] for n in end.notes] for end in ends] == [["very low level"]] * 2
+
+
+def test_float_input_beyond_full_scale_gets_a_clipping_note_in_every_door(tiny_bundle, client, tmp_path, capsys):
+    """Float samples beyond [-1, 1] are clipped on the way in (the answer changes): every door says so; an over of a
+    few tenths of a dB (a decoded MP3) gets no note."""
+    from speech_emotion.levels import over_full_scale_note
+
+    assert over_full_scale_note(1.05) is None and over_full_scale_note(1.0) is None
+    samples = talk() / np.abs(talk()).max() * 4.0  # peak +12 dBFS: int16-range values scaled wrongly, say
+    path = tmp_path / "loud.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    note = "samples beyond full scale (peak +12.0 dBFS) were clipped to [-1, 1]"
+    model = ["--model", str(tiny_bundle)]
+    cli_main.main(["predict", "--json", *model, str(path)])
+    captured = capsys.readouterr()
+    assert any(note in n for n in json_lines(captured.out)[0]["notes"]), captured.out
+    assert f"warning: {path}: {note}" in captured.err
+    cli_main.main(["stream", *model, str(path)])
+    assert f"warning: {path}: {note}" in capsys.readouterr().err
+    body = client.post("/v1/predict", files={"file": ("l.wav", path.read_bytes(), "audio/wav")}).json()
+    assert any(note in n for n in body["notes"]), body
+
+
+def test_feeding_a_stream_counts_its_audio_once(tiny_bundle):
+    """``feed`` conditions and steps the engine: the end's duration is the audio's, and a stream that stops at half
+    its announced length gets the "ended early" note (it was counted twice, which hid the note)."""
+    from speech_emotion.recognizer import Recognizer
+    from speech_emotion.streaming import StreamEnd, StreamingRecognizer
+
+    engine = StreamingRecognizer(Recognizer.load(tiny_bundle, threads=1))
+    engine.feed(talk().astype(np.float32), 16000)
+    (end,) = [e for e in engine.close(duration_s=2 * len(talk()) / 16000) if isinstance(e, StreamEnd)]
+    assert end.duration_s == pytest.approx(len(talk()) / 16000)
+    assert any(n.startswith("file ended early") for n in end.notes), end.notes

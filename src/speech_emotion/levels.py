@@ -5,6 +5,11 @@ is still analysed (the front end normalises loudness), but its few significant b
 noise and hiss, and its emotions change with the level; every door that finds speech in it says so in ``notes``
 (and the CLI in a ``warning:`` line), as it says a file ended early. Without speech there is no emotion to doubt
 (and 16-bit dither alone peaks near -78 dBFS), so no note.
+
+Float samples beyond full scale (an over in a float WAV, or a caller's array in another range, such as int16 values
+as floats) are clipped to [-1, 1] on the way in, which distorts them and changes the answer: every door says so too
+(:func:`over_full_scale_note`), with or without speech. Overs below :data:`OVER_FULL_SCALE_DBFS` (a decoded MP3's
+peaks often reach a few tenths of a dB beyond full scale) are clipped without a note: they change almost nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ def low_level_note(peak: float) -> str | None:
     )
 
 
+OVER_FULL_SCALE_DBFS = 1.0
+"""Float input whose peak is more than this many dB beyond full scale gets :func:`over_full_scale_note`."""
+
+
+def over_full_scale_note(peak: float) -> str | None:
+    """The note for float input whose largest absolute sample ``peak`` is more than :data:`OVER_FULL_SCALE_DBFS`
+    beyond full scale (1.0); ``None`` otherwise."""
+    if not peak > 10 ** (OVER_FULL_SCALE_DBFS / 20):
+        return None
+    return (
+        f"samples beyond full scale (peak +{20 * math.log10(peak):.1f} dBFS) were clipped to [-1, 1], which distorts "
+        "them: scale float audio into [-1, 1]"
+    )
+
+
 class PeakMeter:
     """Passes blocks through (``meter(blocks)``) and keeps their largest absolute sample, for :meth:`note`."""
 
@@ -53,6 +73,8 @@ class PeakMeter:
             samples = integers_as_float(block) if block.dtype.kind in "iu" else block
             self.peak = max(self.peak, float(np.max(np.abs(samples))))
 
-    def note(self) -> str | None:
-        """:func:`low_level_note` of the blocks seen so far."""
-        return low_level_note(self.peak)
+    def notes(self, speech_found: bool) -> list[str]:
+        """The level notes of the blocks seen so far: :func:`over_full_scale_note`, and :func:`low_level_note` when
+        ``speech_found`` (without speech there are no emotions to doubt)."""
+        found = [over_full_scale_note(self.peak), low_level_note(self.peak) if speech_found else None]
+        return [note for note in found if note is not None]

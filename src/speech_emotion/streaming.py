@@ -419,7 +419,7 @@ class StreamingRecognizer:
 
         Raises :class:`AudioError` as :meth:`condition` does.
         """
-        return self.feed_conditioned(self.condition(chunk, sample_rate))
+        return step_engines([self], [self.condition(chunk, sample_rate)])[0]  # condition() counted the chunk
 
     def feed_conditioned(self, samples: np.ndarray) -> list[Event]:
         """Add 16 kHz mono float32 that already went through a :class:`~.conditioning.SampleConditioner`."""
@@ -439,9 +439,7 @@ class StreamingRecognizer:
         events: list[Event | StreamEnd] = [*self._finish()]
         rate = self._rate_in
         notes = [note for note in (ended_early(self._frames_in, duration_s, rate),) if note is not None]
-        level = self._meter.note()
-        if level is not None and self._segments_done > 0:  # the emotions found are in doubt (none: nothing to doubt)
-            notes.append(level)
+        notes += self._meter.notes(speech_found=self._segments_done > 0)
         events.append(self._end(self._frames_in / rate, tuple(notes)))
         self.reset()
         return events
