@@ -324,3 +324,21 @@ def test_analyze_and_stream_show_names_with_control_characters_escaped(tiny_bund
     cli_main.main(["stream", *model, str(path)])
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err and "esc\\x1b[31mred.wav" in captured.out
+
+
+def test_the_timeline_plot_titles_a_name_literally(tiny_bundle, tmp_path):
+    """A control character in a file name is escaped in the plot title (no missing-glyph warnings) and dollar signs
+    stay dollar signs (not mathtext, which fails to draw on a name like ``a$\\x$``)."""
+    import warnings
+
+    from speech_emotion.recognizer import Recognizer
+    from speech_emotion.report import plot_timeline
+    from speech_emotion.timeline import analyze_file
+
+    path = tmp_path / "esc\x1b[31m $\\x$ 1.wav"
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000, format="WAV")
+    timeline = analyze_file(path, Recognizer.load(tiny_bundle, threads=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = plot_timeline(timeline, tmp_path / "t.png")
+    assert png.stat().st_size > 0

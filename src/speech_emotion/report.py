@@ -18,6 +18,7 @@ from .calibration import Calibration
 from .recognizer import dimension_fields
 from .streaming import SegmentEvent, UpdateEvent
 from .timeline import Timeline
+from .words import shown
 
 EMOTION_COLORS: dict[str, str] = {
     "neutral": "#9e9e9e",
@@ -310,7 +311,7 @@ def plot_timeline(timeline: Timeline | Sequence[Timeline], path: str | Path) -> 
         if rows == 3:
             _plot_dimensions(axes[rows * k + 1, 0], t, scale)
         who = f" channel {t.channel}" if t.channel is not None else ""
-        ax.set_title(f"{Path(t.source).name}{who}: emotion over time ({t.model})")
+        ax.set_title(f"{shown(Path(t.source).name)}{who}: emotion over time ({t.model})", parse_math=False)
         strip.set_xlim(0, duration / scale)
     axes[-1, 0].set_xlabel("time (min)" if minutes else "time (s)")
     handles = [Patch(color=EMOTION_COLORS.get(label, "k"), label=label) for label in first.labels]

@@ -7,6 +7,8 @@ import re
 import sys
 from collections.abc import Iterable
 
+from ..words import shown
+
 _ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`.]+)`")
 
 
@@ -23,16 +25,6 @@ def add_channels_option(p: argparse.ArgumentParser) -> None:
         default="mix",
         help="mix: one result from a safe mix of all channels (default); split: one per channel, e.g. a call "
         "with each party on its own channel (events and rows carry the channel, 0 = first)",
-    )
-
-
-def shown(text: object, keep_newlines: bool = False) -> str:
-    """``text`` safe to print: control characters (a newline or an escape sequence in a file name) and undecodable
-    bytes written as escapes (``\\n``, ``\\x1b``, ``\\udc80``), so a name cannot split a line or drive the terminal;
-    ``keep_newlines``: a message's own line breaks stay."""
-    return "".join(
-        ch if ch.isprintable() or (keep_newlines and ch == "\n") else ch.encode("unicode_escape").decode()
-        for ch in str(text)
     )
 
 
