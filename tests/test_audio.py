@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -68,6 +70,17 @@ def test_missing_path_and_directory_are_reported(tmp_path):
         open_blocks(tmp_path / "nope.wav")
     with pytest.raises(AudioError, match="directory"):
         open_blocks(tmp_path)
+
+
+def test_a_device_or_pipe_is_refused_as_not_a_regular_file(tmp_path):
+    """``/dev/zero`` was called "empty" (its size is 0); a named pipe would block waiting for a writer."""
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        with pytest.raises(AudioError, match="not a regular file"):
+            open_blocks(path)
 
 
 def test_unsupported_codec_is_reported(tmp_path):

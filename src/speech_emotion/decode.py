@@ -326,6 +326,8 @@ def _open_reader(source: AudioSource, name: str) -> _SoundFileReader | _AvReader
             raise AudioError(name, "no such file")
         if path.is_dir():
             raise AudioError(name, "is a directory, not an audio file")
+        if not path.is_file():
+            raise AudioError(name, "not a regular file (a device, pipe or socket): save the audio to a file first")
         if path.stat().st_size == 0:
             raise AudioError(name, "file is empty (0 bytes)")
         handle: str | bytes | BinaryIO = str(path)
