@@ -56,6 +56,17 @@ def test_csv_manifest_resolves_relative_paths_and_carries_extra_columns(tmp_path
     assert jobs.extras.loc[jobs.jobs[0].key].to_dict() == {"speaker": "s1", "score": "07"}
 
 
+def test_a_file_listed_twice_is_analysed_once_and_the_repeat_is_listed_as_left_out(tmp_path):
+    _touch(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text("path,speaker\na.wav,s1\n./a.wav,s9\n")
+    jobs = collect_jobs(tmp_path / "m.csv")
+    assert [j.path for j in jobs.jobs] == [str(tmp_path / "a.wav")]
+    assert jobs.extras.loc[jobs.jobs[0].key].to_dict() == {"speaker": "s1"}
+    assert [(item.path, item.reason) for item in jobs.left_out] == [
+        (str(tmp_path / "a.wav"), "listed again (manifest row 2): analysed once, with the first row's columns")
+    ]
+
+
 def test_tsv_and_jsonl_manifests_and_a_named_path_column(tmp_path):
     _touch(tmp_path / "a.wav")
     (tmp_path / "m.tsv").write_text("audio_file\tagent\na.wav\tbob\n")

@@ -180,8 +180,13 @@ def _from_manifest(manifest: Path, path_column: str | None) -> JobList:
     jobs = [make_job(base / str(value)) for value in table[path_column]]
     extras = table.drop(columns=[path_column])
     extras.index = pd.Index([job.key for job in jobs], name="key")
-    extras = extras[~extras.index.duplicated(keep="first")]
-    return JobList(_unique(jobs), extras=extras if len(extras.columns) else None)
+    repeated = extras.index.duplicated(keep="first")
+    left_out = [
+        LeftOut(job.path, f"listed again (manifest row {i + 1}): analysed once, with the first row's columns")
+        for i, (job, again) in enumerate(zip(jobs, repeated))
+        if again
+    ]
+    return JobList(_unique(jobs), extras=extras[~repeated] if len(extras.columns) else None, left_out=left_out)
 
 
 def _unique(jobs: list[Job]) -> list[Job]:
