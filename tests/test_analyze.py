@@ -141,6 +141,11 @@ def test_stream_command_jsonl(monkeypatch, recording, tiny_bundle, capsys):
     end = events[-1]  # the recording's answer last, as the WebSocket's end message
     assert end["type"] == "end" and end["segments"] == len(truth) and end["verdict"].startswith(("mostly", "mixed"))
     assert end["uncertain"] is False and end["uncertain_share"] == 0.0  # the tiny bundle has no calibration
+    monkeypatch.setattr(cli_main, "COMMANDS", ["predict"])
+    assert cli_main.main(["predict", str(path), "--model", str(tiny_bundle), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out.splitlines()[0])  # the same audio's answer through predict
+    assert end["dominant"] == answer["label"]
+    assert end["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-4)
 
 
 def test_stream_command_realtime_paces_the_file(monkeypatch, tiny_bundle, tmp_path, capsys):

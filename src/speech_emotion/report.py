@@ -36,7 +36,7 @@ CALM_LABELS = ("neutral", "calm")
 """Labels that do not count towards a moment's intensity."""
 
 
-VERDICT_KEYS = ("dominant", "verdict", "uncertain", "uncertain_share")
+VERDICT_KEYS = ("dominant", "probabilities", "verdict", "uncertain", "uncertain_share")
 """The keys of :func:`summarize` a stream's last message carries (``stream --jsonl``'s and the WebSocket's ``end``)."""
 
 MIXED_MARGIN = 0.05

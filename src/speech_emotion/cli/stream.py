@@ -4,7 +4,7 @@ The way to demo live recognition without a microphone: --realtime plays the file
 pace and prints events as they would arrive live (Ctrl-C stops it and prints the summary);
 a calibrated model (the default) marks uncertain answers with "?" ("uncertain" in JSON);
 --jsonl prints one JSON event per line, then per channel an "end" line with the recording's answer (dominant,
-verdict, uncertain, uncertain_share: those of the summary).
+probabilities, verdict, uncertain, uncertain_share: those of the summary).
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ class StreamSession:
         }
 
     def _verdict(self) -> dict[str, Any]:
-        """The stream's ``dominant``, ``verdict``, ``uncertain`` and ``uncertain_share``: those of
+        """The stream's ``dominant``, ``probabilities``, ``verdict``, ``uncertain`` and ``uncertain_share``: those of
         :func:`~speech_emotion.report.summarize` over the segments sent, as ``stream`` and ``listen`` print them."""
         labels = tuple(self.hello.get("labels", ()))
         if not labels:
