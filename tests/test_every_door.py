@@ -206,6 +206,29 @@ def test_predict_split_gives_each_channel_and_the_whole_call(tiny_bundle, tmp_pa
     assert "(channel 0)" in table and "(channel 1)" in table
 
 
+def test_predict_split_answers_the_channels_when_the_mix_has_no_speech(tiny_bundle, client, tmp_path, capsys):
+    """One party's line is loud noise: the mix holds no speech the detector finds, the other channel does. The
+    channels' answers are given (they were lost to one ``no speech``), the whole call's fields are empty."""
+    noisy = np.stack([talk(), 0.3 * np.random.default_rng(0).standard_normal(len(talk()))], axis=1)
+    path = tmp_path / "noisy_line.wav"
+    sf.write(path, np.clip(noisy, -1, 1), 16000)
+    model = ["--model", str(tiny_bundle)]
+    assert cli_main.main(["predict", "--json", "--channels", "split", *model, str(path)]) == 0
+    captured = capsys.readouterr()
+    (answer,) = json_lines(captured.out)
+    assert answer["status"] == "ok" and answer["label"] is None and answer["speech_s"] == 0.0
+    assert "no speech detected" in answer["message"] and "in the mix of the channels" in captured.err
+    assert [c["status"] for c in answer["channels"]] == ["ok", "no_speech"] and answer["channels"][0]["label"]
+    body = client.post("/v1/predict?channels=split", files={"file": ("n.wav", path.read_bytes(), "audio/wav")})
+    assert body.status_code == 200, body.text
+    served = body.json()
+    assert "label" not in served and served["message"].endswith("in the mix of the channels")  # nulls left out
+    assert [(c["status"], c.get("label"), c.get("probabilities")) for c in served["channels"]] == [
+        (c["status"], c.get("label"), c.get("probabilities")) for c in answer["channels"]
+    ]
+    assert client.post("/v1/predict", files={"file": ("n.wav", path.read_bytes(), "audio/wav")}).status_code == 422
+
+
 def test_service_predict_split_is_answered_per_channel_never_ignored(client):
     buf = io.BytesIO()
     sf.write(buf, two_party_call(), 16000, format="WAV")

@@ -5,7 +5,9 @@ A call recorded with each party on its own channel gets, through ``predict --cha
 (a safe mix of the channels: the answer without ``split``) and the same answer for each channel alone, the way
 ``analyze --channels split`` gives a timeline per channel. The recording is read once, block by block (memory flat),
 through :func:`~speech_emotion.timeline.analyze_call`, as ``batch --channels split`` reads it: both give the whole call
-the same answer. A channel without speech (a party who only listened) is answered ``no_speech``.
+the same answer. A channel without speech (a party who only listened) is answered ``no_speech``; so is the mix when
+the speech detector finds none in it (one party's line is loud noise, say) while a channel holds speech: the
+channels' answers are still given.
 """
 
 from __future__ import annotations
@@ -46,12 +48,31 @@ class ChannelAnswer:
 class CallPrediction:
     """The whole call's prediction and one :class:`ChannelAnswer` per channel."""
 
-    whole: RecordingPrediction
+    whole: RecordingPrediction | None
+    """``None`` when the mix of the channels holds no speech but a channel does (:attr:`whole_no_speech` says so)."""
     channels: tuple[ChannelAnswer, ...]
+    whole_no_speech: NoSpeechError | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole call's :meth:`RecordingPrediction.to_dict` with ``channels``: each channel's, in order."""
-        return {**self.whole.to_dict(), "channels": [c.to_dict() for c in self.channels]}
+        """The whole call's :meth:`RecordingPrediction.to_dict` with ``channels``: each channel's, in order. Without
+        speech in the mix, its fields are empty (``label`` null, ``speech_s`` 0) and ``message`` says why."""
+        channels = {"channels": [c.to_dict() for c in self.channels]}
+        if self.whole is not None:
+            return {**self.whole.to_dict(), **channels}
+        assert self.whole_no_speech is not None
+        none = self.whole_no_speech
+        return {
+            "label": None,
+            "confidence": None,
+            "probabilities": {},
+            "duration_s": round(none.duration_s, 3),
+            "speech_s": 0.0,
+            "segments": 0,
+            "notes": list(none.notes),
+            "uncertain": False,
+            "message": f"{none} in the mix of the channels",
+            **channels,
+        }
 
 
 def predict_call(
@@ -71,7 +92,6 @@ def predict_call(
     mix, parts = analyze_call(
         source, recognizer, options.analyze_options, options.max_duration_s, max_decoded_samples, name
     )
-    whole = timeline_prediction(mix, recognizer)
     answers = []
     for part in parts:
         assert part.channel is not None
@@ -79,4 +99,9 @@ def predict_call(
             answers.append(ChannelAnswer(part.channel, timeline_prediction(part, recognizer)))
         except NoSpeechError as exc:
             answers.append(ChannelAnswer(part.channel, None, exc))
-    return CallPrediction(whole, tuple(answers))
+    try:
+        return CallPrediction(timeline_prediction(mix, recognizer), tuple(answers))
+    except NoSpeechError as exc:
+        if all(answer.prediction is None for answer in answers):
+            raise
+        return CallPrediction(None, tuple(answers), exc)

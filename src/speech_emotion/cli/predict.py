@@ -73,10 +73,16 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(_failed(path, exc)), flush=True)
                 rows.append((str(path), "failed (see above)"))
                 continue
-            warn(path, pred.notes)
+            if args.channels == "split":
+                warn(path, call.whole_no_speech.notes if pred is None else pred.notes)
+                if pred is None:  # speech in a channel, none in the mix
+                    print(f"{shown(call.whole_no_speech)} in the mix of the channels", file=sys.stderr)
+                answer = call.to_dict()
+            else:
+                warn(path, pred.notes)
+                answer = pred.to_dict()
             if args.json:
-                channels = {"channels": [c.to_dict() for c in parts]} if parts else {}
-                print(json.dumps({"path": str(path), "status": "ok", **pred.to_dict(), **channels}), flush=True)
+                print(json.dumps({"path": str(path), "status": "ok", **answer}), flush=True)
             else:
                 rows.append((str(path), pred))
                 rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]

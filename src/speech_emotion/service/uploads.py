@@ -49,8 +49,10 @@ class ChannelPredictionOut(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    label: str
-    confidence: float
+    label: str | None
+    """Absent (with ``confidence``) only with ``channels=split`` when the mix of the channels holds no speech but a
+    channel does: ``message`` says so, ``channels`` has the answers."""
+    confidence: float | None
     probabilities: dict[str, float]
     duration_s: float
     speech_s: float
@@ -65,6 +67,7 @@ class PredictionOut(BaseModel):
     valence: float | None = None
     dominance: float | None = None
     model: str
+    message: str | None = None
     channels: list[ChannelPredictionOut] | None = None
     """With ``?channels=split``: each channel's answer (0: the first), beside the whole call's."""
 
