@@ -120,6 +120,16 @@ def test_the_end_of_a_very_quiet_stream_says_its_emotions_are_unreliable(
     assert [note.split(":")[0] for note in end["notes"]] == ["very low level"]
 
 
+def test_float32_beyond_full_scale_gets_the_clipping_note_every_door_gives(
+    client: TestClient, speech: np.ndarray
+) -> None:
+    loud = (speech * 4.0 / np.max(np.abs(speech))).astype("<f4")  # peak +12 dBFS
+    messages, code = stream(client, loud.tobytes(), {"type": "config", "format": "float32"})
+    end = of_type(messages, "end")[0]
+    assert code == 1000 and end["segments"] > 0
+    assert [note.split(" (")[0] for note in end["notes"]] == ["samples beyond full scale"], end["notes"]
+
+
 def test_stream_matches_the_engine_fed_directly(client: TestClient, recognizer: Recognizer, speech: np.ndarray) -> None:
     from speech_emotion.streaming import StreamingRecognizer
     from stream_synth import events_of

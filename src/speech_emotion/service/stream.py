@@ -114,18 +114,18 @@ class StreamFormat:
         return cls(rate, fmt)
 
     def decode(self, data: bytes) -> np.ndarray:
-        """Float32 samples in [-1, 1] from one binary frame; :class:`StreamError` if malformed."""
+        """The samples of one binary frame as sent (int16 or float32, ``(frames,)``); the engine converts them as it
+        converts every door's input (:func:`~speech_emotion.conditioning.as_float`: int16 scaled by full range,
+        floats beyond full scale clipped, and noted at the end). :class:`StreamError` if malformed."""
         dtype = FORMATS[self.format]
         if len(data) % dtype.itemsize:
             raise StreamError(
                 "malformed_frame", f"{self.format} frame of {len(data)} bytes is not a whole number of samples"
             )
-        samples = np.frombuffer(data, dtype=dtype)
-        if self.format == "pcm16":
-            return samples.astype(np.float32) / 32768.0
-        if not np.all(np.isfinite(samples)):
+        samples = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+        if self.format == "float32" and not np.all(np.isfinite(samples)):
             raise StreamError("malformed_frame", "float32 frame contains NaN or infinite samples")
-        return np.clip(samples, -1.0, 1.0).astype(np.float32)
+        return samples
 
 
 def parse_control(text: str) -> dict[str, Any]:
