@@ -452,3 +452,15 @@ def test_feeding_a_stream_counts_its_audio_once(tiny_bundle):
     (end,) = [e for e in engine.close(duration_s=2 * len(talk()) / 16000) if isinstance(e, StreamEnd)]
     assert end.duration_s == pytest.approx(len(talk()) / 16000)
     assert any(n.startswith("file ended early") for n in end.notes), end.notes
+
+
+def test_a_file_without_one_sample_is_unreadable_through_every_door(tiny_bundle, tmp_path, capsys):
+    """A WAV header and no samples: predict and analyze said "contains no audio samples" (exit 1), stream said
+    "no speech" (exit 0); now every command says the former."""
+    path = tmp_path / "zero_samples.wav"
+    sf.write(path, np.zeros(0, np.float32), 16000)
+    model = ["--model", str(tiny_bundle)]
+    for command in (["predict"], ["stream"], ["stream", "--jsonl"], ["analyze", "--no-plot", "-o", str(tmp_path)]):
+        assert cli_main.main([*command, *model, str(path)]) == 1, command
+        captured = capsys.readouterr()
+        assert f"error: {path}: contains no audio samples" in captured.err, (command, captured.err)

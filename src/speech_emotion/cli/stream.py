@@ -131,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         for item in run_engines(engines, fed, blocks.duration_s):
             if isinstance(item, StreamEnd):
+                if item.no_audio is not None:  # not one sample: an unreadable file, as predict and analyze say
+                    raise item.no_audio
                 notes = item.notes
             else:
                 marked_any |= _emit(item, args.jsonl, timelines[item.channel])
