@@ -189,7 +189,7 @@ def test_no_decoder_text_reaches_stderr_for_mp3_and_damaged_files(tiny, tmp_path
         ran = subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=120)
         lines = ran.stderr.splitlines()
         assert all(line.startswith((f"warning: {path}: ", f"error: {path}: ")) for line in lines), ran.stderr
-        assert len(lines) <= 1, ran.stderr
+        assert len(lines) <= 2, ran.stderr  # our notes only: ended early, damage decoded beyond full scale
 
 
 def test_the_decode_budget_is_checked_on_the_header_and_while_decoding():

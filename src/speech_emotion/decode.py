@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -122,24 +123,49 @@ def ended_early(frames_read: int, announced_s: float, sample_rate: int) -> str |
     return None
 
 
-class _SoundFileReader:
-    """libsndfile's reader (WAV, FLAC, OGG Vorbis/Opus, AIFF, CAF, ...): float32 ``(frames, channels)`` blocks."""
+READ_PIECE = 4096
+"""Frames libsndfile decodes per call: a decoding error loses at most this much of the audio before it."""
 
-    def __init__(self, handle: sf.SoundFile) -> None:
+
+class _SoundFileReader:
+    """libsndfile's reader (WAV, FLAC, OGG Vorbis/Opus, AIFF, CAF, ...): float32 ``(frames, channels)`` blocks.
+
+    ``stream`` (the bytes libsndfile reads, when they are ours: closed with the reader) and its length ``size`` tell
+    a file cut short from one damaged part way: a decoding error with every byte of the stream read (a FLAC whose
+    copy stopped) ends the audio there, as a WAV or MP3 cut short ends (the announced length then gives the "file
+    ended early" note); an error before the last byte is damage, which stops the reading."""
+
+    def __init__(self, handle: sf.SoundFile, stream: BinaryIO | None = None, size: int | None = None) -> None:
         self._handle = handle
+        self._stream = stream
+        self._size = size
+        self._ended = False
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
         self.frames: int = announced_frames(handle)
         """Announced length in frames (more than the file holds when it was cut short)."""
 
     def read(self, frames: int) -> np.ndarray:
-        try:
-            return self._handle.read(frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise _Undecodable(_decode_reason(exc)) from None
+        pieces: list[np.ndarray] = []
+        got = 0
+        while got < frames and not self._ended:
+            try:
+                piece = self._handle.read(min(frames - got, READ_PIECE), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                if self._stream is None or self._size is None or self._stream.tell() < self._size:
+                    raise _Undecodable(_decode_reason(exc)) from None
+                self._ended = True  # cut short: the audio ends here
+                break
+            if len(piece) == 0:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return np.concatenate(pieces) if len(pieces) > 1 else (pieces or [_empty(self.channels)])[0]
 
     def close(self) -> None:
         self._handle.close()
+        if self._stream is not None:
+            self._stream.close()
 
 
 AV_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mp3,aac,ogg,wav,flac,aiff,caf,amr,amrnb,amrwb,asf,w64"
@@ -343,7 +369,7 @@ def _open_reader(source: AudioSource, name: str) -> _SoundFileReader | _AvReader
         if container is not None:
             return _open_av(handle, recognised=True)
         try:
-            sound = sf.SoundFile(io.BytesIO(handle) if isinstance(handle, bytes) else handle)
+            sound, stream, size = _sound_file(handle)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
             reason = _decode_reason(exc)
             if reason not in (NOT_RECOGNISED, UNSUPPORTED_ENCODING):
@@ -355,13 +381,31 @@ def _open_reader(source: AudioSource, name: str) -> _SoundFileReader | _AvReader
                 raise _Undecodable(reason if av_exc.reason == NOT_RECOGNISED else av_exc.reason) from None
         if sound.subtype.startswith("MPEG"):  # MPEG audio in another container: FFmpeg (see _av_container)
             sound.close()
+            if stream is not None:
+                stream.close()
             _seek(handle, start)
             return _open_av(handle, recognised=True)
-        return _SoundFileReader(sound)
+        return _SoundFileReader(sound, stream, size)
     except PermissionError:
         raise AudioError(name, "permission denied") from None
     except _Undecodable as exc:
         raise AudioError(name, f"cannot decode audio ({exc.reason})") from None
+
+
+def _sound_file(handle: str | bytes | BinaryIO) -> tuple[sf.SoundFile, BinaryIO | None, int | None]:
+    """libsndfile's handle on a path, bytes or file object; the byte stream it reads when it is ours (for its
+    position; closed with the handle) and that stream's length (``None`` for a caller's file object)."""
+    if isinstance(handle, bytes):
+        data = io.BytesIO(handle)
+        return sf.SoundFile(data), data, len(handle)
+    if not isinstance(handle, str):
+        return sf.SoundFile(handle), None, None
+    raw = open(handle, "rb")  # noqa: SIM115 - closed by the reader
+    try:
+        return sf.SoundFile(raw), raw, os.fstat(raw.fileno()).st_size
+    except BaseException:
+        raw.close()
+        raise
 
 
 def _tell(handle: str | bytes | BinaryIO) -> int:

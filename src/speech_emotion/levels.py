@@ -49,8 +49,8 @@ def over_full_scale_note(peak: float) -> str | None:
     if not peak > 10 ** (OVER_FULL_SCALE_DBFS / 20):
         return None
     return (
-        f"samples beyond full scale (peak +{20 * math.log10(peak):.1f} dBFS) were clipped to [-1, 1], which distorts "
-        "them: scale float audio into [-1, 1]"
+        f"samples beyond full scale (peak +{20 * math.log10(peak):.1f} dBFS) were clipped to [-1, 1]: the answer "
+        "rests on distorted audio (float samples out of range, or damaged data)"
     )
 
 
