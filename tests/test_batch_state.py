@@ -98,3 +98,33 @@ def test_manifest_columns_with_mixed_json_values_are_kept_as_text(tmp_path):
         store.write_part([_ok("a"), _ok("b")])
         files, _ = store.compact(["a", "b"], extras)
     assert files["meta"].to_pylist() == ["{'queue': 3}", "plain"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "not an object"])
+def test_a_folder_with_results_but_no_readable_run_json_is_refused(tmp_path, damage):
+    """Without run.json the model check had nothing to compare: another model's results were mixed in."""
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a")])
+    info = tmp_path / "run.json"
+    if damage == "missing":
+        info.unlink()
+    else:
+        info.write_text("{nope" if damage == "garbage" else "[1, 2]")
+    with pytest.raises(DataError, match="holds results but its run.json is missing or damaged"):
+        ResultStore(tmp_path, "other", LABELS).open()
+
+
+def test_a_new_folder_gets_its_run_json(tmp_path):
+    with ResultStore(tmp_path / "new", "m", LABELS) as store:
+        store.write_part([_ok("a")])
+    assert (tmp_path / "new" / "run.json").is_file()
+
+
+def test_a_damaged_part_is_one_error_naming_it(tmp_path):
+    with ResultStore(tmp_path, "m", LABELS) as store:
+        store.write_part([_ok("a")])
+    (part,) = (tmp_path / "parts").glob("*.files.parquet")
+    part.write_bytes(part.read_bytes()[:50])
+    with ResultStore(tmp_path, "m", LABELS) as store, pytest.raises(DataError, match="damaged results part") as info:
+        store.statuses()
+    assert str(info.value).startswith(f"{part}: ") and "\n" not in str(info.value)

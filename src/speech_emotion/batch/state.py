@@ -168,7 +168,15 @@ def _int64s(values: np.ndarray) -> pa.Array:
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
-    return pq.ParquetFile(path).read(columns=columns)
+    """A committed part; :class:`DataError` naming it when it cannot be read (damaged from outside: parts are
+    written atomically)."""
+    try:
+        return pq.ParquetFile(path).read(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        reason = str(exc).split("\n")[0]
+        raise DataError(
+            f"{path}: damaged results part ({reason}); delete it and run again: its files are analysed again"
+        ) from None
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
@@ -234,11 +242,13 @@ class ResultStore:
         info_path = self.out / "run.json"
         info = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
         info["channels"] = self.channels
+        old: dict[str, Any] | None = None
         if info_path.is_file():
             try:
                 old = json.loads(info_path.read_text())
-            except (OSError, json.JSONDecodeError):
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
                 old = None
+            old = old if isinstance(old, dict) else None
             if old and (old.get("model"), old.get("labels")) != (info["model"], info["labels"]):
                 raise DataError(
                     f"{self.out}: holds results of model {old.get('model')!r}, not {self.model!r}; "
@@ -259,6 +269,11 @@ class ResultStore:
                 return
             if old:  # a folder from before digests: it is this model's by name, from now on by content
                 info = {**old, "model_sha256": self.model_digest}
+        if not old and self._committed_ids():
+            raise DataError(
+                f"{self.out}: holds results but its run.json is missing or damaged, so the model they came from is "
+                "unknown; use another --out folder (or delete this one)"
+            )
         tmp = info_path.with_name(".run.json.tmp")
         tmp.write_text(json.dumps(info, indent=1) + "\n")
         os.replace(tmp, info_path)
