@@ -112,6 +112,9 @@ def test_whisper_recipes_refuse_unknown_options_and_values(recipe, options, mess
         ["train", "--recipe", "cnn-lstm", "--data", "d", "--out", "o", "--epochs", "-1"],
         ["serve", "--port", "99999"],
         ["predict", "--threads", "0", "x.wav"],
+        ["predict", "--threads", "100000", "x.wav"],  # more than the cores: it ran for minutes
+        ["stream", "--threads", "100000", "x.wav"],
+        ["serve", "--threads", "100000"],
         ["batch", "d", "--out", "o", "--workers", "0"],
     ],
 )

@@ -28,7 +28,7 @@ from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
 from . import add_channels_option, avd, error, plain, shown, warn
-from .arguments import positive_int
+from .arguments import thread_count
 from .summary import UNCERTAIN_MARK, marked
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
-    p.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=thread_count, default=None, help="inference threads (default: all cores)")
     add_channels_option(p)
     p.set_defaults(func=run)
 

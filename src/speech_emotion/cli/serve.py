@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import SpeechEmotionError
 from ..service.options import HOPS, ServiceOptions, is_loopback
 from . import plain
-from .arguments import port, positive_int, positive_number
+from .arguments import port, positive_int, positive_number, thread_count
 
 TOKEN_ENV = "SPEECH_EMOTION_TOKEN"
 
@@ -122,7 +122,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="upload inference threads (default: cores/2, >= 2)",
     )
     p.add_argument(
-        "--threads", type=positive_int, default=d.threads, help=f"ONNX threads per inference (default {d.threads})"
+        "--threads", type=thread_count, default=d.threads, help=f"ONNX threads per inference (default {d.threads})"
     )
     p.add_argument(
         "--log-level",

@@ -35,7 +35,7 @@ from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
 from . import add_channels_option, avd, plain, shown, warn
-from .arguments import positive_int
+from .arguments import positive_int, thread_count
 from .summary import UNCERTAIN_MARK, marked, print_summary
 
 
@@ -66,7 +66,7 @@ def _number(text: str) -> float:
 def add_stream_options(p: argparse.ArgumentParser, hop_s: float = StreamOptions.hop_s) -> None:
     """Model and window options shared by ``stream``, ``listen`` and ``analyze`` (whose default hop is longer)."""
     p.add_argument("--model", default=None, help="bundled model name or bundle folder (default: bundled default)")
-    p.add_argument("--threads", type=positive_int, default=1, help="inference threads (default: 1)")
+    p.add_argument("--threads", type=thread_count, default=1, help="inference threads (default: 1)")
     p.add_argument(
         "--window", type=_window_seconds, default=2.0, metavar="S", help="window length in seconds (default 2)"
     )
