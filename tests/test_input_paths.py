@@ -286,6 +286,19 @@ def test_channels_first_numpy_is_refused_naming_the_shape(tiny):
         SampleConditioner().push(np.stack([samples, samples]), 16000)
 
 
+def test_huge_finite_samples_are_clipped_with_a_note_not_called_infinite(tiny, tmp_path):
+    """A double-precision WAV with finite samples beyond float32's range (1e300) was refused as "NaN or infinite"."""
+    samples = np.concatenate([silence(0.5), vowel(1.0), silence(0.5)]).astype(np.float64)
+    samples[8000] = 1e300
+    path = tmp_path / "huge.wav"
+    sf.write(path, samples, 16000, subtype="DOUBLE")
+    prediction = predict_recording(path, tiny)
+    assert [note.split(" (")[0] for note in prediction.notes] == ["samples beyond full scale"]
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        StreamingRecognizer(tiny).feed(np.array([0.0, np.inf]), 16000)
+    assert StreamingRecognizer(tiny).condition(np.array([1e300, -1e300, 0.5]), 16000).dtype == np.float32
+
+
 def test_nan_samples_are_refused_on_every_path(tiny, tmp_path, capsys):
     samples = np.concatenate([silence(0.5), vowel(1.0), silence(0.5)])
     samples[8000] = np.nan

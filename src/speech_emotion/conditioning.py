@@ -80,10 +80,9 @@ def as_float(chunk: np.ndarray, source: str = "<stream>") -> np.ndarray:
     elif a.ndim != 2 or a.shape[1] > MAX_CHANNELS or (a.shape[1] == 0 and a.shape[0] > 0):
         hint = " (channels first? pass the transpose, samples.T)" if a.ndim == 2 and a.shape[0] <= MAX_CHANNELS else ""
         raise AudioError(source, f"expected (frames,) or (frames, channels) audio, got shape {a.shape}{hint}")
-    a = np.asarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
+    if not np.all(np.isfinite(a)):  # before float32, where a finite float64 beyond its range would become infinite
         raise AudioError(source, "contains NaN or infinite samples")
-    return np.clip(a, -1.0, 1.0)
+    return np.clip(a, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 MIX_FRAME = 1024

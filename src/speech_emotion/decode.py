@@ -128,7 +128,8 @@ READ_PIECE = 4096
 
 
 class _SoundFileReader:
-    """libsndfile's reader (WAV, FLAC, OGG Vorbis/Opus, AIFF, CAF, ...): float32 ``(frames, channels)`` blocks.
+    """libsndfile's reader (WAV, FLAC, OGG Vorbis/Opus, AIFF, CAF, ...): float32 ``(frames, channels)`` blocks
+    (float64 for double-precision files, whose values float32 may not hold).
 
     ``stream`` (the bytes libsndfile reads, when they are ours: closed with the reader) and its length ``size`` tell
     a file cut short from one damaged part way: a decoding error with every byte of the stream read (a FLAC whose
@@ -140,6 +141,7 @@ class _SoundFileReader:
         self._stream = stream
         self._size = size
         self._ended = False
+        self._dtype = "float64" if handle.subtype == "DOUBLE" else "float32"  # a finite double stays finite
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
         self.frames: int = announced_frames(handle)
@@ -150,7 +152,7 @@ class _SoundFileReader:
         got = 0
         while got < frames and not self._ended:
             try:
-                piece = self._handle.read(min(frames - got, READ_PIECE), dtype="float32", always_2d=True)
+                piece = self._handle.read(min(frames - got, READ_PIECE), dtype=self._dtype, always_2d=True)
             except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
                 if self._stream is None or self._size is None or self._stream.tell() < self._size:
                     raise _Undecodable(_decode_reason(exc)) from None
