@@ -271,7 +271,8 @@ def test_page_clears_a_failed_uploads_result_says_mixed_and_uses_the_one_palette
                 summary = {"duration_s": 4.0, "speech_s": 2.5, "speech_share": 0.625, "segments": 1}
                 summary.update(verdict="mixed: angry / sad", top=["angry", "sad"], dominant="angry")
                 body = {"source": "upload", "model": "m", "duration_s": 4.0, "sample_rate": 16000}
-                body.update(labels=list(EMOTIONS), notes=[], summary=summary, segments=[segment], windows=[])
+                note = "file ended early: 4.0 s of the announced 9.0 s were read"
+                body.update(labels=list(EMOTIONS), notes=[note], summary=summary, segments=[segment], windows=[])
                 route.fulfill(json=body)
 
             page.route("**/v1/analyze", mixed)
@@ -280,6 +281,7 @@ def test_page_clears_a_failed_uploads_result_says_mixed_and_uses_the_one_palette
             page.wait_for_function("() => document.body.dataset.analysed === '1'", timeout=60_000)
             stats = page.text_content("#stats").lower()
             assert "mixed: angry / sad" in stats and "mostly" not in stats
+            assert "file ended early: 4.0 s of the announced 9.0 s were read" in stats  # the notes, as every door
         finally:
             browser.close()
     assert not problems, problems

@@ -556,6 +556,8 @@ function showTimeline(tl) {
     ["verdict", s.uncertain ? `${s.verdict} (uncertain)` : s.verdict],
   ];
   if (s.uncertain_share > 0) stats.push(["uncertain", `${pct(s.uncertain_share)} of speech`]);
+  // what every door notes (a file cut short, a level too low, samples clipped), as the CLI's warning lines
+  for (const note of tl.notes || []) stats.push(["note", note]);
   const box = $("stats");
   box.replaceChildren();
   for (const [k, v] of stats) {
