@@ -260,6 +260,18 @@ def test_summary_says_mixed_when_the_top_emotions_are_within_the_margin():
     assert summarize(Timeline("x", 7.0, 16000, "m", EMOTIONS))["verdict"] == "no speech"
 
 
+def test_summary_says_mostly_only_for_the_emotion_that_also_has_the_most_speech_time():
+    """A longer, less sure angry segment and a shorter, confident sad one: the probabilities favour sad, the time
+    angry; "mostly sad" sat above a table giving angry 55 % of the speech (fresh-user trial)."""
+    segs = [
+        segment(0, 0.0, 1.8, {"angry": 0.42, "sad": 0.3, "calm": 0.28}),
+        segment(1, 2.8, 4.25, {"sad": 0.95, "angry": 0.05}),
+    ]
+    summary = summarize(Timeline("x", 4.5, 16000, "m", EMOTIONS, segments=segs))
+    assert summary["dominant"] == "sad" and summary["emotion_share"]["angry"] > summary["emotion_share"]["sad"]
+    assert summary["verdict"] == "mixed: sad / angry"
+
+
 def test_summaries_count_in_the_singular_for_one(capsys):
     from rich.console import Console
 

@@ -74,8 +74,9 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
     time), ``probabilities`` (per label: :func:`speech_weighted`, empty without speech), ``dominant`` (the top of
     ``probabilities``, ``None`` without speech), ``top`` (the labels within :data:`MIXED_MARGIN` of it, best first:
     two or more mean a mixed recording), ``verdict`` (``"mostly angry"``, ``"mixed: angry / sad"`` or
-    ``"no speech"``), ``uncertain`` (``probabilities``, the answer ``predict`` gives, fall under the bundle's
-    calibration thresholds: :func:`recording_uncertain`; ``False`` without speech or calibration),
+    ``"no speech"``: :func:`verdict`, which also weighs the emotion with the most speech time), ``uncertain``
+    (``probabilities``, the answer ``predict`` gives, fall under the bundle's calibration thresholds:
+    :func:`recording_uncertain`; ``False`` without speech or calibration),
     ``uncertain_share`` (0-1: share of speech time in segments flagged uncertain), ``intense_moments``
     (:func:`intense_moments`) and, for a model with them, ``arousal``, ``valence``, ``dominance``
     (:func:`speech_weighted_dimensions`; absent without speech).
@@ -103,7 +104,7 @@ def summarize(timeline: Timeline) -> dict[str, Any]:
         **dimension_fields(speech_weighted_dimensions(timeline.segments), 4),
         "dominant": top[0] if top else None,
         "top": top,
-        "verdict": verdict(top),
+        "verdict": verdict(top, max(per_label, key=per_label.__getitem__) if timeline.segments else None),
         "uncertain": recording_uncertain(weighted, timeline.calibration),
         "uncertain_share": round(uncertain_s / speech, 4) if speech else 0.0,
         "intense_moments": intense_moments(timeline),
@@ -117,11 +118,15 @@ def recording_uncertain(probabilities: np.ndarray | None, calibration: Calibrati
     return bool(probabilities is not None and calibration is not None and calibration.uncertain(probabilities))
 
 
-def verdict(top: Sequence[str]) -> str:
-    """``"no speech"``, ``"mostly X"`` or ``"mixed: X / Y"`` for the best labels ``top`` (best first)."""
+def verdict(top: Sequence[str], longest: str | None = None) -> str:
+    """``"no speech"``, ``"mostly X"`` or ``"mixed: X / Y"`` for the best labels ``top`` (best first, by probability)
+    and ``longest``, the label of the most speech time: "mostly X" only when X is both the one best label and the
+    longest (a confident short sad segment beside a longer, less sure angry one is "mixed: sad / angry", not
+    "mostly sad" above a table giving angry most of the time)."""
     if not top:
         return "no speech"
-    return f"mostly {top[0]}" if len(top) == 1 else "mixed: " + " / ".join(top)
+    labels = [*top, *([longest] if longest is not None and longest not in top else [])]
+    return f"mostly {labels[0]}" if len(labels) == 1 else "mixed: " + " / ".join(labels)
 
 
 def intense_moments(timeline: Timeline) -> list[dict[str, Any]]:
