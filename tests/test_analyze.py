@@ -158,6 +158,10 @@ def test_stream_command_realtime_paces_the_file(monkeypatch, tiny_bundle, tmp_pa
     assert sum(sleeps) > 1.0  # it waited for the audio to "arrive"
     out = capsys.readouterr().out
     assert "segment" in out and "1 segment," in out
+    sleeps.clear()  # one chunk longer than the file: it waits for the whole file (it waited for none of it)
+    argv = ["stream", str(path), "--model", str(tiny_bundle), "--realtime", "--chunk-ms", "100000"]
+    assert run_cli(monkeypatch, argv) == 0
+    assert sum(sleeps) == pytest.approx(len(samples) / 16000, abs=0.3)
 
 
 def test_stream_command_silence_and_bad_file(monkeypatch, tiny_bundle, tmp_path, capsys):
