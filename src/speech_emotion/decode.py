@@ -351,6 +351,8 @@ def _open_reader(source: AudioSource, name: str) -> _SoundFileReader | _AvReader
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
+            if str(source) == "-":
+                raise AudioError(name, "no such file (standard input is not read: give the audio's file path)")
             raise AudioError(name, "no such file")
         if path.is_dir():
             raise AudioError(name, "is a directory, not an audio file")

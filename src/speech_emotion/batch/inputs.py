@@ -106,6 +106,8 @@ def collect_jobs(
         return JobList(_unique([make_job(p) for p in matches]))
     if path.is_file():
         return JobList([make_job(path)])
+    if path.exists():
+        raise DataError(f"{text}: not a regular file (a device, pipe or socket): save the audio to a file first")
     raise DataError(f"{text}: no such folder, manifest or file, and not a glob pattern")
 
 

@@ -26,6 +26,7 @@ from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
 from . import avd, plain
+from .arguments import positive_int, positive_number
 from .stream import add_stream_options, stream_options
 from .summary import UNCERTAIN_MARK, marked, print_summary
 
@@ -42,9 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="input device index or name (default: the system default)")
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     p.add_argument("--save", type=Path, default=None, metavar="EVENTS.jsonl", help="also write events as JSON lines")
-    p.add_argument("--samplerate", type=int, default=None, help="capture rate (default: the device's own)")
-    p.add_argument("--block-ms", type=int, default=50, help="audio block size (default 50 ms)")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("--samplerate", type=positive_int, default=None, help="capture rate (default: the device's own)")
+    p.add_argument("--block-ms", type=positive_int, default=50, help="audio block size (default 50 ms)")
+    p.add_argument(
+        "--duration", type=positive_number, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)"
+    )
     add_stream_options(p)
     p.set_defaults(func=run)
 
