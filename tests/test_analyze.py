@@ -171,6 +171,13 @@ def test_stream_command_silence_and_bad_file(monkeypatch, tiny_bundle, tmp_path,
     assert "no speech detected" in capsys.readouterr().err
     text = tmp_path / "notes.txt"
     text.write_text("hello")
+    assert run_cli(monkeypatch, ["stream", str(text), "--model", str(tiny_bundle), "--jsonl"]) == 1
+    (line,) = capsys.readouterr().out.splitlines()  # a reader of the lines gets the error too
+    assert json.loads(line) == {
+        "type": "error",
+        "error": "unsupported_audio",
+        "message": f"{text}: cannot decode audio (format not recognised)",
+    }
     assert run_cli(monkeypatch, ["stream", str(text), "--model", str(tiny_bundle)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "format not recognised" in err and err.count("\n") == 1

@@ -4,7 +4,7 @@ The way to demo live recognition without a microphone: --realtime plays the file
 pace and prints events as they would arrive live (Ctrl-C stops it and prints the summary);
 a calibrated model (the default) marks uncertain answers with "?" ("uncertain" in JSON);
 --jsonl prints one JSON event per line, then per channel an "end" line with the recording's answer (dominant,
-probabilities, verdict, uncertain, uncertain_share: those of the summary).
+probabilities, verdict, uncertain, uncertain_share: those of the summary), or an "error" line (error, message).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..decode import open_blocks
+from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..report import VERDICT_KEYS, summarize
 from ..streaming import (
@@ -104,6 +105,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
+    except SpeechEmotionError as exc:
+        if args.jsonl:  # a last line a reader of the lines can parse, as the WebSocket's error message
+            print(json.dumps({"type": "error", "error": error_code(exc), "message": str(exc)}), flush=True)
+        raise
     except BrokenPipeError:  # piped into `head` and the like: stop quietly
         import os
 
