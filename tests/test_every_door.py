@@ -289,11 +289,15 @@ def test_batch_split_whole_call_row_is_predict_splits_whole_call_answer(tiny_bun
     assert whole["dominant_emotion"] == answer["label"]
     assert whole["speech_s"] == pytest.approx(answer["speech_s"], abs=1e-3)
     assert whole["n_segments"] == answer["segments"]
+    assert {k: whole[f"prob_{k}"] for k in answer["probabilities"]} == pytest.approx(answer["probabilities"], abs=1e-4)
     for row, channel in zip(
         sorted((r for r in rows if not pd.isna(r["channel"])), key=lambda r: r["channel"]), answer["channels"]
     ):
         assert row["dominant_emotion"] == channel["label"]
         assert row["speech_s"] == pytest.approx(channel["speech_s"], abs=1e-3)
+        assert {k: row[f"prob_{k}"] for k in channel["probabilities"]} == pytest.approx(
+            channel["probabilities"], abs=1e-4
+        )
 
 
 # -- item 7: the page keeps no palette of its own -------------------------------------------------------------------

@@ -48,8 +48,8 @@ OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
 def files_schema(labels: tuple[str, ...]) -> pa.Schema:
     """Per-file columns; ``share_<label>`` is the share of speech time per emotion. ``channel`` is empty on the
     row of the whole file and 0, 1, ... on the rows of its channels (``--channels split``). ``uncertain`` and
-    ``uncertain_share`` (the summary's) come last, after the operational columns, so the columns before them keep
-    their order."""
+    ``uncertain_share`` (the summary's) and ``prob_<label>`` (the summary's probabilities: ``predict``'s answer)
+    come last, after the operational columns, so the columns before them keep their order."""
     return pa.schema(
         [
             ("key", pa.string()),
@@ -73,6 +73,7 @@ def files_schema(labels: tuple[str, ...]) -> pa.Schema:
             ("worker_rss_mb", pa.float64()),
             ("uncertain", pa.bool_()),
             ("uncertain_share", pa.float64()),
+            *((f"prob_{label}", pa.float64()) for label in labels),
         ]
     )
 
@@ -101,8 +102,10 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
     file_rows: list[dict[str, Any]] = []
     segment_rows: list[dict[str, Any]] = []
     for r in results:
-        row = {k: v for k, v in r.to_dict().items() if k not in ("shares", "segments", "channels", "dimensions")}
+        skip = ("shares", "segments", "channels", "dimensions", "probabilities")
+        row = {k: v for k, v in r.to_dict().items() if k not in skip}
         row.update({f"share_{label}": r.shares.get(label) if r.shares else None for label in labels})
+        row.update({f"prob_{label}": r.probabilities.get(label) for label in labels})
         row.update(_dimension_columns(r.dimensions))
         row["n_segments"] = sum(s.channel is None for s in r.segments)  # the whole file's (split: the mix's)
         file_rows.append(row)
@@ -112,6 +115,7 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
             part.update({f"share_{label}": c.shares.get(label) for label in labels})
             part.update(_dimension_columns(c.dimensions))
             part.update(uncertain=c.uncertain, uncertain_share=c.uncertain_share)
+            part.update({f"prob_{label}": c.probabilities.get(label) for label in labels})
             file_rows.append(part)
         for s in r.segments:
             seg = {"key": r.key, "path": r.path, "channel": s.channel, "start_s": s.start_s, "end_s": s.end_s}

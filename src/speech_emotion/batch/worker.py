@@ -63,6 +63,8 @@ class ChannelSummary:
     """The summary's ``uncertain``: the channel's answer is under the bundle's calibration thresholds."""
     uncertain_share: float = 0.0
     """The summary's ``uncertain_share``: share of the channel's speech time in uncertain segments."""
+    probabilities: dict[str, float] = field(default_factory=dict)
+    """The summary's ``probabilities`` (``predict --channels split``'s answer for the channel; empty: no speech)."""
 
 
 @dataclass
@@ -103,6 +105,8 @@ class FileResult:
     thresholds; ``None`` for a failed file."""
     uncertain_share: float | None = None
     """The summary's ``uncertain_share``: share of speech time in segments flagged uncertain (0-1)."""
+    probabilities: dict[str, float] = field(default_factory=dict)
+    """The summary's ``probabilities``: per label, speech-time-weighted, ``predict``'s answer (empty: no speech)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +200,7 @@ def _fill(result: FileResult, path: str, recognizer: Recognizer, channels: str =
     result.dimensions = _list(speech_weighted_dimensions(timeline.segments))
     result.uncertain = summary["uncertain"]
     result.uncertain_share = summary["uncertain_share"]
+    result.probabilities = dict(summary["probabilities"])
     result.segments = [
         SegmentResult(
             s.start, s.end, s.label, s.confidence, s.probabilities.tolist(), s.channel, _list(s.dimensions), s.uncertain
@@ -218,6 +223,7 @@ def _channel_summary(timeline: Any) -> ChannelSummary:
         dims,
         summary["uncertain"],
         summary["uncertain_share"],
+        dict(summary["probabilities"]),
     )
 
 
