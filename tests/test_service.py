@@ -179,6 +179,8 @@ def test_silent_audio_is_422_no_speech_on_predict_and_analyze(client: TestClient
 def test_missing_file_field_is_422(client: TestClient) -> None:
     body = assert_error(client.post("/v1/predict", data={"other": "x"}), 422, "invalid_request")
     assert "file" in body["message"]
+    text = assert_error(client.post("/v1/predict", data={"file": "hello"}), 422, "invalid_request")  # curl -F file=x
+    assert text["message"] == "file: expected an uploaded file (a multipart form field with a file name), got text"
 
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])

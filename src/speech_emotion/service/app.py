@@ -132,6 +132,15 @@ def create_app(
     return app
 
 
+def _plain_problem(error: dict) -> str:
+    """FastAPI's message for one invalid field, in the API's words where its own is about Python types (a form
+    field ``file`` sent as text rather than as a file: "Expected UploadFile, received: <class 'str'>")."""
+    message = str(error.get("msg"))
+    if "UploadFile" in message:
+        return "expected an uploaded file (a multipart form field with a file name), got text"
+    return message
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as ``{"error": CODE, "message": REASON}``."""
 
@@ -147,7 +156,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'request'}: {e.get('msg')}"
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'request'}: {_plain_problem(e)}"
             for e in exc.errors()
         )
         return JSONResponse(error_body("invalid_request", problems or "invalid request"), 422)
