@@ -184,6 +184,14 @@ def test_missing_file_field_is_422(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])
+def test_another_form_field_is_refused_not_ignored(client: TestClient, talk: bytes, route: str) -> None:
+    """``-F channels=split`` analysed the mix: options are query parameters."""
+    sent = client.post(route, files={"file": ("a.wav", talk, "audio/wav")}, data={"channels": "split"})
+    body = assert_error(sent, 400, "unknown_field")
+    assert "'channels'" in body["message"] and "?channels=" in body["message"]
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])
 def test_two_file_fields_are_refused_naming_the_field(client: TestClient, talk: bytes, route: str) -> None:
     twice = [("file", ("a.wav", talk, "audio/wav")), ("file", ("b.wav", talk, "audio/wav"))]
     body = assert_error(client.post(route, files=twice), 400, "duplicate_field")

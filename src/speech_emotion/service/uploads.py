@@ -75,7 +75,7 @@ class PredictionOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "empty or malformed upload or request, or more than one `file` field",
+        400: "empty or malformed upload or request, more than one `file` field or another field",
         401: "missing or wrong API token",
         403: "host name not served (no token set, DNS-rebinding guard)",
         408: "request body not sent in time",
@@ -90,10 +90,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 async def one_file_field(request: Request) -> None:
     """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
-    silently). The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
-    count = len((await request.form()).getlist("file"))
+    silently), or another field (ignored silently: ``-F channels=split`` analysed the mix, as options are query
+    parameters). The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    form = await request.form()
+    count = len(form.getlist("file"))
     if count > 1:
         raise ApiError(400, "duplicate_field", f"the multipart field 'file' was sent {count} times; send one file")
+    other = sorted(set(form.keys()) - {"file"})
+    if other and count:  # without a file, the missing field is the problem (422)
+        raise ApiError(
+            400,
+            "unknown_field",
+            f"unknown multipart field {other[0]!r}: send only 'file' (options go in the query, e.g. ?{other[0]}=...)",
+        )
 
 
 async def run_upload(ctx: ServiceContext, data: bytes, work: Callable[[bytes], T]) -> T:
