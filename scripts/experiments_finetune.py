@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from speech_emotion.corpora import load_corpora, read_folds
 from speech_emotion.labels import emotion_index
@@ -32,7 +31,13 @@ from speech_emotion.training.whisper.masked_probe import (
     corpus_label_masks,
     fit_masked_probe,
 )
-from speech_emotion.training.whisper.research.tuning import TunedProbe, length_batches, pad, unweighted_accuracy
+from speech_emotion.training.whisper.research.tuning import (
+    TunedProbe,
+    train_epoch,
+    tuned_logits,
+    tuning_optimizer,
+    unweighted_accuracy,
+)
 from speech_emotion.training.whisper.states import StateOptions, StateStore
 
 LAYERS = (2, 3, 4)
@@ -112,15 +117,9 @@ def main() -> None:
         base = unweighted_accuracy(y_te, probe.logits(full[test_items]).argmax(1))
         print(f"fold {fold}: probe UA {100 * base:.1f}", flush=True)
         model = TunedProbe(top, probe)
-        params = [
-            {"params": model.blocks.parameters(), "lr": args.lr, "weight_decay": 0.01},
-            {"params": model.linear.parameters(), "lr": args.head_lr, "weight_decay": 0.0},
-        ]
-        opt = torch.optim.AdamW(params)
+        opt = tuning_optimizer(model, args.lr, args.head_lr)
         l2 = 1.0 / (2.0 * args.C * len(train_items))
         rng = np.random.default_rng(fold)
-        allowed = torch.from_numpy(m_tr)
-        w_t = torch.from_numpy(w_tr.astype(np.float32))
         record = {
             "fold": fold,
             "tune": args.tune,
@@ -131,33 +130,12 @@ def main() -> None:
             "ua": [round(100 * base, 1)],
         }
         for epoch in range(1, args.epochs + 1):
-            model.train()
             t0 = time.time()
-            total = 0.0
-            for b in length_batches(rng.permutation(len(train_items)), lengths[train_items], args.batch, rng):
-                items = train_items[b]
-                h, mask = pad([inputs[i] for i in items])
-                logits = model(torch.from_numpy(frozen[items]), h, mask).masked_fill(~allowed[b], float("-inf"))
-                loss = (
-                    nn.functional.cross_entropy(logits, torch.from_numpy(y_tr[b]), reduction="none") * w_t[b]
-                ).mean()
-                loss = loss + l2 * model.linear.weight.pow(2).sum()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss) * len(b)
-            model.eval()
-            preds = []
-            with torch.no_grad():
-                for i in range(0, len(test_items), 32):
-                    items = test_items[i : i + 32]
-                    h, mask = pad([inputs[j] for j in items])
-                    preds.append(model(torch.from_numpy(frozen[items]), h, mask).argmax(1).numpy())
-            score = unweighted_accuracy(y_te, np.concatenate(preds))
+            loss = train_epoch(model, opt, frozen, inputs, train_items, y_tr, m_tr, w_tr, l2, args.batch, rng)
+            score = unweighted_accuracy(y_te, tuned_logits(model, frozen, inputs, test_items).argmax(1))
             record["ua"].append(round(100 * score, 1))
             print(
-                f"fold {fold} epoch {epoch}: loss {total / len(train_items):.3f} UA {100 * score:.1f} "
-                f"({time.time() - t0:.0f} s)",
+                f"fold {fold} epoch {epoch}: loss {loss:.3f} UA {100 * score:.1f} ({time.time() - t0:.0f} s)",
                 flush=True,
             )
         with log.open("a") as f:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from speech_emotion.corpora import load_corpora
 from speech_emotion.errors import AudioError
@@ -45,7 +44,13 @@ from speech_emotion.training.whisper.masked_probe import (
     select_stats,
 )
 from speech_emotion.training.whisper.pooled import PooledOptions, PooledStore, Variant, item_key, variant_audio
-from speech_emotion.training.whisper.research.tuning import TunedProbe, length_batches, pad, unweighted_accuracy
+from speech_emotion.training.whisper.research.tuning import (
+    TunedProbe,
+    train_epoch,
+    tuned_logits,
+    tuning_optimizer,
+    unweighted_accuracy,
+)
 
 LAYERS = (2, 3, 4)
 
@@ -161,7 +166,6 @@ def main() -> None:
     first = 4 - args.tune
     frozen = select_stats(stats, [layer for layer in LAYERS if layer <= first]).astype(np.float32)
     full = select_stats(stats, LAYERS).astype(np.float32)
-    lengths = np.array([len(x) for x in h])
 
     y_tr, y_te = y_all[row_of[tr]], y_all[row_of[te]]
     m_tr = np.stack([masks[names[r]] for r in row_of[tr]])
@@ -170,27 +174,13 @@ def main() -> None:
     probe = fit_masked_probe(full[tr], y_tr, m_tr, w_tr, options)
     encoder = cached_encoder(None, 4)
     model = TunedProbe([encoder.layers[i] for i in range(first, 4)], probe)
-    opt = torch.optim.AdamW(
-        [
-            {"params": model.blocks.parameters(), "lr": args.lr, "weight_decay": 0.01},
-            {"params": model.linear.parameters(), "lr": args.head_lr, "weight_decay": 0.0},
-        ]
-    )
+    opt = tuning_optimizer(model, args.lr, args.head_lr)
     l2 = 1.0 / (2.0 * args.C * len(tr))
-    allowed = torch.from_numpy(m_tr)
-    w_t = torch.from_numpy(w_tr.astype(np.float32))
     rng = np.random.default_rng(0)
     held_names = names[row_of[te]]
 
     def evaluate(epoch: int, loss: float | None, seconds: float) -> None:
-        model.eval()
-        logits = []
-        with torch.no_grad():
-            for i in range(0, len(te), 32):
-                items = te[i : i + 32]
-                x, mask = pad([h[j] for j in items])
-                logits.append(model(torch.from_numpy(frozen[items]), x, mask).numpy())
-        z = np.concatenate(logits)
+        z = tuned_logits(model, frozen, h, te)
         scores = {}
         for name in sorted(set(held_names)):
             sel = held_names == name
@@ -204,20 +194,10 @@ def main() -> None:
 
     evaluate(0, None, 0.0)
     for epoch in range(1, args.epochs + 1):
-        model.train()
-        t0, total = time.time(), 0.0
-        for b in length_batches(rng.permutation(len(tr)), lengths[tr], args.batch, rng):
-            items = tr[b]
-            x, mask = pad([h[i] for i in items])
-            logits = model(torch.from_numpy(frozen[items]), x, mask).masked_fill(~allowed[b], float("-inf"))
-            loss = (nn.functional.cross_entropy(logits, torch.from_numpy(y_tr[b]), reduction="none") * w_t[b]).mean()
-            loss = loss + l2 * model.linear.weight.pow(2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
+        t0 = time.time()
+        loss = train_epoch(model, opt, frozen, h, tr, y_tr, m_tr, w_tr, l2, args.batch, rng)
         torch.save(model.state_dict(), out / f"epoch{epoch}.pt")
-        evaluate(epoch, round(total / len(tr), 4), time.time() - t0)
+        evaluate(epoch, round(loss, 4), time.time() - t0)
 
 
 if __name__ == "__main__":

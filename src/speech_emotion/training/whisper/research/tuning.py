@@ -77,3 +77,60 @@ def length_batches(order: np.ndarray, lengths: np.ndarray, size: int, rng: np.ra
 def unweighted_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     """UA: the mean over the classes present in ``y`` of each class's recall."""
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+def tuning_optimizer(model: TunedProbe, lr: float, head_lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW with the tuned blocks at ``lr`` (weight decay ``weight_decay``) and the linear layer at ``head_lr``
+    (its L2 is in the loss, :func:`train_epoch`)."""
+    return torch.optim.AdamW(
+        [
+            {"params": model.blocks.parameters(), "lr": lr, "weight_decay": weight_decay},
+            {"params": model.linear.parameters(), "lr": head_lr, "weight_decay": 0.0},
+        ]
+    )
+
+
+def train_epoch(
+    model: TunedProbe,
+    optimizer: torch.optim.Optimizer,
+    frozen: np.ndarray,
+    frames: list[np.ndarray],
+    items: np.ndarray,
+    labels: np.ndarray,
+    allowed: np.ndarray,
+    weights: np.ndarray,
+    l2: float,
+    batch: int,
+    rng: np.random.Generator,
+) -> float:
+    """One epoch over ``items`` (indices into ``frozen`` ``(n, d)`` and ``frames``, lists of ``(t, c)``) with their
+    ``labels`` ``(k,)``, ``allowed`` labels ``(k, 8)`` (the masked softmax) and loss ``weights`` ``(k,)``; the
+    linear layer's L2 is ``l2 * |W|^2``, as :func:`~..masked_probe.fit_masked_probe` has it. Returns the mean loss."""
+    model.train()
+    lengths = np.array([len(frames[i]) for i in items])
+    allowed_t, weights_t = torch.from_numpy(np.asarray(allowed, bool)), torch.from_numpy(weights.astype(np.float32))
+    total = 0.0
+    for b in length_batches(rng.permutation(len(items)), lengths, batch, rng):
+        x, mask = pad([frames[i] for i in items[b]])
+        logits = model(torch.from_numpy(frozen[items[b]]), x, mask).masked_fill(~allowed_t[b], float("-inf"))
+        target = torch.from_numpy(labels[b])
+        loss = (nn.functional.cross_entropy(logits, target, reduction="none") * weights_t[b]).mean()
+        loss = loss + l2 * model.linear.weight.pow(2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(b)
+    return total / len(items)
+
+
+def tuned_logits(
+    model: TunedProbe, frozen: np.ndarray, frames: list[np.ndarray], items: np.ndarray, batch: int = 32
+) -> np.ndarray:
+    """``(len(items), 8)`` logits of ``items`` (as in :func:`train_epoch`), in evaluation mode."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(items), batch):
+            x, mask = pad([frames[j] for j in items[i : i + batch]])
+            out.append(model(torch.from_numpy(frozen[items[i : i + batch]]), x, mask).numpy())
+    return np.concatenate(out)
