@@ -4,6 +4,8 @@ For each file: speech segments and their emotions as JSON and CSV, a PNG plot of
 time, and a summary (share of speech time per emotion, the most intense moments). Files are
 read in blocks, so memory does not grow with their length. A calibrated model (the default) flags answers it
 should not be trusted on: "uncertain" in the JSON and CSV, "(uncertain)" after the summary's verdict.
+Reports are named after each file's stem (call.wav: call.timeline.json); where two inputs share a stem, after the
+file name (call.wav.timeline.json), then its folder too (a_call.wav.timeline.json), so none overwrites another.
 """
 
 from __future__ import annotations
