@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -243,6 +245,25 @@ def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tin
     assert sorted(r.path for r in results) == sorted(j.path for j in jobs.jobs)
     failed = [r for r in results if r.status == "failed"]
     assert [r.path for r in failed] == [victim] and "worker process died" in failed[0].error
+
+
+def test_ctrl_c_during_a_long_file_ends_the_run_at_once(archive, tiny_bundle, monkeypatch):
+    """Workers ignore Ctrl-C and may be minutes into a long file: the runner stops them rather than waiting, which
+    could hang the exit for good (fresh-user trial: 3 of 6 Ctrl-Cs never returned)."""
+    from speech_emotion.batch import local
+
+    root, _ = archive
+    jobs = collect_jobs(root / "2026-03").jobs[:3]
+    monkeypatch.setattr(local, "analyze_one", lambda job, recognizer, channels="mix": time.sleep(600))
+    for module in local.PRELOAD:
+        importlib.import_module(module)
+    children_before = set(multiprocessing.active_children())
+    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C while the workers are busy
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        local.LocalRunner(workers=2, start_method="fork").run(jobs, str(tiny_bundle), lambda result: None)
+    assert time.monotonic() - started < 20
+    assert not [p for p in multiprocessing.active_children() if p not in children_before and p.is_alive()]
 
 
 @pytest.fixture(scope="module")

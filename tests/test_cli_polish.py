@@ -272,6 +272,16 @@ def test_summary_says_mostly_only_for_the_emotion_that_also_has_the_most_speech_
     assert summary["verdict"] == "mixed: sad / angry"
 
 
+def test_a_verdict_names_at_most_three_emotions():
+    """A long recording with flat probabilities was "mixed: happy / sad / surprised / angry / fearful / calm /
+    disgust"."""
+    from speech_emotion.report import verdict
+
+    assert verdict(["happy", "sad", "angry", "calm"], "sad") == "mixed: happy / sad / angry / ..."
+    assert verdict(["happy", "sad", "angry"], "calm") == "mixed: happy / sad / calm / ..."
+    assert verdict(["happy", "sad", "angry"], "angry") == "mixed: happy / sad / angry"
+
+
 def test_summaries_count_in_the_singular_for_one(capsys):
     from rich.console import Console
 

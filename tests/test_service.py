@@ -189,6 +189,8 @@ def test_another_form_field_is_refused_not_ignored(client: TestClient, talk: byt
     sent = client.post(route, files={"file": ("a.wav", talk, "audio/wav")}, data={"channels": "split"})
     body = assert_error(sent, 400, "unknown_field")
     assert "'channels'" in body["message"] and "?channels=" in body["message"]
+    misspelt = client.post(f"{route}?channel=split", files={"file": ("a.wav", talk, "audio/wav")})
+    assert "'channel'" in assert_error(misspelt, 400, "unknown_parameter")["message"]
 
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])

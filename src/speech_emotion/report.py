@@ -122,11 +122,15 @@ def verdict(top: Sequence[str], longest: str | None = None) -> str:
     """``"no speech"``, ``"mostly X"`` or ``"mixed: X / Y"`` for the best labels ``top`` (best first, by probability)
     and ``longest``, the label of the most speech time: "mostly X" only when X is both the one best label and the
     longest (a confident short sad segment beside a longer, less sure angry one is "mixed: sad / angry", not
-    "mostly sad" above a table giving angry most of the time)."""
+    "mostly sad" above a table giving angry most of the time). At most three are named (the two best and the longest,
+    or the third best), then "...": a long recording whose probabilities are flat named all eight."""
     if not top:
         return "no speech"
     labels = [*top, *([longest] if longest is not None and longest not in top else [])]
-    return f"mostly {labels[0]}" if len(labels) == 1 else "mixed: " + " / ".join(labels)
+    if len(labels) == 1:
+        return f"mostly {labels[0]}"
+    shown = [*top[:2], *([longest] if longest is not None and longest not in top[:2] else top[2:3])]
+    return "mixed: " + " / ".join(shown) + (" / ..." if len(labels) > len(shown) else "")
 
 
 def intense_moments(timeline: Timeline) -> list[dict[str, Any]]:

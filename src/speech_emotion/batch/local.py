@@ -165,8 +165,24 @@ class LocalRunner:
                 else:
                     lost.append(job)
             return lost
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C or a model error: the files in flight are not waited for (a resume reruns them)
+            _stop_workers(pool)
             raise
         pool.shutdown(wait=True)
         return []
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """End ``pool`` now: its workers (which ignore Ctrl-C, and may be minutes into a long file) are terminated and
+    joined, the futures cancelled. Waiting for them instead could hang the exit: an interrupt that lands while the
+    pool's feeder is handing out work can leave a worker waiting on its queue for a sentinel that never comes."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+    pool.shutdown(wait=False, cancel_futures=True)

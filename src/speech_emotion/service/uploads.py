@@ -75,7 +75,7 @@ class PredictionOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": description}
     for code, description in {
-        400: "empty or malformed upload or request, more than one `file` field or another field",
+        400: "empty or malformed upload or request, more than one `file` field, another field or query parameter",
         401: "missing or wrong API token",
         403: "host name not served (no token set, DNS-rebinding guard)",
         408: "request body not sent in time",
@@ -88,10 +88,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+QUERY_PARAMETERS = frozenset({"channels", "token"})
+"""What the upload routes read from the query (``token``: the access token, where a client cannot send a header)."""
+
+
 async def one_file_field(request: Request) -> None:
     """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
-    silently), or another field (ignored silently: ``-F channels=split`` analysed the mix, as options are query
-    parameters). The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    silently), or another field beside it (ignored silently: ``-F channels=split`` analysed the mix, as options are
+    query parameters), and an unknown query parameter. The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
+    if unknown:  # ?channel=split (misspelt) analysed the mix silently
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(QUERY_PARAMETERS))})",
+        )
     form = await request.form()
     count = len(form.getlist("file"))
     if count > 1:
