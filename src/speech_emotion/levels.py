@@ -55,7 +55,7 @@ def over_full_scale_note(peak: float) -> str | None:
 
 
 class PeakMeter:
-    """Passes blocks through (``meter(blocks)``) and keeps their largest absolute sample, for :meth:`note`."""
+    """Passes blocks through (``meter(blocks)``) and keeps their largest absolute sample, for :meth:`notes`."""
 
     def __init__(self) -> None:
         self.peak = 0.0
