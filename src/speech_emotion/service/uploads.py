@@ -95,7 +95,8 @@ QUERY_PARAMETERS = frozenset({"channels", "token"})
 async def one_file_field(request: Request) -> None:
     """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
     silently), or another field beside it (ignored silently: ``-F channels=split`` analysed the mix, as options are
-    query parameters), and an unknown query parameter. The body was already parsed for the endpoint; Starlette keeps it, so it is not read again."""
+    query parameters), and an unknown query parameter. The body was already parsed for the endpoint; Starlette
+    keeps it, so it is not read again."""
     unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
     if unknown:  # ?channel=split (misspelt) analysed the mix silently
         raise ApiError(
