@@ -184,11 +184,12 @@ class _Fed:
         started = time.monotonic()
         try:
             for block in self.blocks:
-                self.frames += len(block)
                 # a block is there once its last sample has "arrived", as from a microphone (a chunk as long as the
                 # file waits the whole file, rather than none of it)
-                if self.realtime and (delay := started + self.frames / self.sample_rate - time.monotonic()) > 0:
+                arrived = self.frames + len(block)
+                if self.realtime and (delay := started + arrived / self.sample_rate - time.monotonic()) > 0:
                     time.sleep(delay)
+                self.frames = arrived
                 yield block, self.sample_rate
         except KeyboardInterrupt:
             self.interrupted = True
