@@ -33,7 +33,6 @@ from speech_emotion.corpora import load_corpora
 from speech_emotion.errors import AudioError
 from speech_emotion.labels import emotion_index
 from speech_emotion.training.cache import ClipStore, FeatureCache
-from speech_emotion.training.conditions import other_talkers
 from speech_emotion.training.whisper.encoder import cached_encoder
 from speech_emotion.training.whisper.masked_probe import (
     MaskedProbeOptions,
@@ -43,7 +42,14 @@ from speech_emotion.training.whisper.masked_probe import (
     restricted_argmax,
     select_stats,
 )
-from speech_emotion.training.whisper.pooled import PooledOptions, PooledStore, Variant, item_key, variant_audio
+from speech_emotion.training.whisper.pooled import (
+    PooledOptions,
+    PooledStore,
+    Variant,
+    item_key,
+    row_variant,
+    variant_audio,
+)
 from speech_emotion.training.whisper.research.tuning import (
     TunedProbe,
     train_epoch,
@@ -76,7 +82,8 @@ def _frames(job: tuple[str, str, Variant, FrameOptions]) -> np.ndarray:
         try:
             samples = variant_audio(path, digest, variant, options.pooled)
         except AudioError:
-            return np.zeros((0, 512), np.float16)
+            width = cached_encoder(options.pooled.weights, options.base).config.width
+            return np.zeros((0, width), np.float16)
         mel = torch.from_numpy(log_mel(samples, options.pooled.logmel)[None])
         with torch.inference_mode():
             (h,) = cached_encoder(options.pooled.weights, options.base)(mel, layers=[options.base])
@@ -103,12 +110,8 @@ def frame_store(options: FrameOptions) -> ClipStore:
 
 
 def views(corpus, rows: np.ndarray, names: list[str]) -> list[tuple[int, Variant]]:  # noqa: ANN001
-    """``(row, variant)`` for each row and view name, babble talkers drawn as :class:`PooledStore` draws them."""
-    out = []
-    for name in names:
-        mixes = name.startswith(("aug", "waug"))
-        out += [(int(r), (name, other_talkers(corpus, int(r), name) if mixes else ())) for r in rows]
-    return out
+    """``(row, variant)`` for each row and view name, keyed as :class:`PooledStore` keys them."""
+    return [(int(r), row_variant(corpus, int(r), name)) for name in names for r in rows]
 
 
 def main() -> None:

@@ -129,8 +129,8 @@ def verdict(top: Sequence[str], longest: str | None = None) -> str:
     labels = [*top, *([longest] if longest is not None and longest not in top else [])]
     if len(labels) == 1:
         return f"mostly {labels[0]}"
-    shown = [*top[:2], *([longest] if longest is not None and longest not in top[:2] else top[2:3])]
-    return "mixed: " + " / ".join(shown) + (" / ..." if len(labels) > len(shown) else "")
+    named = [*top[:2], *([longest] if longest is not None and longest not in top[:2] else top[2:3])]
+    return "mixed: " + " / ".join(named) + (" / ..." if len(labels) > len(named) else "")
 
 
 def intense_moments(timeline: Timeline) -> list[dict[str, Any]]:

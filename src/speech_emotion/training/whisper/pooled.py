@@ -190,6 +190,12 @@ class PooledStore(ClipStore):
         """``(len(rows), layers + 1, 2, width)`` statistics of ``variant`` of each row's clip."""
         rows = np.asarray(rows, dtype=int)
         paths = corpus["path"].to_numpy()
-        mixes = variant.startswith(("aug", "waug", "cond:babble"))
-        variants = [(variant, conditions.other_talkers(corpus, int(r), variant) if mixes else ()) for r in rows]
+        variants = [row_variant(corpus, int(r), variant) for r in rows]
         return np.stack(self.get([str(paths[r]) for r in rows], variants))  # type: ignore[arg-type]
+
+
+def row_variant(corpus: pd.DataFrame, row: int, name: str) -> Variant:
+    """Variant ``name`` of the clip in ``row``, with the other talkers its babble mixes in (for the variants that mix
+    them: :func:`~..conditions.other_talkers`), the key every cache of it uses."""
+    mixes = name.startswith(("aug", "waug", "cond:babble"))
+    return name, conditions.other_talkers(corpus, row, name) if mixes else ()
