@@ -118,6 +118,8 @@ def test_a_flac_cut_short_is_read_up_to_the_cut_with_the_ended_early_note_as_a_w
         read = sum(len(b) for b in blocks) / 16000
         assert 4.0 < read < 6.0 and blocks.duration_s == pytest.approx(12.0)
     assert len(SampleConditioner().whole(path)) == pytest.approx(read * 16000, abs=1)
+    # the same samples whatever block size a door reads (stream reads 100 ms, predict 10 s): the same answer
+    assert len({sum(len(b) for b in open_blocks(cut, block_s=s)) for s in (0.1, 0.37, 10.0)}) == 1
 
 
 def test_a_name_given_to_the_reader_is_the_one_in_its_messages():

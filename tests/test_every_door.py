@@ -445,6 +445,24 @@ def test_float_input_beyond_full_scale_gets_a_clipping_note_in_every_door(tiny_b
     assert any(note in n for n in body["notes"]), body
 
 
+def test_with_split_channels_only_the_clipped_channel_and_the_whole_call_get_the_clipping_note(tiny_bundle, tmp_path):
+    noisy = 4.0 * np.random.default_rng(0).standard_normal(len(talk()))
+    path = tmp_path / "call.wav"
+    sf.write(path, np.stack([talk(), noisy], axis=1), 16000, subtype="FLOAT")
+    from speech_emotion.calls import predict_call
+    from speech_emotion.recognizer import Recognizer
+
+    call = predict_call(path, Recognizer.load(tiny_bundle, threads=1))
+    clipped = [
+        any(n.startswith("samples beyond full scale") for n in notes)
+        for notes in (
+            (call.whole or call.whole_no_speech).notes,
+            *((c.prediction or c.no_speech).notes for c in call.channels),
+        )
+    ]
+    assert clipped == [True, False, True]
+
+
 def test_feeding_a_stream_counts_its_audio_once(tiny_bundle):
     """``feed`` conditions and steps the engine: the end's duration is the audio's, and a stream that stops at half
     its announced length gets the "ended early" note (it was counted twice, which hid the note)."""

@@ -123,8 +123,9 @@ def ended_early(frames_read: int, announced_s: float, sample_rate: int) -> str |
     return None
 
 
-READ_PIECE = 4096
-"""Frames libsndfile decodes per call: a decoding error loses at most this much of the audio before it."""
+READ_PIECE = 1024
+"""Frames libsndfile decodes per call, on a fixed grid whatever block size the caller reads: a decoding error loses
+at most this much of the audio before it, the same for every door (``stream`` reads 100 ms, ``predict`` 10 s)."""
 
 
 class _SoundFileReader:
@@ -141,6 +142,8 @@ class _SoundFileReader:
         self._stream = stream
         self._size = size
         self._ended = False
+        self._held: list[np.ndarray] = []
+        """Frames decoded past the last block returned (pieces are on a fixed grid)."""
         self._dtype = "float64" if handle.subtype == "DOUBLE" else "float32"  # a finite double stays finite
         self.sample_rate: int = handle.samplerate
         self.channels: int = handle.channels
@@ -148,21 +151,23 @@ class _SoundFileReader:
         """Announced length in frames (more than the file holds when it was cut short)."""
 
     def read(self, frames: int) -> np.ndarray:
-        pieces: list[np.ndarray] = []
-        got = 0
+        pieces, got = self._held, sum(len(p) for p in self._held)
         while got < frames and not self._ended:
             try:
-                piece = self._handle.read(min(frames - got, READ_PIECE), dtype=self._dtype, always_2d=True)
+                piece = self._handle.read(READ_PIECE, dtype=self._dtype, always_2d=True)
             except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
                 if self._stream is None or self._size is None or self._stream.tell() < self._size:
                     raise _Undecodable(_decode_reason(exc)) from None
                 self._ended = True  # cut short: the audio ends here
                 break
             if len(piece) == 0:
+                self._ended = True
                 break
             pieces.append(piece)
             got += len(piece)
-        return np.concatenate(pieces) if len(pieces) > 1 else (pieces or [_empty(self.channels)])[0]
+        data = np.concatenate(pieces) if len(pieces) > 1 else (pieces or [_empty(self.channels)])[0]
+        self._held = [data[frames:]] if len(data) > frames else []
+        return data[:frames]
 
     def close(self) -> None:
         self._handle.close()

@@ -409,8 +409,10 @@ class StreamingRecognizer:
         return samples
 
     def _count(self, chunk: np.ndarray, sample_rate: int) -> None:
-        """The input's length and peak, for :meth:`close`'s notes."""
-        self._meter.add(np.asarray(chunk))
+        """The input's length and peak (of the channel followed, when one is), for :meth:`close`'s notes."""
+        chunk = np.asarray(chunk)
+        followed = self.channel is not None and chunk.ndim == 2 and self.channel < chunk.shape[1]
+        self._meter.add(chunk[:, self.channel] if followed else chunk)
         self._frames_in += len(chunk)
         self._rate_in = sample_rate
 
