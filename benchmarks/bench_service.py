@@ -110,9 +110,10 @@ def make_track(seconds: float, seed: int, model: str | None) -> Track:
     return Track(audio, emitted)
 
 
-async def one_stream(url: str, track: Track, token: str | None) -> StreamResult:
+async def one_stream(url: str, track: Track, token: str | None, delay_s: float = 0.0) -> StreamResult:
     import websockets
 
+    await asyncio.sleep(delay_s)
     result = StreamResult()
     audio = track.audio
     frames = [audio[i : i + 2 * FRAME] for i in range(0, len(audio), 2 * FRAME)]
@@ -181,9 +182,16 @@ def process_cpu_s(pid: int) -> float:
     return total
 
 
-async def run_round(url: str, n: int, tracks: list[Track], token: str | None, pid: int) -> Round:
+async def run_round(
+    url: str, n: int, tracks: list[Track], token: str | None, pid: int, stagger_s: float = 0.0
+) -> Round:
+    """``n`` streams at once, stream ``i`` sending track ``i % len(tracks)``; with ``stagger_s``, each starts after
+    its own random delay in ``[0, stagger_s)`` (calls that do not all begin in the same 100 ms)."""
+    starts = np.random.default_rng(n).uniform(0.0, stagger_s, n) if stagger_s > 0 else np.zeros(n)
     cpu0, client0, t0 = process_cpu_s(pid), time.process_time(), time.perf_counter()
-    results = await asyncio.gather(*(one_stream(url, tracks[i % len(tracks)], token) for i in range(n)))
+    results = await asyncio.gather(
+        *(one_stream(url, tracks[i % len(tracks)], token, float(starts[i])) for i in range(n))
+    )
     wall = time.perf_counter() - t0
     return Round(n, list(results), process_cpu_s(pid) - cpu0, wall, time.process_time() - client0)
 
@@ -263,6 +271,14 @@ def main() -> int:
     p.add_argument("--stop-ms", type=float, default=500.0)
     p.add_argument("--max-n", type=int, default=1024)
     p.add_argument("--refine", action="store_true", help="bisect for the largest N within --target-ms")
+    p.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each stream starts after a random delay in [0, S) seconds (default 0: all at once, the worst case:"
+        " streams of the same track then need the model at the same moments)",
+    )
     p.add_argument("--url", default=None, help="an already running server's ws URL (default: start one)")
     p.add_argument("--token", default=os.environ.get("SPEECH_EMOTION_TOKEN"))
     p.add_argument(
@@ -287,7 +303,8 @@ def main() -> int:
         url, pid = f"ws://127.0.0.1:{port}/v1/stream", server.pid
     print(
         f"cores: {len(os.sched_getaffinity(0))}, model: {args.model or 'default'}, {args.seconds:g} s per stream,"
-        f" server processes: {args.processes}, max hop {args.max_hop:g} s, load average before:"
+        f" server processes: {args.processes}, max hop {args.max_hop:g} s, starts staggered over {args.stagger:g} s,"
+        f" load average before:"
         f" {os.getloadavg()[0]:.1f}"
     )
     print(HEADER)
@@ -297,7 +314,7 @@ def main() -> int:
         asyncio.run(run_round(url, 1, [make_track(3.0, 99, args.model)], args.token, pid))  # warm-up
         n = 1
         while n <= args.max_n:
-            r = rounds[n] = asyncio.run(run_round(url, n, tracks, args.token, pid))
+            r = rounds[n] = asyncio.run(run_round(url, n, tracks, args.token, pid, args.stagger))
             print(report(r), flush=True)
             for e in sorted(set(r.errors))[:3]:
                 print(f"      error: {e}")
@@ -310,7 +327,7 @@ def main() -> int:
             lo, hi = (max(ok) if ok else 0), (min(bad) if bad else None)
             while hi is not None and hi - lo > 1:
                 mid = (lo + hi) // 2
-                r = rounds[mid] = asyncio.run(run_round(url, mid, tracks, args.token, pid))
+                r = rounds[mid] = asyncio.run(run_round(url, mid, tracks, args.token, pid, args.stagger))
                 print(report(r), flush=True)
                 if r.pct(95) <= args.target_ms and not r.errors:
                     lo = mid

@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from speech_emotion.recognizer import Recognizer
-from speech_emotion.service.scheduler import LiveScheduler, SchedulerOptions
+from speech_emotion.service.scheduler import LiveScheduler, SchedulerOptions, _Request
 from speech_emotion.streaming import SegmentEvent, StreamEnd, StreamingRecognizer, UpdateEvent, step_engines
 from speech_emotion.vad import FrameClassifier, classify_streams
 from stream_synth import bursts
@@ -187,9 +189,67 @@ def test_a_free_thread_takes_its_share_of_the_waiting_requests_oldest_first() ->
     waiting = [object() for _ in range(7)]
     scheduler._pending.extend(waiting)  # type: ignore[arg-type]
     scheduler._idle = 2  # two other threads wait
-    assert scheduler._take() == waiting[:3]  # ceil(7 / 3)
+    assert scheduler._take() == (False, waiting[:3])  # ceil(7 / 3)
     scheduler._idle = 0  # the others are busy: all that wait
-    assert scheduler._take() == waiting[3:]
+    assert scheduler._take() == (False, waiting[3:])
+
+
+def test_the_model_inputs_of_a_burst_are_taken_oldest_first_in_calls_of_at_most_batch_inputs() -> None:
+    scheduler = LiveScheduler(SchedulerOptions(batch_inputs=4), workers=2)
+    detected = [SimpleNamespace(inputs=n, submitted=0.1 * i) for i, n in enumerate([2, 1, 1, 3, 5])]
+    newer = SimpleNamespace(submitted=0.25)  # arrived after the first three were detected
+    scheduler._scoring.extend(detected)  # type: ignore[arg-type]
+    scheduler._pending.append(newer)  # type: ignore[arg-type]
+    assert scheduler._take() == (True, detected[:3])  # 2 + 1 + 1 inputs
+    assert scheduler._take() == (False, [newer])  # older than the next step to score
+    assert scheduler._take() == (True, detected[3:4])  # 3 + 5 would pass 4
+    assert scheduler._take() == (True, detected[4:])  # a step larger than the limit goes alone
+
+
+class _Held:
+    """A recognizer whose model calls wait until :attr:`release` is set."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.recognizer, name)
+
+    def scores_batch(self, clips: list[np.ndarray]) -> Any:
+        self.calls += 1
+        assert self.release.wait(10)
+        return self.recognizer.scores_batch(clips)
+
+
+def test_a_stream_that_needs_no_model_is_answered_while_another_streams_inputs_are_scored(batched: Recognizer) -> None:
+    """Both streams are detected in one step; the one with no window due gets its (empty) events while the other
+    stream's model call is still running (one step scoring both would hold both)."""
+    held = _Held(batched)
+    scheduler = LiveScheduler(workers=1)
+    busy, quiet = StreamingRecognizer(held), StreamingRecognizer(held)  # type: ignore[arg-type]
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        loop = asyncio.get_running_loop()
+        requests = [
+            _Request(engine, audio, 16000, loop, loop.create_future(), time.monotonic())
+            for engine, audio in ((busy, voices(1)[0]), (quiet, np.zeros(CHUNK, np.float32)))
+        ]
+        scheduler._pending.extend(requests)
+        scheduler.start()
+        answered = await asyncio.wait_for(requests[1].future, 5)
+        assert held.calls == 1 and not requests[0].future.done()
+        held.release.set()
+        return answered, await asyncio.wait_for(requests[0].future, 10)
+
+    try:
+        quiet_events, busy_events = asyncio.run(run())
+    finally:
+        held.release.set()
+        scheduler.stop()
+    assert quiet_events == []
+    assert any(isinstance(e, UpdateEvent) for e in busy_events)
 
 
 def test_the_scheduler_widens_the_hop_when_streams_wait_and_narrows_it_when_they_do_not() -> None:

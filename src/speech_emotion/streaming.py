@@ -430,28 +430,34 @@ class StreamingRecognizer:
 
     def flush(self) -> list[Event]:
         """End of stream: closes open speech and returns the last events, then resets."""
-        events = self._finish()
-        self.reset()
-        return events
+        events = self.close()
+        events.pop()  # the StreamEnd
+        return events  # type: ignore[return-value]
 
     def close(self, duration_s: float = 0.0) -> list[Event | StreamEnd]:
         """End of stream: the last events, then the :class:`StreamEnd` (how much audio and speech there was, the
         notes: a stream that ended well before the announced ``duration_s`` (0: unknown), a level too low to trust
         the emotions found); then resets. Every door ends a stream this way."""
-        events: list[Event | StreamEnd] = [*self._finish()]
+        return score_steps([self.plan_close(duration_s)])[0]
+
+    def plan_close(self, duration_s: float = 0.0) -> PlannedStep:
+        """The stream's last step before the model (:func:`score_steps` completes it as :meth:`close` does): the
+        conditioner's tail through the speech detector, open speech closed."""
+        step = detect_engines([self], [self._conditioner.finish()])[0]
+        edge = self._segmenter.finish()
+        if edge is not None:
+            step.jobs += self._on_edge(edge)
+        step.closing = duration_s
+        return step
+
+    def _closed(self, duration_s: float) -> StreamEnd:
+        """The :class:`StreamEnd` of the stream just closed (its last events completed); resets."""
         rate = self._rate_in
         notes = [note for note in (ended_early(self._frames_in, duration_s, rate),) if note is not None]
         notes += self._meter.notes(speech_found=self._segments_done > 0)
-        events.append(self._end(self._frames_in / rate, tuple(notes)))
+        end = self._end(self._frames_in / rate, tuple(notes))
         self.reset()
-        return events
-
-    def _finish(self) -> list[Event]:
-        events = step_engines([self], [self._conditioner.finish()])[0]
-        edge = self._segmenter.finish()
-        if edge is not None:
-            events += self._run(self._on_edge(edge))
-        return events
+        return end
 
     def events(self, blocks: Iterable[Block], duration_s: float = 0.0) -> Iterator[Event | StreamEnd]:
         """The events of a whole stream read from ``blocks``, then its :class:`StreamEnd`.
@@ -497,12 +503,6 @@ class StreamingRecognizer:
                 keep_from = min(keep_from, self._segment.start)
             self._buffer.release_before(keep_from)
         return jobs
-
-    def _run(self, jobs: list[_Job]) -> list[Event]:
-        """Score ``jobs`` with this engine's recognizer and complete their events."""
-        t0 = time.perf_counter()
-        scores = _score(self.recognizer, jobs)
-        return self._complete(jobs, scores, (time.perf_counter() - t0) * 1000)
 
     def _on_edge(self, edge: VadEvent) -> list[_Job]:
         if edge.kind == "start":
@@ -634,29 +634,52 @@ def _score(recognizer: Recognizer, jobs: Sequence[_Job]) -> list[Scores | None]:
     return [None if job.samples is None else next(found) for job in jobs]
 
 
+@dataclass
+class PlannedStep:
+    """One stream's step after the speech detector (:func:`detect_engines`, :meth:`StreamingRecognizer.plan_close`):
+    the model inputs its events wait for. :func:`score_steps` completes it; until then the engine takes no audio."""
+
+    engine: StreamingRecognizer
+    jobs: list[_Job]
+    closing: float | None = None
+    """For the stream's last step: its announced duration (seconds, 0: unknown); completing it ends the stream."""
+
+
+def detect_engines(engines: Sequence[StreamingRecognizer], samples: Sequence[np.ndarray]) -> list[PlannedStep]:
+    """The first half of :func:`step_engines`: each engine takes its ``samples``, the speech detector runs on all
+    streams together, and each engine plans the windows and segments its new frames make due."""
+    frames = [engine._take(x) for engine, x in zip(engines, samples)]
+    flags = classify_streams([engine._classifier for engine in engines], frames)
+    return [PlannedStep(engine, engine._advance(f)) for engine, f in zip(engines, flags)]
+
+
+def score_steps(steps: Sequence[PlannedStep]) -> list[list[Event | StreamEnd]]:
+    """The second half of :func:`step_engines`: the model inputs of all ``steps`` scored together (batched per input
+    shape where the recognizer's graph allows, :meth:`Recognizer.scores_batch`), then each step's events; a closing
+    step's end with its :class:`StreamEnd`. Steps of different engines may be completed in any grouping: each
+    engine's events are those it would give alone (tested)."""
+    groups: dict[int, list[int]] = {}
+    for i, step in enumerate(steps):
+        groups.setdefault(id(step.engine.recognizer), []).append(i)
+    events: list[list[Event | StreamEnd]] = [[] for _ in steps]
+    for members in groups.values():
+        t0 = time.perf_counter()
+        scores = iter(_score(steps[members[0]].engine.recognizer, [job for i in members for job in steps[i].jobs]))
+        latency_ms = (time.perf_counter() - t0) * 1000
+        for i in members:
+            step = steps[i]
+            events[i] = [*step.engine._complete(step.jobs, [next(scores) for _ in step.jobs], latency_ms)]
+            if step.closing is not None:
+                events[i].append(step.engine._closed(step.closing))
+    return events
+
+
 def step_engines(engines: Sequence[StreamingRecognizer], samples: Sequence[np.ndarray]) -> list[list[Event]]:
     """One step of many streams: each engine's :meth:`~StreamingRecognizer.feed_conditioned` of its ``samples``
     (16 kHz mono float32 from :meth:`~StreamingRecognizer.condition`; may be empty), with the speech detector run
-    on all streams together and the model inputs of all streams scored together (batched per input shape where
-    the recognizer's graph allows, :meth:`Recognizer.scores_batch`). Each engine's events are those it would give
-    alone (tested)."""
-    frames = [engine._take(x) for engine, x in zip(engines, samples)]
-    flags = classify_streams([engine._classifier for engine in engines], frames)
-    jobs = [engine._advance(f) for engine, f in zip(engines, flags)]
-    groups: dict[int, list[int]] = {}
-    for i, engine in enumerate(engines):
-        groups.setdefault(id(engine.recognizer), []).append(i)
-    events: list[list[Event]] = [[] for _ in engines]
-    for members in groups.values():
-        batch = [job for i in members for job in jobs[i]]
-        if not batch:
-            continue
-        t0 = time.perf_counter()
-        scores = iter(_score(engines[members[0]].recognizer, batch))
-        latency_ms = (time.perf_counter() - t0) * 1000
-        for i in members:
-            events[i] = engines[i]._complete(jobs[i], [next(scores) for _ in jobs[i]], latency_ms)
-    return events
+    on all streams together and the model inputs of all streams scored together: :func:`detect_engines` then
+    :func:`score_steps`. Each engine's events are those it would give alone (tested)."""
+    return score_steps(detect_engines(engines, samples))  # type: ignore[return-value]
 
 
 def run_engines(
@@ -686,8 +709,11 @@ __all__ = [
     "SegmentEvent",
     "StreamEnd",
     "StreamOptions",
+    "PlannedStep",
     "StreamingRecognizer",
     "UpdateEvent",
+    "detect_engines",
     "run_engines",
+    "score_steps",
     "step_engines",
 ]

@@ -2,20 +2,28 @@
 WebSocket stream.
 
 Each :class:`~speech_emotion.service.stream.StreamSession` hands its received audio to :meth:`LiveScheduler.feed`
-and awaits the events. A free scheduler thread takes its share of the requests waiting at that moment (all of them
-divided by the free threads, the oldest first; the next free thread is woken for the rest) and runs them as one step
-of those streams (:func:`~speech_emotion.streaming.step_engines`): the speech detector scores the frames of all of
-them in a few batched calls, and the windows and segments due go to the model together, in one ONNX Runtime call
-per input shape when the graph takes a batch. There is no fixed tick and no waiting for a batch to fill: a quiet
-server answers at once, a busy one batches more, every core runs a step when there is work for it (one thread
-taking all the waiting streams would leave the other cores idle while those streams' next requests wait for it),
-and no step is a barrier every stream waits on. Every stream has at most one request in flight (its session awaits
-it), and requests are served in arrival order, so a busy stream cannot starve the others.
+and awaits the events. A step has two halves (:mod:`~speech_emotion.streaming`): the speech detector, cheap and
+worth batching, and the emotion model, costly and hardly cheaper per input in a batch. A free scheduler thread takes
+the oldest work waiting:
+
+- **detection**: its share of the requests waiting at that moment (all of them divided by the free threads, the
+  oldest first; the next free thread is woken for the rest), whose frames the speech detector scores in a few
+  batched calls (:func:`~speech_emotion.streaming.detect_engines`). A stream that needs no model input now (most
+  steps of 100 ms of audio) gets its events at once; the others queue for
+- **scoring**: the model inputs of the oldest steps, at most ``batch_inputs`` of them in one ONNX Runtime call per
+  input shape (:func:`~speech_emotion.streaming.score_steps`), each stream answered as soon as its own inputs are
+  scored. A burst (many streams' windows due at the same moment) is thus shared by every core in small calls, and
+  one stream's segment never holds up the answers of streams that needed no model.
+
+There is no fixed tick and no waiting for a batch to fill: a quiet server answers at once, a busy one batches
+more, every core runs work when there is some. Every stream has at most one request in flight (its session awaits
+it), and work is served oldest first, so a busy stream cannot starve the others.
 
 Under load the scheduler widens the update hop (every 2nd, then 4th window of the ``hop_s`` grid, up to
-``max_hop_s``) when requests have waited longer than ``widen_after_s``, and narrows it again once they wait less
-than ``narrow_below_s`` for ``settle_s``; the hop in force is in every update event (``hop_s``). Segment events and
-the audio accounting never change: no audio is skipped, only fewer windows are classified.
+``max_hop_s``) when work has waited longer than ``widen_after_s`` (since its request arrived), and narrows it again
+once work waits less than ``narrow_below_s`` for ``settle_s``; the hop in force is in every update event
+(``hop_s``). Segment events and the audio accounting never change: no audio is skipped, only fewer windows are
+classified.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ..streaming import StreamingRecognizer, step_engines
+from ..streaming import PlannedStep, StreamingRecognizer, detect_engines, score_steps
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,9 @@ class SchedulerOptions:
     """Requests waiting less than this for ``settle_s`` halve it again."""
     settle_s: float = 3.0
     """Time between two changes of the hop."""
+    batch_inputs: int = 4
+    """Most model inputs (windows, segments) in one scoring call: a burst is shared among the threads in calls of
+    this size (a larger batch is hardly cheaper per input on one core, and every stream in it waits for all)."""
 
 
 @dataclass
@@ -60,6 +71,13 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     submitted: float
+    step: PlannedStep | None = None
+    """After detection: the model inputs its events wait for."""
+
+    @property
+    def inputs(self) -> int:
+        """Model inputs its step waits for."""
+        return 0 if self.step is None else len(self.step.jobs)
 
 
 def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -82,9 +100,12 @@ class LiveScheduler:
         self.stride = 1
         """The hop in force, in multiples of each engine's ``hop_s``."""
         self.steps = 0
-        """Steps run so far (each serves every stream that was waiting)."""
+        """Detection steps run so far (each serves a share of the streams that were waiting)."""
         self._changed = time.monotonic()
         self._pending: deque[_Request] = deque()
+        """Requests waiting for detection, oldest first."""
+        self._scoring: deque[_Request] = deque()
+        """Detected steps waiting for the model, oldest first."""
         self._ready = threading.Condition()
         self._idle = 0
         """Threads waiting for requests (guarded by ``_ready``)."""
@@ -144,29 +165,42 @@ class LiveScheduler:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (batch := self._take()) is not None:
+        while (work := self._take()) is not None:
+            scoring, batch = work
             with self._adapt_lock:
                 self._adapt(time.monotonic() - batch[0].submitted)
-                self.steps += 1
-            self._step(batch)
+                self.steps += not scoring
+            if scoring:
+                self._score(batch)
+            else:
+                self._detect(batch)
 
-    def _take(self) -> list[_Request] | None:
-        """The next step's requests: this thread's share of those waiting (``None``: stop, nothing left)."""
+    def _take(self) -> tuple[bool, list[_Request]] | None:
+        """The next work, the oldest first: ``(True, steps to score)`` or ``(False, this thread's share of the
+        requests waiting for detection)``; ``None``: stop, nothing left."""
         with self._ready:
             self._idle += 1
-            while not self._pending and not self._stopping:
+            while not self._pending and not self._scoring and not self._stopping:
                 self._ready.wait()
             self._idle -= 1
-            if not self._pending:
+            if not self._pending and not self._scoring:
                 return None
-            share = math.ceil(len(self._pending) / (self._idle + 1))
-            batch = [self._pending.popleft() for _ in range(share)]
-            if self._pending:
+            if self._scoring and (not self._pending or self._scoring[0].submitted <= self._pending[0].submitted):
+                batch = [self._scoring.popleft()]
+                inputs = batch[0].inputs
+                while self._scoring and inputs + self._scoring[0].inputs <= self.options.batch_inputs:
+                    inputs += self._scoring[0].inputs
+                    batch.append(self._scoring.popleft())
+                scoring = True
+            else:
+                share = math.ceil(len(self._pending) / (self._idle + 1))
+                batch, scoring = [self._pending.popleft() for _ in range(share)], False
+            if self._pending or self._scoring:
                 self._ready.notify()  # another free thread takes the rest now
-            return batch
+            return scoring, batch
 
     def _adapt(self, waited_s: float) -> None:
-        """Widen the hop when requests wait too long, narrow it when they have not for a while."""
+        """Widen the hop when work waits too long, narrow it when it has not for a while."""
         o, now = self.options, time.monotonic()
         if waited_s > o.widen_after_s and self.stride < o.max_stride and now - self._changed > o.widen_after_s:
             self.stride, self._changed = min(2 * self.stride, o.max_stride), now
@@ -175,34 +209,59 @@ class LiveScheduler:
             self.stride, self._changed = self.stride // 2, now
             log.info("live streams caught up: update hop x%d", self.stride)
 
-    def _step(self, batch: list[_Request]) -> None:
+    def _detect(self, batch: list[_Request]) -> None:
+        """The speech detector over the requests' audio; each stream that needs the model queues for scoring, the
+        others are answered now."""
         engines: list[StreamingRecognizer] = []
         inputs: list[np.ndarray] = []
-        waiting: list[_Request] = []
+        detected: list[_Request] = []
+        planned: list[_Request] = []
         for r in batch:
             try:
-                if r.audio is None:
-                    end = getattr(r.engine, "close", None) or r.engine.flush
-                    self._done(r, list(end()))
-                elif isinstance(r.engine, StreamingRecognizer):
+                if not isinstance(r.engine, StreamingRecognizer):  # any other engine with feed/flush (tests)
+                    if r.audio is None:
+                        self._done(r, list((getattr(r.engine, "close", None) or r.engine.flush)()))
+                    else:
+                        self._done(r, list(r.engine.feed(r.audio, r.rate)))
+                elif r.audio is None:
+                    r.step = r.engine.plan_close()
+                    planned.append(r)
+                else:
                     r.engine.hop_stride = self.stride
                     inputs.append(r.engine.condition(r.audio, r.rate))
                     engines.append(r.engine)
-                    waiting.append(r)
-                else:  # any other engine with feed/flush (tests' stand-ins)
-                    self._done(r, list(r.engine.feed(r.audio, r.rate)))
+                    detected.append(r)
             except Exception as exc:
                 self._done(r, None, exc)
-        if not engines:
-            return
+        if engines:
+            try:
+                for r, step in zip(detected, detect_engines(engines, inputs)):
+                    r.step = step
+            except Exception as exc:  # a fault of the engine, not of one stream's input (refused above): all in it end
+                log.exception("the speech detector failed on a step of %d streams", len(engines))
+                for r in detected:
+                    self._done(r, None, exc)
+                detected = []
+        waiting = sorted([*detected, *planned], key=lambda r: r.submitted)
+        queued = [r for r in waiting if r.inputs]
+        if queued:
+            with self._ready:
+                self._scoring.extend(queued)
+                self._ready.notify()
+        done = [r for r in waiting if r.step is not None and not r.inputs]
+        if done:
+            self._score(done)  # no model call: the events complete now
+
+    def _score(self, batch: list[_Request]) -> None:
+        """The model inputs of the detected steps ``batch``, scored together; each stream gets its events."""
         try:
-            results = step_engines(engines, inputs)
-        except Exception as exc:  # a fault of the engine, not of one stream's input (refused above): all in it end
-            log.exception("a batched step of %d streams failed", len(engines))
-            for r in waiting:
+            results = score_steps([r.step for r in batch if r.step is not None])
+        except Exception as exc:
+            log.exception("scoring the model inputs of %d streams failed", len(batch))
+            for r in batch:
                 self._done(r, None, exc)
             return
-        for r, events in zip(waiting, results):
+        for r, events in zip(batch, results):
             self._done(r, events)
 
     @staticmethod
