@@ -51,12 +51,14 @@ class SchedulerOptions:
 
     max_stride: int = 4
     """Widest hop, in multiples of the engine's ``hop_s`` (1: never widen)."""
-    widen_after_s: float = 0.12
-    """Requests waiting longer than this double the hop."""
-    narrow_below_s: float = 0.04
-    """Requests waiting less than this for ``settle_s`` halve it again."""
-    settle_s: float = 3.0
-    """Time between two changes of the hop."""
+    widen_after_s: float = 0.08
+    """Work waiting longer than this (since its request arrived) doubles the hop."""
+    narrow_below_s: float = 0.02
+    """Work waiting less than this for ``settle_s`` halves it again."""
+    settle_s: float = 10.0
+    """Time between two changes of the hop, and before a narrower hop is tried again (narrowing too soon brings
+    back the load that widened it: the hop see-saws and the waits with it; 0.12 / 0.04 / 3 s before, measured in
+    docs/service.md)."""
     batch_inputs: int = 4
     """Most model inputs (windows, segments) in one scoring call: a burst is shared among the threads in calls of
     this size (a larger batch is hardly cheaper per input on one core, and every stream in it waits for all)."""
