@@ -11,6 +11,7 @@ by-design wait for the end of an utterance. Stops once p95 passes ``--stop-ms`` 
 bisects for the largest N whose p95 stays within ``--target-ms`` (200).
 
     python benchmarks/bench_service.py --model models/default --seconds 20
+    python benchmarks/bench_service.py --stagger 2 --n 64 80   # streams starting within 2 s; N = 64 and 80 only
     python benchmarks/bench_service.py --soak 30     # 30 minutes of churn and attacks, RSS/handles/p95 over time
     taskset -c 0,1 python benchmarks/bench_service.py ...   # pin everything to 2 cores
 """
@@ -270,6 +271,7 @@ def main() -> int:
     p.add_argument("--target-ms", type=float, default=200.0)
     p.add_argument("--stop-ms", type=float, default=500.0)
     p.add_argument("--max-n", type=int, default=1024)
+    p.add_argument("--n", type=int, nargs="+", default=None, help="run these N only, each once (no doubling)")
     p.add_argument("--refine", action="store_true", help="bisect for the largest N within --target-ms")
     p.add_argument(
         "--stagger",
@@ -312,8 +314,11 @@ def main() -> int:
     tracks = [make_track(args.seconds, seed, args.model) for seed in range(VOICES)]
     try:
         asyncio.run(run_round(url, 1, [make_track(3.0, 99, args.model)], args.token, pid))  # warm-up
+        for n in args.n or []:
+            r = rounds[n] = asyncio.run(run_round(url, n, tracks, args.token, pid, args.stagger))
+            print(report(r), flush=True)
         n = 1
-        while n <= args.max_n:
+        while args.n is None and n <= args.max_n:
             r = rounds[n] = asyncio.run(run_round(url, n, tracks, args.token, pid, args.stagger))
             print(report(r), flush=True)
             for e in sorted(set(r.errors))[:3]:
