@@ -36,7 +36,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -257,7 +257,7 @@ class LiveScheduler:
     def _score(self, batch: list[_Request]) -> None:
         """The model inputs of the detected steps ``batch``, scored together; each stream gets its events."""
         try:
-            results = score_steps([r.step for r in batch if r.step is not None])
+            results = score_steps([cast(PlannedStep, r.step) for r in batch])  # every request here was detected
         except Exception as exc:
             log.exception("scoring the model inputs of %d streams failed", len(batch))
             for r in batch:
