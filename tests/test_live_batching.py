@@ -239,6 +239,10 @@ def test_a_stream_that_needs_no_model_is_answered_while_another_streams_inputs_a
         scheduler._pending.extend(requests)
         scheduler.start()
         answered = await asyncio.wait_for(requests[1].future, 5)
+        for _ in range(500):  # the other stream's model call starts (and is held)
+            if held.calls:
+                break
+            await asyncio.sleep(0.01)
         assert held.calls == 1 and not requests[0].future.done()
         held.release.set()
         return answered, await asyncio.wait_for(requests[0].future, 10)
@@ -265,6 +269,24 @@ def test_the_scheduler_widens_the_hop_when_streams_wait_and_narrows_it_when_they
     scheduler._changed -= 1.0
     scheduler._adapt(0.0)
     assert scheduler.stride == 2
+
+
+def test_an_idle_scheduler_starts_the_next_streams_at_the_engines_own_hop() -> None:
+    scheduler = LiveScheduler(SchedulerOptions(max_stride=4, widen_after_s=0.1, settle_s=0.05), workers=1)
+    scheduler._changed -= 1.0
+    scheduler._adapt(0.5)
+    assert scheduler.stride == scheduler.current_stride == 2  # widened under load
+    time.sleep(0.1)  # no work for longer than settle_s
+    assert scheduler.current_stride == 1  # what /healthz reports while idle
+
+    async def one() -> list[str]:
+        return await scheduler.feed(_Meeting(threading.Barrier(1)), np.zeros(CHUNK, np.float32), 16000)
+
+    try:
+        asyncio.run(one())
+    finally:
+        scheduler.stop()
+    assert scheduler.stride == 1
 
 
 def test_serve_processes_share_one_port(tmp_path: Path) -> None:

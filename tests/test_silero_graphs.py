@@ -73,3 +73,51 @@ def test_the_shipped_graphs_are_what_the_build_script_writes(tmp_path: Path) -> 
     )
     for name in ("frames.onnx", "lstm.onnx"):
         assert (tmp_path / name).read_bytes() == (silero.GRAPHS / name).read_bytes(), name
+
+
+@pytest.fixture
+def broken_graphs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The detector reads its graphs from ``tmp_path`` (a copy of the shipped ones) and loads them anew."""
+    for name in ("frames.onnx", "lstm.onnx"):
+        (tmp_path / name).write_bytes((silero.GRAPHS / name).read_bytes())
+    monkeypatch.setattr(silero, "GRAPHS", tmp_path)
+    monkeypatch.setattr(silero, "_sessions", None)
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "empty"])
+def test_a_missing_or_damaged_detector_graph_is_one_model_error_naming_it(broken_graphs: Path, damage: str) -> None:
+    from speech_emotion.errors import ModelError
+
+    graph = broken_graphs / "lstm.onnx"
+    if damage == "missing":
+        graph.unlink()
+    else:
+        graph.write_bytes(graph.read_bytes()[:5000] if damage == "truncated" else b"")
+    with pytest.raises(ModelError) as caught:
+        silero.sessions()
+    message = str(caught.value)
+    assert str(graph) in message and "reinstall speech-emotion" in message and "\n" not in message
+    assert ("is missing" if damage == "missing" else "cannot be loaded") in message
+
+
+def test_the_server_and_the_batch_workers_refuse_to_start_without_the_detector(
+    broken_graphs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tiny_bundle: Path
+) -> None:
+    """Not a healthy /healthz followed by a 500 on every request: the start fails with the one line."""
+    import uvicorn
+
+    from speech_emotion.batch.worker import load_worker_recognizer
+    from speech_emotion.cli.main import main
+    from speech_emotion.errors import ModelError
+
+    (broken_graphs / "frames.onnx").unlink()
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self))
+    monkeypatch.setattr("speech_emotion.threads.limit_native_threads", lambda: None)  # keep pytest's threads
+    monkeypatch.setattr("speech_emotion.batch.worker.limit_native_threads", lambda: None)
+    assert main(["serve", "--model", str(tiny_bundle), "--port", "8124"]) == 1
+    err = capsys.readouterr().err
+    assert not started and "frames.onnx is missing" in err and "Traceback" not in err
+    with pytest.raises(ModelError, match="frames.onnx is missing"):
+        load_worker_recognizer(str(tiny_bundle))

@@ -56,7 +56,8 @@ def model_path() -> Path:
 
 def sessions() -> tuple[Any, Any]:
     """The process-wide ONNX Runtime sessions of ``frames.onnx`` and ``lstm.onnx`` (one thread per call; created on
-    first use). Raises :class:`ModelError` when a graph is missing from the installation."""
+    first use). Raises :class:`ModelError` when a graph is missing from the installation or cannot be loaded. A
+    server or batch worker calls it at start-up, so a broken installation stops it there, not at the first request."""
     global _sessions
     with _lock:
         if _sessions is None:
@@ -66,14 +67,20 @@ def sessions() -> tuple[Any, Any]:
             opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
-            paths = [GRAPHS / "frames.onnx", GRAPHS / "lstm.onnx"]
-            for path in paths:
+            loaded = []
+            for path in (GRAPHS / "frames.onnx", GRAPHS / "lstm.onnx"):
                 if not path.is_file():
                     raise ModelError(f"the speech detector's graph {path} is missing: reinstall speech-emotion")
-            frames, lstm = (
-                ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"]) for path in paths
-            )
-            _sessions = (frames, lstm)
+                try:
+                    loaded.append(
+                        ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+                    )
+                except Exception as exc:  # a damaged file: ONNX Runtime's own errors carry no path a user can act on
+                    reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+                    raise ModelError(
+                        f"the speech detector's graph {path} cannot be loaded ({reason}): reinstall speech-emotion"
+                    ) from None
+            _sessions = (loaded[0], loaded[1])
         return _sessions
 
 

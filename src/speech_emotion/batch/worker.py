@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import silero
 from ..errors import SpeechEmotionError
 from ..recognizer import Recognizer
 from ..report import speech_weighted_dimensions, summarize
@@ -128,6 +129,7 @@ def load_worker_recognizer(model: str | Path | None) -> Recognizer:
     limit_native_threads()
     recognizer = Recognizer.load(model, threads=1)
     recognizer.warmup()
+    silero.sessions()  # the speech detector: a broken installation aborts the run here (ModelError)
     return recognizer
 
 

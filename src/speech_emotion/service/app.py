@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, silero
 from ..recognizer import Recognizer
 from ..streaming import StreamOptions
 from . import health, live, uploads
@@ -67,6 +67,7 @@ def create_app(
     options.check()
     if recognizer is None:
         recognizer = Recognizer.load(options.model, threads=options.threads)
+    silero.sessions()  # the speech detector: a broken installation stops the server here (ModelError)
     rec: Recognizer = recognizer
     if engine_factory is None:
         from ..streaming import StreamingRecognizer

@@ -49,7 +49,7 @@ async def healthz(ctx: ServiceContext = Depends(context)) -> dict[str, Any]:
         "colors": {label: EMOTION_COLORS[label] for label in rec.labels if label in EMOTION_COLORS},
         "sample_rate": rec.sample_rate,
         "auth": options.token is not None,
-        "streams": {"active": ctx.slots.active, "max": ctx.slots.limit, "hop_stride": ctx.live.stride},
+        "streams": {"active": ctx.slots.active, "max": ctx.slots.limit, "hop_stride": ctx.live.current_stride},
         "uploads": {"active": ctx.uploads.active, "max": ctx.uploads.limit},
         "workers": {"upload": options.upload_pool_size},
         "processes": options.processes,

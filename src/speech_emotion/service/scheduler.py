@@ -103,7 +103,7 @@ class LiveScheduler:
         """The hop in force, in multiples of each engine's ``hop_s``."""
         self.steps = 0
         """Detection steps run so far (each serves a share of the streams that were waiting)."""
-        self._changed = time.monotonic()
+        self._changed = self._last_work = time.monotonic()
         self._pending: deque[_Request] = deque()
         """Requests waiting for detection, oldest first."""
         self._scoring: deque[_Request] = deque()
@@ -159,6 +159,12 @@ class LiveScheduler:
             self._ready.notify()
         return await future
 
+    @property
+    def current_stride(self) -> int:
+        """The hop the next work gets, in multiples of the engine's ``hop_s``: :attr:`stride`, or 1 once no work has
+        come for ``settle_s`` (an idle server starts its next streams at the engine's own hop)."""
+        return 1 if time.monotonic() - self._last_work > self.options.settle_s else self.stride
+
     def hop_s(self, engine: Any) -> float | None:
         """The update hop ``engine`` runs with now, seconds (``None`` for an engine without a hop)."""
         options = getattr(engine, "options", None)
@@ -170,7 +176,11 @@ class LiveScheduler:
         while (work := self._take()) is not None:
             scoring, batch = work
             with self._adapt_lock:
-                self._adapt(time.monotonic() - batch[0].submitted)
+                now = time.monotonic()
+                if now - self._last_work > self.options.settle_s:  # idle that long: nothing left to protect
+                    self.stride = 1
+                self._last_work = now
+                self._adapt(now - batch[0].submitted)
                 self.steps += not scoring
             if scoring:
                 self._score(batch)
