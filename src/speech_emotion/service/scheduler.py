@@ -260,7 +260,7 @@ class LiveScheduler:
             with self._ready:
                 self._scoring.extend(queued)
                 self._ready.notify()
-        done = [r for r in waiting if r.step is not None and not r.inputs]
+        done = [r for r in waiting if not r.inputs]  # every request here has its step
         if done:
             self._score(done)  # no model call: the events complete now
 
