@@ -253,6 +253,25 @@ def test_idle_stream_is_closed_with_4408(recognizer: Recognizer) -> None:
         assert error["unprocessed_samples"] == 0
 
 
+def test_empty_frames_do_not_keep_an_idle_stream_open(recognizer: Recognizer) -> None:
+    with client_for(recognizer, idle_timeout_s=0.5) as c, c.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        for _ in range(8):  # 0.8 s of empty frames: no audio, so the idle timeout runs on
+            ws.send_bytes(b"")
+            time.sleep(0.1)
+        ws.send_bytes(pcm16(silence(0.2)))  # too late: the stream was closed at 0.5 s
+        error = expect_error(*read_until_closed(ws), 4408, "idle_timeout")
+        assert error["received_samples"] == 0
+
+
+@pytest.mark.parametrize("channels", [True, 1.0, 2])
+def test_a_config_with_channels_other_than_the_integer_1_is_refused(recognizer: Recognizer, channels: Any) -> None:
+    with client_for(recognizer) as c, c.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "config", "channels": channels})
+        expect_error(*read_until_closed(ws), 1003, "unsupported_format")
+
+
 def test_stream_longer_than_the_limit_is_closed_with_4413(recognizer: Recognizer) -> None:
     with client_for(recognizer, max_stream_s=0.5) as c, c.websocket_connect("/v1/stream") as ws:
         ws.receive_json()

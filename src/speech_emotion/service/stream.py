@@ -109,7 +109,8 @@ class StreamFormat:
             raise StreamError("unsupported_format", f"sample_rate must be an integer {MIN_RATE}..{MAX_RATE}")
         if fmt not in FORMATS:
             raise StreamError("unsupported_format", f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        if message.get("channels", 1) != 1:
+        channels = message.get("channels", 1)
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels != 1:
             raise StreamError("unsupported_format", "only mono audio (channels: 1) is supported")
         return cls(rate, fmt)
 
@@ -286,7 +287,8 @@ class StreamSession:
                 )
             if data is not None:
                 self._on_audio(data)
-                last_audio = loop.time()
+                if data:  # an empty frame carries no audio: it does not keep an idle stream's slot
+                    last_audio = loop.time()
             elif text is not None and self._on_text(text):
                 self._notice_drops()
                 await self._queue.put(_END)

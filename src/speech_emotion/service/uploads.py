@@ -88,8 +88,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-QUERY_PARAMETERS = frozenset({"channels", "token"})
-"""What the upload routes read from the query (``token``: the access token, where a client cannot send a header)."""
+QUERY_PARAMETERS = frozenset({"channels"})
+"""What the upload routes read from the query (their token goes in the ``Authorization`` header; only the WebSocket,
+whose browser clients cannot set headers, also reads ``?token=``)."""
 
 
 async def one_file_field(request: Request) -> None:
