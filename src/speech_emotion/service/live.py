@@ -12,6 +12,10 @@ from .stream import StreamSession, refuse
 
 router = APIRouter()
 
+STREAM_QUERY_PARAMETERS = frozenset({"token"})
+"""What the stream reads from its URL (the API token, for browser clients that cannot set headers); the audio format
+goes in the ``config`` message."""
+
 
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
@@ -34,6 +38,12 @@ async def stream(websocket: WebSocket) -> None:
     token = presented_token(websocket.headers, websocket.query_params, offered)
     if not token_ok(options.token, token):
         await refuse(websocket, "unauthorized", "missing or wrong API token", subprotocol)
+        return
+    unknown = sorted(set(websocket.query_params) - STREAM_QUERY_PARAMETERS)
+    if unknown:  # ?sample_rate=48000 would otherwise stream 48 kHz audio read as 16 kHz, silently wrong
+        known = ", ".join(sorted(STREAM_QUERY_PARAMETERS))
+        message = f"unknown query parameter {unknown[0]!r} (known: {known}; the format goes in the config message)"
+        await refuse(websocket, "unknown_parameter", message, subprotocol)
         return
     if not slots.acquire():
         await refuse(websocket, "too_many_streams", f"all {slots.limit} stream slots are busy", subprotocol)
