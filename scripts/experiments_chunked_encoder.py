@@ -1,4 +1,4 @@
-"""What the live path would lose by encoding audio in chunks once instead of every overlapping window (issue 19).
+"""What a cheaper encoder pass would cost in accuracy (issue 19): chunks encoded once, or fewer positions.
 
 The live engine classifies 2 s windows every 0.5 s and then each whole segment, so the encoder hears every second
 of speech about five times. Reusing its states across windows is not exact (every position attends to the whole
@@ -9,17 +9,22 @@ computed over the concatenated frames of the chunks, and the probe recipe (stand
 regression, C 0.03, no augmentation) is trained and tested per fold on them.
 
 Settings: ``full`` (today: the whole clip at once), ``C`` (chunks of C seconds, encoded alone), ``C+L`` (chunks of C
-seconds, each encoded with the L seconds before it, whose states are dropped). A last chunk under 0.1 s joins the
-one before it. Statistics are cached in ``--cache`` per setting.
+seconds, each encoded with the L seconds before it, whose states are dropped; a last chunk under 0.1 s joins the
+one before it), ``mergeK`` (the whole clip, each two neighbouring positions averaged into one after block K, 0 the
+embedding, so the blocks above it run on half the positions; ``mergeK-J``: after K and again after J; token
+merging in its simplest form, cf. Bolya et al. 2023, "Token Merging: Your ViT But Faster"). Statistics are cached
+in ``--cache`` per setting; a setting's encoder CPU time is that of its first run.
 
 Usage::
 
-    python scripts/experiments_chunked_encoder.py ../shared/data/ravdess full 2.0 1.0 1.0+0.5 0.5+1.0
+    python scripts/experiments_chunked_encoder.py ../shared/data/ravdess \\
+        full 2.0 1.0 1.0+0.5 0.5+1.0 merge1 merge2 merge0 merge1-2
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +40,35 @@ POSITION = 320
 """Samples per encoder position (two 10 ms log-mel frames)."""
 
 
-def states(samples: np.ndarray) -> torch.Tensor:
-    """``(5, positions, 512)``: the embedding and blocks 1-4 of the Whisper-base encoder for ``samples``."""
+def merge_pairs(x: torch.Tensor) -> torch.Tensor:
+    """``(1, positions, width)`` -> ``(1, ceil(positions / 2), width)``: neighbours averaged in pairs (an odd last
+    one kept)."""
+    pairs = x.shape[1] // 2
+    return torch.cat([(x[:, 0 : 2 * pairs : 2] + x[:, 1 : 2 * pairs : 2]) / 2, x[:, 2 * pairs :]], 1)
+
+
+def states(samples: np.ndarray, merge_after: tuple[int, ...] = ()) -> list[torch.Tensor]:
+    """The embedding and blocks 1-4 of the Whisper-base encoder for ``samples``, each ``(positions, 512)``; after
+    each block K in ``merge_after`` (0: the embedding), neighbouring positions are averaged in pairs."""
+    encoder = cached_encoder(None, 4)
     mel = torch.from_numpy(log_mel(samples)[None])
     with torch.inference_mode():
-        return torch.cat(cached_encoder(None, 4)(mel, layers=range(5)))
+        x = encoder.embed(mel)
+        found = [x[0]]
+        x = merge_pairs(x) if 0 in merge_after else x
+        for k, block in enumerate(encoder.layers, start=1):
+            x = block(x)
+            found.append(x[0])
+            x = merge_pairs(x) if k in merge_after else x
+    return found
 
 
-def chunked_states(samples: np.ndarray, setting: str) -> torch.Tensor:
-    """The states of ``samples`` encoded as ``setting`` says (``full``, ``C`` or ``C+L``), positions concatenated."""
+def chunked_states(samples: np.ndarray, setting: str) -> list[torch.Tensor]:
+    """The states of ``samples`` encoded as ``setting`` says, each layer's positions concatenated over chunks."""
     if setting == "full":
         return states(samples)
+    if setting.startswith("merge"):
+        return states(samples, tuple(int(k) for k in setting[5:].split("-")))
     chunk_s, _, context_s = setting.partition("+")
     n, m = round(float(chunk_s) * SAMPLE_RATE), round(float(context_s or 0) * SAMPLE_RATE)
     starts = list(range(0, len(samples), n))
@@ -55,14 +78,14 @@ def chunked_states(samples: np.ndarray, setting: str) -> torch.Tensor:
     for j, start in enumerate(starts):
         end = len(samples) if j == len(starts) - 1 else start + n
         begin = max(0, start - m)
-        parts.append(states(samples[begin:end])[:, (start - begin) // POSITION :])
-    return torch.cat(parts, 1)
+        parts.append([h[(start - begin) // POSITION :] for h in states(samples[begin:end])])
+    return [torch.cat(layer) for layer in zip(*parts)]
 
 
-def statistics(h: torch.Tensor) -> np.ndarray:
-    """``(5, 2, 512)``: mean and standard deviation over positions."""
-    mean = h.mean(1)
-    std = (h - mean[:, None]).pow(2).mean(1).sqrt()
+def statistics(layers: list[torch.Tensor]) -> np.ndarray:
+    """``(5, 2, 512)``: mean and standard deviation over positions of each layer."""
+    mean = torch.stack([h.mean(0) for h in layers])
+    std = torch.stack([(h - h.mean(0)).pow(2).mean(0).sqrt() for h in layers])
     return torch.stack([mean, std], 1).numpy()
 
 
@@ -84,7 +107,7 @@ def actor_6fold_ua(x: np.ndarray, y: np.ndarray, folds: np.ndarray) -> list[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="the RAVDESS folder (MANIFEST.tsv, FOLDS.tsv)")
-    parser.add_argument("settings", nargs="+", help="full, C or C+L (seconds)")
+    parser.add_argument("settings", nargs="+", help="full, C or C+L (seconds), mergeK")
     parser.add_argument("--cache", default="../runs/chunked-encoder")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -96,17 +119,23 @@ def main() -> None:
     todo = [s for s in args.settings if not (cache / f"{s}.npy").exists()]
     if todo:
         found: dict[str, list[np.ndarray]] = {s: [] for s in todo}
+        cpu = dict.fromkeys(todo, 0.0)
         for path in tqdm(manifest["path"], desc="encoder states"):
             samples = prepare(str(data / path), AudioOptions())
             for s in todo:
+                start = time.process_time()
                 found[s].append(statistics(chunked_states(samples, s)))
+                cpu[s] += time.process_time() - start
         for s in todo:
             np.save(cache / f"{s}.npy", np.stack(found[s]))
-    print("| setting | UA % | folds 1-6 |\n|---|---|---|")
+            (cache / f"{s}.cpu").write_text(f"{cpu[s]:.3f}\n")
+    full_cpu = float((cache / "full.cpu").read_text()) if (cache / "full.cpu").exists() else None
+    print("| setting | UA % | folds 1-6 | encoder CPU vs full (PyTorch, one thread) |\n|---|---|---|---|")
     for s in args.settings:
         x = np.load(cache / f"{s}.npy")[:, 2:5].reshape(len(manifest), -1)
         uas = actor_6fold_ua(x, y, folds)
-        print(f"| {s} | {100 * np.mean(uas):.1f} | " + " ".join(f"{100 * u:.1f}" for u in uas) + " |")
+        ratio = f"{float((cache / f'{s}.cpu').read_text()) / full_cpu:.2f}" if full_cpu else "-"
+        print(f"| {s} | {100 * np.mean(uas):.1f} | " + " ".join(f"{100 * u:.1f}" for u in uas) + f" | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,21 @@ def test_the_anchor_option_is_range_checked_in_one_line():
     assert make_recipe("whisper-base-multicorpus", anchor=0.5).describe()["anchor"] == 0.5
 
 
+def test_merging_positions_is_a_checked_option_with_its_own_statistics_and_old_caches_keep_their_keys():
+    pytest.importorskip("torch")
+    from speech_emotion.errors import ModelError
+    from speech_emotion.training.recipes import make_recipe
+    from speech_emotion.training.whisper.pooled import PooledOptions
+
+    assert PooledOptions().cache_key() == "whisper-pooled-7bb6e9a225b1"  # the key of every cache made before it
+    assert PooledOptions(merge_after=(1,)).cache_key() != PooledOptions().cache_key()
+    with pytest.raises(ModelError, match="merge_after.*0-3"):
+        make_recipe("whisper-base-general", pooled={"merge_after": [4]})
+    merged = make_recipe("whisper-base-general", pooled={"merge_after": [1]})
+    assert merged.encoder_merge() == (1,) and list(merged.describe()["pooled"]["merge_after"]) == [1]
+    assert "merge_after" not in make_recipe("whisper-base-general").describe()["pooled"]  # old folds resume
+
+
 def test_whole_recording_copies_keep_the_noise_that_fills_the_pauses(tmp_path, monkeypatch):
     from speech_emotion.training import conditions
     from speech_emotion.training.whisper.pooled import PooledOptions, variant_audio

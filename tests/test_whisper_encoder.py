@@ -75,6 +75,29 @@ def test_encoder_stops_after_last_requested_layer(ct2_dir: Path) -> None:
     assert all(torch.allclose(x, y) for x, y in zip(a, b))
 
 
+def test_merging_averages_neighbouring_positions_and_keeps_an_odd_last_one() -> None:
+    from speech_emotion.training.whisper.encoder import merge_pairs
+
+    x = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    merged = merge_pairs(x)
+    assert merged.shape == (2, 3, 3)
+    assert torch.equal(merged[:, 0], (x[:, 0] + x[:, 1]) / 2) and torch.equal(merged[:, 2], x[:, 4])
+
+
+def test_an_encoder_merging_after_block_1_runs_the_blocks_above_on_half_the_positions(ct2_dir: Path) -> None:
+    state = load_encoder_state(ct2_dir)
+    plain = WhisperEncoder.from_state(state, layers=3)
+    merged = WhisperEncoder.from_state(state, layers=3, merge_after=(1,))
+    mel = torch.from_numpy(log_mel(_speechlike(1.01))[None])  # 101 frames: 51 positions, an odd count
+    with torch.no_grad():
+        a = plain(mel, layers=[0, 1, 2, 3])
+        b = merged(mel, layers=[0, 1, 2, 3])
+        above = plain.layers[1](torch.nn.functional.avg_pool1d(a[1].transpose(1, 2), 2, ceil_mode=True).transpose(1, 2))
+    assert [h.shape[1] for h in b] == [51, 51, 26, 26]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # below the merge: unchanged
+    assert torch.allclose(b[2], above, atol=1e-5)
+
+
 def test_openai_and_huggingface_names_map_to_the_same_state(ct2_dir: Path) -> None:
     from speech_emotion.training.whisper.checkpoint import from_huggingface, from_openai
 

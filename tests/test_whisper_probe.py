@@ -77,6 +77,25 @@ def test_bundle_runs_in_recognizer_and_matches_torch(encoder_state: dict, tmp_pa
     assert short.shape == (8,)
 
 
+@pytest.mark.slow
+def test_a_bundle_merging_positions_after_block_1_gives_the_torch_logits_at_odd_and_even_lengths(
+    encoder_state: dict, tmp_path: Path
+) -> None:
+    from speech_emotion.recognizer import Recognizer
+    from speech_emotion.training.whisper.export import export_whisper
+
+    layers = (2, 3)
+    encoder = WhisperEncoder.from_state(encoder_state, layers=3, merge_after=(1,))
+    model = ProbeClassifier(encoder, layers, [_probe(layers)]).eval()
+    export_whisper(tmp_path, model, "merged-test", quantize="none")
+    recognizer = Recognizer.load(tmp_path, threads=1)
+    for seconds in (2.0, 1.03):  # 100 and 52 positions after the convolutions: 50 and 26 above the merge
+        mel = recognizer.model_input(_clip(seconds))
+        with torch.no_grad():
+            expected = model(torch.from_numpy(mel)).numpy()[0]
+        assert np.abs(recognizer.logits(_clip(seconds)) - expected).max() < 1e-3
+
+
 def test_speed_noise_copies_are_deterministic_and_change_duration() -> None:
     from speech_emotion.training.whisper.states import SpeedNoiseOptions, speed_noise
 

@@ -2,13 +2,14 @@
 
 Runs on a clip's own log-mel frames (no 30 s padding): the position table is sliced to the
 clip's length. :meth:`WhisperEncoder.forward` returns the hidden states of the requested layers and
-stops after the last one needed.
+stops after the last one needed. With ``merge_after``, neighbouring positions are averaged in pairs after the
+named layers, so the blocks above run on half as many (:func:`merge_pairs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ class EncoderConfig:
     heads: int = 8
     layers: int = 6
     max_positions: int = 1500
+    merge_after: tuple[int, ...] = ()
+    """Layers (0: the embedding, ``i``: block ``i``) after which neighbouring positions are averaged in pairs
+    (:func:`merge_pairs`); their own hidden states are returned before the merge."""
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray], heads: int | None = None) -> EncoderConfig:
@@ -32,6 +36,14 @@ class EncoderConfig:
         n_layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("layers."))
         positions, width = state["positions"].shape
         return cls(state["conv1.weight"].shape[1], width, heads or width // 64, n_layers, positions)
+
+
+def merge_pairs(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, positions, width)`` -> ``(batch, ceil(positions / 2), width)``: each two neighbouring positions
+    averaged (an odd last one kept as it is), so the blocks above run on half the positions at half the cost: token
+    merging in its simplest form (cf. Bolya et al. 2023, "Token Merging: Your ViT But Faster"). Exported to ONNX as
+    one ``AveragePool``; costs nothing in UA on RAVDESS after block 1 (docs/experiments.md)."""
+    return F.avg_pool1d(x.transpose(1, 2), 2, ceil_mode=True).transpose(1, 2)
 
 
 class EncoderBlock(nn.Module):
@@ -71,11 +83,14 @@ class WhisperEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.width)
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray], layers: int | None = None) -> WhisperEncoder:
-        """Encoder with the given weights, keeping only the first ``layers`` blocks when set."""
+    def from_state(
+        cls, state: dict[str, np.ndarray], layers: int | None = None, merge_after: tuple[int, ...] = ()
+    ) -> WhisperEncoder:
+        """Encoder with the given weights, keeping only the first ``layers`` blocks when set; ``merge_after``: see
+        :attr:`EncoderConfig.merge_after`."""
         config = EncoderConfig.from_state(state)
-        if layers is not None:
-            config = EncoderConfig(config.n_mels, config.width, config.heads, layers, config.max_positions)
+        layers = config.layers if layers is None else layers
+        config = replace(config, layers=layers, merge_after=tuple(merge_after))
         model = cls(config)
         wanted = model.state_dict().keys()
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in wanted})
@@ -95,25 +110,27 @@ class WhisperEncoder(nn.Module):
         decoder sees it); intermediate states never do.
         """
         wanted = list(range(len(self.layers) + 1)) if layers is None else list(layers)
+        merge = self.config.merge_after
         x = self.embed(mel)
         states = {0: x}
         for i in range(1, max(wanted) + 1):
-            x = self.layers[i - 1](x)
+            x = self.layers[i - 1](merge_pairs(x) if i - 1 in merge else x)
             states[i] = x
         if final_norm and len(self.layers) in states:
             states[len(self.layers)] = self.norm(states[len(self.layers)])
         return [states[i] for i in wanted]
 
 
-_LOADED: dict[tuple[str | None, int], WhisperEncoder] = {}
+_LOADED: dict[tuple[str | None, int, tuple[int, ...]], WhisperEncoder] = {}
 
 
-def cached_encoder(weights: str | None, layers: int) -> WhisperEncoder:
-    """The first ``layers`` blocks of the encoder from checkpoint ``weights`` (``None``: the default source), loaded
-    once per process (each worker of a feature pool keeps its own)."""
-    key = (weights, layers)
+def cached_encoder(weights: str | None, layers: int, merge_after: tuple[int, ...] = ()) -> WhisperEncoder:
+    """The first ``layers`` blocks of the encoder from checkpoint ``weights`` (``None``: the default source), with
+    positions merged after ``merge_after`` (:attr:`EncoderConfig.merge_after`), loaded once per process (each worker
+    of a feature pool keeps its own)."""
+    key = (weights, layers, tuple(merge_after))
     if key not in _LOADED:
         from .checkpoint import load_encoder_state
 
-        _LOADED[key] = WhisperEncoder.from_state(load_encoder_state(weights), layers=layers)
+        _LOADED[key] = WhisperEncoder.from_state(load_encoder_state(weights), layers, tuple(merge_after))
     return _LOADED[key]

