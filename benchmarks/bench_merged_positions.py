@@ -29,7 +29,9 @@ def merged_graph(source: Path, target: Path, after: int) -> None:
     model = onnx.load(str(source))
     graph = model.graph
     prefix = f"/encoder/layers.{after}/"
-    norm = next(n for n in graph.node if n.name == f"{prefix}attn_norm/LayerNormalization")
+    norm = next((n for n in graph.node if n.name == f"{prefix}attn_norm/LayerNormalization"), None)
+    if norm is None:
+        raise SystemExit(f"{source}: no encoder block {after + 1} (not a Whisper bundle's graph, or fewer blocks)")
     tensor = norm.input[0]  # the embedding (after 0) or block ``after``'s output
     nodes = [
         helper.make_node("Transpose", [tensor], ["merge_t"], perm=[0, 2, 1]),
@@ -69,7 +71,9 @@ def cpu_ms(path: Path, frames: int, runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="a bundled name or bundle folder (a Whisper bundle)")
-    parser.add_argument("--after", type=int, nargs="+", default=[0, 1], help="merge after layer K (0: embedding)")
+    parser.add_argument(
+        "--after", type=int, nargs="+", default=[0, 1], choices=range(4), help="merge after layer K (0: embedding)"
+    )
     parser.add_argument("--frames", type=int, nargs="+", default=[200, 300], help="log-mel frames (100 a second)")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)

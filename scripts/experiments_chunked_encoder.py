@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from speech_emotion.conditioning import SAMPLE_RATE, AudioOptions, prepare
 from speech_emotion.features.logmel import log_mel
 from speech_emotion.training.whisper.encoder import cached_encoder
 
+SETTING = re.compile(r"full|(?!0+(\.0*)?(\+|$))\d+(\.\d+)?(\+\d+(\.\d+)?)?|merge[0-3](-[0-3])*")
+"""The settings ``main`` takes: ``full``, ``C`` or ``C+L`` (C above 0), ``mergeK`` or ``mergeK-J``."""
 POSITION = 320
 """Samples per encoder position (two 10 ms log-mel frames)."""
 
@@ -110,6 +113,9 @@ def main() -> None:
     parser.add_argument("settings", nargs="+", help="full, C or C+L (seconds), mergeK")
     parser.add_argument("--cache", default="../runs/chunked-encoder")
     args = parser.parse_args()
+    for s in args.settings:
+        if not SETTING.fullmatch(s):
+            parser.error(f"unknown setting {s!r}: full, C, C+L (seconds, C > 0) or mergeK / mergeK-J (K, J 0-3)")
     torch.set_num_threads(1)
     data, cache = Path(args.data), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)

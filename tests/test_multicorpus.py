@@ -166,8 +166,9 @@ def test_merging_positions_is_a_checked_option_with_its_own_statistics_and_old_c
 
     assert PooledOptions().cache_key() == "whisper-pooled-7bb6e9a225b1"  # the key of every cache made before it
     assert PooledOptions(merge_after=(1,)).cache_key() != PooledOptions().cache_key()
-    with pytest.raises(ModelError, match="merge_after.*0-3"):
-        make_recipe("whisper-base-general", pooled={"merge_after": [4]})
+    for wrong in ([4], [0.5], [True], ["x"], [0, 0], [1, 0], [-1]):  # 0.5 would merge nowhere, under a merged key
+        with pytest.raises(ModelError, match="merge_after.*0-3"):
+            make_recipe("whisper-base-general", pooled={"merge_after": wrong})
     merged = make_recipe("whisper-base-general", pooled={"merge_after": [1]})
     assert merged.encoder_merge() == (1,) and list(merged.describe()["pooled"]["merge_after"]) == [1]
     assert "merge_after" not in make_recipe("whisper-base-general").describe()["pooled"]  # old folds resume

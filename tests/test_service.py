@@ -191,6 +191,12 @@ def test_another_form_field_is_refused_not_ignored(client: TestClient, talk: byt
     assert "'channels'" in body["message"] and "?channels=" in body["message"]
     misspelt = client.post(f"{route}?channel=split", files={"file": ("a.wav", talk, "audio/wav")})
     assert "'channel'" in assert_error(misspelt, 400, "unknown_parameter")["message"]
+    other = assert_error(
+        client.post(route, files={"file": ("a.wav", talk, "audio/wav")}, data={"x": "1"}), 400, "unknown_field"
+    )
+    assert "?channels=" in other["message"] and "?x=" not in other["message"]  # the hint names real options only
+    twice = client.post(f"{route}?channels=split&channels=mix", files={"file": ("a.wav", talk, "audio/wav")})
+    assert "'channels'" in assert_error(twice, 400, "duplicate_parameter")["message"]
 
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])

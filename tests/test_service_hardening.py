@@ -218,6 +218,27 @@ def test_repeated_log_lines_are_rate_limited() -> None:
     assert sum(limiter.filter(r) for r in records) == 5
 
 
+def test_the_api_token_in_a_stream_url_never_reaches_the_log(recognizer: Recognizer) -> None:
+    from speech_emotion.service.errors import RedactedTokens
+
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        "x",
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/v1/stream?x=1&token=s3cret&TOKEN=other"),
+        None,
+    )
+    assert RedactedTokens().filter(record)
+    assert "s3cret" not in record.getMessage() and "other" not in record.getMessage()
+    assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /v1/stream?x=1&token=***&TOKEN=***" [accepted]'
+    opts = ServiceOptions(warmup=False)
+    uvicorn_config(create_app(opts, recognizer), opts)  # uvicorn configures its loggers here: the filter stays on them
+    for name in ("uvicorn.error", "uvicorn.access"):
+        assert any(isinstance(f, RedactedTokens) for f in logging.getLogger(name).filters)
+
+
 def test_content_length_with_chunked_transfer_encoding_is_refused(recognizer: Recognizer) -> None:
     with live_server(recognizer) as port, connect(port) as s:
         s.sendall(

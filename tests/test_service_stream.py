@@ -279,11 +279,15 @@ def test_stream_longer_than_the_limit_is_closed_with_4413(recognizer: Recognizer
         expect_error(*read_until_closed(ws), 4413, "stream_too_long")
 
 
-def test_a_stream_url_with_a_query_parameter_other_than_the_token_is_refused(recognizer: Recognizer) -> None:
+def test_a_stream_url_with_a_query_parameter_other_than_the_token_or_one_given_twice_is_refused(
+    recognizer: Recognizer,
+) -> None:
     """``?sample_rate=48000`` read nowhere would stream 48 kHz audio taken as 16 kHz: one line, close 1008."""
     with client_for(recognizer, token=TOKEN) as c:
         with c.websocket_connect(f"/v1/stream?token={TOKEN}&sample_rate=48000") as ws:
             message = expect_error(*read_until_closed(ws), 1008, "unknown_parameter")
+        with c.websocket_connect(f"/v1/stream?token=wrong&token={TOKEN}") as ws:  # the last value alone passed
+            expect_error(*read_until_closed(ws), 1008, "duplicate_parameter")
         with c.websocket_connect(f"/v1/stream?token={TOKEN}") as ws:
             assert ws.receive_json()["type"] == "ready"
     assert "'sample_rate'" in message["message"] and "config message" in message["message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -118,6 +119,20 @@ async def send_json_error(
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class RedactedTokens(logging.Filter):
+    """Replaces the value of every ``token=`` in a record's message arguments with ``***``: uvicorn logs each
+    request's path with its query string (``"WebSocket /v1/stream?token=..." [accepted]``), and a browser client
+    can only send the API token there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+            record.args = tuple(_TOKEN_VALUE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_TOKEN_VALUE = re.compile(r"((?:^|[?&;])token=)[^&;\s\"]*", re.IGNORECASE)
 
 
 class RateLimitedLog(logging.Filter):

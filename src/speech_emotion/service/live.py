@@ -9,6 +9,7 @@ from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .context import ServiceContext
 from .hosts import origin_host_allowed
 from .stream import StreamSession, refuse
+from .uploads import repeated_parameter
 
 router = APIRouter()
 
@@ -44,6 +45,11 @@ async def stream(websocket: WebSocket) -> None:
         known = ", ".join(sorted(STREAM_QUERY_PARAMETERS))
         message = f"unknown query parameter {unknown[0]!r} (known: {known}; the format goes in the config message)"
         await refuse(websocket, "unknown_parameter", message, subprotocol)
+        return
+    repeated = repeated_parameter(websocket.query_params.multi_items())
+    if repeated:
+        message = f"the query parameter {repeated!r} was given more than once"
+        await refuse(websocket, "duplicate_parameter", message, subprotocol)
         return
     if not slots.acquire():
         await refuse(websocket, "too_many_streams", f"all {slots.limit} stream slots are busy", subprotocol)

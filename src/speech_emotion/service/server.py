@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .errors import RateLimitedLog, json_error_bytes
+from .errors import RateLimitedLog, RedactedTokens, json_error_bytes
 from .options import ServiceOptions
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,16 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def install_log_limits() -> None:
-    """Rate-limit the server's and uvicorn's log lines (idempotent)."""
+    """Rate-limit the server's and uvicorn's log lines, and keep API tokens out of uvicorn's request lines
+    (idempotent)."""
     for name in RATE_LIMITED_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RateLimitedLog) for f in logger.filters):
             logger.addFilter(RateLimitedLog())
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactedTokens) for f in logger.filters):
+            logger.addFilter(RedactedTokens())
 
 
 def uvicorn_config(app: Any, options: ServiceOptions, log_level: str = "info", **overrides: Any) -> uvicorn.Config:

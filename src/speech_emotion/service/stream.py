@@ -43,6 +43,7 @@ CLOSE_CODES: dict[str, int] = {
     "config_after_audio": 1008,
     "config_repeated": 1008,
     "unknown_parameter": 1008,
+    "duplicate_parameter": 1008,
     "unsupported_format": 1003,
     "unknown_message": 1003,
     "malformed_frame": 1007,

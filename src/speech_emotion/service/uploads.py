@@ -93,6 +93,17 @@ QUERY_PARAMETERS = frozenset({"channels"})
 whose browser clients cannot set headers, also reads ``?token=``)."""
 
 
+def repeated_parameter(items: list[tuple[str, str]]) -> str | None:
+    """The first query parameter named twice in ``items`` (``(name, value)`` pairs), or ``None``: the routes read
+    one value per name, and taking the last one silently could undo the first (``?token=bad&token=good``)."""
+    seen: set[str] = set()
+    for name, _ in items:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
 async def one_file_field(request: Request) -> None:
     """Refuse a multipart body that sends the ``file`` field more than once (FastAPI would keep the last one
     silently), or another field beside it (ignored silently: ``-F channels=split`` analysed the mix, as options are
@@ -105,6 +116,9 @@ async def one_file_field(request: Request) -> None:
             "unknown_parameter",
             f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(QUERY_PARAMETERS))})",
         )
+    repeated = repeated_parameter(request.query_params.multi_items())
+    if repeated:  # ?channels=split&channels=mix answered for the mix, the last one
+        raise ApiError(400, "duplicate_parameter", f"the query parameter {repeated!r} was given more than once")
     form = await request.form()
     count = len(form.getlist("file"))
     if count > 1:
@@ -114,7 +128,8 @@ async def one_file_field(request: Request) -> None:
         raise ApiError(
             400,
             "unknown_field",
-            f"unknown multipart field {other[0]!r}: send only 'file' (options go in the query, e.g. ?{other[0]}=...)",
+            f"unknown multipart field {other[0]!r}: send only 'file' (options go in the query: "
+            f"{', '.join(f'?{q}=' for q in sorted(QUERY_PARAMETERS))})",
         )
 
 

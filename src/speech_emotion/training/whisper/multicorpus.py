@@ -98,10 +98,12 @@ class MultiCorpusProbeRecipe(ExportedProbe):
                 f"{self.name}: option 'probe.layers' must list states 0-{top} (pooled.layers {top}), "
                 f"got {list(self.probe_options.layers)}"
             )
-        if not all(0 <= k < top for k in self.pooled_options.merge_after):
+        merge = self.pooled_options.merge_after
+        whole = all(isinstance(k, int) and not isinstance(k, bool) for k in merge)
+        if not whole or not all(0 <= k < top for k in merge) or list(merge) != sorted(set(merge)):
             raise ModelError(
-                f"{self.name}: option 'pooled.merge_after' must list layers 0-{top - 1} (pooled.layers {top}), "
-                f"got {list(self.pooled_options.merge_after)}"
+                f"{self.name}: option 'pooled.merge_after' must list layers 0-{top - 1} in increasing order (whole "
+                f"numbers; pooled.layers {top}), got {list(merge)}"
             )
         self.anchor = checked_value("anchor", anchor, 0.0, Allowed(low=0.0, high=1.0))
         self.anchor_corpora = checked_value("anchor_corpora", anchor_corpora, ("ravdess",))
