@@ -41,6 +41,9 @@ _init_error: BaseException | None = None
 
 _channels = "mix"
 
+WAKE_S = 0.2
+"""Longest wait for a result before the driver looks for a pending Ctrl-C (seconds)."""
+
 
 def _init_worker(model: str, driver_pid: int, channels: str = "mix") -> None:
     global _recognizer, _init_error, _channels
@@ -151,7 +154,9 @@ class LocalRunner:
                 while pending and len(in_flight) < limit:
                     job = pending.popleft()
                     in_flight[pool.submit(_analyze, job)] = job
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                # a timeout, not a blocking wait: Ctrl-C's signal may go to another thread of this process, and a
+                # main thread blocked without one would never run the handler (the run hung until a file finished)
+                done, _ = wait(in_flight, timeout=WAKE_S, return_when=FIRST_COMPLETED)
                 for future in done:
                     result = future.result()  # BrokenProcessPool, or the model error of a worker
                     del in_flight[future]
