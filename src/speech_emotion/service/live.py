@@ -9,7 +9,7 @@ from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .context import ServiceContext
 from .hosts import origin_host_allowed
 from .stream import StreamSession, refuse
-from .uploads import repeated_parameter
+from .uploads import query_problem
 
 router = APIRouter()
 
@@ -40,16 +40,9 @@ async def stream(websocket: WebSocket) -> None:
     if not token_ok(options.token, token):
         await refuse(websocket, "unauthorized", "missing or wrong API token", subprotocol)
         return
-    unknown = sorted(set(websocket.query_params) - STREAM_QUERY_PARAMETERS)
-    if unknown:  # ?sample_rate=48000 would otherwise stream 48 kHz audio read as 16 kHz, silently wrong
-        known = ", ".join(sorted(STREAM_QUERY_PARAMETERS))
-        message = f"unknown query parameter {unknown[0]!r} (known: {known}; the format goes in the config message)"
-        await refuse(websocket, "unknown_parameter", message, subprotocol)
-        return
-    repeated = repeated_parameter(websocket.query_params.multi_items())
-    if repeated:
-        message = f"the query parameter {repeated!r} was given more than once"
-        await refuse(websocket, "duplicate_parameter", message, subprotocol)
+    problem = query_problem(websocket.query_params, STREAM_QUERY_PARAMETERS, "; the format goes in the config message")
+    if problem:  # ?sample_rate=48000 would otherwise stream 48 kHz audio read as 16 kHz, silently wrong
+        await refuse(websocket, *problem, subprotocol)
         return
     if not slots.acquire():
         await refuse(websocket, "too_many_streams", f"all {slots.limit} stream slots are busy", subprotocol)

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel
+from starlette.datastructures import QueryParams
 
 from ..calls import CallPrediction, predict_call
 from ..decode import open_blocks
@@ -93,14 +94,17 @@ QUERY_PARAMETERS = frozenset({"channels"})
 whose browser clients cannot set headers, also reads ``?token=``)."""
 
 
-def repeated_parameter(items: list[tuple[str, str]]) -> str | None:
-    """The first query parameter named twice in ``items`` (``(name, value)`` pairs), or ``None``: the routes read
-    one value per name, and taking the last one silently could undo the first (``?token=bad&token=good``)."""
-    seen: set[str] = set()
-    for name, _ in items:
-        if name in seen:
-            return name
-        seen.add(name)
+def query_problem(query: QueryParams, known: frozenset[str], hint: str = "") -> tuple[str, str] | None:
+    """``(error code, message)`` for a query with a parameter outside ``known`` (``unknown_parameter``; ``hint``
+    added to the message) or one named twice (``duplicate_parameter``: each door reads one value per name, and the
+    last one silently undid the first, ``?token=bad&token=good``); ``None`` for a good query. Every door's check."""
+    unknown = sorted(set(query) - known)
+    if unknown:
+        return "unknown_parameter", f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(known))}{hint})"
+    names = [name for name, _ in query.multi_items()]
+    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if repeated:
+        return "duplicate_parameter", f"the query parameter {repeated!r} was given more than once"
     return None
 
 
@@ -109,16 +113,9 @@ async def one_file_field(request: Request) -> None:
     silently), or another field beside it (ignored silently: ``-F channels=split`` analysed the mix, as options are
     query parameters), and an unknown query parameter. The body was already parsed for the endpoint; Starlette
     keeps it, so it is not read again."""
-    unknown = sorted(set(request.query_params) - QUERY_PARAMETERS)
-    if unknown:  # ?channel=split (misspelt) analysed the mix silently
-        raise ApiError(
-            400,
-            "unknown_parameter",
-            f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(QUERY_PARAMETERS))})",
-        )
-    repeated = repeated_parameter(request.query_params.multi_items())
-    if repeated:  # ?channels=split&channels=mix answered for the mix, the last one
-        raise ApiError(400, "duplicate_parameter", f"the query parameter {repeated!r} was given more than once")
+    problem = query_problem(request.query_params, QUERY_PARAMETERS)
+    if problem:  # ?channel=split (misspelt) or ?channels=split&channels=mix analysed the mix silently
+        raise ApiError(400, *problem)
     form = await request.form()
     count = len(form.getlist("file"))
     if count > 1:
