@@ -191,6 +191,8 @@ def test_another_form_field_is_refused_not_ignored(client: TestClient, talk: byt
     assert "'channels'" in body["message"] and "?channels=" in body["message"]
     misspelt = client.post(f"{route}?channel=split", files={"file": ("a.wav", talk, "audio/wav")})
     assert "'channel'" in assert_error(misspelt, 400, "unknown_parameter")["message"]
+    hostile = client.post(f"{route}?{'a' * 5000}=1", files={"file": ("a.wav", talk, "audio/wav")})
+    assert len(assert_error(hostile, 400, "unknown_parameter")["message"]) < 200  # the name is not echoed whole
     other = assert_error(
         client.post(route, files={"file": ("a.wav", talk, "audio/wav")}, data={"x": "1"}), 400, "unknown_field"
     )

@@ -233,6 +233,8 @@ def test_the_api_token_in_a_stream_url_never_reaches_the_log(recognizer: Recogni
     assert RedactedTokens().filter(record)
     assert "s3cret" not in record.getMessage() and "other" not in record.getMessage()
     assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /v1/stream?x=1&token=***&TOKEN=***" [accepted]'
+    encoded = logging.LogRecord("uvicorn.error", logging.INFO, "x", 1, "%s", ("/v1/stream?tok%65n=s3cret",), None)
+    assert RedactedTokens().filter(encoded) and encoded.getMessage() == "/v1/stream?tok%65n=***"
     opts = ServiceOptions(warmup=False)
     uvicorn_config(create_app(opts, recognizer), opts)  # uvicorn configures its loggers here: the filter stays on them
     for name in ("uvicorn.error", "uvicorn.access"):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import HTTPException
 from pydantic import BaseModel
@@ -127,12 +127,22 @@ class RedactedTokens(logging.Filter):
     can only send the API token there."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
-            record.args = tuple(_TOKEN_VALUE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
-_TOKEN_VALUE = re.compile(r"((?:^|[?&;])token=)[^&;\s\"]*", re.IGNORECASE)
+def _redacted(text: str) -> str:
+    """``text`` with the value of every query parameter whose decoded name is ``token`` (any case, ``tok%65n``
+    too) replaced by ``***``."""
+    path, mark, query = text.partition("?")
+    if not mark:
+        return text
+    parts = [
+        f"{name}=***" if unquote_plus(name).lower() == "token" else f"{name}{sep}{value}"
+        for name, sep, value in (part.partition("=") for part in query.split("&"))
+    ]
+    return path + mark + "&".join(parts)
 
 
 class RateLimitedLog(logging.Filter):

@@ -100,7 +100,8 @@ def query_problem(query: QueryParams, known: frozenset[str], hint: str = "") -> 
     last one silently undid the first, ``?token=bad&token=good``); ``None`` for a good query. Every door's check."""
     unknown = sorted(set(query) - known)
     if unknown:
-        return "unknown_parameter", f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(known))}{hint})"
+        name = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "..."  # a hostile name is not echoed whole
+        return "unknown_parameter", f"unknown query parameter {name!r} (known: {', '.join(sorted(known))}{hint})"
     names = [name for name, _ in query.multi_items()]
     repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if repeated:
