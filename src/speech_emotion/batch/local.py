@@ -146,6 +146,7 @@ class LocalRunner:
         if self.start_method == "forkserver":  # heavy imports once, in the server; workers fork from it
             context.set_forkserver_preload(list(PRELOAD))
         in_flight: dict[Future[FileResult], Job] = {}
+        children_before = set(multiprocessing.active_children())
         pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init_worker, initargs=(model, os.getpid(), self.channels)
         )
@@ -171,17 +172,19 @@ class LocalRunner:
                     lost.append(job)
             return lost
         except BaseException:  # Ctrl-C or a model error: the files in flight are not waited for (a resume reruns them)
-            _stop_workers(pool)
+            _stop_workers(pool, set(multiprocessing.active_children()) - children_before)
             raise
         pool.shutdown(wait=True)
         return []
 
 
-def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+def _stop_workers(pool: ProcessPoolExecutor, started: set | None = None, grace_s: float = 5.0) -> None:
     """End ``pool`` now: its workers (which ignore Ctrl-C, and may be minutes into a long file) are terminated and
     joined, the futures cancelled. Waiting for them instead could hang the exit: an interrupt that lands while the
     pool's feeder is handing out work can leave a worker waiting on its queue for a sentinel that never comes."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    # and any worker this run started that the pool had not registered yet (an interrupt inside its spawning)
+    processes += [p for p in started or () if p not in processes]
     for process in processes:
         process.terminate()
     deadline = time.monotonic() + grace_s
