@@ -249,8 +249,10 @@ def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tin
 
 def test_ctrl_c_during_a_long_file_ends_the_run_at_once(archive, tiny_bundle, monkeypatch):
     """Workers ignore Ctrl-C and may be minutes into a long file: the runner stops them rather than waiting, which
-    could hang the exit for good (fresh-user trial: 3 of 6 Ctrl-Cs never returned)."""
+    could hang the exit for good (fresh-user trial: 3 of 6 Ctrl-Cs never returned). A forked worker must also not
+    inherit the driver's SIGTERM-as-Ctrl-C handler, which made it survive being terminated."""
     from speech_emotion.batch import local
+    from speech_emotion.batch.runner import _sigterm_as_interrupt
 
     root, _ = archive
     jobs = collect_jobs(root / "2026-03").jobs[:3]
@@ -259,14 +261,23 @@ def test_ctrl_c_during_a_long_file_ends_the_run_at_once(archive, tiny_bundle, mo
     for module in local.PRELOAD:
         importlib.import_module(module)
     children_before = set(multiprocessing.active_children())
-    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C while the workers are busy
+    workers = []
+
+    def ctrl_c() -> None:  # while the workers are busy
+        workers.extend(set(multiprocessing.active_children()) - children_before)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(2.0, ctrl_c).start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         try:
-            local.LocalRunner(workers=2, start_method="fork").run(jobs, str(tiny_bundle), lambda result: None)
+            with _sigterm_as_interrupt():  # as run_batch runs it
+                local.LocalRunner(workers=2, start_method="fork").run(jobs, str(tiny_bundle), lambda result: None)
         finally:
             signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 20
+    assert len(workers) == 2
+    assert [w.exitcode for w in workers] == [-signal.SIGTERM] * 2  # ended by terminate(), not by the kill after it
     assert not [p for p in multiprocessing.active_children() if p not in children_before and p.is_alive()]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -49,6 +50,7 @@ def _init_worker(model: str, driver_pid: int, channels: str = "mix") -> None:
     global _recognizer, _init_error, _channels
     _channels = channels
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's (SIGTERM as Ctrl-C)
     threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True).start()
     try:
         _recognizer = load_worker_recognizer(model)
@@ -179,18 +181,36 @@ class LocalRunner:
 
 
 def _stop_workers(pool: ProcessPoolExecutor, started: set | None = None, grace_s: float = 5.0) -> None:
-    """End ``pool`` now: its workers (which ignore Ctrl-C, and may be minutes into a long file) are terminated and
-    joined, the futures cancelled. Waiting for them instead could hang the exit: an interrupt that lands while the
-    pool's feeder is handing out work can leave a worker waiting on its queue for a sentinel that never comes."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    """End ``pool`` now: its workers (which ignore Ctrl-C, and may be minutes into a long file) are terminated, the
+    futures cancelled. Waiting for them instead could hang the exit: an interrupt that lands while the pool's feeder
+    is handing out work can leave a worker waiting on its queue for a sentinel that never comes.
+
+    Exits are watched through each process's sentinel, not ``join``: the pool's own thread reaps its workers once
+    they die, and a second thread reaping the same process sees it as still running (``waitpid`` fails, and
+    ``multiprocessing`` reads that as alive: a fresh clone's CI run failed on it)."""
+    registered = list((getattr(pool, "_processes", None) or {}).values())
     # and any worker this run started that the pool had not registered yet (an interrupt inside its spawning)
-    processes += [p for p in started or () if p not in processes]
+    unregistered = [p for p in started or () if p not in registered]
+    processes = registered + unregistered
     for process in processes:
         process.terminate()
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join(1.0)
+    survivors = _still_running(processes, grace_s)
+    for process in survivors:
+        process.kill()
+    _still_running(survivors, grace_s)
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:  # it reaps the workers it knows, now that they are gone
+        manager.join(grace_s)
+    for process in unregistered:  # nobody else reaps these
+        process.join(grace_s)
+
+
+def _still_running(processes: Sequence[multiprocessing.process.BaseProcess], timeout_s: float) -> list:
+    """The processes whose sentinel is not ready within ``timeout_s`` seconds (it is once a process has exited)."""
+    waiting = {process.sentinel: process for process in processes}
+    deadline = time.monotonic() + timeout_s
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        for sentinel in multiprocessing.connection.wait(list(waiting), left):
+            del waiting[sentinel]
+    return list(waiting.values())
