@@ -122,6 +122,25 @@ def test_second_run_skips_everything_and_rewrites_identical_tables(archive, loca
     pd.testing.assert_frame_equal(before[1], after[1])
 
 
+def test_the_driver_prepares_the_features_before_any_worker_starts(archive, tiny_bundle, tmp_path, monkeypatch):
+    """The tiny bundle's librosa features: their numba kernels are compiled once by the driver, not by every worker
+    at the same moment (which can corrupt numba's cache for good: numba#10128)."""
+    from speech_emotion.batch import runner
+
+    events = []
+    monkeypatch.setattr(runner, "prepare_for_processes", lambda name, options: events.append(("prepare", name)))
+
+    class Recording:
+        workers = 1
+
+        def run(self, jobs, model, on_result):
+            events.append(("run", len(jobs)))
+
+    monkeypatch.setattr(runner, "make_runner", lambda options, workers: Recording())
+    run_batch(BatchOptions(archive[0] / "2026-01" / "agent0", tmp_path, model=tiny_bundle, progress=False))
+    assert [e[0] for e in events] == ["prepare", "run"] and events[0][1] == "librosa"
+
+
 def test_failed_files_are_kept_as_failed_unless_retry_failed(archive, tiny_bundle, tmp_path):
     root, _ = archive
     jobs = collect_jobs(root / "2026-01" / "agent0")

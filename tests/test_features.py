@@ -65,3 +65,37 @@ def test_feature_store_matches_direct_extraction_and_fills_the_cache(tmp_path, w
     again = FeatureStore(options).get(paths, [0] * len(paths))
     for a, b in zip(feats, again):
         np.testing.assert_array_equal(a, b)
+
+
+def test_preparing_librosa_features_for_processes_writes_numba_cache_before_any_worker(tmp_path):
+    """Processes that compile librosa's numba kernels at once can write an inconsistent cache that then crashes
+    every process (numba#10128, seen here: a cold batch run of the seed model segfaulted in all workers): the
+    parent compiles and caches them first. Run in a fresh interpreter with an empty cache."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from speech_emotion.features import FeatureOptions, LogMelOptions, prepare_for_processes\n"
+        "import sys\n"
+        "prepare_for_processes('whisper-logmel', LogMelOptions())\n"
+        "assert 'librosa' not in sys.modules, 'the default path imported librosa'\n"
+        "prepare_for_processes('librosa', FeatureOptions())\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert list(tmp_path.rglob("*.nbi")), "no numba kernel was compiled and cached"
+
+
+def test_feature_store_compiles_kernels_once_in_the_parent_before_its_pool(tmp_path, monkeypatch):
+    from speech_emotion.training import data
+
+    calls = []
+    monkeypatch.setattr(data, "compile_kernels", lambda options: calls.append(options))
+    root = write_ravdess_corpus(tmp_path / "c", actors=(1,), takes=1)
+    paths = sorted(str(p) for p in root.rglob("*.wav"))
+    options = DataOptions(workers=2, progress=False, cache_dir=str(tmp_path / "cache"))
+    FeatureStore(options).get(paths, [0] * len(paths))
+    assert calls == [options]
+    FeatureStore(options).get(paths, [0] * len(paths))  # all cached: no pool, nothing to compile
+    assert calls == [options]

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from ..bundle import load_bundle
 from ..errors import SpeechEmotionError
+from ..features import prepare_for_processes
 from .inputs import JobList, collect_jobs
 from .state import FILES_TABLE, SEGMENTS_TABLE, ResultStore
 from .worker import FAILED, OK, FileResult
@@ -175,6 +176,8 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             left_out=[str(item) for item in jobs.left_out[:20]],
         )
         if todo:
+            loaded = load_bundle(bundle)
+            prepare_for_processes(loaded.features, loaded.feature_options)  # before any worker starts
             sink = _Sink(store, summary, options, len(todo))
             try:
                 with _sigterm_as_interrupt():

@@ -218,8 +218,11 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, options: ServiceOptions, generated: bool, sock: socket.socket) -> int:
     if options.processes > 1:
         from ..bundle import load_bundle
+        from ..features import prepare_for_processes
 
-        _banner(options, generated, load_bundle(options.model).name)  # a bad bundle fails here, before any fork
+        bundle = load_bundle(options.model)  # a bad bundle fails here, before any fork
+        _banner(options, generated, bundle.name)
+        prepare_for_processes(bundle.features, bundle.feature_options)
         return _serve_processes(args, options, sock)
     app = _app(options)
     _banner(options, generated, app.state.recognizer.name)

@@ -13,7 +13,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .frames import FeatureOptions, extract_features
+from .frames import FeatureOptions, compile_kernels, extract_features
 from .logmel import LogMelOptions, log_mel
 
 AnyFeatureOptions = Union[FeatureOptions, LogMelOptions]
@@ -29,10 +29,12 @@ class FeatureKind:
 
     options_type: type
     extract: Callable[[np.ndarray, Any], np.ndarray]
+    compile_kernels: Callable[[Any], None] | None = None
+    """Compiles the extractor's JIT kernels in this process, before processes that use them start (or ``None``)."""
 
 
 FEATURES: dict[str, FeatureKind] = {
-    "librosa": FeatureKind(FeatureOptions, extract_features),
+    "librosa": FeatureKind(FeatureOptions, extract_features, compile_kernels),
     "whisper-logmel": FeatureKind(LogMelOptions, log_mel),
 }
 """The explicit registry of model input features, by the name stored in ``model.json``."""
@@ -67,6 +69,15 @@ def build_features(name: str, options: Mapping[str, Any] | Any = None) -> Featur
     return run
 
 
+def prepare_for_processes(name: str, options: AnyFeatureOptions) -> None:
+    """Get features ``name`` ready to be computed by several processes at once: call it in the process that starts
+    them, before it does (see :func:`~speech_emotion.features.frames.compile_kernels`). Free for features without
+    JIT kernels. Raises ``KeyError`` for an unknown ``name``."""
+    compile_now = FEATURES[name].compile_kernels
+    if compile_now is not None:
+        compile_now(options)
+
+
 __all__ = [
     "AnyFeatureOptions",
     "FEATURES",
@@ -77,5 +88,6 @@ __all__ = [
     "build_features",
     "extract_features",
     "feature_options",
+    "prepare_for_processes",
     "log_mel",
 ]

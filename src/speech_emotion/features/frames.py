@@ -68,3 +68,15 @@ def extract_features(samples: np.ndarray, options: FeatureOptions = FeatureOptio
     tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
     stacked = np.concatenate([mfcc, chroma, log_mel, contrast, tonnetz], axis=0)
     return np.ascontiguousarray(stacked.T, dtype=np.float32)
+
+
+def compile_kernels(options: FeatureOptions = FeatureOptions()) -> None:
+    """Compile librosa's numba kernels for :func:`extract_features` in this process (loads them from numba's disk
+    cache when they are there: a fraction of a second).
+
+    Call it once before starting processes that compute these features. Each kernel is compiled on first use and
+    cached on disk; processes that compile them at the same moment can write an inconsistent cache, after which
+    every process that loads it crashes with a segmentation fault (numba issue #10128: two of eight cold starts of
+    two processes here).
+    """
+    extract_features(np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1, options)

@@ -56,3 +56,10 @@ def augment(samples: np.ndarray, copy: int, key: str, options: AugmentOptions) -
     out = time_stretch(samples, float(rng.uniform(*options.stretch)))
     out = pitch_shift(out, float(rng.uniform(*options.semitones)))
     return add_noise(out, float(rng.uniform(*options.snr_db)), rng)
+
+
+def compile_kernels(options: AugmentOptions = AugmentOptions()) -> None:
+    """Compile the librosa kernels :func:`augment` uses in this process, before starting processes that augment
+    (see :func:`speech_emotion.features.frames.compile_kernels`: processes that compile them at once can corrupt
+    numba's disk cache)."""
+    augment(np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1, 0, "compile", options)

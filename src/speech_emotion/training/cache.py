@@ -62,7 +62,8 @@ class ClipStore:
 
     Missing arrays are computed by ``compute(job)`` — a picklable top-level function that stores
     its result in the cache — in a process pool with a progress bar (the cold-cache case).
-    Training features and encoder states are both served this way.
+    Training features and encoder states are both served this way. ``prepare()``, when given, runs in this
+    process once before a pool starts (e.g. compiling JIT kernels the workers would otherwise all compile at once).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class ClipStore:
         desc: str = "features",
         start_method: str = "fork",
         initializer: Callable[[], None] | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.cache = cache
         self.item_key = item_key
@@ -86,6 +88,7 @@ class ClipStore:
         self._desc = desc
         self._start_method = start_method
         self._initializer = initializer
+        self._prepare = prepare
         self._digests: dict[str, str] = {}
 
     def digest(self, path: str) -> str:
@@ -124,6 +127,8 @@ class ClipStore:
                 results[i] = self._compute_job(jobs[i])
                 bar.update()
         else:
+            if self._prepare is not None:
+                self._prepare()
             method = self._start_method if self._start_method in get_all_start_methods() else "spawn"
             with ProcessPoolExecutor(
                 self._workers, mp_context=get_context(method), initializer=self._initializer

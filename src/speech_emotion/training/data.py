@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from ..conditioning import AudioOptions, prepare
-from ..features import FeatureOptions, extract_features
+from ..features import FeatureOptions, extract_features, prepare_for_processes
 from ..labels import emotion_index
 from .augment import AugmentOptions, augment
+from .augment import compile_kernels as compile_augment_kernels
 from .cache import ClipStore, FeatureCache
 from .options import option
 
@@ -72,6 +74,13 @@ def _cached_item(job: tuple[str, str, int, DataOptions]) -> np.ndarray:
     return cache.get_or_compute(item_key(digest, copy, options), lambda: compute_item(path, digest, copy, options))
 
 
+def compile_kernels(options: DataOptions) -> None:
+    """Compile the augmentation's and the features' librosa kernels in this process, so that the forked workers
+    inherit them instead of compiling them all at once (see :func:`speech_emotion.features.frames.compile_kernels`)."""
+    compile_augment_kernels(options.augment)
+    prepare_for_processes("librosa", options.features)
+
+
 class FeatureStore(ClipStore):
     """Features of corpus clips and their augmented copies, through the cache, computed in parallel when missing."""
 
@@ -86,6 +95,7 @@ class FeatureStore(ClipStore):
             progress=options.progress,
             desc="features",
             start_method="fork",
+            prepare=partial(compile_kernels, options),
         )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from ...conditioning import SAMPLE_RATE, AudioOptions, prepare, resample
 from ...features import LogMelOptions, log_mel
-from ..augment import AugmentOptions, augment
+from ..augment import AugmentOptions, augment, compile_kernels
 from ..cache import ClipStore, FeatureCache
 
 STATES_VERSION = 1
@@ -129,6 +130,7 @@ class StateStore(ClipStore):
             desc="whisper states",
             start_method="spawn",  # torch in the workers: no forked copies of a threaded parent
             initializer=_init_worker,
+            prepare=partial(compile_kernels, options.augment) if options.augmentation == "librosa" else None,
         )
 
     def rows(self, corpus: pd.DataFrame, rows: np.ndarray, copies: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
