@@ -132,7 +132,9 @@ class WhisperProbeRecipe(ExportedProbe):
     ) -> None:
         unknown = sorted(set(overrides) - {"C"})
         if unknown:
-            raise ModelError(f"{self.name}: unknown option {unknown[0]!r}")
+            raise ModelError(
+                f"{self.name}: unknown option {unknown[0]!r} (known: probe, states, copies, quantize, score_with, C)"
+            )
         check_choice(self.name, "quantize", quantize, QUANTIZE)
         check_choice(self.name, "score_with", score_with, SCORE_WITH)
         self.probe_options = replace(
