@@ -76,7 +76,7 @@ def compile_kernels(options: FeatureOptions = FeatureOptions()) -> None:
 
     Call it once before starting processes that compute these features. Each kernel is compiled on first use and
     cached on disk; processes that compile them at the same moment can write an inconsistent cache, after which
-    every process that loads it crashes with a segmentation fault (numba issue #10128: two of eight cold starts of
+    every process that loads it crashes with a segmentation fault (numba issue #10128: two of seven cold starts of
     two processes here).
     """
     extract_features(np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1, options)
