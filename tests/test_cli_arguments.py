@@ -300,3 +300,28 @@ def test_stream_hop_below_10_ms_and_windows_below_a_segment_are_usage_errors(tmp
             err = capsys.readouterr().err.strip()
             assert exit_info.value.code == 2
             assert err.splitlines()[-1].startswith(f"speech-emotion {command}: error: argument {flag}: ")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--recipe", "nosuch"], "unknown recipe 'nosuch'; available: cnn-lstm,"),
+        (["--recipe", "whisper-base-probe", "--options", "[1, 2]"], "--options must be a JSON object"),
+        (["--recipe", "whisper-base-probe", "--options", "{C: 1}"], "--options is not valid JSON"),
+        (["--recipe", "whisper-base-probe"], "needs PyTorch, which is not installed"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_without_pytorch_a_typo_is_named_before_the_install_instruction(command, extra, message, tmp_path, capsys):
+    """The inference install (``./run``) has no PyTorch: a wrong recipe name or malformed --options is said as such
+    (fresh-user trial: every mistake was answered with "install PyTorch")."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    missing = pytest.MonkeyPatch()
+    missing.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    try:
+        code = main([command, "--data", str(tmp_path), "--out", str(tmp_path / "out"), *extra])
+    finally:
+        missing.undo()
+    assert code == 1 and message in capsys.readouterr().err

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,43 @@ def test_predict_table_ctrl_c_still_shows_the_files_already_done(tiny_bundle, tm
     captured = capsys.readouterr()
     assert code == 130 and "interrupted" in captured.err
     assert "call0.wav" in captured.out and "call1.wav" in captured.out and "call2.wav" not in captured.out
+
+
+@pytest.mark.parametrize("ctrl_c", [True, False])
+def test_ctrl_c_that_native_code_turns_into_another_error_still_exits_as_interrupted(
+    ctrl_c, tiny_bundle, tmp_path, monkeypatch, capsys
+):
+    """numba's compiler and extension imports swallow a KeyboardInterrupt and fail with their own error (fresh-user
+    trial: a traceback ending in ``RuntimeError: no compiled object yet``, exit 1): after a Ctrl-C that error is the
+    interrupt; without one it is a real error and is not hidden."""
+    import signal
+
+    import speech_emotion.cli.predict as predict_cli
+
+    path = tmp_path / "call.wav"
+    sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+
+    def native_code(path, recognizer):
+        if ctrl_c:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1.0)  # the handler runs here
+            except KeyboardInterrupt:
+                pass  # swallowed, as a ctypes callback does
+        raise RuntimeError("no compiled object yet for <Library '_localmin'>")
+
+    monkeypatch.setattr(predict_cli, "predict_recording", native_code)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a CLI's Ctrl-C, whatever ran before
+    try:
+        if ctrl_c:
+            assert cli_main.main(["predict", str(path), "--model", str(tiny_bundle)]) == 130
+            assert "interrupted" in capsys.readouterr().err
+        else:
+            with pytest.raises(RuntimeError, match="no compiled object"):
+                cli_main.main(["predict", str(path), "--model", str(tiny_bundle)])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # main put it back
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- -v -----------------------------------------------------------------------------------------------------

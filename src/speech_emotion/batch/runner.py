@@ -176,11 +176,11 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
             left_out=[str(item) for item in jobs.left_out[:20]],
         )
         if todo:
-            loaded = load_bundle(bundle)
-            prepare_for_processes(loaded.features, loaded.feature_options)  # before any worker starts
-            sink = _Sink(store, summary, options, len(todo))
+            sink = _Sink(store, summary, options, len(todo))  # its progress bar shows while the features get ready
             try:
                 with _sigterm_as_interrupt():
+                    loaded = load_bundle(bundle)
+                    prepare_for_processes(loaded.features, loaded.feature_options)  # before any worker starts
                     runner = make_runner(options, min(workers, len(todo)) if workers else None)
                     runner.run(todo, bundle, sink.add)
                     summary.workers = runner.workers

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return score(args)
     args.recipe = args.recipe or "cnn-lstm"
     args.protocol = args.protocol or "actor-6fold"
-    require_torch("evaluate")
+    require_torch("evaluate", args)
     from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
     from ..training.recipes import make_recipe

@@ -12,7 +12,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import SpeechEmotionError, UsageError
@@ -58,6 +60,32 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _CtrlC:
+    """Notes whether Ctrl-C was pressed while a command ran. Native code that calls back into Python (numba's
+    compiler, an extension module being imported) can swallow the ``KeyboardInterrupt`` and fail with an error of
+    its own instead (``RuntimeError: no compiled object yet``, ``ImportError: initialization failed``): after a
+    Ctrl-C that error is the interrupt, and is reported as one."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __enter__(self) -> _CtrlC:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not ignored, not someone else's
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
@@ -68,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    with _CtrlC() as ctrl_c:
+        return _run(args, ctrl_c)
+
+
+def _run(args: argparse.Namespace, ctrl_c: _CtrlC) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
@@ -83,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except Exception:
+        if ctrl_c.pressed:  # the interrupt, turned into another error by native code
+            print("interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 if __name__ == "__main__":

@@ -221,8 +221,8 @@ def _serve(args: argparse.Namespace, options: ServiceOptions, generated: bool, s
         from ..features import prepare_for_processes
 
         bundle = load_bundle(options.model)  # a bad bundle fails here, before any fork
+        prepare_for_processes(bundle.features, bundle.feature_options)  # the URL is printed once it answers
         _banner(options, generated, bundle.name)
-        prepare_for_processes(bundle.features, bundle.feature_options)
         return _serve_processes(args, options, sock)
     app = _app(options)
     _banner(options, generated, app.state.recognizer.name)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, SpeechEmotionError
+from ..errors import DataError, ModelError, SpeechEmotionError
 from ..words import plural
 from . import plain
 from .arguments import folder, positive_int, seed
@@ -140,10 +140,15 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def require_torch(command: str) -> None:
-    """Raise a one-line :class:`SpeechEmotionError` naming the extra when PyTorch is not installed."""
+def require_torch(command: str, args: argparse.Namespace) -> None:
+    """Raise a one-line :class:`SpeechEmotionError` naming the extra when PyTorch is not installed, after the
+    mistakes that need no PyTorch to find (the recipe's name, ``--options`` that are not a JSON object), so that a
+    typo is not answered with an install instruction."""
     import importlib.util
 
+    if args.recipe not in RECIPE_NAMES:
+        raise ModelError(f"unknown recipe {args.recipe!r}; available: {', '.join(RECIPE_NAMES)}")
+    recipe_options(args)
     if importlib.util.find_spec("torch") is None:
         raise SpeechEmotionError(
             f"`speech-emotion {command}` needs PyTorch, which is not installed: "
@@ -154,7 +159,7 @@ def require_torch(command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import json as _json
 
-    require_torch("train")
+    require_torch("train", args)
 
     import numpy as np
 
