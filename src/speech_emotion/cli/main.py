@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from .. import __version__
 from ..errors import SpeechEmotionError, UsageError
@@ -64,7 +65,8 @@ class _CtrlC:
     """Notes whether Ctrl-C was pressed while a command ran. Native code that calls back into Python (numba's
     compiler, an extension module being imported) can swallow the ``KeyboardInterrupt`` and fail with an error of
     its own instead (``RuntimeError: no compiled object yet``, ``ImportError: initialization failed``): after a
-    Ctrl-C that error is the interrupt, and is reported as one."""
+    Ctrl-C that error is the interrupt, and is reported as one. Python's "Exception ignored ... KeyboardInterrupt"
+    report of the swallowed interrupt (a traceback) is left out."""
 
     def __init__(self) -> None:
         self.pressed = False
@@ -75,7 +77,12 @@ class _CtrlC:
             signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not ignored, not someone else's
         ):
             self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._hook(unraisable)
 
     def _handler(self, signum: int, frame: object) -> None:
         self.pressed = True
@@ -84,6 +91,7 @@ class _CtrlC:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+            sys.unraisablehook = self._hook
 
 
 def main(argv: list[str] | None = None) -> int:
