@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import DataError, UsageError
 from . import plain
 from .arguments import folder, seed
-from .train import RECIPE_NAMES, add_data_option, add_epochs_option, load_data, recipe_options, require_torch
+from .train import RECIPE_NAMES, add_data_option, add_epochs_option, checked_recipe_options, load_data, require_torch
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -77,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
         return score(args)
     args.recipe = args.recipe or "cnn-lstm"
     args.protocol = args.protocol or "actor-6fold"
-    require_torch("evaluate", args)
+    options = checked_recipe_options(args)
+    require_torch("evaluate")
     from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
     from ..training.recipes import make_recipe
 
-    make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
+    make_recipe(args.recipe, **options)  # bad options fail before any data is read
     conditions = _conditions(args.conditions)
     corpus = load_data(args.data)
     folds = args.folds
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         args.protocol,
         folds,
         args.out,
-        recipe_options=recipe_options(args),
+        recipe_options=options,
         seed=args.seed,
         command=shlex.join(["speech-emotion", *sys.argv[1:]]),
         conditions=conditions,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, ModelError, SpeechEmotionError
+from ..errors import DataError, SpeechEmotionError
 from ..words import plural
 from . import plain
 from .arguments import folder, positive_int, seed
@@ -140,15 +140,19 @@ def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def require_torch(command: str, args: argparse.Namespace) -> None:
-    """Raise a one-line :class:`SpeechEmotionError` naming the extra when PyTorch is not installed, after the
-    mistakes that need no PyTorch to find (the recipe's name, ``--options`` that are not a JSON object), so that a
-    typo is not answered with an install instruction."""
+def checked_recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`recipe_options` after checking the recipe's name: the mistakes found without PyTorch. Called before
+    :func:`require_torch`, so that a typo is not answered with an install instruction."""
+    from ..training.recipes import check_recipe_name
+
+    check_recipe_name(args.recipe)
+    return recipe_options(args)
+
+
+def require_torch(command: str) -> None:
+    """Raise a one-line :class:`SpeechEmotionError` naming the extra when PyTorch is not installed."""
     import importlib.util
 
-    if args.recipe not in RECIPE_NAMES:
-        raise ModelError(f"unknown recipe {args.recipe!r}; available: {', '.join(RECIPE_NAMES)}")
-    recipe_options(args)
     if importlib.util.find_spec("torch") is None:
         raise SpeechEmotionError(
             f"`speech-emotion {command}` needs PyTorch, which is not installed: "
@@ -159,14 +163,15 @@ def require_torch(command: str, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import json as _json
 
-    require_torch("train", args)
+    options = checked_recipe_options(args)
+    require_torch("train")
 
     import numpy as np
 
     from ..training.recipes import drop_unusable, make_recipe
     from ..training.splits import validation_split
 
-    recipe = make_recipe(args.recipe, **recipe_options(args))  # bad options fail before any data is read
+    recipe = make_recipe(args.recipe, **options)  # bad options fail before any data is read
     corpus, unusable = drop_unusable(recipe, load_data(args.data))
     if unusable:
         print(f"left out {len(unusable)} clips the preprocessing refuses (too short or silent once trimmed)")

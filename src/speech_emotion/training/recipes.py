@@ -64,10 +64,15 @@ def available_recipes() -> list[str]:
     return sorted(RECIPES)
 
 
-def recipe_class(name: str) -> Any:
-    """The class implementing recipe ``name``; :class:`ModelError` for an unknown name."""
+def check_recipe_name(name: str) -> None:
+    """:class:`ModelError` naming the available recipes when ``name`` is not one (imports no recipe, no PyTorch)."""
     if name not in RECIPES:
         raise ModelError(f"unknown recipe {name!r}; available: {', '.join(available_recipes())}")
+
+
+def recipe_class(name: str) -> Any:
+    """The class implementing recipe ``name``; :class:`ModelError` for an unknown name."""
+    check_recipe_name(name)
     module, _, attr = RECIPES[name].partition(":")
     return getattr(importlib.import_module(module), attr)
 
