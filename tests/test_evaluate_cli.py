@@ -84,20 +84,22 @@ def test_random_80_20_protocol_runs_one_split(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["--data", "/no/such/dir"], "no such file"),
-        (["--recipe", "no-such-recipe"], "unknown recipe"),
-        (["--folds", "/no/such/folds.tsv"], "no such fold file"),
-        (["--options", "{not json"], "not valid JSON"),
+        (["--data", "/no/such/dir"], "no such file", 1),
+        (["--recipe", "no-such-recipe"], "unknown recipe", 2),
+        (["--folds", "/no/such/folds.tsv"], "no such fold file", 1),
+        (["--options", "{not json"], "not valid JSON", 2),
     ],
 )
-def test_evaluate_user_errors_exit_1_with_one_line(corpus_dir, tmp_path, capsys, args, message):
+def test_evaluate_user_errors_are_one_line_exit_1_for_data_2_for_options(
+    corpus_dir, tmp_path, capsys, args, message, code
+):
     base = {"--data": str(corpus_dir), "--out": str(tmp_path / "o")}
     for flag, value in zip(args[::2], args[1::2]):
         base[flag] = value
     argv = ["evaluate"] + [x for kv in base.items() for x in kv]
-    assert main(argv) == 1
+    assert main(argv) == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
 
@@ -178,7 +180,7 @@ def test_empty_conditions_are_refused_in_one_line_naming_the_valid_ones(corpus_d
     from speech_emotion.cli.evaluate import CONDITIONS
 
     out = tmp_path / "o"
-    assert main(["evaluate", "--data", str(corpus_dir), "--out", str(out), "--conditions", value]) == 1
+    assert main(["evaluate", "--data", str(corpus_dir), "--out", str(out), "--conditions", value]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: --conditions {value!r} names no condition; choose from {', '.join(CONDITIONS)} or 'all'"
     assert not out.exists()

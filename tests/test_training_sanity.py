@@ -80,7 +80,7 @@ def test_train_on_enough_data_says_nothing_about_its_size(tmp_path, capsys, fake
 def test_epochs_on_a_recipe_without_epochs_is_refused_in_one_line(tmp_path, capsys, command, recipe):
     manifest = small_corpus(tmp_path / "data", per_emotion=1)
     argv = [command, "--recipe", recipe, "--epochs", "3", "--data", str(manifest), "--out", str(tmp_path / "o")]
-    assert cli_main.main(argv) == 1
+    assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"recipe {recipe} has no epochs" in err and "unknown option" not in err
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from ..errors import DataError, UsageError
 from . import plain
 from .arguments import folder, seed
-from .train import RECIPE_NAMES, add_data_option, add_epochs_option, checked_recipe_options, load_data, require_torch
+from .train import (
+    RECIPE_NAMES,
+    add_data_option,
+    add_epochs_option,
+    checked_recipe_options,
+    configured_recipe,
+    load_data,
+    require_torch,
+)
 
 PROTOCOLS = ("actor-6fold", "leave-one-corpus-out", "random-80-20")
 """The protocols of :data:`speech_emotion.training.splits.PROTOCOLS` (here so ``--help`` imports no training code)."""
@@ -81,9 +89,8 @@ def run(args: argparse.Namespace) -> int:
     require_torch("evaluate")
     from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
-    from ..training.recipes import make_recipe
 
-    make_recipe(args.recipe, **options)  # bad options fail before any data is read
+    configured_recipe(args.recipe, options)
     conditions = _conditions(args.conditions)
     corpus = load_data(args.data)
     folds = args.folds
@@ -186,15 +193,15 @@ def _print_dimensions(doc: dict, out: Path) -> None:
 
 def _conditions(value: str | None) -> tuple[str, ...]:
     """The test conditions ``--conditions`` names (``()`` when it is not given; each named once, in order);
-    :class:`DataError` naming the valid ones for an unknown name or a list with none (``--conditions ''``)."""
+    :class:`UsageError` naming the valid ones for an unknown name or a list with none (``--conditions ''``)."""
     if value is None:
         return ()
     choose = f"choose from {', '.join(CONDITIONS)} or 'all'"
     names = CONDITIONS if value.strip() == "all" else tuple(dict.fromkeys(v.strip() for v in value.split(",")))
     names = tuple(n for n in names if n)
     if not names:
-        raise DataError(f"--conditions {value!r} names no condition; {choose}")
+        raise UsageError(f"--conditions {value!r} names no condition; {choose}")
     unknown = [n for n in names if n not in CONDITIONS]
     if unknown:
-        raise DataError(f"unknown condition {unknown[0]!r}; {choose}")
+        raise UsageError(f"unknown condition {unknown[0]!r}; {choose}")
     return names

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, SpeechEmotionError
+from ..errors import DataError, ModelError, SpeechEmotionError, UsageError
 from ..words import plural
 from . import plain
 from .arguments import folder, positive_int, seed
@@ -121,18 +121,19 @@ def add_recipe_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Recipe keyword options from ``--options`` JSON and ``--epochs``."""
+    """Recipe keyword options from ``--options`` JSON and ``--epochs``; :class:`UsageError` (exit 2) for JSON that is
+    not an object, or ``--epochs`` on a recipe without epochs."""
     options: dict[str, Any] = {}
     if args.options:
         try:
             options = json.loads(args.options)
         except json.JSONDecodeError as exc:
-            raise DataError(f"--options is not valid JSON ({exc})") from None
+            raise UsageError(f"--options is not valid JSON ({exc})") from None
         if not isinstance(options, dict):
-            raise DataError("--options must be a JSON object")
+            raise UsageError("--options must be a JSON object")
     if args.epochs is not None:
         if args.recipe not in EPOCH_RECIPES:
-            raise SpeechEmotionError(
+            raise UsageError(
                 f"--epochs: recipe {args.recipe} has no epochs (it fits a linear classifier in one step); "
                 f"--epochs applies to {', '.join(EPOCH_RECIPES)}"
             )
@@ -145,8 +146,22 @@ def checked_recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     :func:`require_torch`, so that a typo is not answered with an install instruction."""
     from ..training.recipes import check_recipe_name
 
-    check_recipe_name(args.recipe)
+    try:
+        check_recipe_name(args.recipe)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
     return recipe_options(args)
+
+
+def configured_recipe(name: str, options: dict[str, Any]) -> Any:
+    """:func:`~speech_emotion.training.recipes.make_recipe`, with an unknown option or a value out of range said as
+    the usage error it is (:class:`UsageError`, exit 2), before any data is read."""
+    from ..training.recipes import make_recipe
+
+    try:
+        return make_recipe(name, **options)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def require_torch(command: str) -> None:
@@ -168,10 +183,10 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..training.recipes import drop_unusable, make_recipe
+    from ..training.recipes import drop_unusable
     from ..training.splits import validation_split
 
-    recipe = make_recipe(args.recipe, **options)  # bad options fail before any data is read
+    recipe = configured_recipe(args.recipe, options)
     corpus, unusable = drop_unusable(recipe, load_data(args.data))
     if unusable:
         print(f"left out {len(unusable)} clips the preprocessing refuses (too short or silent once trimmed)")

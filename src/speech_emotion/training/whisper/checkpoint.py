@@ -174,6 +174,44 @@ def from_openai(tensors: dict[str, object]) -> dict[str, np.ndarray]:
     return sd
 
 
+def to_openai(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`from_openai`: an encoder state dict keyed like OpenAI whisper's ``encoder.*`` (the
+    fused projection split into query, key and value; the key's bias, which attention ignores, dropped)."""
+    sd = {f"encoder.{k}": _f32(state[k]) for k in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias")}
+    sd["encoder.positional_embedding"] = _f32(state["positions"])
+    sd["encoder.ln_post.weight"], sd["encoder.ln_post.bias"] = _f32(state["norm.weight"]), _f32(state["norm.bias"])
+    i = 0
+    while f"layers.{i}.qkv.weight" in state:
+        p, q = f"encoder.blocks.{i}.", f"layers.{i}."
+        qw, kw, vw = np.split(_f32(state[q + "qkv.weight"]), 3)
+        qb, _, vb = np.split(_f32(state[q + "qkv.bias"]), 3)
+        sd |= {p + "attn.query.weight": qw, p + "attn.query.bias": qb, p + "attn.key.weight": kw}
+        sd |= {p + "attn.value.weight": vw, p + "attn.value.bias": vb}
+        for ours, theirs in (
+            ("attn_norm", "attn_ln"),
+            ("out", "attn.out"),
+            ("mlp_norm", "mlp_ln"),
+            ("fc1", "mlp.0"),
+            ("fc2", "mlp.2"),
+        ):
+            sd[f"{p}{theirs}.weight"], sd[f"{p}{theirs}.bias"] = (
+                _f32(state[f"{q}{ours}.weight"]),
+                _f32(state[f"{q}{ours}.bias"]),
+            )
+        i += 1
+    return sd
+
+
+def save_openai_encoder(state: dict[str, object], path: str | Path) -> None:
+    """Write an encoder state dict (numpy arrays or tensors, keyed like :class:`~.encoder.WhisperEncoder`) as an
+    OpenAI-format ``.pt`` that :func:`load_encoder_state` reads back (encoder only; ``model_state_dict``)."""
+    import torch
+
+    arrays = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in state.items()}  # type: ignore[union-attr]
+    tensors = {k: torch.from_numpy(v.copy()) for k, v in to_openai(arrays).items()}
+    torch.save({"model_state_dict": tensors}, str(path))
+
+
 def from_huggingface(tensors: dict[str, object]) -> dict[str, np.ndarray]:
     """Encoder state dict from a Hugging Face ``WhisperModel``/``WhisperForConditionalGeneration`` checkpoint."""
     t = {k.split("encoder.", 1)[1]: v for k, v in tensors.items() if "encoder." in k and "decoder" not in k}
