@@ -13,7 +13,7 @@ ctranslate2 = pytest.importorskip("ctranslate2")
 
 from speech_emotion.features.logmel import log_mel  # noqa: E402
 from speech_emotion.training.whisper.checkpoint import load_encoder_state, read_ct2_tensors, wheel_parts  # noqa: E402
-from speech_emotion.training.whisper.encoder import WhisperEncoder  # noqa: E402
+from speech_emotion.training.whisper.encoder import EncoderConfig, WhisperEncoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +146,28 @@ def test_openai_and_huggingface_names_map_to_the_same_state(ct2_dir: Path) -> No
         assert set(mapped) == {k for k in state if not k.startswith("layers.") or k.startswith("layers.0.")}
         for key, value in mapped.items():
             assert np.array_equal(value, state[key]), key
+
+
+def test_an_encoder_saved_in_openai_form_loads_back_unchanged_and_the_key_bias_is_dropped(tmp_path: Path) -> None:
+    """``save_openai_encoder`` writes what ``load_encoder_state`` reads (a tuned encoder as a checkpoint the recipes'
+    ``pooled.weights`` option takes); attention ignores the key's bias, so it is not kept."""
+    from speech_emotion.training.whisper.checkpoint import save_openai_encoder
+
+    rng = np.random.default_rng(0)
+    encoder = WhisperEncoder(EncoderConfig(n_mels=8, width=64, heads=1, layers=2, max_positions=20))
+    state = {
+        k: torch.from_numpy(rng.standard_normal(v.shape).astype(np.float32)) for k, v in encoder.state_dict().items()
+    }
+    save_openai_encoder(state, tmp_path / "tuned.pt")
+    back = load_encoder_state(tmp_path / "tuned.pt")
+    assert set(back) == set(state)
+    for key, value in back.items():
+        expected = state[key].numpy().copy()
+        if key.endswith("qkv.bias"):
+            expected[64:128] = 0.0  # the key's third
+        assert np.array_equal(value, expected), key
+    mel = torch.from_numpy(rng.standard_normal((1, 8, 30)).astype(np.float32))
+    encoder.load_state_dict(state)
+    reloaded = WhisperEncoder.from_state(back)
+    for a, b in zip(encoder(mel), reloaded(mel)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
