@@ -238,3 +238,15 @@ def test_batch_finds_these_formats_by_name_and_by_content(files, tiny, tmp_path)
     for job in jobs.jobs:
         result = analyze_one(job, tiny)
         assert result.error is None and result.speech_s > 4.0, (job.path, result.error)
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".wav", ".m4a", ".ogg"])
+def test_random_bytes_are_not_recognised_whatever_the_name_says(tmp_path, suffix):
+    """FFmpeg guesses a raw stream from a name like ``x.flac`` (no channels, no rate): that is not an audio file
+    without an audio track (fresh-user trial: random bytes named .flac said "no audio track")."""
+    path = tmp_path / f"noise{suffix}"
+    path.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(
+        AudioError, match=r": cannot decode audio \((format not recognised|corrupt or truncated data)\)$"
+    ):
+        open_blocks(path)

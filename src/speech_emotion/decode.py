@@ -210,7 +210,10 @@ class _AvReader:
         self._own = own
         stream = container.streams.best("audio")
         if stream is None:
-            raise _Undecodable("no audio track")
+            # FFmpeg guesses a raw stream from the file's name (random bytes named .flac: one audio stream of
+            # 0 channels at 0 Hz): that is data it did not recognise, not a recording without an audio track
+            guessed = any(not (a.channels and a.rate) for a in container.streams.audio)
+            raise _Undecodable(NOT_RECOGNISED if guessed else "no audio track")
         codec = stream.codec_context
         if not (codec.name in AV_CODECS or codec.name.startswith("pcm_")):
             raise _Undecodable(UNSUPPORTED_ENCODING)
