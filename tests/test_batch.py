@@ -390,3 +390,41 @@ def test_batch_engine_is_the_old_name_of_runner_and_still_works_saying_so(tiny_b
     assert err.strip() == "speech-emotion batch: --engine is deprecated, use --runner local"
     help_text = build_parser(["batch"])._subparsers._group_actions[0].choices["batch"].format_help()
     assert "--runner" in help_text and "--engine" not in help_text
+
+
+def test_a_ctrl_c_while_workers_are_submitted_is_held_until_the_submits_are_done():
+    """A submit may start a worker; an interrupt between the fork and the pool registering it left a worker that
+    nobody stopped (it printed a traceback once the run's queues were gone)."""
+    from speech_emotion.batch.local import _interrupts_held
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt), _interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # Python runs a handler here: it must not raise inside the block
+            done.append("all submitted")
+        assert done == ["all submitted"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_the_forkserver_and_its_workers_ignore_ctrl_c_from_their_first_instruction():
+    """A terminal's Ctrl-C reaches every process of the run: the server importing the workers' modules and a worker
+    still starting printed a KeyboardInterrupt traceback each (fresh-user trial); the driver stops them itself."""
+    code = (
+        "import multiprocessing, signal\n"
+        "from multiprocessing import forkserver\n"
+        "from speech_emotion.batch.local import _start_forkserver_deaf_to_ctrl_c\n"
+        "multiprocessing.set_start_method('forkserver')\n"
+        "_start_forkserver_deaf_to_ctrl_c()\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "pid = forkserver._forkserver._forkserver_pid\n"
+        "mask = next(l for l in open(f'/proc/{pid}/status') if l.startswith('SigIgn:')).split()[1]\n"
+        "print(int(mask, 16) >> (signal.SIGINT - 1) & 1)\n"
+    )
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc (Linux)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "1"

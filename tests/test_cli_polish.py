@@ -197,6 +197,23 @@ def test_ctrl_c_that_native_code_turns_into_another_error_still_exits_as_interru
         signal.signal(signal.SIGINT, previous)
 
 
+def test_ctrl_c_while_the_command_module_is_imported_is_interrupted_not_a_traceback(monkeypatch, capsys):
+    """The command's module is imported before the command runs (numpy, pandas: a second or more on a cold start;
+    fresh-user trial: Ctrl-C 0.3 s into ``batch`` printed the import's traceback)."""
+    import importlib
+
+    real = importlib.import_module
+
+    def interrupted(name, *args):
+        if name.endswith(".batch"):
+            raise KeyboardInterrupt
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert cli_main.main(["batch", "folder", "--out", "o"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
 # -- -v -----------------------------------------------------------------------------------------------------
 
 

@@ -21,9 +21,10 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import SpeechEmotionError
@@ -44,6 +45,47 @@ _channels = "mix"
 
 WAKE_S = 0.2
 """Longest wait for a result before the driver looks for a pending Ctrl-C (seconds)."""
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (and SIGTERM where the run reads it as Ctrl-C) until the block ends, then raise it. A submit
+    starts a worker when the pool has fewer than it may: an interrupt between the forkserver's fork and the pool
+    registering the new process left a worker nobody stopped, which then printed a traceback as the run's queues
+    went away. Only Python-level handlers are held (an ignored or default signal is left as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: h for sig, h in previous.items() if callable(h)}
+    for sig in handlers:
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if held:
+        handlers[held[0]](held[0], None)  # the run's handler: raises KeyboardInterrupt
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the forkserver (if it is not running) with Ctrl-C ignored. A terminal's Ctrl-C goes to every process of
+    the run; the driver stops the workers itself, but the server (importing :data:`PRELOAD`) and a worker still
+    unpickling its start-up (before :func:`_init_worker` ignores SIGINT) printed a traceback each. An ignored SIGINT
+    survives the server's exec (Python leaves it ignored) and the server hands it to every worker it forks. The
+    driver ignores Ctrl-C for the few milliseconds the server takes to start."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_worker(model: str, driver_pid: int, channels: str = "mix") -> None:
@@ -147,6 +189,7 @@ class LocalRunner:
         context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":  # heavy imports once, in the server; workers fork from it
             context.set_forkserver_preload(list(PRELOAD))
+            _start_forkserver_deaf_to_ctrl_c()
         in_flight: dict[Future[FileResult], Job] = {}
         children_before = set(multiprocessing.active_children())
         pool = ProcessPoolExecutor(
@@ -154,9 +197,10 @@ class LocalRunner:
         )
         try:
             while pending or in_flight:
-                while pending and len(in_flight) < limit:
-                    job = pending.popleft()
-                    in_flight[pool.submit(_analyze, job)] = job
+                with _interrupts_held():  # a submit may start a worker: not to be cut in half
+                    while pending and len(in_flight) < limit:
+                        job = pending.popleft()
+                        in_flight[pool.submit(_analyze, job)] = job
                 # a timeout, not a blocking wait: Ctrl-C's signal may go to another thread of this process, and a
                 # main thread blocked without one would never run the handler (the run hung until a file finished)
                 done, _ = wait(in_flight, timeout=WAKE_S, return_when=FIRST_COMPLETED)

@@ -96,7 +96,11 @@ class _CtrlC:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv)
+    try:
+        parser = build_parser(argv)  # imports the command's module: numpy & co., a second on a cold start
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.verbose:  # this package's debug lines only: numba, matplotlib & co. would bury them in hundreds of theirs
