@@ -116,6 +116,12 @@ def test_unknown_path_is_a_json_404(client: TestClient) -> None:
     assert_error(client.get("/nope"), 404, "not_found")
 
 
+def test_a_method_the_path_does_not_take_is_a_json_405_naming_the_allowed_one(client: TestClient) -> None:
+    response = client.get("/v1/predict")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
 # -- predict --------------------------------------------------------------------------------------
 
 
