@@ -38,7 +38,18 @@ def wav_without_data_chunk() -> bytes:
     return head + b"LIST" + (4).to_bytes(4, "little") + b"abcd"
 
 
+def pcm_header(bits: int) -> bytes:
+    """A WAV header saying integer PCM of ``bits`` bits (0 and 48 have no decoder anywhere), 1000 bytes of data."""
+    block = max(1, bits // 8)
+    fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
+    fmt += (16000 * block).to_bytes(4, "little") + block.to_bytes(2, "little") + bits.to_bytes(2, "little")
+    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + (1000).to_bytes(4, "little")
+    return b"RIFF" + (len(body) + 1000).to_bytes(4, "little") + body + bytes(1000)
+
+
 CORRUPT = {
+    "pcm-0-bits": (lambda: pcm_header(0), "unsupported encoding"),
+    "pcm-48-bits": (lambda: pcm_header(48), "unsupported encoding"),
     "garbage": (lambda: b"garbage!" * 100, "format not recognised"),
     "wav-without-data": (wav_without_data_chunk, "corrupt or truncated data"),
     "flac-garbage": (lambda: b"fLaC" + b"\xff" * 500, "corrupt or truncated data"),

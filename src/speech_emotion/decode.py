@@ -214,8 +214,8 @@ class _AvReader:
             # 0 channels at 0 Hz): that is data it did not recognise, not a recording without an audio track
             guessed = any(not (a.channels and a.rate) for a in container.streams.audio)
             raise _Undecodable(NOT_RECOGNISED if guessed else "no audio track")
-        codec = stream.codec_context
-        if not (codec.name in AV_CODECS or codec.name.startswith("pcm_")):
+        codec = stream.codec_context  # None where FFmpeg has no decoder (a WAV header saying 0- or 48-bit PCM)
+        if codec is None or not (codec.name in AV_CODECS or codec.name.startswith("pcm_")):
             raise _Undecodable(UNSUPPORTED_ENCODING)
         codec.thread_count = 1
         self._stream = stream
