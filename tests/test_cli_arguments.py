@@ -325,3 +325,17 @@ def test_without_pytorch_a_typo_is_named_before_the_install_instruction(command,
     finally:
         missing.undo()
     assert code == (1 if "PyTorch" in message else 2) and message in capsys.readouterr().err
+
+
+def test_without_pytorch_a_wrong_condition_is_named_before_the_install_instruction(tmp_path, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    missing = pytest.MonkeyPatch()
+    missing.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    try:
+        code = main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--conditions", "phnoe"])
+    finally:
+        missing.undo()
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown condition 'phnoe'" in err and "PyTorch" not in err

@@ -126,6 +126,17 @@ def test_a_fold_file_that_is_not_a_fold_table_is_refused_in_one_line(
     assert not out.exists()
 
 
+def test_a_fold_holding_every_speaker_is_refused_in_one_line(corpus_dir, tmp_path, capsys):
+    """Fresh-user trial: a fold file putting all speakers in one fold trained on 0 clips and ended in a traceback."""
+    folds = tmp_path / "one-fold.tsv"
+    folds.write_text("speaker\tfold\nActor_01\t1\nActor_02\t1\nActor_03\t1\n")
+    out = tmp_path / "o"
+    assert main(["evaluate", "--data", str(corpus_dir), "--folds", str(folds), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {folds}: fold 1 holds every speaker, leaving none to train on"
+    assert not out.exists()
+
+
 def test_a_binary_folds_tsv_beside_a_manifest_is_refused_in_one_line(tmp_path, capsys):
     import soundfile as sf
 

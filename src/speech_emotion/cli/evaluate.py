@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
     args.recipe = args.recipe or "cnn-lstm"
     args.protocol = args.protocol or "actor-6fold"
     options = checked_recipe_options(args)
+    conditions = _conditions(args.conditions)  # a mistake is named before PyTorch is asked for
     require_torch("evaluate")
     from ..corpora import FOLDS, corpus_folder
     from ..evaluation.run import run_evaluation
 
     configured_recipe(args.recipe, options)
-    conditions = _conditions(args.conditions)
     corpus = load_data(args.data)
     folds = args.folds
     if args.protocol == "actor-6fold" and folds is None:

@@ -111,7 +111,11 @@ def make_splits(
     if protocol == "actor-6fold":
         if folds_file is None:
             raise DataError("protocol actor-6fold needs a fold file (--folds FOLDS.tsv)")
-        return with_other_corpora(corpus, read_folds(folds_file))
+        splits = with_other_corpora(corpus, read_folds(folds_file))
+        for split in splits:
+            if not len(split.train):
+                raise DataError(f"{folds_file}: fold {split.name[4:]} holds every speaker, leaving none to train on")
+        return splits
     if protocol == "leave-one-corpus-out":
         return corpus_folds(corpus)
     raise DataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
