@@ -120,6 +120,9 @@ def test_a_method_the_path_does_not_take_is_a_json_405_naming_the_allowed_one(cl
     response = client.get("/v1/predict")
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
+    health = client.post("/healthz")  # two routes (GET, and HEAD answered without a body): both named
+    assert_error(health, 405, "method_not_allowed")
+    assert health.headers["allow"] == "GET, HEAD"
 
 
 # -- predict --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __version__, silero
 from ..recognizer import Recognizer
@@ -54,6 +55,17 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods some route of the request's path takes, as a 405's ``Allow`` lists them (e.g. ``GET, HEAD``):
+    each method tried against every route with Starlette's own matching."""
+    methods = []
+    for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
 
 
 def create_app(
@@ -150,7 +162,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, str(exc.detail), exc.notes), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:  # Starlette names only the first route of the path (HEAD for /healthz)
+            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(request)}
         code = STATUS_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
