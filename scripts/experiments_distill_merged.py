@@ -63,6 +63,8 @@ AUDIO = AudioOptions()
 
 
 def _prepare(path: str) -> np.ndarray | None:
+    if not path:
+        return None
     try:
         return prepare(path, AUDIO)
     except AudioError:
@@ -96,6 +98,28 @@ def view(samples: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return normalize_loudness(x, AUDIO.target_rms_dbfs, AUDIO.peak_limit)
 
 
+def bundle_statistics(bundle: str, paths: np.ndarray) -> np.ndarray:
+    """``(len(paths), 6 * width)``: the pooled statistics a Whisper-probe bundle's graph feeds its heads
+    (``/Concat_output_0``), through ONNX Runtime on one thread, of each clip prepared as the product does."""
+    import onnx
+    import onnxruntime as ort
+
+    from speech_emotion.bundle import load_bundle
+
+    graph = onnx.load(str(load_bundle(bundle).onnx_path))
+    graph.graph.output.append(onnx.helper.make_tensor_value_info("/Concat_output_0", onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rows = []
+    for path in paths:
+        mel = log_mel(prepare(path, AUDIO), PooledOptions().logmel)[None].astype(np.float32)
+        rows.append(session.run(["/Concat_output_0"], {name: mel})[0][0])
+    return np.stack(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", nargs="+", required=True, help="corpora whose audio the student learns from")
@@ -111,6 +135,15 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="pooled-statistics cache (default: SPEECH_EMOTION_CACHE)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--init", default=None, help="start the student from this checkpoint (with --steps 0: score it)"
+    )
+    parser.add_argument(
+        "--reference-bundle",
+        default=None,
+        help="no training: score the pooled statistics of this bundle's graph (e.g. the shipped int8 default, whose "
+        "encoder the probes were not trained on either) against the teacher's, the same way, on every held-out clip",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -143,8 +176,33 @@ def main() -> None:
         x_teacher[tr], y_all[tr], m_tr, balance_weights(names[tr], y_all[tr], options.balance), options
     )
 
-    with ProcessPoolExecutor(2) as pool:
-        audio = list(pool.map(_prepare, paths, chunksize=32))
+    def scores(rows: np.ndarray, xs: np.ndarray) -> dict:
+        """Scaled error of ``xs`` against the teacher's statistics of ``rows``, and UA of the teacher-fitted probe on
+        each, with how often the two agree, per held-out corpus."""
+        z_t, z_s = probe.logits(x_teacher[rows]), probe.logits(xs)
+        record: dict = {
+            "clips": len(rows),
+            "scaled_mse": round(float(np.mean(((xs - x_teacher[rows]) / scale.numpy()) ** 2)), 4),
+        }
+        for name in sorted(held):
+            sel = names[rows] == name
+            p_t = restricted_argmax(z_t[sel], masks[name])
+            p_s = restricted_argmax(z_s[sel], masks[name])
+            y = y_all[rows][sel]
+            record[name] = {
+                "ua_teacher": round(100 * unweighted_accuracy(y, p_t), 1),
+                "ua_student": round(100 * unweighted_accuracy(y, p_s), 1),
+                "agree": round(100 * float(np.mean(p_t == p_s)), 1),
+            }
+        return record
+
+    if args.reference_bundle:
+        log({"reference": args.reference_bundle, **scores(te, bundle_statistics(args.reference_bundle, paths[te]))})
+        return
+
+    needed = paths if args.steps else np.where(np.isin(np.arange(len(paths)), te), paths, "")
+    with ProcessPoolExecutor(2) as pool:  # with --steps 0 only the held-out clips are read
+        audio = list(pool.map(_prepare, needed, chunksize=32))
     train_audio = [audio[r] for r in tr if audio[r] is not None]
     lengths = np.array([a.size for a in train_audio])
     log(
@@ -157,7 +215,7 @@ def main() -> None:
 
     state = load_encoder_state()
     teacher = WhisperEncoder.from_state(state, 4).eval()
-    student = WhisperEncoder.from_state(state, 4, (args.merge_after,))
+    student = WhisperEncoder.from_state(load_encoder_state(args.init) if args.init else state, 4, (args.merge_after,))
     for p in teacher.parameters():
         p.requires_grad_(False)
     tuned = [p for i, block in enumerate(student.layers) if i >= args.merge_after for p in block.parameters()]
@@ -183,26 +241,9 @@ def main() -> None:
             for i, r in enumerate(rows):
                 mel = torch.from_numpy(log_mel(audio[r], PooledOptions().logmel)[None])
                 xs[i] = statistics(student, mel)[0].numpy()
-        err = float(np.mean(((xs - x_teacher[rows]) / scale.numpy()) ** 2))
-        z_t, z_s = probe.logits(x_teacher[rows]), probe.logits(xs)
-        record: dict = {
-            "step": step,
-            "clips": len(rows),
-            "scaled_mse": round(err, 4),
-            "seconds": round(time.time() - t0),
-        }
-        for name in sorted(held):
-            sel = names[rows] == name
-            p_t = restricted_argmax(z_t[sel], masks[name])
-            p_s = restricted_argmax(z_s[sel], masks[name])
-            y = y_all[rows][sel]
-            record[name] = {
-                "ua_teacher": round(100 * unweighted_accuracy(y, p_t), 1),
-                "ua_student": round(100 * unweighted_accuracy(y, p_s), 1),
-                "agree": round(100 * float(np.mean(p_t == p_s)), 1),
-            }
-        log(record)
-        save_openai_encoder(student.state_dict(), out / "student.pt")
+        log({"step": step, **scores(rows, xs), "seconds": round(time.time() - t0)})
+        if args.steps:
+            save_openai_encoder(student.state_dict(), out / "student.pt")
         student.train()
 
     evaluate(0)

@@ -186,6 +186,9 @@ class StreamSession:
         self._pending = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
+        self._finished = False
+        """Set with the last message (``end`` or ``error``): the engine's task may still be running, and nothing
+        it sends may follow that message."""
         self._last_drop_notice = 0.0
         self._dropped_noticed = 0
         """Dropped samples the last ``audio_dropped`` warning counted (the warnings are at most one a second)."""
@@ -207,8 +210,7 @@ class StreamSession:
                 raise RuntimeError("stream worker stopped before the end of the stream")
             if reader.result() == "end":
                 await worker
-                await self.send({"type": "end", **self.summary()})
-                await self.close(1000)
+                await self.finish({"type": "end", **self.summary()}, 1000)
         except StreamError as exc:
             await self.fail(exc)
         except Exception:
@@ -428,19 +430,30 @@ class StreamSession:
             await self.send(payload)
 
     async def send(self, payload: dict[str, Any]) -> None:
-        """Send one JSON message; a client that has gone is ignored."""
+        """Send one JSON message; a client that has gone, or a stream already finished, is ignored."""
         async with self._send_lock:
-            if self.ws.application_state != WebSocketState.CONNECTED:
-                return
-            with contextlib.suppress(Exception):
-                await self.ws.send_text(json.dumps(payload, separators=(",", ":")))
+            if not self._finished:
+                await self._send_now(payload)
+
+    async def _send_now(self, payload: dict[str, Any]) -> None:
+        if self.ws.application_state != WebSocketState.CONNECTED:
+            return
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(json.dumps(payload, separators=(",", ":")))
 
     async def fail(self, exc: StreamError) -> None:
-        await self.send({"type": "error", "error": exc.error, "message": exc.message, **self.summary()})
-        await self.close(exc.close_code, exc.error)
+        await self.finish(
+            {"type": "error", "error": exc.error, "message": exc.message, **self.summary()}, exc.close_code, exc.error
+        )
 
-    async def close(self, code: int, reason: str = "") -> None:
+    async def finish(self, payload: dict[str, Any], code: int, reason: str = "") -> None:
+        """Send the last message and close, with nothing in between (a status the engine's task sends after an
+        error reached a client under load, in a fresh clone's CI run)."""
         async with self._send_lock:
+            if self._finished:
+                return
+            self._finished = True
+            await self._send_now(payload)
             if self.ws.application_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     await self.ws.close(code, reason)
