@@ -141,6 +141,16 @@ def _fuse_qkv(sd: dict[str, np.ndarray], q: str, qw: object, qb: object, kw: obj
     sd[q + "qkv.bias"] = np.concatenate([_f32(qb), np.zeros(kw.shape[0], np.float32), _f32(vb)])
 
 
+_OPENAI_NAMES = (
+    ("attn_norm", "attn_ln"),
+    ("out", "attn.out"),
+    ("mlp_norm", "mlp_ln"),
+    ("fc1", "mlp.0"),
+    ("fc2", "mlp.2"),
+)
+"""Our block layers and OpenAI whisper's names for them (beside the fused query, key and value)."""
+
+
 def from_openai(tensors: dict[str, object]) -> dict[str, np.ndarray]:
     """Encoder state dict from an OpenAI whisper ``model_state_dict`` (``encoder.blocks.N...``)."""
     t = {k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")}
@@ -159,13 +169,7 @@ def from_openai(tensors: dict[str, object]) -> dict[str, np.ndarray]:
             t[p + "attn.value.weight"],
             t[p + "attn.value.bias"],
         )
-        for ours, theirs in (
-            ("attn_norm", "attn_ln"),
-            ("out", "attn.out"),
-            ("mlp_norm", "mlp_ln"),
-            ("fc1", "mlp.0"),
-            ("fc2", "mlp.2"),
-        ):
+        for ours, theirs in _OPENAI_NAMES:
             sd[f"{q}{ours}.weight"], sd[f"{q}{ours}.bias"] = (
                 _f32(t[f"{p}{theirs}.weight"]),
                 _f32(t[f"{p}{theirs}.bias"]),
@@ -187,13 +191,7 @@ def to_openai(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         qb, _, vb = np.split(_f32(state[q + "qkv.bias"]), 3)
         sd |= {p + "attn.query.weight": qw, p + "attn.query.bias": qb, p + "attn.key.weight": kw}
         sd |= {p + "attn.value.weight": vw, p + "attn.value.bias": vb}
-        for ours, theirs in (
-            ("attn_norm", "attn_ln"),
-            ("out", "attn.out"),
-            ("mlp_norm", "mlp_ln"),
-            ("fc1", "mlp.0"),
-            ("fc2", "mlp.2"),
-        ):
+        for ours, theirs in _OPENAI_NAMES:
             sd[f"{p}{theirs}.weight"], sd[f"{p}{theirs}.bias"] = (
                 _f32(state[f"{q}{ours}.weight"]),
                 _f32(state[f"{q}{ours}.bias"]),
