@@ -129,6 +129,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--start-step",
+        type=int,
+        default=0,
+        help="resume a stopped run: with --init its student checkpoint at this step, the schedule goes on from here "
+        "(fresh optimizer moments, warmed up again over --warmup steps; new random windows); no step-0 scoring",
+    )
     parser.add_argument("--seconds", type=float, nargs=2, default=(1.0, 3.0), help="window length range")
     parser.add_argument("--eval-every", type=int, default=400)
     parser.add_argument("--eval-clips", type=int, default=200, help="per held-out corpus, between the first and last")
@@ -147,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # draws the held-out sample scored between the first and last steps, then windows
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -226,11 +233,15 @@ def main() -> None:
     optimizer = torch.optim.AdamW(tuned, lr=args.lr, weight_decay=0.0)
 
     def lr_at(step: int) -> float:
+        warm = min(1.0, (step - args.start_step + 1) / args.warmup)
         if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        return args.lr * 0.5 * (1 + math.cos(math.pi * (step - args.warmup) / max(1, args.steps - args.warmup)))
+            return args.lr * warm
+        cosine = 0.5 * (1 + math.cos(math.pi * (step - args.warmup) / max(1, args.steps - args.warmup)))
+        return args.lr * cosine * warm
 
     sample = np.concatenate([rng.permutation(te[names[te] == name])[: args.eval_clips] for name in sorted(held)])
+    if args.start_step:  # the same sample as the run resumed, other windows than its first steps
+        rng = np.random.default_rng([0, args.start_step])
 
     def evaluate(step: int) -> None:
         student.eval()
@@ -246,11 +257,12 @@ def main() -> None:
             save_openai_encoder(student.state_dict(), out / "student.pt")
         student.train()
 
-    evaluate(0)
+    if not args.start_step:
+        evaluate(0)
     student.train()
     losses: list[float] = []
     t0 = time.time()
-    for step in range(1, args.steps + 1):
+    for step in range(args.start_step + 1, args.steps + 1):
         n = int(rng.uniform(*args.seconds) * SAMPLE_RATE)
         pool_rows = np.flatnonzero(lengths >= n)
         if pool_rows.size < args.batch:

@@ -377,6 +377,24 @@ def test_batch_tries_every_file_then_exits_1_saying_how_many_failed(tiny_bundle,
     assert "failed" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--address", "ray://head:10001"], "--address ray://head:10001 is a Ray cluster's address: add --runner ray"),
+        (["--path-column", "audio"], "--path-column names a manifest's column"),
+    ],
+)
+def test_batch_options_that_would_be_ignored_are_usage_errors(extra, message, tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "a.wav", emotion_clip("sad", 1), 16000)
+    argv = ["batch", str(folder), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "files.parquet").exists()
+
+
 def test_batch_engine_is_the_old_name_of_runner_and_still_works_saying_so(tiny_bundle, tmp_path, capsys):
     from speech_emotion.cli.main import build_parser
 

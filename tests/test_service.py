@@ -125,6 +125,14 @@ def test_a_method_the_path_does_not_take_is_a_json_405_naming_the_allowed_one(cl
     assert health.headers["allow"] == "GET, HEAD"
 
 
+def test_the_stream_asked_for_over_plain_http_is_a_json_426_saying_it_is_a_websocket(client: TestClient) -> None:
+    response = client.get("/v1/stream")
+    assert_error(response, 426, "upgrade_required")
+    assert "WebSocket" in response.json()["message"] and response.headers["upgrade"] == "websocket"
+    with client.websocket_connect("/v1/stream") as ws:  # the WebSocket itself is unchanged
+        assert ws.receive_json()["type"] == "ready"
+
+
 # -- predict --------------------------------------------------------------------------------------
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..batch import BatchOptions, BatchSummary, run_batch
+from ..batch.inputs import MANIFEST_SUFFIXES
+from ..errors import UsageError
 from ..words import plural
 from . import add_channels_option, plain
 from .arguments import folder, positive_int
@@ -68,7 +71,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Options that would be ignored for this input or runner are usage errors, not silently dropped.
+
+    Raises :class:`UsageError` for ``--address`` without ``--runner ray`` and for ``--path-column`` when the input
+    is not a manifest (a CSV/TSV/JSONL file).
+    """
+    if args.address and args.runner != "ray":
+        raise UsageError(f"--address {args.address} is a Ray cluster's address: add --runner ray")
+    is_manifest = Path(args.input).is_file() and Path(args.input).suffix.lower() in MANIFEST_SUFFIXES
+    if args.path_column and not is_manifest:
+        raise UsageError(
+            f"--path-column names a manifest's column, and {args.input} is not a manifest "
+            f"({', '.join(MANIFEST_SUFFIXES)} file)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     options = BatchOptions(
         input=args.input,
         out=args.out,

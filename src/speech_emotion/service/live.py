@@ -7,6 +7,7 @@ from fastapi import APIRouter, WebSocket
 
 from .auth import SUBPROTOCOL, origin_allowed, presented_token, token_ok
 from .context import ServiceContext
+from .errors import ApiError
 from .hosts import origin_host_allowed
 from .stream import StreamSession, refuse
 from .uploads import query_problem
@@ -16,6 +17,17 @@ router = APIRouter()
 STREAM_QUERY_PARAMETERS = frozenset({"token"})
 """What the stream reads from its URL (the API token, for browser clients that cannot set headers); the audio format
 goes in the ``config`` message."""
+
+
+@router.get("/v1/stream", include_in_schema=False)
+async def stream_over_http() -> None:
+    """A plain HTTP request for the stream (a browser's address bar, ``curl``): 426, saying how to connect."""
+    raise ApiError(
+        426,
+        "upgrade_required",
+        "/v1/stream is a WebSocket: connect with a WebSocket client (ws:// or wss://), see docs/service.md",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
 
 
 @router.websocket("/v1/stream")
