@@ -224,7 +224,7 @@ def test_interrupted_and_killed_runs_resume_without_losing_or_duplicating_files(
 
     stopped = _start_and_stop(cmd, out / "parts", signal.SIGTERM, after_parts=1)  # like Ctrl-C
     stderr = stopped.stderr.read().decode()
-    assert stopped.returncode == 130 and "run the same command again to resume" in stderr, stderr
+    assert stopped.returncode == 143 and "run the same command again to resume" in stderr, stderr  # 128 + SIGTERM
     first = len(list((out / "parts").glob("*.files.parquet")))
 
     killed = _start_and_stop(cmd, out / "parts", signal.SIGKILL, after_parts=first + 1)  # no clean-up
@@ -241,6 +241,21 @@ def test_interrupted_and_killed_runs_resume_without_losing_or_duplicating_files(
     resumed, reference = _tables(out), _tables(local_run[1])
     pd.testing.assert_frame_equal(resumed[0], reference[0])
     pd.testing.assert_frame_equal(resumed[1], reference[1])
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_batch_exits_130_after_ctrl_c_and_143_after_sigterm(sig, status, tmp_path, monkeypatch, capsys):
+    import speech_emotion.cli.batch as batch_cli
+    from speech_emotion.batch.runner import _sigterm_as_interrupt
+
+    def signalled_run(options: BatchOptions) -> None:  # the signal arrives while the runner runs
+        with _sigterm_as_interrupt():
+            os.kill(os.getpid(), sig)
+            time.sleep(10)  # the handler interrupts this
+
+    monkeypatch.setattr(batch_cli, "run_batch", signalled_run)
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "results")]) == status
+    assert "run the same command again to resume" in capsys.readouterr().err
 
 
 def test_worker_crash_is_recorded_for_that_file_and_the_run_goes_on(archive, tiny_bundle, tmp_path, monkeypatch):

@@ -6,7 +6,9 @@ import os
 import pytest
 import soundfile as sf
 
+from speech_emotion.batch import BatchSummary
 from speech_emotion.batch.inputs import collect_jobs, make_job
+from speech_emotion.cli.batch import print_summary
 from speech_emotion.cli.main import main
 from speech_emotion.errors import DataError
 from synth import vowel
@@ -123,3 +125,39 @@ def test_a_batch_run_counts_and_prints_every_file_it_leaves_out(tiny_bundle, tmp
     summary = json.loads(capsys.readouterr().out)
     assert summary["files_total"] == 1 and summary["files_left_out"] == 3
     assert sorted(summary["left_out"]) == sorted(line.strip() for line in printed.splitlines()[-3:])
+
+
+def test_a_results_folder_inside_the_input_folder_is_neither_searched_nor_left_out(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "call.wav", vowel(1.0), 16000)
+    argv = ["batch", str(folder), "--out", str(folder / "results"), "--model", str(tiny_bundle), "--workers", "1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--json"]) == 0  # the second run finds the first one's tables, lock and all
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files_total"] == 1 and summary["files_skipped"] == 1
+    assert summary["files_left_out"] == 0 and summary["left_out"] == []
+
+
+def test_the_summary_prints_failures_under_the_tables_line_and_the_left_out_list_after_them(capsys):
+    summary = BatchSummary(
+        files_total=2,
+        files_skipped=0,
+        files_done=1,
+        files_failed=1,
+        table_ok=1,
+        table_failed=1,
+        failures=["calls/bad.wav: file is empty (0 bytes)"],
+        files_left_out=1,
+        left_out=["calls/notes.txt: cannot decode audio (format not recognised)"],
+        files_table="results/files.parquet",
+        segments_table="results/segments.parquet",
+    )
+    print_summary(summary)
+    assert capsys.readouterr().out.splitlines()[-4:] == [
+        "tables: results/files.parquet (1 ok, 1 failed), results/segments.parquet",
+        "  failed: calls/bad.wav: file is empty (0 bytes)",
+        "left out: 1 file or folder (not analysed):",
+        "  calls/notes.txt: cannot decode audio (format not recognised)",
+    ]

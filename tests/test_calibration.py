@@ -184,6 +184,15 @@ def test_evaluate_model_scores_a_bundle_as_it_is_per_corpus_with_calibration(tin
     }
 
 
+def test_evaluate_model_warns_once_that_a_single_emotion_corpus_scores_trivially(tiny_bundle, tmp_path, capsys):
+    solo = write_ravdess_corpus(tmp_path / "solo", actors=(1,), takes=2, emotions=("sad",))
+    pair = write_ravdess_corpus(tmp_path / "pair", actors=(2,), takes=1, emotions=("sad", "happy"))
+    argv = ["evaluate", "--model", str(tiny_bundle), "--data", str(solo), str(pair), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: solo: one emotion only (sad): its UA, WA and macro-F1 are trivially 1, not a score"]
+
+
 @pytest.mark.parametrize("extra", [["--protocol", "actor-6fold"], ["--epochs", "3"], ["--live"]])
 def test_evaluate_model_refuses_training_options_in_one_line(tiny_bundle, two_corpora, tmp_path, capsys, extra):
     argv = ["evaluate", "--model", str(tiny_bundle), "--data", str(two_corpora[0]), "--out", str(tmp_path / "o")]

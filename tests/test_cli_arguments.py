@@ -126,6 +126,23 @@ def test_out_of_range_numbers_are_refused_by_the_parser(argv, capsys):
     assert "error: argument" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "unknown"),
+    [
+        (["predict", "--bogus", "x.wav"], "predict", "--bogus"),
+        (["predict", "-v", "x.wav"], "predict", "-v"),
+        (["stream", "a.flac", "b.flac"], "stream", "b.flac"),
+    ],
+)
+def test_unrecognized_arguments_after_a_command_are_reported_with_that_commands_usage(argv, command, unknown, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: speech-emotion {command} ")
+    assert err.endswith(f"speech-emotion {command}: error: unrecognized arguments: {unknown}\n")
+
+
 @pytest.mark.parametrize("command", ["analyze", "batch", "evaluate", "train"])
 def test_an_output_folder_that_is_a_file_is_refused(command, tmp_path: Path, capsys):
     target = tmp_path / "taken.wav"

@@ -217,6 +217,16 @@ def test_ctrl_c_while_the_command_module_is_imported_is_interrupted_not_a_traceb
 # -- -v -----------------------------------------------------------------------------------------------------
 
 
+def test_python_dash_m_runs_the_command_and_passes_its_exit_status_through():
+    from speech_emotion import __version__
+
+    version = subprocess.run([sys.executable, "-m", "speech_emotion", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout == f"speech-emotion {__version__}\n", version.stderr
+    misuse = subprocess.run([sys.executable, "-m", "speech_emotion", "predict"], capture_output=True, text=True)
+    assert misuse.returncode == 2
+    assert "speech-emotion predict: error: the following arguments are required: files" in misuse.stderr
+
+
 def test_verbose_turns_on_this_packages_debug_lines_not_every_librarys(tiny_bundle, tmp_path, capsys):
     import logging
 

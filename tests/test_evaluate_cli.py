@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from speech_emotion.cli.main import main
 from synth import emotion_clip, write_ravdess_corpus
@@ -234,3 +237,15 @@ def test_model_on_train_is_a_deprecated_spelling_of_recipe_and_on_evaluate_names
     args = build_parser(argv).parse_args(argv)
     assert args.model == "whisper-base-probe" and args.recipe is None
     assert capsys.readouterr().err == ""
+
+
+def test_a_logged_warning_is_a_lowercase_warning_line_that_names_the_folder_first(tiny_bundle, tmp_path):
+    data = tmp_path / "in"  # a folder named "in": the line once read "skipped 2 clip(s) in in with labels ..."
+    for label in ("sad", "happy", "boredom", "boredom2"):
+        (data / label).mkdir(parents=True)
+        sf.write(data / label / "a.wav", emotion_clip("sad", seed=1), 16000)
+    argv = ["evaluate", "--model", str(tiny_bundle), "--data", "in", "--out", "out"]
+    done = subprocess.run([sys.executable, "-m", "speech_emotion", *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "warning: in: skipped 2 clip(s) with labels outside neutral/calm/" in done.stderr
+    assert "WARNING" not in done.stderr

@@ -364,7 +364,7 @@ def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsy
 def test_the_upload_limit_is_named_in_mib_everywhere(client):
     from speech_emotion.service.limits import too_large
 
-    assert "20 MiB limit" in too_large(20 * 1048576).detail
+    assert "20 MiB limit" in too_large(20).detail
     root = Path(__file__).resolve().parents[1]
     table = (root / "docs" / "service.md").read_text()
     assert "20 MiB" in table and "| 20 MB |" not in table
@@ -387,6 +387,18 @@ def test_predict_shows_progress_on_a_terminal_only(tiny_bundle, tmp_path, capsys
     monkeypatch.setattr(predict_cli, "_on_terminal", lambda: False)  # a pipe or a log
     assert cli_main.main(["predict", *model, str(path)]) == 0
     assert "%" not in capsys.readouterr().err
+
+
+def test_predict_progress_ends_at_exactly_100_percent_with_no_time_left(tiny_bundle, tmp_path, capsys, monkeypatch):
+    import speech_emotion.cli.predict as predict_cli
+
+    path = tmp_path / "sad.wav"
+    path.write_bytes(wav(np.concatenate([talk(), vowel(1.44, seed=2)])))  # 4.04 s: not a whole tenth of a second
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: True)
+    assert cli_main.main(["predict", "--model", str(tiny_bundle), str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "sad.wav: 100% 4/4 s [" in err, err
+    assert "101%" not in err and "<-" not in err, err
 
 
 def test_a_second_websocket_config_is_refused_as_the_docs_say(client):

@@ -237,7 +237,8 @@ def test_recording_longer_than_the_limit_is_413(recognizer: Recognizer) -> None:
 def test_oversize_upload_is_413_before_it_is_read(recognizer: Recognizer) -> None:
     with make_client(recognizer, max_upload_mb=0.05) as c:
         big = wav_bytes(vowel(8.0))  # 256 kB > 50 kB + multipart slack
-        assert_error(c.post("/v1/predict", files={"file": ("a.wav", big, "audio/wav")}), 413, "upload_too_large")
+        body = assert_error(c.post("/v1/predict", files={"file": ("a.wav", big, "audio/wav")}), 413, "upload_too_large")
+        assert body["message"] == "request body larger than the 0.05 MiB limit"  # the limit as configured
         boundary = "b0undary"
         body = (
             (

@@ -467,7 +467,7 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off_after_the_grace_period() ->
         return {"type": "http.request", "body": b"x", "more_body": True}
 
     scope = {"type": "http", "headers": [(b"content-length", b"1000000")]}
-    middleware = BodyLimit(app, limit=10_000_000, timeout_s=0.3)
+    middleware = BodyLimit(app, limit_mb=10, timeout_s=0.3)
     with pytest.raises(ApiError) as refused:
         asyncio.run(asyncio.wait_for(middleware(scope, trickle, None), 5.0))  # type: ignore[arg-type]
     assert refused.value.status_code == 408 and refused.value.code == "request_timeout"

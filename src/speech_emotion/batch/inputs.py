@@ -86,17 +86,19 @@ def collect_jobs(
     source: str | Path,
     path_column: str | None = None,
     suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
+    results: str | Path | None = None,
 ) -> JobList:
     """Jobs for a folder (recursively: files with an audio suffix, and any other file the audio reader opens,
     e.g. a voice note without a suffix), a manifest (by suffix), or a glob pattern. Everything else under a
-    folder is listed in :attr:`JobList.left_out` with its reason.
+    folder is listed in :attr:`JobList.left_out` with its reason, except the ``results`` folder (the run's own
+    ``--out``, when it lies inside the input folder), which is skipped without a word.
 
     Raises :class:`DataError` when nothing matches or a manifest cannot be used.
     """
     text = os.fspath(source)
     path = Path(text)
     if path.is_dir():
-        return _from_folder(path, suffixes)
+        return _from_folder(path, suffixes, results)
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         return _from_manifest(path, path_column)
     if glob.has_magic(text):
@@ -111,13 +113,16 @@ def collect_jobs(
     raise DataError(f"{text}: no such folder, manifest or file, and not a glob pattern")
 
 
-def _from_folder(root: Path, suffixes: tuple[str, ...]) -> JobList:
+def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | None) -> JobList:
     jobs: list[Job] = []
     left_out: list[LeftOut] = []
+    own_results = os.path.realpath(results) if results is not None else None
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         searched = []
         for name in sorted(dirnames):
             full = os.path.join(dirpath, name)
+            if os.path.realpath(full) == own_results:  # the run's own results: neither searched nor left out
+                continue
             if name.startswith("."):
                 left_out.append(LeftOut(full, "hidden folder (not searched)"))
             elif os.path.islink(full):

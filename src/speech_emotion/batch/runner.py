@@ -153,11 +153,12 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
     """Run (or resume) a batch; writes ``files.parquet`` and ``segments.parquet`` under ``options.out``.
 
     On Ctrl-C (or SIGTERM) the results completed so far are committed and
-    :class:`KeyboardInterrupt` is raised; the final tables are then left as they were.
+    :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM) is raised; the final tables are then left as they
+    were.
     """
     started = time.perf_counter()
     bundle, model_name, labels = model_info(options.model)
-    jobs = jobs or collect_jobs(options.input, options.path_column)
+    jobs = jobs or collect_jobs(options.input, options.path_column, results=options.out)
     workers: int | None = options.workers or os.cpu_count() or 1
     if not options.workers and options.runner == "ray" and options.address:
         workers = None  # on a Ray cluster: one actor per CPU of the cluster (the runner asks Ray)
@@ -250,6 +251,11 @@ class _Sink:
             self.bar.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run, handled as Ctrl-C is; a ``KeyboardInterrupt`` of its own so the CLI can exit 143 (128 +
+    SIGTERM), not Ctrl-C's 130."""
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while the runner runs, so completed results are committed."""
@@ -258,7 +264,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:

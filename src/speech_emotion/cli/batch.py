@@ -18,6 +18,7 @@ from typing import Any
 
 from ..batch import BatchOptions, BatchSummary, run_batch
 from ..batch.inputs import MANIFEST_SUFFIXES
+from ..batch.runner import Terminated
 from ..errors import UsageError
 from ..words import plural
 from . import add_channels_option, plain
@@ -104,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_batch(options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(
             f"interrupted: completed results are saved; run the same command again to resume ({args.out})",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal: SIGTERM's 15, Ctrl-C's (SIGINT) 2
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
@@ -139,13 +140,13 @@ def print_summary(s: BatchSummary) -> None:
         else "",
         f"tables: {s.files_table} ({s.table_ok} ok, {s.table_failed} failed), {s.segments_table}",
     ]
+    for error in s.failures[:5]:  # under the tables line, whose failed count they detail
+        lines.append(f"  failed: {error}")
+    if len(s.failures) > 5 or s.files_failed > len(s.failures):
+        lines.append(f"  ... {s.files_failed - 5} more: see the error column of files.parquet")
     if s.files_left_out:
         lines.append(f"left out: {plural(s.files_left_out, 'file or folder', 'files or folders')} (not analysed):")
         lines += [f"  {item}" for item in s.left_out[:5]]
         if s.files_left_out > 5:
             lines.append(f"  ... {s.files_left_out - 5} more")
-    for error in s.failures[:5]:
-        lines.append(f"  failed: {error}")
-    if len(s.failures) > 5 or s.files_failed > len(s.failures):
-        lines.append(f"  ... {s.files_failed - 5} more: see the error column of files.parquet")
     print("\n".join(line for line in lines if line))

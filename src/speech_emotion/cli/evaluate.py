@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError, UsageError
-from . import plain
+from . import plain, warn
 from .arguments import folder, seed
 from .train import (
     RECIPE_NAMES,
@@ -167,6 +167,10 @@ def score(args: argparse.Namespace) -> int:
         f"{cal['mean_confidence']:.3f}, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}, NLL {cal['nll']:.3f}, "
         f"confident (>= 0.9) and wrong {cal['confident_wrong']:.1%}  ({args.out / 'metrics.json'})"
     )
+    for fold in doc["folds"]:
+        if len(fold["labels_scored"]) < 2:  # the argmax is restricted to the corpus's emotions: it cannot miss
+            only = fold["labels_scored"][0]
+            warn(fold["fold"], [f"one emotion only ({only}): its UA, WA and macro-F1 are trivially 1, not a score"])
     if "dimensions" in doc:
         _print_dimensions(doc, args.out)
     return 0

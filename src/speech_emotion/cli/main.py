@@ -42,6 +42,20 @@ def chosen_command(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it reports arguments it does not know itself, with its own usage line
+    (``speech-emotion predict: error: unrecognized arguments: ...``), rather than leaving them to the top-level
+    parser, whose usage line is not the command's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``speech-emotion`` parser; only the command chosen in ``argv`` (all when ``argv`` is ``None``) gets its
     full sub-parser, the others a placeholder with their help line."""
@@ -51,7 +65,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"speech-emotion {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging of speech-emotion")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     command = chosen_command(argv) if argv is not None else None
     for name in COMMANDS:
         if argv is None or name == command:
@@ -59,6 +73,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=HELP.get(name), add_help=False)
     return parser
+
+
+class _LevelPrefix(logging.Formatter):
+    """Log lines spelled like the commands' own ``warning:`` and ``error:`` lines (not logging's ``WARNING:``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
 
 
 class _CtrlC:
@@ -102,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelPrefix())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     if args.verbose:  # this package's debug lines only: numba, matplotlib & co. would bury them in hundreds of theirs
         logging.getLogger("speech_emotion").setLevel(logging.DEBUG)
     if not getattr(args, "func", None):

@@ -106,16 +106,24 @@ def _predict(path: Path, recognizer: Recognizer, show_progress: bool) -> Recordi
 
     options = RecordingOptions()
     blocks = open_blocks(path, options.block_s, options.max_duration_s)
-    total = round(blocks.duration_s, 1) or None
+    # counted in frames (whole numbers, shown in seconds): the bar ends at exactly 100 %, 0 s left
+    frames = round(blocks.duration_s * blocks.sample_rate)  # the header's length (0: not announced)
     bar_format = "{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
     bar = tqdm(
-        total=total, desc=path.name, leave=False, file=sys.stderr, bar_format=bar_format, mininterval=0, miniters=1
+        total=frames or None,
+        unit_scale=1 / blocks.sample_rate,
+        desc=path.name,
+        leave=False,
+        file=sys.stderr,
+        bar_format=bar_format,
+        mininterval=0,
+        miniters=1,
     )
     with bar:  # one refresh per block (10 s of audio): no need to throttle
 
         def read() -> Iterator[np.ndarray]:
-            for block in blocks:
-                bar.update(len(block) / blocks.sample_rate)
+            for block in blocks:  # a header that understates the length stops the bar at 100 %, not past it
+                bar.update(min(len(block), frames - bar.n) if frames else len(block))
                 yield block
 
         return predict_blocks(read(), blocks.sample_rate, recognizer, options, blocks.name, blocks.duration_s)

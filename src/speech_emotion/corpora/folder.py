@@ -38,9 +38,9 @@ def normalize_label(label: str) -> str | None:
 def _finish(rows: list[dict[str, object]], unknown: list[str], where: Path) -> pd.DataFrame:
     if unknown:
         log.warning(
-            "skipped %d clip(s) in %s with labels outside %s (e.g. %r)",
-            len(unknown),
+            "%s: skipped %d clip(s) with labels outside %s (e.g. %r)",
             where,
+            len(unknown),
             "/".join(EMOTIONS),
             unknown[0],
         )

@@ -87,9 +87,9 @@ def read_ravdess(root: str | Path, include_song: bool = False) -> pd.DataFrame:
         rows.append({"path": str(path), **fields})
     if skipped:
         log.warning(
-            "skipped %d file(s) under %s whose names are not RAVDESS names (e.g. %s)",
-            len(skipped),
+            "%s: skipped %d file(s) whose names are not RAVDESS names (e.g. %s)",
             root,
+            len(skipped),
             skipped[0],
         )
     if not rows:

@@ -134,7 +134,7 @@ def create_app(
         )
     # added last = runs first: security headers (on every answer, the catch-all's too), catch-all, host check,
     # then (before any body is read) the token and upload slot, then the body's size and pace
-    app.add_middleware(BodyLimit, limit=options.max_upload_bytes, timeout_s=options.body_timeout_s)
+    app.add_middleware(BodyLimit, limit_mb=options.max_upload_mb, timeout_s=options.body_timeout_s)
     app.add_middleware(UploadGate, token=options.token, slots=ctx.uploads)
     app.add_middleware(HostCheck, token=options.token, allowed=options.allowed_hosts)
     app.add_middleware(CatchAll)

@@ -15,8 +15,13 @@ MULTIPART_SLACK = 64 * 1024
 UPLOAD_PATHS = frozenset({"/v1/predict", "/v1/analyze"})
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"request body larger than the {limit / 1048576:g} MiB limit")
+MIB = 1048576
+"""Bytes in a MiB, the unit of the upload limit (``max_upload_mb``)."""
+
+
+def too_large(limit_mb: float) -> ApiError:
+    """The 413 of a body over the upload limit, which it names as configured (``0.05``, not its bytes in MiB)."""
+    return ApiError(413, "upload_too_large", f"request body larger than the {limit_mb:g} MiB limit")
 
 
 def read_timeout(seconds: float) -> ApiError:
@@ -33,7 +38,7 @@ MIN_BODY_RATE = 16_000
 
 
 class BodyLimit:
-    """ASGI middleware bounding how a body arrives: at most ``limit`` bytes (413), no gap longer than
+    """ASGI middleware bounding how a body arrives: at most ``limit_mb`` MiB (413), no gap longer than
     ``timeout_s`` between its pieces and at least :data:`MIN_BODY_RATE` on average after the first ``timeout_s``
     (408), and never both ``Content-Length`` and ``Transfer-Encoding`` (400).
 
@@ -41,9 +46,10 @@ class BodyLimit:
     checked as chunks arrive and :class:`ApiError` is raised from ``receive``.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, limit_mb: float, timeout_s: float) -> None:
         self.app = app
-        self.limit = limit
+        self.limit_mb = limit_mb
+        self.limit = int(limit_mb * MIB)
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +73,7 @@ class BodyLimit:
                     await send_json_error(send, 400, "bad_request", "invalid Content-Length")
                     return
                 if declared > allowed:
-                    await send_json_error(send, 413, "upload_too_large", str(too_large(self.limit).detail))
+                    await send_json_error(send, 413, "upload_too_large", str(too_large(self.limit_mb).detail))
                     return
         seen = 0
         started = time.monotonic()
@@ -87,7 +93,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > allowed:
-                    raise too_large(self.limit)
+                    raise too_large(self.limit_mb)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -154,10 +154,6 @@ class ServiceOptions:
         return {name: whole(getattr(self, name)) for name in names}
 
     @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
-
-    @property
     def page_url(self) -> str:
         """Address of the web page (IPv6 hosts bracketed; 0.0.0.0 shown as 127.0.0.1)."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
