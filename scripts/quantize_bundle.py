@@ -6,12 +6,15 @@ symbolic (``features [batch, 80, frames]`` -> ``logits [batch, 8]``, ``dimension
 
 - ``float``: float32 everywhere (the reference; exact per row);
 - ``static``: static int8 (QDQ, ONNX Runtime's ``quantize_static``) of the 16 block MatMuls (``--conv``: and of
-  the two input convolutions, rewritten as MatMuls): per-channel int8 weights, uint8 activations whose ranges are
-  calibrated once (the 99.999th percentile of |value|) on 2 s windows of clips of the ``--calibration`` corpora
-  (every Nth clip by path), float MatMul outputs, and the fc2 input channels with massive activations split off
-  in float; so every row of a batch is computed exactly as it would be alone;
+  the two input convolutions, rewritten as MatMuls): per-channel int8 weights (in 7 bits: ``--weights``), uint8
+  activations whose ranges are calibrated once (the 99.999th percentile of |value|) on 2 s windows of clips of the
+  ``--calibration`` corpora (every Nth clip by path), float MatMul outputs, and the fc2 input channels with massive
+  activations split off in float; so every row of a batch is computed exactly as it would be alone;
 - ``dynamic``: dynamic int8 of the block MatMuls (ONNX Runtime's ``quantize_dynamic``): activation scale per
-  call, so a row's result depends on the other rows of its batch (for one-clip use only).
+  call, so a row's result depends on the other rows of its batch (for one-clip use only);
+- ``rerange``: no new graph: ``--model``'s own graph with the int8 weights of its integer MatMuls stored in 7 bits
+  (:func:`rerange`), so that CPUs without VNNI cannot saturate them (:data:`WEIGHTS`); checked against the float
+  graph together with the graph it replaces.
 
 The result is a bundle folder (``model.json`` from the source with ``metadata.quantization`` and
 ``metadata.derived_from`` recording the source graph's SHA-256, the command, the nodes and the calibration clips)
@@ -30,6 +33,7 @@ bundles' live-path scores (docs/inference.md)::
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import shutil
@@ -123,12 +127,58 @@ def _dequantize_matmul_integer(graph: onnx.GraphProto) -> int:
     return count
 
 
+def _strip_qdq(graph: onnx.GraphProto) -> int:
+    """Replace each DequantizeLinear of a stored weight by the float32 weight ``(q - zero_point) * scale`` (per
+    tensor, or per channel along its ``axis``) and drop each QuantizeLinear -> DequantizeLinear pair on an
+    activation (a static QDQ graph read back to float); returns how many weights were dequantized."""
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    rename: dict[str, str] = {}
+    keep, count = [], 0
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in init:
+            q = init[node.input[0]].astype(np.float32)
+            scale = init[node.input[1]].astype(np.float32)
+            zero = init[node.input[2]].astype(np.float32) if len(node.input) > 2 and node.input[2] else 0.0
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            shape = [1] * q.ndim
+            if np.ndim(scale):
+                shape[axis % q.ndim] = -1
+            weight = ((q - np.reshape(zero, shape if np.ndim(zero) else ())) * np.reshape(scale, shape)).astype(
+                np.float32
+            )
+            init[node.output[0]] = weight
+            graph.initializer.append(numpy_helper.from_array(weight, node.output[0]))
+            count += 1
+            continue
+        source = producer.get(node.input[0]) if node.input else None
+        if node.op_type == "DequantizeLinear" and source is not None and source.op_type == "QuantizeLinear":
+            rename[node.output[0]] = source.input[0]
+            continue
+        if node.op_type == "QuantizeLinear":
+            continue
+        keep.append(node)
+    for node in keep:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+    for output in graph.output:
+        output.name = rename.get(output.name, output.name)
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {name for n in keep for name in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return count
+
+
 def float_graph(source: Path) -> onnx.ModelProto:
     """The graph of ``source`` with float32 weights, float MatMuls only, and a symbolic ``batch`` first dimension
     on its input and outputs (no stored intermediate shapes)."""
     model = onnx.load(str(source))
     graph = model.graph
     _dequantize_matmul_integer(graph)
+    _strip_qdq(graph)
     _fold_constants(graph)
     for value in list(graph.input) + list(graph.output):
         dim = value.type.tensor_type.shape.dim[0]
@@ -136,7 +186,8 @@ def float_graph(source: Path) -> onnx.ModelProto:
         dim.dim_param = "batch"
     del graph.value_info[:]
     left = {n.op_type for n in graph.node} & {"MatMulInteger", "DynamicQuantizeLinear"}
-    if left or any(t.data_type != onnx.TensorProto.FLOAT for t in graph.initializer if t.dims):
+    indices = (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64)  # int64: shapes and indices (a static graph's im2col)
+    if left or any(t.data_type not in indices for t in graph.initializer if t.dims):
         raise SystemExit(f"{source}: could not read every weight back to float32 ({left or 'non-float weights'})")
     onnx.checker.check_model(model)
     return model
@@ -421,10 +472,80 @@ def _toposort(graph: onnx.GraphProto) -> None:
     graph.node.extend(copies)
 
 
-def quantize(mode: str, float_path: Path, out_path: Path, calibration: list[np.ndarray], percentile: float) -> dict:
+WEIGHTS = {
+    "int8": "int8 per output channel",
+    "int7": "int8 per output channel, 7-bit range (reduce_range: no int16 saturation on AVX2 without VNNI)",
+    "uint8": "uint8 per output channel (U8U8: no int16 saturation on AVX2 without VNNI)",
+}
+"""``--weights``: how the weights are stored. ONNX Runtime's U8S8 kernels on x86 CPUs with AVX2 or AVX-512 but
+without VNNI add pairs of uint8 x int8 products in int16 (``vpmaddubsw``), which saturates when both are large
+(ONNX Runtime's quantization docs: "reduce_range or the U8U8 format ... doesn't have saturation issues"); with
+VNNI, int8 is exact."""
+
+
+def saturating_weights(model: onnx.ModelProto, dynamic: bool = True) -> list[str]:
+    """The int8 weights of the graph's integer MatMuls (``QLinearMatMul``, a ``MatMul`` of two ``DequantizeLinear``
+    outputs, which ONNX Runtime runs in integers, and with ``dynamic`` the ``MatMulInteger`` of dynamic
+    quantisation) holding values beyond +-64: on x86 CPUs without VNNI their uint8 x int8 pairs can overflow int16
+    (:data:`WEIGHTS`). Empty for a graph safe everywhere.
+
+    Measured on such a CPU (docs/inference.md, "int8 on CPUs without VNNI"): the static graphs' full-range weights
+    changed 30 % of the answers against their float graph; the older graphs' dynamic ``fc1`` (per-tensor weights,
+    activations ranged per call) changed 1-3 %, fewer than a 7-bit copy of them (3-4 %)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "MatMulInteger" and dynamic:
+            weights = [node.input[1]]
+        elif node.op_type == "QLinearMatMul":
+            weights = [node.input[3]]
+        elif node.op_type == "MatMul" and all(
+            i in producer and producer[i].op_type == "DequantizeLinear" for i in node.input[:2]
+        ):
+            weights = [producer[i].input[0] for i in node.input[:2]]
+        else:
+            continue
+        for name in weights:
+            q = numpy_helper.to_array(inits[name]) if name in inits else None
+            if q is not None and q.dtype == np.int8 and int(np.abs(q.astype(np.int16)).max()) > 64:
+                found.append(name)
+    return found
+
+
+def rerange(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of ``model`` with every weight of :func:`saturating_weights` stored in 7 bits: the int8 values halved
+    (rounded, so within +-64) and their scale (per tensor or per channel) doubled, zero points staying 0. The
+    activation ranges, heads and everything else are unchanged; each weight moves by at most one of its old steps.
+    Raises :class:`ValueError` for a weight with a non-zero zero point or no scale found."""
+    model = copy.deepcopy(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    names = saturating_weights(model)
+    for name in names:
+        scales = {n.input[1] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == name}
+        scales |= {name.removesuffix("_quantized") + "_scale"} & inits.keys() if not scales else set()
+        points = {n.input[2] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == name}
+        points |= {n.input[3] for n in model.graph.node if n.op_type == "MatMulInteger" and n.input[1] == name}
+        if len(scales) != 1 or any(np.any(numpy_helper.to_array(inits[z])) for z in points if z in inits):
+            raise ValueError(f"{name}: no single scale, or a non-zero zero point: cannot store it in 7 bits")
+        (scale,) = scales
+        q = numpy_helper.to_array(inits[name]).astype(np.float32)
+        inits[name].CopyFrom(numpy_helper.from_array(np.clip(np.round(q / 2), -64, 64).astype(np.int8), name))
+        inits[scale].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(inits[scale]) * 2, scale))
+    return model, names
+
+
+def quantize(
+    mode: str,
+    float_path: Path,
+    out_path: Path,
+    calibration: list[np.ndarray],
+    percentile: float,
+    weights: str = "int7",
+) -> dict:
     """Quantise the graph at ``float_path`` into ``out_path``: every encoder MatMul with a weight (with the
     convolutions when :func:`convs_as_matmuls` made them MatMuls); attention's activation-by-activation MatMuls
-    and the probe heads stay float."""
+    and the probe heads stay float. ``weights``: a key of :data:`WEIGHTS`."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -435,12 +556,14 @@ def quantize(mode: str, float_path: Path, out_path: Path, calibration: list[np.n
 
     model = onnx.load(str(float_path))
     matmuls = encoder_matmuls(model)
+    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
+    reduce_range = weights == "int7"
     if mode == "dynamic":
         quantize_dynamic(
-            str(float_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
+            str(float_path), str(out_path), weight_type=weight_type, per_channel=True, reduce_range=reduce_range,
             nodes_to_quantize=matmuls, op_types_to_quantize=["MatMul"],
         )  # fmt: skip
-        return {"nodes": matmuls, "weights": "int8 per output channel", "activations": "uint8, range per call"}
+        return {"nodes": matmuls, "weights": WEIGHTS[weights], "activations": "uint8, range per call"}
     nodes = matmuls
     quantize_static(
         str(float_path),
@@ -448,8 +571,9 @@ def quantize(mode: str, float_path: Path, out_path: Path, calibration: list[np.n
         Reader(model.graph.input[0].name, calibration),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
+        reduce_range=reduce_range,
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        weight_type=weight_type,
         nodes_to_quantize=nodes,
         op_types_to_quantize=["MatMul"],
         calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
@@ -462,7 +586,7 @@ def quantize(mode: str, float_path: Path, out_path: Path, calibration: list[np.n
     ranges = f"the {percentile} percentile of |value|" if percentile else "min-max"
     return {
         "nodes": nodes,
-        "weights": "int8 per output channel",
+        "weights": WEIGHTS[weights],
         "activations": f"uint8 per tensor, fixed ranges ({ranges} over the calibration windows)",
     }
 
@@ -545,7 +669,7 @@ def run(sess, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: A
 
 def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]]) -> dict:
     """The candidate against the shipped graph (batch of one each) on ``inputs``, and its batch independence on the
-    2 s windows among them (batches of 16 against the same windows one at a time)."""
+    2 s windows among them (batches of 16 against the same windows one at a time; none for a graph of batch 1)."""
     cand, ship = session(candidate), session(shipped)
     dl, dd, changed = [], [], 0
     for _, x in inputs:
@@ -553,7 +677,8 @@ def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]])
         dl.append(float(np.abs(a[0] - b[0]).max()))
         dd.append(float(np.abs(a[1] - b[1]).max(initial=0.0)))
         changed += int(a[0].argmax() != b[0].argmax())
-    windows = [x for name, x in inputs if "#window" in name]
+    batched = not isinstance(cand.get_inputs()[0].shape[0], int)  # an older graph takes one input at a time
+    windows = [x for name, x in inputs if "#window" in name] if batched else []
     batch_diff = []
     for i in range(0, len(windows) - 15, 16):
         stack = np.concatenate(windows[i : i + 16])
@@ -565,6 +690,7 @@ def checks(candidate: Path, shipped: Path, inputs: list[tuple[str, np.ndarray]])
             )
     return {
         "check_inputs": len(inputs),
+        "saturating_weights": len(saturating_weights(onnx.load(str(candidate)))),
         "vs_shipped": {
             "logits_max_abs_diff": max(dl),
             "logits_median_max_abs_diff": float(np.median(dl)),
@@ -617,10 +743,62 @@ def compare_live(shipped: str, candidate: str, corpora: list[str], every: int) -
             print(f"{Path(source).name:<15}{model[-39:]:<40}{cells}{scores['n_updates']:>9}", flush=True)
 
 
+def rerange_bundle(bundle, recognizer: Recognizer, out: Path, check_table) -> None:  # noqa: ANN001
+    """``--mode rerange``: ``bundle`` with its graph through :func:`rerange`, model.json's metadata adding
+    ``weights_7bit``; ``checks.json`` holds the new and the old graph each against the float graph (on the check
+    clips when there are any; on this machine's CPU, which decides whether the old one saturates)."""
+    from dataclasses import replace
+
+    started = time.time()
+    source = bundle.onnx_path
+    graph, names = rerange(onnx.load(str(source)))
+    onnx.save(graph, str(out / "model.onnx"))
+    note = {
+        "weights": WEIGHTS["int7"],
+        "method": "the int8 values of each weight halved (rounded) and its scale doubled: scripts/quantize_bundle.py "
+        "rerange()",
+        "tensors": len(names),
+        "source_sha256": sha256(source),
+        "command": "python " + " ".join(sys.argv),
+        "sha256": sha256(out / "model.onnx"),
+    }
+    write_bundle(out, replace(bundle, metadata={**bundle.metadata, "weights_7bit": note}))
+    for extra in ("MODEL_CARD.md",):
+        if bundle.folder and (bundle.folder / extra).is_file():
+            shutil.copy(bundle.folder / extra, out / extra)
+    print(f"{out}: {len(names)} weight tensors in 7 bits", flush=True)
+    if check_table is None:
+        return
+    import platform
+
+    inputs = list(model_inputs(recognizer, check_table))
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "float.onnx"
+        onnx.save(float_graph(source), str(reference))
+        result = {
+            "cpu": platform.processor() or platform.machine(),
+            "vnni": _has_vnni(),
+            "new_vs_float": checks(out / "model.onnx", reference, inputs),
+            "old_vs_float": checks(source, reference, inputs),
+            "seconds": round(time.time() - started, 1),
+        }
+    (out / "checks.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def _has_vnni() -> bool | None:
+    """Whether this x86 CPU has VNNI (``/proc/cpuinfo``: avx512_vnni or avx_vnni); ``None`` where it cannot tell."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default", help="source bundle (name or folder; default: the default model)")
-    p.add_argument("--mode", choices=("float", "static", "dynamic"))
+    p.add_argument("--mode", choices=("float", "static", "dynamic", "rerange"))
     p.add_argument("--out", help="output bundle folder (created; replaced if it exists)")
     p.add_argument("--calibration", nargs="+", default=[], help="corpus folders for the static activation ranges")
     p.add_argument("--calibration-clips", type=int, default=100, help="clips per calibration corpus (default 100)")
@@ -640,6 +818,11 @@ def main() -> None:
         "--bias-correct", action="store_true",
         help="add the mean float - int8 difference of the pooled statistics over the calibration clips and windows "
         "back in the probe heads' biases (free at run time)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", choices=tuple(WEIGHTS), default="int7",
+        help="how the int8 weights are stored: int7 (default: exact on every x86 CPU), int8 (saturates on CPUs "
+        "without VNNI) or uint8 (no saturation, but not the VNNI kernels); see WEIGHTS",
     )  # fmt: skip
     p.add_argument("--windows", type=int, default=1, help="static: 2 s calibration windows per clip (default 1)")
     p.add_argument("--check", nargs="+", default=[], help="corpus folders for the checks (default: --calibration)")
@@ -671,6 +854,11 @@ def main() -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     started = time.time()
+    if args.mode == "rerange":
+        rerange_bundle(
+            bundle, recognizer, out, clip_table(args.check, args.check_clips, offset=1) if args.check else None
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
         graph = float_graph(source)
@@ -693,7 +881,7 @@ def main() -> None:
         if args.mode == "float":
             shutil.copy(float_path, out / "model.onnx")
         else:
-            detail = quantize(args.mode, float_path, out / "model.onnx", calibration, args.percentile)
+            detail = quantize(args.mode, float_path, out / "model.onnx", calibration, args.percentile, args.weights)
             if args.bias_correct:
                 if calib_table is None:
                     sys.exit("--bias-correct needs --calibration CORPUS...")

@@ -125,3 +125,38 @@ def test_bias_correction_brings_the_int8_answers_closer_to_the_float_graph(qb, f
     after = np.abs(qb.run(qb.session(int8_path), held_out)[0] - exact).mean()
     assert done["mean_abs_error_after"] < done["mean_abs_error_before"] and after < before
     assert "linear.bias" in done["method"] and "dimensions.bias" in done["method"]
+
+
+def test_full_range_int8_weights_are_found_and_stored_in_7_bits_with_nearly_the_same_outputs(
+    qb, float_model, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """int8 weights reaching +-127 can overflow ONNX Runtime's int16 pair sums on x86 CPUs without VNNI; ``rerange``
+    halves them (scale doubled), and ``--weights int7`` quantises within +-64 from the start."""
+    model = qb.convs_as_matmuls(float_model)
+    float_path = tmp_path / "float.onnx"
+    onnx.save(model, str(float_path))
+    calibration = [windows(1, 200, seed=s) for s in range(6)]
+    qb.quantize("static", float_path, tmp_path / "int8.onnx", calibration, percentile=99.999, weights="int8")
+    int8 = onnx.load(str(tmp_path / "int8.onnx"))
+    assert len(qb.saturating_weights(int8)) == 18  # every weight of an integer MatMul
+    reranged, names = qb.rerange(int8)
+    assert len(names) == 18 and qb.saturating_weights(reranged) == []
+    onnx.save(reranged, str(tmp_path / "int7.onnx"))
+    qb.quantize("static", float_path, tmp_path / "fresh7.onnx", calibration, 99.999, weights="int7")
+    assert qb.saturating_weights(onnx.load(str(tmp_path / "fresh7.onnx"))) == []
+    x = windows(4, 200, seed=7)
+    exact = qb.run(qb.session(float_path), x)[0]
+    spread = np.abs(exact).max()
+    for name in ("int7", "fresh7"):
+        assert np.abs(qb.run(qb.session(tmp_path / f"{name}.onnx"), x)[0] - exact).max() < 0.15 * spread
+
+
+def test_the_dynamic_int8_matmuls_of_an_older_graph_are_found_and_reranged(qb) -> None:  # noqa: ANN001
+    if not MODEL.is_file():
+        pytest.skip(f"{MODEL} not in this checkout")
+    graph = onnx.load(str(MODEL))
+    before = qb.saturating_weights(graph)
+    if not before:
+        pytest.skip("the shipped graph is already stored in 7 bits")
+    assert all(name.endswith("_quantized") for name in before)  # MatMulInteger weights (fc1)
+    assert qb.saturating_weights(qb.rerange(graph)[0]) == []
