@@ -56,7 +56,7 @@ def test_predict_json_prints_one_object_per_file_also_without_speech_or_when_unr
     assert out[1]["error"] == "no_speech" and "no speech detected (2.0 s" in out[1]["message"]
     assert out[1]["duration_s"] == 2.0 and out[1]["notes"] == []
     assert out[2]["error"] == "unsupported_audio" and str(broken) in out[2]["message"]
-    assert out[3]["error"] == "unusable_audio" and "missing.wav" in out[3]["message"]
+    assert out[3]["error"] == "not_found" and "missing.wav" in out[3]["message"]
     assert code == 1  # two files could not be read
 
 
@@ -87,6 +87,14 @@ def test_predict_json_error_codes_are_the_services(tiny_bundle, client, tmp_path
     cli = json_lines(capsys.readouterr().out)[0]["error"]
     service = client.post("/v1/predict", files={"file": ("b.wav", broken, "audio/wav")}).json()["error"]
     assert cli == service == "unsupported_audio"
+
+
+def test_predict_json_names_a_missing_path_and_a_folder_apart_from_bad_audio(tiny_bundle, tmp_path, capsys):
+    sf.write(tmp_path / "nan.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    paths = [tmp_path / "missing.wav", tmp_path, tmp_path / "nan.wav"]
+    assert cli_main.main(["predict", "--json", "--model", str(tiny_bundle), *map(str, paths)]) == 1
+    codes = [line["error"] for line in json_lines(capsys.readouterr().out)]
+    assert codes == ["not_found", "not_a_file", "unusable_audio"]
 
 
 def test_no_speech_is_exit_status_0_in_predict_stream_and_analyze_and_ok_in_batch(tiny_bundle, tmp_path, capsys):

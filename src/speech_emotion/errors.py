@@ -35,7 +35,8 @@ class UsageError(SpeechEmotionError):
 def error_code(exc: SpeechEmotionError) -> str:
     """The stable machine-readable code of an error: the ``error`` of ``predict --json`` and of the service's
     JSON errors (``no_speech``, ``audio_too_long``, ``audio_too_large``, ``unsupported_audio``, ``empty_upload``,
-    ``unusable_audio``; ``bad_model``, ``bad_data`` or ``error`` for errors that are not about audio)."""
+    ``unusable_audio``; for a path: ``not_found``, or ``not_a_file`` for a folder, device, pipe or socket;
+    ``bad_model``, ``bad_data`` or ``error`` for errors that are not about audio)."""
     if isinstance(exc, ModelError):
         return "bad_model"
     if isinstance(exc, DataError):
@@ -43,6 +44,10 @@ def error_code(exc: SpeechEmotionError) -> str:
     if not isinstance(exc, AudioError):
         return "error"
     reason = exc.reason
+    if reason.startswith("no such file"):
+        return "not_found"
+    if reason.startswith(("is a directory", "not a regular file")):
+        return "not_a_file"
     if reason.startswith("no speech detected"):
         return "no_speech"
     if reason.startswith("too long"):
