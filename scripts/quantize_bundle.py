@@ -117,14 +117,18 @@ def _dequantize_matmul_integer(graph: onnx.GraphProto) -> int:
             drop.add(id(n))
         new_nodes[id(node)] = matmul
         count += 1
-    nodes = [new_nodes.get(id(n), n) for n in graph.node if id(n) not in drop]
+    _set_nodes(graph, [new_nodes.get(id(n), n) for n in graph.node if id(n) not in drop])
+    return count
+
+
+def _set_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """Make ``nodes`` the graph's nodes and drop the initializers none of them reads."""
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for n in nodes for name in n.input}
     keep = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    return count
 
 
 def _strip_qdq(graph: onnx.GraphProto) -> int:
@@ -163,12 +167,7 @@ def _strip_qdq(graph: onnx.GraphProto) -> int:
             node.input[i] = rename.get(name, name)
     for output in graph.output:
         output.name = rename.get(output.name, output.name)
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = {name for n in keep for name in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _set_nodes(graph, keep)
     return count
 
 

@@ -160,3 +160,17 @@ def test_the_dynamic_int8_matmuls_of_an_older_graph_are_found_and_reranged(qb) -
         pytest.skip("the shipped graph is already stored in 7 bits")
     assert all(name.endswith("_quantized") for name in before)  # MatMulInteger weights (fc1)
     assert qb.saturating_weights(qb.rerange(graph)[0]) == []
+
+
+def test_a_static_qdq_graph_reads_back_to_float_close_to_its_7_bit_self(qb, tmp_path: Path) -> None:  # noqa: ANN001
+    """``float_graph`` of the shipped static default (QDQ: weights dequantised, activation Q/DQ pairs dropped) is the
+    reference ``--mode rerange`` checks against."""
+    static = ROOT / "models" / "whisper-base-7corpora" / "model.onnx"
+    if not static.is_file():
+        pytest.skip(f"{static} not in this checkout")
+    model = qb.float_graph(static)
+    assert not {n.op_type for n in model.graph.node} & {"QuantizeLinear", "DequantizeLinear", "MatMulInteger"}
+    x = windows(3, 200, seed=5)
+    exact = qb.run(qb.session(static), x)[0]
+    back = outputs(qb, model, x, tmp_path, "float")[0]
+    assert np.abs(back - exact).max() < 0.15 * np.abs(back).max()
