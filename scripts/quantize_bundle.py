@@ -761,7 +761,10 @@ def rerange_bundle(bundle, recognizer: Recognizer, out: Path, check_table) -> No
         "command": "python " + " ".join(sys.argv),
         "sha256": sha256(out / "model.onnx"),
     }
-    write_bundle(out, replace(bundle, metadata={**bundle.metadata, "weights_7bit": note}))
+    if names or "weights_7bit" not in bundle.metadata:  # a second run changes nothing: the first record stays
+        write_bundle(out, replace(bundle, metadata={**bundle.metadata, "weights_7bit": note}))
+    else:
+        write_bundle(out, bundle)
     for extra in ("MODEL_CARD.md",):
         if bundle.folder and (bundle.folder / extra).is_file():
             shutil.copy(bundle.folder / extra, out / extra)
@@ -845,6 +848,8 @@ def main() -> None:
     if not args.mode or not args.out:
         p.error("--mode and --out are required (or --compare)")
 
+    if args.mode == "static" and not args.calibration:
+        p.error("--mode static needs --calibration CORPUS...")
     bundle = load_bundle(args.model)
     source = bundle.onnx_path
     recognizer = Recognizer(bundle, threads=1)
@@ -863,8 +868,6 @@ def main() -> None:
         graph = float_graph(source)
         calib_table, calibration, detail = None, [], {"weights": "float32"}
         if args.mode == "static":
-            if not args.calibration:
-                sys.exit("--mode static needs --calibration CORPUS...")
             calib_table = clip_table(args.calibration, args.calibration_clips, offset=0)
             calib_inputs = list(model_inputs(recognizer, calib_table, args.windows))
             calibration = [x for name, x in calib_inputs if "#window" in name]

@@ -397,17 +397,26 @@ def test_batch_tries_every_file_then_exits_1_saying_how_many_failed(tiny_bundle,
     [
         (["--address", "ray://head:10001"], "--address ray://head:10001 is a Ray cluster's address: add --runner ray"),
         (["--path-column", "audio"], "--path-column names a manifest's column"),
+        (["--out", "CALLS"], "is the input folder: give the results a folder of their own"),
     ],
 )
 def test_batch_options_that_would_be_ignored_are_usage_errors(extra, message, tiny_bundle, tmp_path, capsys):
     folder = tmp_path / "calls"
     folder.mkdir()
     sf.write(folder / "a.wav", emotion_clip("sad", 1), 16000)
+    extra = [str(folder) if arg == "CALLS" else arg for arg in extra]
     argv = ["batch", str(folder), "--out", str(tmp_path / "out"), "--model", str(tiny_bundle), *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "out" / "files.parquet").exists()
+
+
+def test_a_missing_manifest_with_path_column_is_named_missing(tiny_bundle, tmp_path, capsys):
+    argv = ["batch", str(tmp_path / "calls.csv"), "--out", str(tmp_path / "o"), "--path-column", "audio"]
+    assert main([*argv, "--model", str(tiny_bundle)]) == 1
+    err = capsys.readouterr().err
+    assert "no such folder, manifest or file" in err and "--path-column" not in err
 
 
 def test_batch_engine_is_the_old_name_of_runner_and_still_works_saying_so(tiny_bundle, tmp_path, capsys):

@@ -409,6 +409,29 @@ def test_predict_progress_ends_at_exactly_100_percent_with_no_time_left(tiny_bun
     assert "101%" not in err and "<-" not in err, err
 
 
+def test_predict_progress_of_a_file_that_does_not_say_its_length_counts_seconds(
+    tiny_bundle, tmp_path, capsys, monkeypatch
+):
+    """A browser's WebM announces no length (duration 0): the bar counts seconds read instead of a percentage (it
+    raised a TypeError formatting a missing total, on a terminal only)."""
+    import speech_emotion.cli.predict as predict_cli
+
+    path = tmp_path / "recorded.wav"
+    path.write_bytes(wav(talk()))
+    real = predict_cli.open_blocks
+
+    def unannounced(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        blocks = real(*args, **kwargs)
+        blocks.duration_s = 0.0
+        return blocks
+
+    monkeypatch.setattr(predict_cli, "open_blocks", unannounced)
+    monkeypatch.setattr(predict_cli, "_on_terminal", lambda: True)
+    assert cli_main.main(["predict", "--model", str(tiny_bundle), str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "recorded.wav: 3 s [" in err and "Traceback" not in err and "%" not in err, err
+
+
 def test_a_second_websocket_config_is_refused_as_the_docs_say(client):
     from test_service_stream import expect_error, read_until_closed
 

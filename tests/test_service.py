@@ -129,6 +129,7 @@ def test_the_stream_asked_for_over_plain_http_is_a_json_426_saying_it_is_a_webso
     response = client.get("/v1/stream")
     assert_error(response, 426, "upgrade_required")
     assert "WebSocket" in response.json()["message"] and response.headers["upgrade"] == "websocket"
+    assert client.head("/v1/stream").status_code == 426 and client.post("/v1/stream").headers["allow"] == "GET, HEAD"
     with client.websocket_connect("/v1/stream") as ws:  # the WebSocket itself is unchanged
         assert ws.receive_json()["type"] == "ready"
 

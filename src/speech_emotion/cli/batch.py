@@ -75,13 +75,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def check_options(args: argparse.Namespace) -> None:
     """Options that would be ignored for this input or runner are usage errors, not silently dropped.
 
-    Raises :class:`UsageError` for ``--address`` without ``--runner ray`` and for ``--path-column`` when the input
-    is not a manifest (a CSV/TSV/JSONL file).
+    Raises :class:`UsageError` for ``--address`` without ``--runner ray``, for ``--path-column`` when the input
+    is not a manifest (a CSV/TSV/JSONL file; a missing input is the run's own one-line error), and for ``--out``
+    naming the input folder itself (its results would be read as input on the next run).
     """
     if args.address and args.runner != "ray":
         raise UsageError(f"--address {args.address} is a Ray cluster's address: add --runner ray")
-    is_manifest = Path(args.input).is_file() and Path(args.input).suffix.lower() in MANIFEST_SUFFIXES
-    if args.path_column and not is_manifest:
+    source = Path(args.input)
+    if source.is_dir() and source.resolve() == Path(args.out).resolve():
+        raise UsageError(f"--out {args.out} is the input folder: give the results a folder of their own")
+    is_manifest = source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES
+    if args.path_column and source.exists() and not is_manifest:
         raise UsageError(
             f"--path-column names a manifest's column, and {args.input} is not a manifest "
             f"({', '.join(MANIFEST_SUFFIXES)} file)"

@@ -108,7 +108,10 @@ def _predict(path: Path, recognizer: Recognizer, show_progress: bool) -> Recordi
     blocks = open_blocks(path, options.block_s, options.max_duration_s)
     # counted in frames (whole numbers, shown in seconds): the bar ends at exactly 100 %, 0 s left
     frames = round(blocks.duration_s * blocks.sample_rate)  # the header's length (0: not announced)
-    bar_format = "{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    if frames:
+        bar_format = "{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
+    else:  # a stream-written file (a browser's WebM) does not say how long it is: seconds read so far
+        bar_format = "{desc}: {n:.0f} s [{elapsed}]"
     bar = tqdm(
         total=frames or None,
         unit_scale=1 / blocks.sample_rate,

@@ -24,6 +24,7 @@ from ..conditioning import prepare
 from ..errors import AudioError, DataError
 from ..labels import EMOTIONS
 from ..recognizer import Recognizer
+from ..words import plural
 from .dimensions import WEAK_EVIDENCE, anchor_line, dimension_scores, intensity_line
 from .metrics import calibration_metrics, compute_metrics, summarize
 from .plots import plot_confusion, plot_dimensions, plot_reliability
@@ -162,7 +163,7 @@ def score_bundle(
             print(f"{name}: done ({len(logits)} clips)")
         else:
             table = corpus[corpus["corpus"] == name]
-            print(f"{name}: scoring {len(table)} clips", flush=True)
+            print(f"{name}: scoring {plural(len(table), 'clip')}", flush=True)
             logits = corpus_logits(recognizer, table)
             logits.to_csv(done.with_suffix(".tmp"), index=False)
             done.with_suffix(".tmp").replace(done)

@@ -19,7 +19,7 @@ STREAM_QUERY_PARAMETERS = frozenset({"token"})
 goes in the ``config`` message."""
 
 
-@router.get("/v1/stream", include_in_schema=False)
+@router.api_route("/v1/stream", methods=["GET", "HEAD"], include_in_schema=False)
 async def stream_over_http() -> None:
     """A plain HTTP request for the stream (a browser's address bar, ``curl``): 426, saying how to connect."""
     raise ApiError(
