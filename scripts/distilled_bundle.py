@@ -1,4 +1,4 @@
-"""A bundle of a shipped Whisper-probe model with its encoder replaced by a distilled one (experiment; issue 19).
+r"""A bundle of a shipped Whisper-probe model with its encoder replaced by a distilled one (experiment; issue 19).
 
 The student of ``scripts/experiments_distill_merged.py`` reproduces the statistics the shipped heads read, so the
 heads are kept as they are: the probe's linear layer and the dimensional head are read from ``--model``'s graph

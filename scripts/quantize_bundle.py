@@ -1,4 +1,4 @@
-"""Turn a shipped Whisper-probe bundle into a faster graph of the same model, with a symbolic batch dimension.
+r"""Turn a shipped Whisper-probe bundle into a faster graph of the same model, with a symbolic batch dimension.
 
 No retraining: the weights of ``--model`` (default: the default bundle) are read back to float32 (the shipped
 graph stores them as float16 and int8, with dynamically quantised ``fc1`` activations), the batch dimension is made
@@ -800,7 +800,7 @@ def _has_vnni() -> bool | None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default", help="source bundle (name or folder; default: the default model)")
-    p.add_argument("--mode", choices=("float", "static", "dynamic", "rerange"))
+    p.add_argument("--mode", choices=("float", "static", "dynamic", "rerange"), help="what to make (the list above)")
     p.add_argument("--out", help="output bundle folder (created; replaced if it exists)")
     p.add_argument("--calibration", nargs="+", default=[], help="corpus folders for the static activation ranges")
     p.add_argument("--calibration-clips", type=int, default=100, help="clips per calibration corpus (default 100)")

@@ -144,10 +144,10 @@ def print_summary(s: BatchSummary) -> None:
         else "",
         f"tables: {s.files_table} ({s.table_ok} ok, {s.table_failed} failed), {s.segments_table}",
     ]
-    for error in s.failures[:5]:  # under the tables line, whose failed count they detail
-        lines.append(f"  failed: {error}")
-    if len(s.failures) > 5 or s.files_failed > len(s.failures):
-        lines.append(f"  ... {s.files_failed - 5} more: see the error column of files.parquet")
+    shown = s.failures[:5]
+    lines += [f"  failed: {error}" for error in shown]  # under the tables line, whose failed count they detail
+    if s.files_failed > len(shown):
+        lines.append(f"  ... {s.files_failed - len(shown)} more: see the error column of files.parquet")
     if s.files_left_out:
         lines.append(f"left out: {plural(s.files_left_out, 'file or folder', 'files or folders')} (not analysed):")
         lines += [f"  {item}" for item in s.left_out[:5]]
