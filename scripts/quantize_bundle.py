@@ -478,7 +478,7 @@ WEIGHTS = {
 }
 """``--weights``: how the weights are stored. ONNX Runtime's U8S8 kernels on x86 CPUs with AVX2 or AVX-512 but
 without VNNI add pairs of uint8 x int8 products in int16 (``vpmaddubsw``), which saturates when both are large
-(ONNX Runtime's quantization docs: "reduce_range or the U8U8 format ... doesn't have saturation issues"); with
+(ONNX Runtime's quantization guide, FAQ on U8U8: ``reduce_range`` or U8U8 weights avoid it); with
 VNNI, int8 is exact."""
 
 
