@@ -168,6 +168,19 @@ def test_speech_is_found_the_same_at_any_level(tiny, peak_dbfs):
         assert abs(seg.start - start) <= 0.25 and abs(seg.end - end) <= 0.25
 
 
+def test_speech_in_a_float_recording_below_minus_80_dbfs_is_scored_not_given_uniform_scores(tiny):
+    """The detector finds speech whatever its level; a float recording peaking at -90 dBFS (below the whole-clip
+    silence threshold, -80 dBFS) is normalised and scored as the same speech is at -20 dBFS (it got uniform
+    "neutral 12.5 %" scores)."""
+    samples, _ = bursts()
+    loud = engine_segments(tiny, (samples / np.abs(samples).max() * db(-20)).astype(np.float32), 16000)
+    quiet = engine_segments(tiny, (samples / np.abs(samples).max() * db(-90)).astype(np.float32), 16000)
+    assert quiet and loud
+    for a in quiet:  # the detector may cut quieter speech differently: each is scored like the loud speech under it
+        b = next(b for b in loud if b.start <= (a.start + a.end) / 2 <= b.end)
+        assert np.ptp(a.probabilities) > 0.01 and a.label == b.label  # not uniform
+
+
 def test_the_quiet_sad_clip_is_found_fully_and_called_sad(real):
     samples, sr = sf.read(SAD, dtype="float32")
     assert 20 * np.log10(np.abs(samples).max()) < -30  # as distributed: peak about -32 dBFS

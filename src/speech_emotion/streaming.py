@@ -208,6 +208,13 @@ class NoSpeechError(AudioError):
         return (type(self), (self.source, self.duration_s, self.notes))
 
 
+SPEECH_SILENCE_PEAK = 1e-6
+"""Peak (-120 dBFS) below which a window or segment the speech detector took for speech still counts as silent (no
+evidence: uniform scores). The whole-clip threshold (``AudioOptions.silence_peak``, -80 dBFS) sits above 16-bit
+dither because nothing else has judged that audio; here the detector has, and a float recording whose speech peaks
+at -81 dBFS got uniform scores ("neutral", 12.5 %) instead of its answer."""
+
+
 @dataclass(frozen=True)
 class StreamEnd:
     """The last item of :meth:`StreamingRecognizer.events`: what the stream held."""
@@ -340,10 +347,14 @@ class StreamingRecognizer:
         """Classify every ``hop_stride``-th window of the ``hop_s`` grid (1: all). A server under load widens the
         hop this way (and says so); a segment's closing window is then left out too (the segment event, sent at
         the same moment, is the answer for that speech); segment events do not change."""
+        # windows come from the conditioned (resampled, high-passed) stream; the speech detector has found speech in
+        # them, so only digital silence counts as silent (a quiet float recording is normalised like any other)
         self._window_opts = dataclasses.replace(
-            recognizer.preprocessing, trim=False, min_duration_s=0.0
-        )  # windows come from the conditioned (resampled, high-passed) stream
-        self._segment_opts = dataclasses.replace(recognizer.preprocessing, min_duration_s=0.0)
+            recognizer.preprocessing, trim=False, min_duration_s=0.0, silence_peak=SPEECH_SILENCE_PEAK
+        )
+        self._segment_opts = dataclasses.replace(
+            recognizer.preprocessing, min_duration_s=0.0, silence_peak=SPEECH_SILENCE_PEAK
+        )
         o = self.options
         self._win = round(o.window_s * SAMPLE_RATE)
         self._hop = round(o.hop_s * SAMPLE_RATE)
