@@ -381,10 +381,13 @@ def test_serve_cli_prints_the_page_address(
     from speech_emotion.cli.main import main
 
     ran = {}
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.setdefault("config", self.config))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.update(config=self.config))
     monkeypatch.setattr(speech_emotion.threads, "limit_native_threads", lambda: None)  # keep pytest's threads
     assert main(["serve", "--model", str(tiny_bundle), "--port", "8123"]) == 0
     assert "open http://127.0.0.1:8123/" in capsys.readouterr().out
     assert ran["config"].host == "127.0.0.1"
     assert main(["serve", "--model", str(tiny_bundle), "--host", "0.0.0.0"]) == 2
     assert "token" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_bundle), "--port", "0"]) == 0  # the system's choice, printed
+    printed = int(capsys.readouterr().out.split("open http://127.0.0.1:")[1].split("/")[0])
+    assert printed > 0 and ran["config"].port == printed

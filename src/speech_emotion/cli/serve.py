@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import os
 import secrets
@@ -209,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
     if options.processes > 1:
         bind(options.host, options.port).close()  # the port must be free: SO_REUSEPORT alone would join another server
     sock = bind(options.host, options.port, shared=options.processes > 1)
+    if options.port == 0:  # the system chose a free port: the address printed and served is that one
+        options = dataclasses.replace(options, port=sock.getsockname()[1])
     try:
         return _serve(args, options, generated, sock)
     finally:
