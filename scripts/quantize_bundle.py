@@ -742,6 +742,13 @@ def compare_live(shipped: str, candidate: str, corpora: list[str], every: int) -
             print(f"{Path(source).name:<15}{model[-39:]:<40}{cells}{scores['n_updates']:>9}", flush=True)
 
 
+def write_card(bundle, out: Path) -> None:  # noqa: ANN001
+    """Copy the source bundle's ``MODEL_CARD.md`` (when it has one) into ``out``."""
+    card = bundle.folder / "MODEL_CARD.md" if bundle.folder else None
+    if card and card.is_file():
+        shutil.copy(card, out / "MODEL_CARD.md")
+
+
 def rerange_bundle(bundle, recognizer: Recognizer, out: Path, check_table) -> None:  # noqa: ANN001
     """``--mode rerange``: ``bundle`` with its graph through :func:`rerange`, model.json's metadata adding
     ``weights_7bit``; ``checks.json`` holds the new and the old graph each against the float graph (on the check
@@ -765,9 +772,7 @@ def rerange_bundle(bundle, recognizer: Recognizer, out: Path, check_table) -> No
         write_bundle(out, replace(bundle, metadata={**bundle.metadata, "weights_7bit": note}))
     else:
         write_bundle(out, bundle)
-    for extra in ("MODEL_CARD.md",):
-        if bundle.folder and (bundle.folder / extra).is_file():
-            shutil.copy(bundle.folder / extra, out / extra)
+    write_card(bundle, out)
     print(f"{out}: {len(names)} weight tensors in 7 bits", flush=True)
     if check_table is None:
         return
@@ -916,9 +921,7 @@ def main() -> None:
 
     metadata = {**bundle.metadata, "quantization": label, "derived_from": derived}
     write_bundle(out, replace(bundle, metadata=metadata))
-    card = bundle.folder / "MODEL_CARD.md" if bundle.folder else None
-    if card and card.is_file():
-        shutil.copy(card, out / "MODEL_CARD.md")
+    write_card(bundle, out)
     check_table = clip_table(args.check or args.calibration or [], args.check_clips, offset=1)
     if calib_table is not None:
         check_table = check_table[~check_table["path"].isin(set(calib_table["path"]))]
