@@ -157,7 +157,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
     from rich.text import Text
 
     table = Table(show_header=True, header_style="bold")
-    table.add_column("file", overflow="fold")
+    table.add_column("file", overflow="fold", min_width=16)  # a file stays nameable in 80 columns
     table.add_column("emotion", style="bold", no_wrap=True)
     table.add_column("confidence", justify="right", no_wrap=True)
     table.add_column("runner-up", no_wrap=True)
