@@ -117,6 +117,23 @@ def test_predict_table_keeps_long_file_names_whole_at_80_columns(tiny_bundle, tm
     assert "…" not in out
 
 
+def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_failed_row(
+    tmp_path, monkeypatch, capsys
+):
+    good = tmp_path / "customer_call_0001.wav"  # the default model: its A/V/D column leaves the names least room
+    sf.write(good, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
+    broken = tmp_path / "customer_call_0002.wav"
+    broken.write_bytes(b"RIFF....WAVEnot really a wave file at all")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_main.main(["predict", str(good), str(broken), str(tmp_path / "missing.wav")]) == 1
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table[0].count("┳") == 5 and max(map(len, table)) <= 80  # every column, A/V/D last
+    assert all(line[-1] in "┓┃┩│┘" for line in table)  # the table's right edge is there: nothing cropped off
+    widths = {len(line.split("│")[1]) for line in out.splitlines() if line.startswith("│")}
+    assert min(widths) >= 16 + 2  # the failed row's long reason does not squeeze the names to nothing
+
+
 def test_predict_table_in_a_pipe_keeps_each_name_on_one_line(tiny_bundle, tmp_path, monkeypatch, capsys):
     path = tmp_path / ("a_rather_long_customer_call_recording_name_" * 3 + "end.wav")
     sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)

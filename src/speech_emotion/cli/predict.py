@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 error(exc)
                 if args.json:
                     print(json.dumps(_failed(path, exc)), flush=True)
-                rows.append((str(path), "failed (see above)"))
+                rows.append((str(path), "failed"))
                 continue
             if args.channels == "split":
                 warn(path, call.whole_no_speech.notes if pred is None else pred.notes)
@@ -156,31 +156,44 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("file", overflow="fold", min_width=16)  # a file stays nameable in 80 columns
-    table.add_column("emotion", style="bold", no_wrap=True)
-    table.add_column("confidence", justify="right", no_wrap=True)
-    table.add_column("runner-up", no_wrap=True)
-    table.add_column("speech", justify="right", no_wrap=True)
     predictions = [pred for _, pred in rows if isinstance(pred, RecordingPrediction)]
     dimensions = any(pred.dimensions is not None for pred in predictions)
-    if dimensions:
-        table.add_column("A/V/D", justify="right", no_wrap=True)
-    for path, pred in rows:
+    headers = ["emotion", "confidence", "runner-up", "speech", *(["A/V/D"] * dimensions)]
+    names, cells = [shown(path) for path, _ in rows], []
+    for _, pred in rows:
         if not isinstance(pred, RecordingPrediction):  # no speech (a file, or a channel with --channels split), failed
-            table.add_row(Text(shown(path)), pred or "no speech", "", "", "", *([""] if dimensions else []))
+            cells.append([pred or "no speech"] + [""] * (len(headers) - 1))
             continue
         ranked = sorted(zip(pred.labels, pred.probabilities), key=lambda kv: kv[1], reverse=True)
-        second = f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else ""
-        speech = f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s"
-        label = marked(pred.label, pred.uncertain)
-        cells = (label, f"{pred.confidence:.0%}", second, speech, *([avd(pred.dimensions)] * dimensions))
-        table.add_row(Text(shown(path)), *cells)
+        cells.append(
+            [
+                marked(pred.label, pred.uncertain),
+                f"{pred.confidence:.0%}",
+                f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else "",
+                f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s",
+                *([avd(pred.dimensions).replace("/", " ")] * dimensions),  # spaces: it may wrap
+            ]
+        )
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # a pipe or a file with no width asked for: as wide as the longest name and the other columns need (rich
         # would assume 80 columns and fold every name into a column a few characters wide)
-        console = Console(width=max(console.width, max(len(shown(path)) for path, _ in rows) + 200))
+        console = Console(width=max(console.width, max(map(len, names)) + 200))
+    # the name gets what the other columns leave, at least 16 characters; in a narrow terminal (80 columns) the
+    # cells after the confidence then wrap at their spaces instead of the last columns being cropped off
+    others = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(headers)) + 4
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("file", overflow="fold", width=min(max(map(len, names)), max(16, console.width - others)))
+    for header in headers:
+        right = header in ("confidence", "speech", "A/V/D")
+        table.add_column(
+            header,
+            justify="right" if right else "left",
+            no_wrap=header in ("emotion", "confidence"),
+            style="bold" if header == "emotion" else "",
+        )
+    for name, row in zip(names, cells):
+        table.add_row(Text(name), *row)
     console.print(table)
     if dimensions:
         print("A/V/D: arousal / valence / dominance, each 0-1 (0.5 = neutral)")
