@@ -117,9 +117,7 @@ def test_predict_table_keeps_long_file_names_whole_at_80_columns(tiny_bundle, tm
     assert "…" not in out
 
 
-def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_failed_row(
-    tmp_path, monkeypatch, capsys
-):
+def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_failed_row(tmp_path, monkeypatch, capsys):
     good = tmp_path / "customer_call_0001.wav"  # the default model: its A/V/D column leaves the names least room
     sf.write(good, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)
     broken = tmp_path / "customer_call_0002.wav"
