@@ -1,0 +1,99 @@
+"""The product's answer against the model's whole-clip answer, clip by clip, for the clips of an ``evaluate --model``
+run:
+
+    speech-emotion evaluate --model default --data CORPUS... --out RUN
+    python scripts/door_agreement.py --model default --predictions RUN/predictions.csv --out doors.json
+
+``evaluate --model`` scores each clip whole, trimmed and normalised as training saw it
+(:func:`~speech_emotion.conditioning.prepare`), so that its figures are the model's and its logits can be calibrated.
+``predict`` (and analyze, batch, the service) answers a recording through the speech detector: each speech segment
+scored, the segments' probabilities weighted by their speech time
+(:func:`~speech_emotion.recording.predict_recording`); a clip where the detector finds no speech gets no emotion.
+This script runs every clip of ``predictions.csv`` through that door with the same bundle and prints, per corpus:
+clips, clips with no speech found, UA over the corpus's labels (argmax restricted to them, as ``evaluate``) of the
+whole clip and of predict (a clip without an answer counts as wrong; also over the answered clips alone), and
+how often the two answers agree. ``--out`` writes the same as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from speech_emotion.errors import AudioError
+from speech_emotion.recognizer import Recognizer
+from speech_emotion.recording import predict_recording
+from speech_emotion.streaming import NoSpeechError
+from speech_emotion.training.trainer import unweighted_accuracy
+
+
+def corpus_figures(rows: pd.DataFrame, labels: list[str]) -> dict[str, float | int]:
+    """Figures of one corpus's rows (columns ``actual``, ``predicted`` (whole clip, restricted argmax) and
+    ``door``: predict's probabilities ``(len(labels),)`` or ``None`` where it gave no emotion)."""
+    present = np.isin(labels, rows["actual"].unique())
+    truth = np.array([labels.index(a) for a in rows["actual"]])
+    whole = np.array([labels.index(p) for p in rows["predicted"]])
+    answered = rows["door"].notna().to_numpy()
+    door = np.array([int(np.where(present, p, -np.inf).argmax()) if p is not None else -1 for p in rows["door"]])
+    return {
+        "clips": len(rows),
+        "no_answer": int((~answered).sum()),
+        "ua_whole_clip": round(100 * unweighted_accuracy(truth, whole), 1),
+        "ua_predict": round(100 * unweighted_accuracy(truth, door), 1),
+        "ua_predict_answered": round(100 * unweighted_accuracy(truth[answered], door[answered]), 1),
+        "ua_whole_clip_same_clips": round(100 * unweighted_accuracy(truth[answered], whole[answered]), 1),
+        "agree_pct": round(100 * float(np.mean(whole == door)), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the bundle of the evaluate --model run (name or folder)")
+    parser.add_argument("--predictions", type=Path, required=True, help="predictions.csv of that run")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if not args.predictions.is_file():
+        parser.error(f"{args.predictions}: no such file")
+    table = pd.read_csv(args.predictions, dtype={"speaker": str})
+    missing = {"path", "corpus", "actual", "predicted"} - set(table)
+    if missing:
+        parser.error(f"{args.predictions}: not an evaluate --model predictions.csv (no {', '.join(sorted(missing))})")
+    recognizer = Recognizer.load(args.model, threads=1)
+    labels = list(recognizer.labels)
+    door, reasons = [], []
+    for path in tqdm(table["path"], desc="predict", unit="clip", file=sys.stderr):
+        try:
+            door.append(predict_recording(path, recognizer).probabilities)
+            reasons.append("")
+        except (NoSpeechError, AudioError) as exc:  # NoSpeechError first: it is an AudioError
+            door.append(None)
+            reasons.append("no speech" if isinstance(exc, NoSpeechError) else str(exc))
+    table["door"] = door
+    figures = {name: corpus_figures(rows, labels) for name, rows in table.groupby("corpus")}
+    header = "corpus clips no-answer UA-whole UA-predict UA-predict-answered UA-whole-same-clips agree%"
+    print(header)
+    for name, f in figures.items():
+        print(name, *f.values())
+    if args.out:
+        command = ["python", "scripts/door_agreement.py", *(argv if argv is not None else sys.argv[1:])]
+        doc = {
+            "command": shlex.join(command),
+            "model": recognizer.name,
+            "predictions": str(args.predictions),
+            "corpora": figures,
+            "not_answered_reasons": sorted({r for r in reasons if r}),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""scripts/door_agreement.py: the product's answer (predict) against evaluate --model's whole-clip answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from scripts_loader import load_script
+from speech_emotion.recognizer import Recognizer
+from synth import silence, vowel
+
+
+def test_a_clip_predict_gives_no_emotion_counts_as_wrong_and_the_argmax_keeps_to_the_corpus_labels() -> None:
+    labels = ["neutral", "happy", "sad"]
+    rows = pd.DataFrame(
+        {
+            "actual": ["happy", "happy", "sad", "sad"],
+            "predicted": ["happy", "sad", "sad", "sad"],  # whole clip: happy 1/2, sad 2/2 -> UA 75
+            "door": [
+                np.array([0.9, 0.06, 0.04]),  # neutral is not a label of this corpus: happy
+                np.array([0.1, 0.2, 0.7]),
+                np.array([0.1, 0.1, 0.8]),
+                None,  # no speech found
+            ],
+        }
+    )
+    figures = load_script("door_agreement").corpus_figures(rows, labels)
+    assert figures["clips"] == 4 and figures["no_answer"] == 1
+    assert figures["ua_whole_clip"] == 75.0 and figures["ua_predict"] == 50.0  # happy 1/2, sad 1/2
+    assert figures["ua_predict_answered"] == 75.0 and figures["ua_whole_clip_same_clips"] == 75.0
+    assert figures["agree_pct"] == 75.0
+
+
+def test_the_script_runs_each_clip_through_predict_and_writes_its_figures(tiny_bundle: Path, tmp_path: Path) -> None:
+    speech, quiet = tmp_path / "speech.wav", tmp_path / "quiet.wav"
+    sf.write(speech, np.concatenate([silence(0.3), vowel(1.5, 16000, seed=1), silence(0.3)]), 16000)
+    sf.write(quiet, silence(2.0), 16000)
+    label = Recognizer.load(tiny_bundle, threads=1).labels[0]
+    table = pd.DataFrame({"path": [speech, quiet], "corpus": "c", "actual": label, "predicted": label})
+    table.to_csv(tmp_path / "predictions.csv", index=False)
+    out = tmp_path / "doors.json"
+    script = load_script("door_agreement")
+    assert (
+        script.main(
+            ["--model", str(tiny_bundle), "--predictions", str(tmp_path / "predictions.csv"), "--out", str(out)]
+        )
+        == 0
+    )
+    doc = json.loads(out.read_text())
+    assert doc["corpora"]["c"]["clips"] == 2 and doc["corpora"]["c"]["no_answer"] == 1
+    assert doc["not_answered_reasons"] == ["no speech"]
