@@ -238,7 +238,8 @@ def test_recording_longer_than_the_limit_is_413(recognizer: Recognizer) -> None:
 def test_oversize_upload_is_413_before_it_is_read(recognizer: Recognizer) -> None:
     with make_client(recognizer, max_upload_mb=0.05) as c:
         big = wav_bytes(vowel(8.0))  # 256 kB > 50 kB + multipart slack
-        body = assert_error(c.post("/v1/predict", files={"file": ("a.wav", big, "audio/wav")}), 413, "upload_too_large")
+        first = c.post("/v1/predict", files={"file": ("a.wav", big, "audio/wav")})
+        body = assert_error(first, 413, "upload_too_large")
         assert body["message"] == "request body larger than the 0.05 MiB limit"  # the limit as configured
         boundary = "b0undary"
         body = (
@@ -258,6 +259,7 @@ def test_oversize_upload_is_413_before_it_is_read(recognizer: Recognizer) -> Non
             "/v1/analyze", content=chunked(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
         )
         assert_error(r, 413, "upload_too_large")
+        assert r.content == first.content  # byte for byte, whether the limit is seen in Content-Length or counted
         small = wav_bytes(emotion_clip("calm", seed=2))
         assert c.post("/v1/predict", files={"file": ("a.wav", small, "audio/wav")}).status_code == 200
 

@@ -96,7 +96,9 @@ STATUS_CODES: dict[int, str] = {
 
 
 def json_error_bytes(code: str, message: str) -> bytes:
-    return json.dumps(error_body(code, message)).encode()
+    """The JSON error body as bytes, written exactly as the app's ``JSONResponse`` writes it (compact, UTF-8), so
+    an error sent by middleware or the server reads the same as one from a route."""
+    return json.dumps(error_body(code, message), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def send_json_error(
