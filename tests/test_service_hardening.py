@@ -471,3 +471,34 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off_after_the_grace_period() ->
     with pytest.raises(ApiError) as refused:
         asyncio.run(asyncio.wait_for(middleware(scope, trickle, None), 5.0))  # type: ignore[arg-type]
     assert refused.value.status_code == 408 and refused.value.code == "request_timeout"
+
+
+def test_an_error_answered_before_the_body_is_all_read_closes_the_connection() -> None:
+    from speech_emotion.service.limits import BodyLimit
+
+    async def app(scope, receive, send) -> None:  # noqa: ANN001 - answers 400 after the first piece of the body
+        if scope["method"] == "POST":
+            await receive()
+        await send({"type": "http.response.start", "status": 400 if scope["method"] == "POST" else 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def answer(method: str, headers: list[tuple[bytes, bytes]]) -> dict[str, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(
+            BodyLimit(app, limit_mb=10, timeout_s=5)(
+                {"type": "http", "method": method, "headers": headers}, receive, send
+            )
+        )
+        return dict(sent[0]["headers"])
+
+    # a chunked upload still arriving: the server must not read and discard the rest to keep the connection
+    assert answer("POST", [(b"transfer-encoding", b"chunked")])[b"connection"] == b"close"
+    assert answer("POST", [(b"content-length", b"100000")])[b"connection"] == b"close"
+    assert b"connection" not in answer("GET", [])  # a request without a body keeps its connection

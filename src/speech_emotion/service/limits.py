@@ -63,6 +63,7 @@ class BodyLimit:
                 send, 400, "bad_request", "a request may not carry both Content-Length and Transfer-Encoding"
             )
             return
+        declared = 0
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -77,9 +78,10 @@ class BodyLimit:
                     return
         seen = 0
         started = time.monotonic()
+        finished = declared == 0 and b"transfer-encoding" not in names  # the whole body was received
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, finished
             # no gap over timeout_s, and after that grace at least MIN_BODY_RATE on average, so a client that trickles
             # a byte now and then cannot hold an upload slot for ever
             deadline = started + self.timeout_s + seen / MIN_BODY_RATE
@@ -92,11 +94,20 @@ class BodyLimit:
                 raise read_timeout(self.timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                finished = not message.get("more_body", False)
                 if seen > allowed:
                     raise too_large(self.limit_mb)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def closing_send(message: Message) -> None:
+            # an error answered before the body was all read (413, a malformed form) closes the connection: the
+            # server would otherwise read and discard the rest to keep it open, for as long as the client sends
+            if message["type"] == "http.response.start" and message["status"] >= 400 and not finished:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, limited_receive, closing_send)
 
 
 class UploadGate:
