@@ -128,6 +128,7 @@ def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_fai
     table = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
     assert table[0].count("┳") == 5 and max(map(len, table)) <= 80  # every column, A/V/D last
     assert all(line[-1] in "┓┃┩│┘" for line in table)  # the table's right edge is there: nothing cropped off
+    assert "…" not in out
     widths = {len(line.split("│")[1]) for line in out.splitlines() if line.startswith("│")}
     assert min(widths) >= 16 + 2  # the failed row's long reason does not squeeze the names to nothing
 

@@ -149,6 +149,14 @@ def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
     return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
+def _min_width(header: str, cells: list[str]) -> int:
+    """The narrowest a ``predict`` table column can be without cropping: its header, and its longest word (its
+    longest cell for the columns that do not wrap, emotion and confidence)."""
+    if header in ("emotion", "confidence"):
+        return max(len(header), *map(len, cells))
+    return max(len(header), *(len(word) for cell in cells for word in cell.split()))
+
+
 def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], labels: tuple[str, ...]) -> None:
     """One row per file (and per channel with ``--channels split``); a file without an emotion gets its reason
     (``no speech``, ``failed``) in the emotion column, so the table lists every file given."""
@@ -171,7 +179,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
                 f"{pred.confidence:.0%}",
                 f"{ranked[1][0]} {ranked[1][1]:.0%}" if len(ranked) > 1 else "",
                 f"{pred.speech_s:.1f}/{pred.duration_s:.1f} s",
-                *([avd(pred.dimensions).replace("/", " ")] * dimensions),  # spaces: it may wrap
+                *([avd(pred.dimensions)] * dimensions),
             ]
         )
     console = Console()
@@ -179,11 +187,21 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         # a pipe or a file with no width asked for: as wide as the longest name and the other columns need (rich
         # would assume 80 columns and fold every name into a column a few characters wide)
         console = Console(width=max(console.width, max(map(len, names)) + 200))
-    # the name gets what the other columns leave, at least 16 characters; in a narrow terminal (80 columns) the
-    # cells after the confidence then wrap at their spaces instead of the last columns being cropped off
-    others = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(headers)) + 4
+    # Widths: everything on one line if it fits; otherwise the name gets at least 16 characters (fewer, down to 8,
+    # only if the other columns need it), the runner-up and speech cells wrap at their spaces and A/V/D stands as
+    # three lines, so that no column is cropped off in an 80-column terminal
+    longest = max(map(len, names))
+    natural = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(headers)) + 4
+    if console.width - natural >= min(16, longest):
+        name_width = min(longest, console.width - natural)
+    else:
+        if dimensions:
+            for row in cells:
+                row[-1] = row[-1].replace("/", "\n")
+        narrowest = sum(_min_width(h, [row[i] for row in cells]) + 3 for i, h in enumerate(headers)) + 4
+        name_width = min(longest, max(8, min(16, console.width - narrowest)))
     table = Table(show_header=True, header_style="bold")
-    table.add_column("file", overflow="fold", width=min(max(map(len, names)), max(16, console.width - others)))
+    table.add_column("file", overflow="fold", width=name_width)
     for header in headers:
         right = header in ("confidence", "speech", "A/V/D")
         table.add_column(
