@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from speech_emotion.errors import AudioError
+from speech_emotion.errors import AudioError, SpeechEmotionError
 from speech_emotion.recognizer import Recognizer
 from speech_emotion.recording import predict_recording
 from speech_emotion.streaming import NoSpeechError
@@ -42,13 +42,18 @@ def corpus_figures(rows: pd.DataFrame, labels: list[str]) -> dict[str, float | i
     whole = np.array([labels.index(p) for p in rows["predicted"]])
     answered = rows["door"].notna().to_numpy()
     door = np.array([int(np.where(present, p, -np.inf).argmax()) if p is not None else -1 for p in rows["door"]])
+
+    def ua(selected: np.ndarray, predicted: np.ndarray) -> float | None:  # None: no clip answered
+        return round(100 * unweighted_accuracy(truth[selected], predicted[selected]), 1) if selected.any() else None
+
+    every = np.ones(len(rows), dtype=bool)
     return {
         "clips": len(rows),
         "no_answer": int((~answered).sum()),
-        "ua_whole_clip": round(100 * unweighted_accuracy(truth, whole), 1),
-        "ua_predict": round(100 * unweighted_accuracy(truth, door), 1),
-        "ua_predict_answered": round(100 * unweighted_accuracy(truth[answered], door[answered]), 1),
-        "ua_whole_clip_same_clips": round(100 * unweighted_accuracy(truth[answered], whole[answered]), 1),
+        "ua_whole_clip": ua(every, whole),
+        "ua_predict": ua(every, door),
+        "ua_predict_answered": ua(answered, door),
+        "ua_whole_clip_same_clips": ua(answered, whole),
         "agree_pct": round(100 * float(np.mean(whole == door)), 1),
     }
 
@@ -60,27 +65,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if not args.predictions.is_file():
-        parser.error(f"{args.predictions}: no such file")
-    table = pd.read_csv(args.predictions, dtype={"speaker": str})
+        parser.error(f"{args.predictions}: {'a folder, not' if args.predictions.is_dir() else 'no such'} file")
+    try:
+        table = pd.read_csv(args.predictions, dtype={"speaker": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        parser.error(f"{args.predictions}: not a CSV file ({str(exc).splitlines()[0]})")
     missing = {"path", "corpus", "actual", "predicted"} - set(table)
     if missing:
         parser.error(f"{args.predictions}: not an evaluate --model predictions.csv (no {', '.join(sorted(missing))})")
-    recognizer = Recognizer.load(args.model, threads=1)
+    if table.empty:
+        parser.error(f"{args.predictions}: no clips")
+    try:
+        recognizer = Recognizer.load(args.model, threads=1)
+    except SpeechEmotionError as exc:
+        parser.error(str(exc))
+    run = args.predictions.parent / "bundle.json"  # written by evaluate --model beside its predictions
+    if run.is_file() and json.loads(run.read_text()).get("model") != recognizer.name:
+        parser.error(
+            f"{args.predictions}: scored with {json.loads(run.read_text()).get('model')}, not {recognizer.name}"
+        )
     labels = list(recognizer.labels)
-    door, reasons = [], []
+    unknown = sorted((set(table["actual"].astype(str)) | set(table["predicted"].astype(str))) - set(labels))
+    if unknown:
+        parser.error(f"{args.predictions}: labels {recognizer.name} does not have: {', '.join(unknown)}")
+    door, no_speech, unreadable = [], [], []
     for path in tqdm(table["path"], desc="predict", unit="clip", file=sys.stderr):
         try:
             door.append(predict_recording(path, recognizer).probabilities)
-            reasons.append("")
-        except (NoSpeechError, AudioError) as exc:  # NoSpeechError first: it is an AudioError
+        except NoSpeechError:  # before AudioError, which it is
             door.append(None)
-            reasons.append("no speech" if isinstance(exc, NoSpeechError) else str(exc))
+            no_speech.append(path)
+        except AudioError as exc:
+            door.append(None)
+            unreadable.append(str(exc))
+    if unreadable:  # the figures would count them as unanswered
+        print(
+            f"error: {len(unreadable)} of {len(table)} clips could not be read (e.g. {unreadable[0]}; run this where "
+            "evaluate ran: the paths are as it read them)",
+            file=sys.stderr,
+        )
+        return 1
     table["door"] = door
     figures = {name: corpus_figures(rows, labels) for name, rows in table.groupby("corpus")}
     header = "corpus clips no-answer UA-whole UA-predict UA-predict-answered UA-whole-same-clips agree%"
     print(header)
     for name, f in figures.items():
-        print(name, *f.values())
+        print(name, *("-" if v is None else v for v in f.values()))
     if args.out:
         command = ["python", "scripts/door_agreement.py", *(argv if argv is not None else sys.argv[1:])]
         doc = {
@@ -88,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": recognizer.name,
             "predictions": str(args.predictions),
             "corpora": figures,
-            "not_answered_reasons": sorted({r for r in reasons if r}),
+            "no_speech_clips": no_speech,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")

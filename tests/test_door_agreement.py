@@ -52,4 +52,27 @@ def test_the_script_runs_each_clip_through_predict_and_writes_its_figures(tiny_b
     )
     doc = json.loads(out.read_text())
     assert doc["corpora"]["c"]["clips"] == 2 and doc["corpora"]["c"]["no_answer"] == 1
-    assert doc["not_answered_reasons"] == ["no speech"]
+    assert doc["no_speech_clips"] == [str(quiet)]
+
+
+def test_bad_inputs_are_one_line_and_a_clip_that_cannot_be_read_stops_the_figures(
+    tiny_bundle: Path, tmp_path: Path, capsys
+) -> None:
+    import pytest
+
+    script = load_script("door_agreement")
+    label = Recognizer.load(tiny_bundle, threads=1).labels[0]
+    empty, folder, other = tmp_path / "empty.csv", tmp_path / "run", tmp_path / "other.csv"
+    empty.write_text("")
+    folder.mkdir()
+    pd.DataFrame({"path": ["a.wav"], "corpus": "c", "actual": "bored", "predicted": label}).to_csv(other, index=False)
+    for predictions, reason in ((empty, "not a CSV file"), (folder, "a folder, not file"), (other, "bored")):
+        with pytest.raises(SystemExit) as refused:
+            script.main(["--model", str(tiny_bundle), "--predictions", str(predictions)])
+        assert refused.value.code == 2 and reason in capsys.readouterr().err
+    gone = tmp_path / "gone.csv"
+    pd.DataFrame({"path": [tmp_path / "nowhere.wav"], "corpus": "c", "actual": label, "predicted": label}).to_csv(
+        gone, index=False
+    )
+    assert script.main(["--model", str(tiny_bundle), "--predictions", str(gone)]) == 1
+    assert "1 of 1 clips could not be read" in capsys.readouterr().err
