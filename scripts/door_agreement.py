@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -65,7 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if not args.predictions.is_file():
-        parser.error(f"{args.predictions}: {'a folder, not' if args.predictions.is_dir() else 'no such'} file")
+        parser.error(f"{args.predictions}: {'a folder, not a' if args.predictions.is_dir() else 'no such'} file")
+    if args.out is not None:  # checked before any clip is scored
+        if args.out.is_dir():
+            parser.error(f"--out {args.out}: a folder; give a file name")
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--out {args.out}: {exc.strerror or exc}")
+        if not os.access(args.out.parent, os.W_OK):
+            parser.error(f"--out {args.out}: cannot write there")
     try:
         table = pd.read_csv(args.predictions, dtype={"speaker": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -75,15 +85,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.predictions}: not an evaluate --model predictions.csv (no {', '.join(sorted(missing))})")
     if table.empty:
         parser.error(f"{args.predictions}: no clips")
+    blank = table[["path", "corpus", "actual", "predicted"]].isna().any(axis=1)
+    if blank.any():
+        parser.error(
+            f"{args.predictions}: {int(blank.sum())} rows with a blank path, corpus or label (first: line "
+            f"{int(blank.to_numpy().argmax()) + 2})"
+        )
     try:
         recognizer = Recognizer.load(args.model, threads=1)
     except SpeechEmotionError as exc:
         parser.error(str(exc))
     run = args.predictions.parent / "bundle.json"  # written by evaluate --model beside its predictions
-    if run.is_file() and json.loads(run.read_text()).get("model") != recognizer.name:
-        parser.error(
-            f"{args.predictions}: scored with {json.loads(run.read_text()).get('model')}, not {recognizer.name}"
-        )
+    if run.is_file():
+        try:
+            scored_with = json.loads(run.read_text()).get("model")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            parser.error(f"{run}: not the bundle.json of an evaluate --model run")
+        if scored_with != recognizer.name:
+            parser.error(f"{args.predictions}: scored with {scored_with}, not {recognizer.name}")
     labels = list(recognizer.labels)
     unknown = sorted((set(table["actual"].astype(str)) | set(table["predicted"].astype(str))) - set(labels))
     if unknown:

@@ -66,10 +66,20 @@ def test_bad_inputs_are_one_line_and_a_clip_that_cannot_be_read_stops_the_figure
     empty.write_text("")
     folder.mkdir()
     pd.DataFrame({"path": ["a.wav"], "corpus": "c", "actual": "bored", "predicted": label}).to_csv(other, index=False)
-    for predictions, reason in ((empty, "not a CSV file"), (folder, "a folder, not file"), (other, "bored")):
+    blank = tmp_path / "blank.csv"
+    pd.DataFrame({"path": ["a.wav"], "corpus": "c", "actual": [None], "predicted": label}).to_csv(blank, index=False)
+    run = tmp_path / "scored"
+    run.mkdir()
+    (run / "bundle.json").write_text("{not json")
+    pd.read_csv(other).assign(actual=label).to_csv(run / "predictions.csv", index=False)
+    cases = ((empty, "not a CSV file"), (folder, "a folder, not a file"), (other, "bored"), (blank, "blank"))
+    for predictions, reason in (*cases, (run / "predictions.csv", "not the bundle.json")):
         with pytest.raises(SystemExit) as refused:
             script.main(["--model", str(tiny_bundle), "--predictions", str(predictions)])
         assert refused.value.code == 2 and reason in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # before any clip is scored
+        script.main(["--model", str(tiny_bundle), "--predictions", str(other), "--out", str(tmp_path)])
+    assert refused.value.code == 2 and "a folder; give a file name" in capsys.readouterr().err
     gone = tmp_path / "gone.csv"
     pd.DataFrame({"path": [tmp_path / "nowhere.wav"], "corpus": "c", "actual": label, "predicted": label}).to_csv(
         gone, index=False

@@ -189,26 +189,36 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         console = Console(width=max(console.width, max(map(len, names)) + 200))
     # Widths: everything on one line if it fits; otherwise the name gets at least 16 characters (fewer, down to 8,
     # only if the other columns need it), the runner-up and speech cells wrap at their spaces and A/V/D stands as
-    # three lines, so that no column is cropped off in an 80-column terminal
+    # three lines, each column given its width here (rich's own shrinking crops cells with an ellipsis), so that no
+    # value is cropped in a terminal of 72 columns or more
     longest = max(map(len, names))
-    natural = sum(max(len(h), *(len(row[i]) for row in cells)) + 3 for i, h in enumerate(headers)) + 4
-    if console.width - natural >= min(16, longest):
-        name_width = min(longest, console.width - natural)
+    widths = [max(len(h), *(len(line) for row in cells for line in row[i].split("\n"))) for i, h in enumerate(headers)]
+    frame = 3 * len(headers) + 4  # borders and padding
+    if console.width - sum(widths) - frame >= min(16, longest):
+        name_width = min(longest, console.width - sum(widths) - frame)
     else:
         if dimensions:
             for row in cells:
                 row[-1] = row[-1].replace("/", "\n")
-        narrowest = sum(_min_width(h, [row[i] for row in cells]) + 3 for i, h in enumerate(headers)) + 4
-        name_width = min(longest, max(8, min(16, console.width - narrowest)))
+            widths[-1] = max(len(headers[-1]), 4)
+        natural, widths = widths, [_min_width(h, [row[i] for row in cells]) for i, h in enumerate(headers)]
+        spare = console.width - sum(widths) - frame
+        name_width = min(longest, max(8, min(16, spare)))
+        spare -= name_width
+        for i in range(len(widths)):  # what is left widens the wrapping columns back, then the name
+            more = max(0, min(spare, natural[i] - widths[i]))
+            widths[i] += more
+            spare -= more
+        name_width = min(longest, name_width + max(0, spare))
     table = Table(show_header=True, header_style="bold")
     table.add_column("file", overflow="fold", width=name_width)
-    for header in headers:
-        right = header in ("confidence", "speech", "A/V/D")
+    for header, width in zip(headers, widths):
         table.add_column(
             header,
-            justify="right" if right else "left",
+            justify="right" if header in ("confidence", "speech", "A/V/D") else "left",
             no_wrap=header in ("emotion", "confidence"),
             style="bold" if header == "emotion" else "",
+            width=width,
         )
     for name, row in zip(names, cells):
         table.add_row(Text(name), *row)
