@@ -129,6 +129,9 @@ def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_fai
     assert table[0].count("┳") == 5 and max(map(len, table)) <= 80  # every column, A/V/D last
     assert all(line[-1] in "┓┃┩│┘" for line in table)  # the table's right edge is there: nothing cropped off
     assert "…" not in out
+    monkeypatch.setenv("COLUMNS", "40")  # narrower than the table can be, every file failed: still a table
+    assert cli_main.main(["predict", str(broken), str(tmp_path / ("missing_" * 8 + ".wav"))]) == 1
+    assert capsys.readouterr().out.startswith("┏")  # cropped, not a traceback
     widths = {len(line.split("│")[1]) for line in out.splitlines() if line.startswith("│")}
     assert min(widths) >= 16 + 2  # the failed row's long reason does not squeeze the names to nothing
 

@@ -153,8 +153,8 @@ def _min_width(header: str, cells: list[str]) -> int:
     """The narrowest a ``predict`` table column can be without cropping: its header, and its longest word (its
     longest cell for the columns that do not wrap, emotion and confidence)."""
     if header in ("emotion", "confidence"):
-        return max(len(header), *map(len, cells))
-    return max(len(header), *(len(word) for cell in cells for word in cell.split()))
+        return max([len(header), *map(len, cells)])
+    return max([len(header), *(len(word) for cell in cells for word in cell.split())])  # cells may all be empty
 
 
 def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], labels: tuple[str, ...]) -> None:
