@@ -14,6 +14,9 @@ audio inside speech segments, the fraction of files that would get an emotion (a
 least ``min_segment_s`` long; ``predict`` answers "no speech" for the others), and the highest speech
 probability of any frame (the margin to the threshold; n/a for a detector without probabilities).
 
+(a2) Non-speech, recorded (``--real DIR``: every audio file in DIR, e.g. the music, animal sounds and room noises
+that ``scripts/build_nonspeech.sh`` extracts from public repositories): per file, the same three figures.
+
 (b) Speech: ``--clips`` clips per corpus (a fixed random subset, seed 0) under each condition. Printed:
 the fraction of clips with any speech found, the fraction that would get an emotion, and the fraction
 of speech time found. Speech time is measured against a reference that does not depend on any
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from speech_emotion.streaming import StreamOptions
 from speech_emotion.vad import FrameClassifier, VadOptions, speech_segments
@@ -131,6 +135,13 @@ def corpus_clips(root: Path, count: int) -> list[np.ndarray]:
     return [sf.read(root / rows[i]["path"], dtype="float32")[0] for i in sorted(pick)]
 
 
+def read_16k(path: Path) -> np.ndarray:
+    """A recording as mono float32 at 16 kHz (the mean of its channels, resampled with soxr)."""
+    x, rate = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    return (soxr.resample(x, rate, SR) if rate != SR else x).astype(np.float32)
+
+
 def white(n: int, rms: float, seed: int) -> np.ndarray:
     return rms * np.random.default_rng(seed).standard_normal(n)
 
@@ -185,7 +196,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=200, help="clips per corpus")
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
-    parser.add_argument("--corpora", nargs="*", default=["ravdess", "ased", "emovo"])
+    parser.add_argument(
+        "--corpora", nargs="*", default=["ravdess", "ased", "emovo"], help="names under --data, or corpus folders"
+    )
+    parser.add_argument("--real", type=Path, default=None, help="a folder of recorded non-speech audio files")
+    parser.add_argument(
+        "--conditions", nargs="*", default=list(CONDITIONS), choices=list(CONDITIONS), help="(b)'s conditions (all)"
+    )
+    parser.add_argument(
+        "--preroll", type=float, default=0.0, help="seconds of digital silence put before every input (an experiment)"
+    )
     parser.add_argument("--skip-speech", action="store_true")
     parser.add_argument("--vad", nargs="*", default=[], metavar="FIELD=VALUE", help="VadOptions fields to override")
     args = parser.parse_args()
@@ -195,6 +215,12 @@ def main() -> None:
         fields = {k: _parse(getattr(options, k), v) for k, v in (item.split("=", 1) for item in args.vad)}
         options = dataclasses.replace(options, **fields)
         print(f"VadOptions overrides: {fields}")
+
+    silence = np.zeros(int(args.preroll * SR), np.float32)
+
+    def segments_of(x: np.ndarray) -> list[tuple[float, float]]:
+        """The detector's segments of ``x`` (after ``--preroll`` s of silence, their times shifted back)."""
+        return [(s - args.preroll, e - args.preroll) for s, e in speech_segments(np.concatenate([silence, x]), options)]
 
     def emotion(segments: list[tuple[float, float]]) -> bool:
         return any(e - s >= min_seg - 1e-9 for s, e in segments)
@@ -206,7 +232,7 @@ def main() -> None:
         speech_s = total_s = got = 0.0
         highest = []
         for x in signals:
-            seg = speech_segments(x.astype(np.float32), options)
+            seg = segments_of(x.astype(np.float32))
             speech_s += sum(e - s for s, e in seg)
             total_s += len(x) / SR
             got += emotion(seg)
@@ -214,6 +240,22 @@ def main() -> None:
         top = "n/a" if None in highest else f"{max(highest):.2f}"
         share, files = speech_s / total_s, got / len(signals)
         print(f"| {family:55s} | {len(signals):5d} | {share:19.1%} | {files:25.1%} | {top:>19s} |")
+
+    if args.real is not None:
+        files = sorted(p for p in args.real.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+        print(f"\n(a2) recorded non-speech: {len(files)} files in {args.real}")
+        print(f"| {'file':55s} | seconds | audio called speech | gets an emotion | highest probability |")
+        print(f"|{'-' * 57}|--------:|--------------------:|----------------:|--------------------:|")
+        got = 0
+        for path in files:
+            x = read_16k(path)
+            seg = segments_of(x)
+            got += emotion(seg)
+            top = highest_probability(x, options)
+            share = sum(e - s for s, e in seg) / (len(x) / SR)
+            yes = "yes" if emotion(seg) else "no"
+            print(f"| {path.name[:55]:55s} | {len(x) / SR:7.1f} | {share:19.1%} | {yes:>15s} | {top or 0:19.2f} |")
+        print(f"files that get an emotion: {got} of {len(files)}")
 
     clips: list[np.ndarray] = []
     if not args.skip_speech:
@@ -223,12 +265,12 @@ def main() -> None:
         print(f"\n(b) speech: {len(clips)} clips ({args.clips} per corpus of {', '.join(args.corpora)})")
         print(f"| {'condition':32s} | clips with speech | clips that get an emotion | speech time found |")
         print(f"|{'-' * 34}|------------------:|--------------------------:|------------------:|")
-        for cond, make in CONDITIONS.items():
+        for cond, make in ((c, CONDITIONS[c]) for c in args.conditions):
             anyf = emo = 0
             found = total = 0
             for i, clean in enumerate(clips):
                 x = np.clip(make(clean, i), -1, 1).astype(np.float32)
-                seg = speech_segments(x, options)
+                seg = segments_of(x)
                 ref = reference_frames(clean)
                 anyf += bool(seg)
                 emo += emotion(seg)
