@@ -140,6 +140,22 @@ def test_a_results_folder_inside_the_input_folder_is_neither_searched_nor_left_o
     assert summary["files_left_out"] == 0 and summary["left_out"] == []
 
 
+def test_an_earlier_runs_results_folder_inside_the_input_is_one_left_out_line_not_its_tables(
+    tiny_bundle, tmp_path, capsys
+):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "call.wav", vowel(1.0), 16000)
+    first = ["batch", str(folder), "--out", str(folder / "results"), "--model", str(tiny_bundle), "--workers", "1"]
+    assert main(first) == 0
+    capsys.readouterr()
+    again = ["batch", str(folder), "--out", str(folder / "results" / "v2"), "--model", str(tiny_bundle)]
+    assert main([*again, "--workers", "1", "--json"]) == 0  # a new --out inside the older results folder
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files_total"] == 1
+    assert summary["left_out"] == [f"{folder / 'results'}: results folder of an earlier batch run (not searched)"]
+
+
 def test_the_summary_prints_failures_under_the_tables_line_and_the_left_out_list_after_them(capsys):
     summary = BatchSummary(
         files_total=2,

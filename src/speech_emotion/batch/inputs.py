@@ -90,8 +90,9 @@ def collect_jobs(
 ) -> JobList:
     """Jobs for a folder (recursively: files with an audio suffix, and any other file the audio reader opens,
     e.g. a voice note without a suffix), a manifest (by suffix), or a glob pattern. Everything else under a
-    folder is listed in :attr:`JobList.left_out` with its reason, except the ``results`` folder (the run's own
-    ``--out``, when it lies inside the input folder), which is skipped without a word.
+    folder is listed in :attr:`JobList.left_out` with its reason (another batch run's results folder as one entry,
+    not searched), except the ``results`` folder (the run's own ``--out``, when it lies inside the input folder),
+    which is skipped without a word.
 
     Raises :class:`DataError` when nothing matches or a manifest cannot be used.
     """
@@ -123,7 +124,9 @@ def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | No
             full = os.path.join(dirpath, name)
             if os.path.realpath(full) == own_results:  # the run's own results: neither searched nor left out
                 continue
-            if name.startswith("."):
+            if _holds_batch_results(full):  # another run's results (its tables, not audio): one line for all
+                left_out.append(LeftOut(full, "results folder of an earlier batch run (not searched)"))
+            elif name.startswith("."):
                 left_out.append(LeftOut(full, "hidden folder (not searched)"))
             elif os.path.islink(full):
                 left_out.append(LeftOut(full, "linked folder (not followed)"))
@@ -140,6 +143,12 @@ def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | No
     if not jobs:
         raise DataError(f"{root}: no audio files (none that the audio reader can open) in this folder or below")
     return JobList(jobs, left_out=left_out)
+
+
+def _holds_batch_results(folder: str) -> bool:
+    """Whether ``folder`` is a ``batch --out`` results folder (its ``run.json`` and ``parts/``,
+    :mod:`~speech_emotion.batch.state`)."""
+    return os.path.isfile(os.path.join(folder, "run.json")) and os.path.isdir(os.path.join(folder, "parts"))
 
 
 def _not_audio(path: str, suffixes: tuple[str, ...]) -> str | None:
