@@ -362,6 +362,26 @@ def test_a_very_quiet_recording_gets_a_low_level_note_in_every_door(tiny_bundle,
         assert any(note in n for n in body["notes"]), (route, body)
 
 
+def test_loud_sound_without_speech_says_the_detector_may_have_missed_speech_in_predict_and_the_service(
+    tiny_bundle, client, tmp_path, capsys
+):
+    t = np.arange(3 * 16000) / 16000
+    data = wav(0.5 * np.sin(2 * np.pi * 440 * t))  # a tone at -6 dBFS: no speech, but not silence either
+    path = tmp_path / "tone.wav"
+    path.write_bytes(data)
+    assert cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(path)]) == 0
+    captured = capsys.readouterr()
+    note = "sound peaking at -6 dBFS held no speech for the speech detector"
+    assert json_lines(captured.out)[0]["status"] == "no_speech"
+    assert any(note in n for n in json_lines(captured.out)[0]["notes"]) and f"warning: {path}: {note}" in captured.err
+    body = client.post("/v1/predict", files={"file": ("tone.wav", data, "audio/wav")}).json()
+    assert body["error"] == "no_speech" and any(note in n for n in body["notes"])
+    quiet = tmp_path / "hiss.wav"  # quieter than -20 dBFS: no such note
+    quiet.write_bytes(wav(np.random.default_rng(0).standard_normal(3 * 16000) * 0.01))
+    assert cli_main.main(["predict", "--json", "--model", str(tiny_bundle), str(quiet)]) == 0
+    assert json_lines(capsys.readouterr().out)[0]["notes"] == []
+
+
 def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsys):
     path = tmp_path / "normal.wav"
     path.write_bytes(wav(talk() * 10 ** (-50 / 20) / 0.3))  # peak -50 dBFS: quiet but fine

@@ -54,6 +54,22 @@ def over_full_scale_note(peak: float) -> str | None:
     )
 
 
+LOUD_NO_SPEECH_DBFS = -20.0
+"""Recordings without speech whose peak reaches this level get :func:`loud_no_speech_note`."""
+
+
+def loud_no_speech_note(peak: float) -> str | None:
+    """The note for a recording in which the speech detector found no speech although its largest absolute sample
+    ``peak`` (full scale 1.0) reaches :data:`LOUD_NO_SPEECH_DBFS`: it holds sound, and the detector misses a few
+    percent of strongly emotional speech (docs/vad.md); ``None`` for quieter recordings."""
+    if not peak >= 10 ** (LOUD_NO_SPEECH_DBFS / 20):
+        return None
+    return (
+        f"sound peaking at {round(20 * math.log10(min(peak, 1.0)))} dBFS held no speech for the speech detector: "
+        "music, noise or tones, or speech it missed (it misses some shouted or sobbing speech)"
+    )
+
+
 class PeakMeter:
     """Passes blocks through (``meter(blocks)``) and keeps their largest absolute sample, for :meth:`notes`."""
 
@@ -74,7 +90,10 @@ class PeakMeter:
             self.peak = max(self.peak, float(np.max(np.abs(samples))))
 
     def notes(self, speech_found: bool) -> list[str]:
-        """The level notes of the blocks seen so far: :func:`over_full_scale_note`, and :func:`low_level_note` when
-        ``speech_found`` (without speech there are no emotions to doubt)."""
-        found = [over_full_scale_note(self.peak), low_level_note(self.peak) if speech_found else None]
+        """The level notes of the blocks seen so far: :func:`over_full_scale_note`; :func:`low_level_note` when
+        ``speech_found`` (without speech there are no emotions to doubt), :func:`loud_no_speech_note` when not."""
+        found = [
+            over_full_scale_note(self.peak),
+            low_level_note(self.peak) if speech_found else loud_no_speech_note(self.peak),
+        ]
         return [note for note in found if note is not None]
