@@ -254,7 +254,12 @@ def test_batch_exits_130_after_ctrl_c_and_143_after_sigterm(sig, status, tmp_pat
             time.sleep(10)  # the handler interrupts this
 
     monkeypatch.setattr(batch_cli, "run_batch", signalled_run)
-    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "results")]) == status
+    # a suite started in the background (`nohup ./test &`) inherits SIGINT ignored: give this test Python's own handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["batch", str(tmp_path), "--out", str(tmp_path / "results")]) == status
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "run the same command again to resume" in capsys.readouterr().err
 
 
@@ -468,5 +473,11 @@ def test_the_forkserver_and_its_workers_ignore_ctrl_c_from_their_first_instructi
     )
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc (Linux)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+
+    def default_ctrl_c() -> None:  # as from a terminal, also when the suite runs in the background with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, preexec_fn=default_ctrl_c
+    )
     assert out.stdout.strip() == "1"
