@@ -382,6 +382,27 @@ def test_loud_sound_without_speech_says_the_detector_may_have_missed_speech_in_p
     assert json_lines(capsys.readouterr().out)[0]["notes"] == []
 
 
+def test_split_channels_keep_their_own_level_notes_in_stream_and_analyze(tiny_bundle, tmp_path, capsys):
+    t = np.arange(3 * 16000) / 16000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "call.flac"
+    sf.write(path, np.stack([np.zeros_like(tone), tone], axis=1), 16000)  # silence on channel 0, a tone on 1
+    note = "sound peaking at -6 dBFS"
+    assert cli_main.main(["stream", "--jsonl", "--channels", "split", "--model", str(tiny_bundle), str(path)]) == 0
+    captured = capsys.readouterr()
+    ends = {e["channel"]: e["notes"] for e in json_lines(captured.out) if e["type"] == "end"}
+    assert ends[0] == [] and any(note in n for n in ends[1])  # each channel its own (both had channel 1's)
+    assert f"warning: {path} (channel 1): {note}" in captured.err and "(channel 0)" not in captured.err
+    model = ["--model", str(tiny_bundle)]
+    assert (
+        cli_main.main(
+            ["analyze", "--channels", "split", *model, "--quiet", "--no-plot", "-o", str(tmp_path), str(path)]
+        )
+        == 0
+    )
+    assert f"warning: {path} (channel 1): {note}" in capsys.readouterr().err  # analyze warned channel 0's only
+
+
 def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsys):
     path = tmp_path / "normal.wav"
     path.write_bytes(wav(talk() * 10 ** (-50 / 20) / 0.3))  # peak -50 dBFS: quiet but fine

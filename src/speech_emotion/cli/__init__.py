@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..words import shown
 
@@ -37,6 +37,15 @@ def warn(source: object, notes: Iterable[str]) -> None:
     """One ``warning: SOURCE: NOTE`` line on stderr per note (problems that did not stop the command)."""
     for note in notes:
         print(f"warning: {shown(source)}: {shown(note, keep_newlines=True)}", file=sys.stderr)
+
+
+def warn_channels(source: object, notes: Mapping[int | None, Sequence[str]]) -> None:
+    """:func:`warn` for the notes of each channel of a recording (``None``: the mix): a note every channel has once,
+    as for the file; one only some channels have with their channel (``SOURCE (channel 1): NOTE``)."""
+    every = [n for n in next(iter(notes.values()), ()) if all(n in other for other in notes.values())]
+    warn(source, every)
+    for channel, own in notes.items():
+        warn(source if channel is None else f"{shown(source)} (channel {channel})", [n for n in own if n not in every])
 
 
 def avd(values: Iterable[float] | None) -> str:

@@ -20,7 +20,7 @@ from ..report import write_timeline
 from ..streaming import NoSpeechError
 from ..threads import limit_native_threads
 from ..timeline import ANALYZE_HOP_S, AnalyzeOptions, Timeline, analyze_channels
-from . import add_channels_option, error, plain, shown, warn
+from . import add_channels_option, error, plain, shown, warn_channels
 from .arguments import folder
 from .stream import add_stream_options, stream_options
 from .summary import print_summary
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             error(exc)
             continue
-        warn(path, timelines[0].notes)
+        warn_channels(path, {t.channel: t.notes for t in timelines})
         written = write_timeline(timelines, args.out, stem=stems[i], plot=not args.no_plot)
         if not any(t.segments for t in timelines):
             seconds = timelines[0].duration_s

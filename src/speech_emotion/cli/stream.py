@@ -35,7 +35,7 @@ from ..streaming import (
 from ..threads import limit_native_threads
 from ..timeline import Timeline
 from ..words import plural
-from . import add_channels_option, avd, plain, shown, warn
+from . import add_channels_option, avd, plain, shown, warn_channels
 from .arguments import positive_int, thread_count
 from .summary import UNCERTAIN_MARK, marked, print_summary
 
@@ -131,14 +131,14 @@ def _run(args: argparse.Namespace) -> int:
         for c in channels
     }
     fed = _Fed(blocks, sr, args.realtime)
-    notes: tuple[str, ...] = ()
+    notes: dict[int | None, tuple[str, ...]] = dict.fromkeys(channels, ())  # each channel's own (its level notes)
     marked_any = False
     try:
         for item in run_engines(engines, fed, blocks.duration_s):
             if isinstance(item, StreamEnd):
                 if item.no_audio is not None:  # not one sample: an unreadable file, as predict and analyze say
                     raise item.no_audio
-                notes = item.notes
+                notes[item.channel] = item.notes
             else:
                 marked_any |= _emit(item, args.jsonl, timelines[item.channel])
     except KeyboardInterrupt:  # Ctrl-C while the engine was busy rather than waiting: close open speech all the same
@@ -151,14 +151,23 @@ def _run(args: argparse.Namespace) -> int:
         timeline.duration_s = seconds
     if fed.interrupted:
         print(f"interrupted after {seconds:.1f} s", file=sys.stderr)
-    elif notes:
-        warn(args.file, list(notes))
+    else:
+        warn_channels(args.file, notes)
     if args.jsonl:  # the last line per channel: the recording's answer, as the WebSocket's end message gives it
         for timeline in timelines.values():
             summary = summarize(timeline)
             channel = {} if timeline.channel is None else {"channel": timeline.channel}
             fields = ("duration_s", "speech_s", "segments", *VERDICT_KEYS)
-            print(json.dumps({"type": "end", **channel, **{k: summary[k] for k in fields}, "notes": list(notes)}))
+            print(
+                json.dumps(
+                    {
+                        "type": "end",
+                        **channel,
+                        **{k: summary[k] for k in fields},
+                        "notes": list(notes[timeline.channel]),
+                    }
+                )
+            )
     if not any(t.segments for t in timelines.values()):
         print(shown(NoSpeechError(source, seconds)), file=sys.stderr)
     elif not args.jsonl:
