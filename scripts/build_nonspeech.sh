@@ -11,9 +11,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIRRORS=${1:?usage: scripts/build_nonspeech.sh MIRRORS [OUT]}
+if [[ $# -lt 1 ]]; then
+  echo "usage: scripts/build_nonspeech.sh MIRRORS [OUT]" >&2
+  exit 2
+fi
+MIRRORS=$1
 OUT=${2:-$ROOT/../nonspeech}
-mkdir -p "$OUT"
 
 # repository (owner+name) @ pinned commit : path in it : licence (from the repository's own notes)
 FILES=(
@@ -40,6 +43,17 @@ FILES=(
   "LCAV+pyroomacoustics@6fe43fecb7c358ac9aaa054e7e73641189f1afff:notebooks/exercise_bike.wav:see the repository (an exercise bike)"
 )
 
+missing=0
+for repo in librosa+data iver56+audiomentations LCAV+pyroomacoustics; do  # every repository first, one line each
+  git_dir=$MIRRORS/$repo/repo
+  [[ -d "$git_dir" ]] || git_dir=$MIRRORS/$repo
+  if ! git --git-dir "$git_dir" rev-parse --git-dir >/dev/null 2>&1; then
+    echo "error: no git directory at $MIRRORS/$repo[/repo] (fetch github:${repo/+//})" >&2
+    missing=1
+  fi
+done
+[[ $missing == 0 ]] || exit 1
+mkdir -p "$OUT"
 {
   echo "Recorded non-speech for the speech detector's false-accept measurement (benchmarks/bench_vad.py --real)."
   echo "Built by scripts/build_nonspeech.sh; each line: file <- repository@commit:path, licence (what it is)."

@@ -154,6 +154,8 @@ def test_an_earlier_runs_results_folder_inside_the_input_is_one_left_out_line_no
     summary = json.loads(capsys.readouterr().out)
     assert summary["files_total"] == 1
     assert summary["left_out"] == [f"{folder / 'results'}: results folder of an earlier batch run (not searched)"]
+    with pytest.raises(DataError, match="the results folder of an earlier batch run"):  # given as the input itself
+        collect_jobs(folder / "results")
 
 
 def test_the_summary_prints_failures_under_the_tables_line_and_the_left_out_list_after_them(capsys):

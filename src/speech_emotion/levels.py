@@ -62,12 +62,13 @@ def loud_no_speech_note(peak: float) -> str | None:
     """The note for a recording in which the speech detector found no speech although its largest absolute sample
     ``peak`` (full scale 1.0) reaches :data:`LOUD_NO_SPEECH_DBFS`: it holds sound, and the detector misses a few
     percent of strongly emotional speech (docs/vad.md); ``None`` for quieter recordings."""
-    if not peak >= 10 ** (LOUD_NO_SPEECH_DBFS / 20):
+    if not (peak >= 10 ** (LOUD_NO_SPEECH_DBFS / 20) and math.isfinite(peak)):
         return None
+    level = round(20 * math.log10(peak))  # beyond full scale as the over-full-scale note says it
     return (
-        f"sound peaking at {round(20 * math.log10(min(peak, 1.0)))} dBFS held no speech for the speech detector: "
-        "music, noise or tones, or speech it missed (it misses some shouted or sobbing speech)"
-    )
+        f"sound peaking at {level:+d} dBFS held no speech for the speech detector: music, noise or tones, or speech "
+        "it missed (it misses some shouted or sobbing speech)"
+    ).replace("+0 dBFS", "0 dBFS")
 
 
 class PeakMeter:

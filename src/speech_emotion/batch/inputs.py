@@ -115,6 +115,8 @@ def collect_jobs(
 
 
 def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | None) -> JobList:
+    if _holds_batch_results(os.fspath(root)):
+        raise DataError(f"{root}: the results folder of an earlier batch run: give the folder of the recordings")
     jobs: list[Job] = []
     left_out: list[LeftOut] = []
     own_results = os.path.realpath(results) if results is not None else None
