@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
             "corpora": figures,
             "no_speech_clips": no_speech,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 

@@ -127,13 +127,18 @@ def test_a_batch_run_counts_and_prints_every_file_it_leaves_out(tiny_bundle, tmp
     assert sorted(summary["left_out"]) == sorted(line.strip() for line in printed.splitlines()[-3:])
 
 
-def test_a_results_folder_inside_the_input_folder_is_neither_searched_nor_left_out(tiny_bundle, tmp_path, capsys):
-    folder = tmp_path / "calls"
+def run_into_results_inside_the_input(folder, tiny_bundle, capsys) -> list[str]:  # noqa: ANN001
+    """A folder with one call and a first batch run whose results lie inside it; that run's arguments."""
     folder.mkdir()
     sf.write(folder / "call.wav", vowel(1.0), 16000)
     argv = ["batch", str(folder), "--out", str(folder / "results"), "--model", str(tiny_bundle), "--workers", "1"]
     assert main(argv) == 0
     capsys.readouterr()
+    return argv
+
+
+def test_a_results_folder_inside_the_input_folder_is_neither_searched_nor_left_out(tiny_bundle, tmp_path, capsys):
+    argv = run_into_results_inside_the_input(tmp_path / "calls", tiny_bundle, capsys)
     assert main([*argv, "--json"]) == 0  # the second run finds the first one's tables, lock and all
     summary = json.loads(capsys.readouterr().out)
     assert summary["files_total"] == 1 and summary["files_skipped"] == 1
@@ -144,11 +149,7 @@ def test_an_earlier_runs_results_folder_inside_the_input_is_one_left_out_line_no
     tiny_bundle, tmp_path, capsys
 ):
     folder = tmp_path / "calls"
-    folder.mkdir()
-    sf.write(folder / "call.wav", vowel(1.0), 16000)
-    first = ["batch", str(folder), "--out", str(folder / "results"), "--model", str(tiny_bundle), "--workers", "1"]
-    assert main(first) == 0
-    capsys.readouterr()
+    run_into_results_inside_the_input(folder, tiny_bundle, capsys)
     again = ["batch", str(folder), "--out", str(folder / "results" / "v2"), "--model", str(tiny_bundle)]
     assert main([*again, "--workers", "1", "--json"]) == 0  # a new --out inside the older results folder
     summary = json.loads(capsys.readouterr().out)

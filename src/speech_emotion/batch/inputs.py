@@ -115,7 +115,9 @@ def collect_jobs(
 
 
 def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | None) -> JobList:
-    if _holds_batch_results(os.fspath(root)):
+    from .state import holds_results  # here: state imports the worker, which imports this module
+
+    if holds_results(root):
         raise DataError(f"{root}: the results folder of an earlier batch run: give the folder of the recordings")
     jobs: list[Job] = []
     left_out: list[LeftOut] = []
@@ -126,7 +128,7 @@ def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | No
             full = os.path.join(dirpath, name)
             if os.path.realpath(full) == own_results:  # the run's own results: neither searched nor left out
                 continue
-            if _holds_batch_results(full):  # another run's results (its tables, not audio): one line for all
+            if holds_results(full):  # another run's results (its tables, not audio): one line for all
                 left_out.append(LeftOut(full, "results folder of an earlier batch run (not searched)"))
             elif name.startswith("."):
                 left_out.append(LeftOut(full, "hidden folder (not searched)"))
@@ -145,12 +147,6 @@ def _from_folder(root: Path, suffixes: tuple[str, ...], results: str | Path | No
     if not jobs:
         raise DataError(f"{root}: no audio files (none that the audio reader can open) in this folder or below")
     return JobList(jobs, left_out=left_out)
-
-
-def _holds_batch_results(folder: str) -> bool:
-    """Whether ``folder`` is a ``batch --out`` results folder (its ``run.json`` and ``parts/``,
-    :mod:`~speech_emotion.batch.state`)."""
-    return os.path.isfile(os.path.join(folder, "run.json")) and os.path.isdir(os.path.join(folder, "parts"))
 
 
 def _not_audio(path: str, suffixes: tuple[str, ...]) -> str | None:

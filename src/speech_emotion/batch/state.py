@@ -41,6 +41,15 @@ if TYPE_CHECKING:
 
 FILES_TABLE = "files.parquet"
 SEGMENTS_TABLE = "segments.parquet"
+RUN_INFO = "run.json"
+PARTS = "parts"
+
+
+def holds_results(folder: str | Path) -> bool:
+    """Whether ``folder`` is a results folder of a run (its :data:`RUN_INFO` and :data:`PARTS` folder)."""
+    return os.path.isfile(os.path.join(folder, RUN_INFO)) and os.path.isdir(os.path.join(folder, PARTS))
+
+
 OPERATIONAL_COLUMNS = ("worker", "worker_rss_mb")
 """Columns kept in the parts (for the run's summary) but left out of the final table."""
 
@@ -204,7 +213,7 @@ class ResultStore:
         model_digest: str | None = None,
     ) -> None:
         self.out = Path(out)
-        self.parts = self.out / "parts"
+        self.parts = self.out / PARTS
         self.model = model
         self.model_digest = model_digest
         """The bundle's content digest (:func:`~speech_emotion.batch.runner.model_digest`): two bundles with one
@@ -243,7 +252,7 @@ class ResultStore:
         self.close()
 
     def _check_run_info(self) -> None:
-        info_path = self.out / "run.json"
+        info_path = self.out / RUN_INFO
         info = {"model": self.model, "model_sha256": self.model_digest, "labels": list(self.labels)}
         info["channels"] = self.channels
         old: dict[str, Any] | None = None
