@@ -26,3 +26,12 @@ def test_a_no_speech_error_keeps_its_duration_and_notes_through_pickle():
         ("file ended early",),
         "b.wav: no speech detected (4.0 s of silence or noise)",
     )
+
+
+def test_a_call_without_speech_keeps_each_channels_answer_through_pickle():
+    from speech_emotion.calls import CallNoSpeechError, ChannelAnswer
+
+    channel = ChannelAnswer(1, None, NoSpeechError("c.wav", 2.0, ("sound peaking at -6 dBFS",)))
+    error = pickle.loads(pickle.dumps(CallNoSpeechError("c.wav", 2.0, (), (channel,))))
+    assert type(error) is CallNoSpeechError and isinstance(error, NoSpeechError)
+    assert [c.to_dict() for c in error.channels] == [channel.to_dict()] and error.duration_s == 2.0

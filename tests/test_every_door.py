@@ -403,6 +403,32 @@ def test_split_channels_keep_their_own_level_notes_in_stream_and_analyze(tiny_bu
     assert f"warning: {path} (channel 1): {note}" in capsys.readouterr().err  # analyze warned channel 0's only
 
 
+def test_predict_split_without_speech_on_any_channel_still_answers_each_channel(tiny_bundle, client, tmp_path, capsys):
+    """Silence on channel 0, a loud tone on 1: no speech anywhere. Each channel's ``no_speech`` answer, with its own
+    notes, is given by the CLI and the service alike (it was one whole-file ``no_speech`` without ``channels``)."""
+    t = np.arange(3 * 16000) / 16000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "call.flac"
+    sf.write(path, np.stack([np.zeros_like(tone), tone], axis=1), 16000)
+    model = ["--model", str(tiny_bundle)]
+    assert cli_main.main(["predict", "--json", "--channels", "split", *model, str(path)]) == 0
+    captured = capsys.readouterr()
+    (answer,) = json_lines(captured.out)
+    assert answer["status"] == "no_speech"
+    channels = answer["channels"]
+    assert [(c["channel"], c["status"]) for c in channels] == [(0, "no_speech"), (1, "no_speech")]
+    assert channels[0]["notes"] == [] and any("sound peaking at -6 dBFS" in n for n in channels[1]["notes"])
+    assert f"warning: {path} (channel 1): sound peaking at -6 dBFS" in captured.err
+    assert cli_main.main(["predict", "--channels", "split", *model, str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "(channel 0)" in table and "(channel 1)" in table
+    body = client.post("/v1/predict?channels=split", files={"file": ("c.flac", path.read_bytes(), "audio/flac")})
+    assert body.status_code == 422 and body.json()["error"] == "no_speech"
+    assert [(c["status"], c["notes"]) for c in body.json()["channels"]] == [(c["status"], c["notes"]) for c in channels]
+    plain = client.post("/v1/predict", files={"file": ("c.flac", path.read_bytes(), "audio/flac")})
+    assert plain.status_code == 422 and "channels" not in plain.json()
+
+
 def test_a_normal_level_recording_has_no_level_note(tiny_bundle, tmp_path, capsys):
     path = tmp_path / "normal.wav"
     path.write_bytes(wav(talk() * 10 ** (-50 / 20) / 0.3))  # peak -50 dBFS: quiet but fine

@@ -44,6 +44,21 @@ class ChannelAnswer:
         }
 
 
+class CallNoSpeechError(NoSpeechError):
+    """A call in which neither the mix nor any channel holds speech: the mix's :class:`NoSpeechError` (its duration
+    and notes) and each channel's answer, in order (a note only one channel has, such as a loud tone on it, is in
+    that channel's answer)."""
+
+    def __init__(
+        self, source: str, duration_s: float, notes: tuple[str, ...], channels: tuple[ChannelAnswer, ...]
+    ) -> None:
+        super().__init__(source, duration_s, notes)
+        self.channels = channels
+
+    def __reduce__(self) -> tuple[type, tuple[str, float, tuple[str, ...], tuple[ChannelAnswer, ...]]]:
+        return (type(self), (self.source, self.duration_s, self.notes, self.channels))
+
+
 @dataclass(frozen=True)
 class CallPrediction:
     """The whole call's prediction and one :class:`ChannelAnswer` per channel."""
@@ -85,7 +100,7 @@ def predict_call(
     """The emotion of the whole recording ``source`` (a path or bytes, read once) and of each channel.
 
     ``max_decoded_samples`` and ``name`` are :func:`~speech_emotion.decode.open_blocks`'s. Raises
-    :class:`NoSpeechError` when no channel holds speech, :class:`~speech_emotion.errors.AudioError` when the
+    :class:`CallNoSpeechError` when no channel holds speech, :class:`~speech_emotion.errors.AudioError` when the
     recording cannot be read or is over a limit.
     """
     options = options or RecordingOptions()
@@ -103,5 +118,5 @@ def predict_call(
         return CallPrediction(timeline_prediction(mix, recognizer), tuple(answers))
     except NoSpeechError as exc:
         if all(answer.prediction is None for answer in answers):
-            raise
+            raise CallNoSpeechError(exc.source, exc.duration_s, exc.notes, tuple(answers)) from None
         return CallPrediction(None, tuple(answers), exc)

@@ -9,7 +9,7 @@ valence and dominance, each 0-1 (0.5 = neutral): the A/V/D column, or top-level 
 model (the default) marks an answer it should not be trusted on: "?" after the emotion, "uncertain": true in the
 JSON (its confidence is under the model's threshold or the runner-up is close; see the model card).
 --channels split (a call with each party on its own channel) adds each channel's answer: rows "FILE (channel N)"
-after the whole call's, or "channels" in the JSON.
+after the whole call's, or "channels" in the JSON (also when no channel holds speech).
 Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..calls import predict_call
+from ..calls import CallNoSpeechError, predict_call
 from ..decode import open_blocks
 from ..errors import SpeechEmotionError, error_code
 from ..recognizer import Recognizer
 from ..recording import NoSpeechError, RecordingOptions, RecordingPrediction, predict_blocks, predict_recording
-from . import add_channels_option, avd, error, plain, shown, warn
+from . import add_channels_option, avd, error, plain, shown, warn, warn_channels
 from .arguments import thread_count
 from .summary import UNCERTAIN_MARK, marked
 
@@ -60,11 +60,16 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     pred, parts = _predict(path, recognizer, show_progress=not args.json and _on_terminal()), ()
             except NoSpeechError as exc:  # an answer, not a failure (exit status 0, as every command)
-                warn(path, exc.notes)
+                if isinstance(exc, CallNoSpeechError):  # each channel's notes (a loud tone on one of them)
+                    warn_channels(path, {c.channel: c.no_speech.notes for c in exc.channels if c.no_speech})
+                else:
+                    warn(path, exc.notes)
                 print(shown(exc), file=sys.stderr)
                 if args.json:
                     print(json.dumps(_no_speech(path, exc)), flush=True)
                 rows.append((str(path), "no speech"))
+                if isinstance(exc, CallNoSpeechError):
+                    rows += [(f"{path} (channel {c.channel})", "no speech") for c in exc.channels]
                 continue
             except SpeechEmotionError as exc:
                 failures += 1
@@ -141,6 +146,7 @@ def _no_speech(path: Path, exc: NoSpeechError) -> dict[str, Any]:
         "message": str(exc),
         "duration_s": round(exc.duration_s, 3),
         "notes": list(exc.notes),
+        **({"channels": [c.to_dict() for c in exc.channels]} if isinstance(exc, CallNoSpeechError) else {}),
     }
 
 

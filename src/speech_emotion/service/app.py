@@ -159,7 +159,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc.detail), exc.notes), exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.code, str(exc.detail), exc.notes, exc.channels), exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -32,6 +32,9 @@ class ErrorBody(BaseModel):
     """One-line human-readable reason."""
     notes: list[str] | None = None
     """Only with ``no_speech``, when the recording has notes (a file that ended early)."""
+    channels: list[dict[str, Any]] | None = None
+    """Only with ``no_speech`` of ``POST /v1/predict?channels=split``: each channel's ``no_speech`` answer, as in a
+    prediction's ``channels`` (its own notes: a loud tone on one channel)."""
 
 
 class ApiError(HTTPException):
@@ -44,14 +47,24 @@ class ApiError(HTTPException):
         message: str,
         headers: dict[str, str] | None = None,
         notes: list[str] | None = None,
+        channels: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
         self.notes = notes
+        self.channels = channels
 
 
-def error_body(code: str, message: str, notes: list[str] | None = None) -> dict[str, Any]:
-    return {"error": code, "message": message, **({"notes": notes} if notes else {})}
+def error_body(
+    code: str, message: str, notes: list[str] | None = None, channels: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The :class:`ErrorBody` as a dict (``notes`` only when there are some, ``channels`` only when given)."""
+    return {
+        "error": code,
+        "message": message,
+        **({"notes": notes} if notes else {}),
+        **({"channels": channels} if channels is not None else {}),
+    }
 
 
 UPLOAD_NAME = "upload"
@@ -72,10 +85,18 @@ AUDIO_STATUS: dict[str, int] = {
 def audio_api_error(exc: AudioError, what: str = UPLOAD_NAME) -> ApiError:
     """The HTTP error for audio the recognizer cannot use: ``"upload: REASON"``, never the client's file name;
     the code is :func:`~speech_emotion.errors.error_code`'s, as in ``predict --json``. Notes of the recording
-    (a file that ended early) travel with a no-speech answer as ``notes``."""
+    (a file that ended early) travel with a no-speech answer as ``notes``, and each channel's answer of a call
+    without speech (:class:`~speech_emotion.calls.CallNoSpeechError`) as ``channels``."""
     code = error_code(exc)
     notes = list(getattr(exc, "notes", ()))
-    return ApiError(AUDIO_STATUS.get(code, 422), code, f"{what}: {exc.reason}", notes=notes or None)
+    channels = getattr(exc, "channels", None)
+    return ApiError(
+        AUDIO_STATUS.get(code, 422),
+        code,
+        f"{what}: {exc.reason}",
+        notes=notes or None,
+        channels=None if channels is None else [c.to_dict() for c in channels],
+    )
 
 
 STATUS_CODES: dict[int, str] = {
