@@ -390,7 +390,11 @@ def test_batch_tries_every_file_then_exits_1_saying_how_many_failed(tiny_bundle,
     assert "files: 2 done, 1 failed" in out  # the good files after the bad one were analysed all the same
     assert err.strip().splitlines()[-1].startswith("error: 1 of 3 files failed")
     assert main([*argv, "--no-progress"]) == 1  # resumed: the failure is still there (until --retry-failed)
-    assert "error: 1 of 3 files failed" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "error: 1 of 3 files failed" in err
+    # the summary says which file failed before (it said "0 failed" and named none)
+    assert "0 failed, 3 skipped (done before, 1 of them failed)" in out
+    assert f"  failed earlier: {folder / 'b.wav'}" in out
     (folder / "b.wav").unlink()
     sf.write(folder / "b.wav", emotion_clip("angry", 3), 16000)
     assert main([*argv, "--no-progress", "--retry-failed"]) == 0
@@ -481,3 +485,21 @@ def test_the_forkserver_and_its_workers_ignore_ctrl_c_from_their_first_instructi
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, preexec_fn=default_ctrl_c
     )
     assert out.stdout.strip() == "1"
+
+
+def test_a_rerun_on_part_of_the_input_says_the_other_results_are_left_out_of_the_tables(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for i, emotion in enumerate(("sad", "happy", "angry")):
+        sf.write(folder / f"{emotion}.wav", emotion_clip(emotion, i), 16000)
+    argv = ["batch", "--out", str(tmp_path / "out"), "--model", str(tiny_bundle), "--workers", "1", "--no-progress"]
+    assert main([argv[0], str(folder), *argv[1:]]) == 0
+    capsys.readouterr()
+    assert main([argv[0], str(folder / "s*.wav"), *argv[1:]]) == 0
+    out = capsys.readouterr().out
+    assert "earlier results not in this input: 2 files" in out and "still kept under parts/" in out
+    assert len(pd.read_parquet(tmp_path / "out" / FILES_TABLE)) == 1  # the tables hold the current input's files
+    assert main([argv[0], str(folder), *argv[1:]]) == 0  # the whole input again: all three, nothing analysed again
+    out = capsys.readouterr().out
+    assert "0 done, 0 failed, 3 skipped" in out and "not in this input" not in out
+    assert len(pd.read_parquet(tmp_path / "out" / FILES_TABLE)) == 3

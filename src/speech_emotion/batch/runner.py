@@ -81,6 +81,12 @@ class BatchSummary:
     """Peak resident memory of each worker process (``host:pid``)."""
     failures: list[str] = field(default_factory=list)
     """Errors of the files that failed in this run (the first 20)."""
+    earlier_failures: list[str] = field(default_factory=list)
+    """Errors of the files of this input that failed in an earlier run and were not retried (the first 20; their
+    count is ``table_failed - files_failed``)."""
+    results_not_in_input: int = 0
+    """Files with results in the results folder from earlier runs that are not in this input (removed, renamed or
+    not given this time): left out of the tables, which hold the current input's files, but kept under ``parts/``."""
     files_left_out: int = 0
     """Files under a folder input not analysed (not audio, hidden) and folders not searched (hidden, linked)."""
     left_out: list[str] = field(default_factory=list)
@@ -191,8 +197,16 @@ def run_batch(options: BatchOptions, jobs: JobList | None = None) -> BatchSummar
                 raise
             sink.close()
         files, _ = store.compact(jobs.keys, jobs.extras)
-        status = files.filter(pc.is_null(files["channel"]))["status"].to_pylist()  # the whole files' rows
+        whole = files.filter(pc.is_null(files["channel"]))  # the whole files' rows
+        status = whole["status"].to_pylist()
         summary.table_ok, summary.table_failed = status.count(OK), status.count(FAILED)
+        tried = {j.key for j in todo}
+        summary.earlier_failures = [
+            error or path
+            for key, path, state, error in zip(*(whole[c].to_pylist() for c in ("key", "path", "status", "error")))
+            if state == FAILED and key not in tried
+        ][:20]
+        summary.results_not_in_input = len(store.paths() - {j.path for j in jobs.jobs})
         summary.files_table = str(store.out / FILES_TABLE)
         summary.segments_table = str(store.out / SEGMENTS_TABLE)
     summary.wall_s = time.perf_counter() - started

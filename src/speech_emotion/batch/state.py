@@ -315,6 +315,13 @@ class ResultStore:
             out.update(zip(table["key"].to_pylist(), table["status"].to_pylist()))
         return out
 
+    def paths(self) -> set[str]:
+        """Paths of every file with a committed result, of this run's input or an earlier one's."""
+        out: set[str] = set()
+        for part in self._committed_ids():
+            out.update(_read(self.parts / f"{part}.files.parquet", columns=["path"])["path"].to_pylist())
+        return out
+
     # -- writing ------------------------------------------------------------------------------
 
     def write_part(self, results: list[FileResult]) -> None:

@@ -134,9 +134,10 @@ def print_summary(s: BatchSummary) -> None:
     """The few lines printed at the end of a run."""
     rtf = f"{s.real_time_factor:.4f}" if s.real_time_factor is not None else "n/a"
     peak = max(s.peak_worker_rss_mb.values(), default=0.0)
+    earlier = s.table_failed - s.files_failed  # failed in an earlier run, not retried (skipped)
+    before = f"done before, {earlier} of them failed" if earlier > 0 else "done before"
     lines = [
-        f"files: {s.files_done} done, {s.files_failed} failed, {s.files_skipped} skipped (done before)"
-        f" of {s.files_total}",
+        f"files: {s.files_done} done, {s.files_failed} failed, {s.files_skipped} skipped ({before}) of {s.files_total}",
         f"audio: {s.audio_hours:.3f} h analysed in {s.wall_s:.1f} s wall time"
         f" (real-time factor {rtf}, {s.files_per_s:.1f} files/s, {s.runner} runner, {plural(s.workers, 'worker')})",
         f"CPU per second of audio: {s.cpu_per_audio_s:.4f} s; peak memory per worker: {peak:.0f} MiB"
@@ -148,6 +149,14 @@ def print_summary(s: BatchSummary) -> None:
     lines += [f"  failed: {error}" for error in shown]  # under the tables line, whose failed count they detail
     if s.files_failed > len(shown):
         lines.append(f"  ... {s.files_failed - len(shown)} more: see the error column of files.parquet")
+    lines += [f"  failed earlier: {error}" for error in s.earlier_failures[:5]]
+    if earlier > len(s.earlier_failures[:5]):
+        lines.append(f"  ... {earlier - len(s.earlier_failures[:5])} more: see the error column of files.parquet")
+    if s.results_not_in_input:
+        lines.append(
+            f"earlier results not in this input: {plural(s.results_not_in_input, 'file')} (removed, renamed or not "
+            "given this time): not in the tables, still kept under parts/ (run on the whole input to list them again)"
+        )
     if s.files_left_out:
         lines.append(f"left out: {plural(s.files_left_out, 'file or folder', 'files or folders')} (not analysed):")
         lines += [f"  {item}" for item in s.left_out[:5]]
