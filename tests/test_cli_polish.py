@@ -136,6 +136,23 @@ def test_predict_table_at_80_columns_keeps_the_file_column_readable_beside_a_fai
     assert min(widths) >= 16 + 2  # the failed row's long reason does not squeeze the names to nothing
 
 
+def test_predict_table_never_crops_an_answer_in_a_narrow_terminal_nor_folds_a_short_header(
+    tiny_bundle, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    sf.write("x", talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000, format="WAV")  # a one-letter name
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_main.main(["predict", "x", "--model", str(tiny_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "┃ file " in out  # the header whole (it stood one letter per line beside a name shorter than it)
+    speech = [line.split("│")[5].strip() for line in out.splitlines() if line.startswith("│")]
+    assert speech[0].endswith(" s") and len(speech) == 1  # "2.1/2.1 s" on one line, its "s" not folded under it
+    monkeypatch.setenv("COLUMNS", "30")  # narrower than any uncropped table: drawn wider, nothing cut
+    assert cli_main.main(["predict", "x", "--model", str(tiny_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "%" in out and " s " in out
+
+
 def test_predict_table_in_a_pipe_keeps_each_name_on_one_line(tiny_bundle, tmp_path, monkeypatch, capsys):
     path = tmp_path / ("a_rather_long_customer_call_recording_name_" * 3 + "end.wav")
     sf.write(path, talk(16000, [("s", 0.3), ("v", 1.5), ("s", 0.3)]), 16000)

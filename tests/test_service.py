@@ -69,6 +69,9 @@ def test_page_is_served_with_no_outside_dependency(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert client.head("/").status_code == 200
+    head, get = client.head("/healthz"), client.get("/healthz")  # a HEAD gets the GET's headers (it said 4 bytes)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
     assert "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
@@ -199,6 +202,10 @@ def test_missing_file_field_is_422(client: TestClient) -> None:
     assert "file" in body["message"]
     text = assert_error(client.post("/v1/predict", data={"file": "hello"}), 422, "invalid_request")  # curl -F file=x
     assert text["message"] == "file: expected an uploaded file (a multipart form field with a file name), got text"
+    raw = client.post("/v1/predict", content=b"RIFF....WAVE", headers={"Content-Type": "audio/wav"})  # --data-binary
+    assert assert_error(raw, 422, "invalid_request")["message"] == (
+        "file: missing: send the audio as a multipart form field named 'file' (curl -F file=@call.wav URL)"
+    )
 
 
 @pytest.mark.parametrize("route", ["/v1/predict", "/v1/analyze"])

@@ -155,10 +155,14 @@ def _failed(path: Path, exc: SpeechEmotionError) -> dict[str, Any]:
     return {"path": str(path), "status": "failed", "error": error_code(exc), "message": str(exc)}
 
 
+NO_WRAP = ("emotion", "confidence", "speech")
+"""Columns whose cells are never broken across lines (``1.6/2.0 s`` wrapped its ``s`` onto a line of its own)."""
+
+
 def _min_width(header: str, cells: list[str]) -> int:
     """The narrowest a ``predict`` table column can be without cropping: its header, and its longest word (its
     longest cell for the columns that do not wrap, emotion and confidence)."""
-    if header in ("emotion", "confidence"):
+    if header in NO_WRAP:
         return max([len(header), *map(len, cells)])
     return max([len(header), *(len(word) for cell in cells for word in cell.split())])  # cells may all be empty
 
@@ -196,8 +200,9 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
     # Widths: everything on one line if it fits; otherwise the name gets at least 16 characters (fewer, down to 8,
     # only if the other columns need it), the runner-up and speech cells wrap at their spaces and A/V/D stands as
     # three lines, each column given its width here (rich's own shrinking crops cells with an ellipsis), so that no
-    # value is cropped in a terminal of 72 columns or more
-    longest = max(map(len, names))
+    # value is cropped in a terminal of 72 columns or more; narrower, the table is drawn as wide as its narrowest
+    # uncropped form (the terminal folds its lines) rather than crop an answer
+    longest = max(len("file"), *map(len, names))
     widths = [max(len(h), *(len(line) for row in cells for line in row[i].split("\n"))) for i, h in enumerate(headers)]
     frame = 3 * len(headers) + 4  # borders and padding
     if console.width - sum(widths) - frame >= min(16, longest):
@@ -208,6 +213,9 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
                 row[-1] = row[-1].replace("/", "\n")
             widths[-1] = max(len(headers[-1]), 4)
         natural, widths = widths, [_min_width(h, [row[i] for row in cells]) for i, h in enumerate(headers)]
+        narrowest = sum(widths) + frame + min(8, longest)
+        if console.width < narrowest:
+            console = Console(width=narrowest)
         spare = console.width - sum(widths) - frame
         name_width = min(longest, max(8, min(16, spare)))
         spare -= name_width
@@ -222,7 +230,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         table.add_column(
             header,
             justify="right" if header in ("confidence", "speech", "A/V/D") else "left",
-            no_wrap=header in ("emotion", "confidence"),
+            no_wrap=header in NO_WRAP,
             style="bold" if header == "emotion" else "",
             width=width,
         )

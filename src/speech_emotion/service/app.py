@@ -151,6 +151,9 @@ def _plain_problem(error: dict) -> str:
     message = str(error.get("msg"))
     if "UploadFile" in message:
         return "expected an uploaded file (a multipart form field with a file name), got text"
+    if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body", "file"):
+        # most often audio sent as the raw body (curl --data-binary): say how to send it
+        return "missing: send the audio as a multipart form field named 'file' (curl -F file=@call.wav URL)"
     return message
 
 

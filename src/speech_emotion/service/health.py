@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from .. import __version__
@@ -33,8 +34,9 @@ class Health(BaseModel):
 
 
 @router.head("/healthz", include_in_schema=False)
-async def healthz_head() -> None:
-    return None
+async def healthz_head(ctx: ServiceContext = Depends(context)) -> JSONResponse:
+    """The headers of ``GET /healthz`` (its ``Content-Length`` included); the server sends a HEAD no body."""
+    return JSONResponse(Health(**await healthz(ctx)).model_dump())
 
 
 @router.get("/healthz", response_model=Health, tags=["service"])
