@@ -365,6 +365,16 @@ def test_binding_beyond_loopback_requires_a_token(recognizer: Recognizer) -> Non
         ServiceOptions(cors_origins=["*"]).check()
 
 
+def test_a_short_token_in_a_token_file_is_refused_naming_the_file(tmp_path) -> None:
+    from speech_emotion.cli.serve import read_token
+
+    path = tmp_path / "token.txt"
+    path.write_text("short\n")
+    with pytest.raises(ServiceConfigError) as refused:
+        read_token(path)
+    assert str(refused.value).startswith(f"{path}: the token is 5 characters, at least 16 are needed")
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [

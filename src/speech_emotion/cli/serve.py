@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
-from ..service.options import HOPS, ServiceOptions, is_loopback
+from ..service.options import HOPS, MIN_TOKEN_CHARS, ServiceConfigError, ServiceOptions, is_loopback
 from . import plain
 from .arguments import port, positive_int, positive_number, thread_count
 
@@ -145,6 +145,11 @@ def read_token(token_file: Path | None) -> tuple[str | None, bool]:
             raise SpeechEmotionError(f"{token_file}: cannot read the token file ({exc.strerror})") from None
         if not token:
             raise SpeechEmotionError(f"{token_file}: the token file is empty")
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ServiceConfigError(
+                f"{token_file}: the token is {len(token)} characters, at least {MIN_TOKEN_CHARS} are needed "
+                "(--token-file - makes one)"
+            )
         return token, False
     return os.environ.get(TOKEN_ENV) or None, False
 

@@ -37,6 +37,9 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MIN_TOKEN_CHARS = 16
+"""The shortest API token accepted (``--token-file -`` makes one of 32)."""
+
 HOPS = (0.5, 1.0, 2.0, 4.0)
 """The update hops a live stream may run at: the engine's 0.5 s, doubled while the server is behind."""
 
@@ -112,8 +115,11 @@ class ServiceOptions:
                 f"binding {self.host} exposes the service beyond this machine: set a token "
                 "(--token-file or SPEECH_EMOTION_TOKEN)"
             )
-        if self.token is not None and len(self.token) < 16:
-            raise ServiceConfigError("the API token must be at least 16 characters")
+        if self.token is not None and len(self.token) < MIN_TOKEN_CHARS:
+            raise ServiceConfigError(
+                f"the API token must be at least {MIN_TOKEN_CHARS} characters, got {len(self.token)} "
+                "(--token-file - makes one)"
+            )
         for name in (
             "max_upload_mb",
             "max_duration_s",
