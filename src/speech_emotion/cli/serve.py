@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpeechEmotionError
+from ..processes import end_with_parent
 from ..service.options import HOPS, MIN_TOKEN_CHARS, ServiceConfigError, ServiceOptions, is_loopback
 from . import plain
 from .arguments import port, positive_int, positive_number, thread_count
@@ -296,7 +297,7 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
         if pid == 0:  # the server process: default signals (uvicorn installs its own), then serve until stopped
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _end_with_parent(parent)
+            end_with_parent(parent)
             code = 0
             try:
                 _run_uvicorn(_app(options), options, args.log_level, bind(options.host, options.port, shared=True))
@@ -340,15 +341,3 @@ def _serve_processes(args: argparse.Namespace, options: ServiceOptions, sock: so
         print("interrupted", file=sys.stderr)
         return 130
     return 1 if failed else 0
-
-
-def _end_with_parent(parent: int) -> None:
-    """Ask the kernel to stop this server process when the one that started it dies (Linux), so a killed
-    ``serve --processes`` leaves no servers behind on its port; elsewhere, exit if it is already gone."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # died before the request took effect
-        os._exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -130,11 +131,21 @@ class ClipStore:
             if self._prepare is not None:
                 self._prepare()
             method = self._start_method if self._start_method in get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(
-                self._workers, mp_context=get_context(method), initializer=self._initializer
-            ) as pool:
+            # the workers end with this process (a run stopped with SIGTERM or killed left them waiting for ever)
+            initializer = functools.partial(_start_worker, os.getpid(), self._initializer)
+            with ProcessPoolExecutor(self._workers, mp_context=get_context(method), initializer=initializer) as pool:
                 todo = [jobs[i] for i in missing]
                 for i, value in zip(missing, pool.map(self._compute_job, todo, chunksize=4)):
                     results[i] = value
                     bar.update()
         bar.close()
+
+
+def _start_worker(parent: int, initializer: Callable[[], None] | None) -> None:
+    """A pool worker's first step: end with ``parent`` (:func:`~speech_emotion.processes.end_with_parent`), then
+    the store's own ``initializer``."""
+    from ..processes import end_with_parent
+
+    end_with_parent(parent)
+    if initializer is not None:
+        initializer()
