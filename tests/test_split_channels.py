@@ -84,6 +84,21 @@ def test_split_on_a_mono_file_is_its_one_channel(tiny, tmp_path):
     assert timeline.channel == 0 and len(timeline.segments) == 1
 
 
+def test_predict_split_on_a_mono_file_lists_it_once_in_the_table_and_its_channel_in_the_json(
+    tiny_bundle, tmp_path, monkeypatch, capsys
+):
+    from speech_emotion.cli.main import main
+
+    path = tmp_path / "mono.wav"
+    sf.write(path, np.concatenate([silence(0.3), vowel(1.5), silence(0.5)]), RATE)
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["predict", "--channels", "split", "--model", str(tiny_bundle), str(path)]) == 0
+    assert "(channel 0)" not in capsys.readouterr().out  # the whole file's row only: channel 0 would repeat it
+    assert main(["predict", "--json", "--channels", "split", "--model", str(tiny_bundle), str(path)]) == 0
+    (answer,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [c["channel"] for c in answer["channels"]] == [0] and answer["channels"][0]["label"] == answer["label"]
+
+
 def test_analyze_cli_split_writes_channel_rows_and_a_panel_per_channel(tiny_bundle, stereo_call, tmp_path):
     model = ["--model", str(tiny_bundle), "--quiet"]
     assert (

@@ -9,7 +9,8 @@ valence and dominance, each 0-1 (0.5 = neutral): the A/V/D column, or top-level 
 model (the default) marks an answer it should not be trusted on: "?" after the emotion, "uncertain": true in the
 JSON (its confidence is under the model's threshold or the runner-up is close; see the model card).
 --channels split (a call with each party on its own channel) adds each channel's answer: rows "FILE (channel N)"
-after the whole call's, or "channels" in the JSON (also when no channel holds speech).
+after the whole call's (none for a mono file, whose one channel is the whole file), or "channels" in the JSON
+(also when no channel holds speech).
 Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(_no_speech(path, exc)), flush=True)
                 rows.append((str(path), "no speech"))
-                if isinstance(exc, CallNoSpeechError):
+                if isinstance(exc, CallNoSpeechError) and len(exc.channels) > 1:
                     rows += [(f"{path} (channel {c.channel})", "no speech") for c in exc.channels]
                 continue
             except SpeechEmotionError as exc:
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"path": str(path), "status": "ok", **answer}), flush=True)
             else:
                 rows.append((str(path), pred))
-                rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]
+                if len(parts) > 1:  # a mono file's one channel is the whole file: its row would repeat it
+                    rows += [(f"{path} (channel {c.channel})", c.prediction) for c in parts]
     finally:  # Ctrl-C part way through a long list still shows the files already done (JSON lines went out as done)
         if rows and not args.json:
             _print_table(rows, recognizer.labels)
