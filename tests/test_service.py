@@ -365,14 +365,46 @@ def test_binding_beyond_loopback_requires_a_token(recognizer: Recognizer) -> Non
         ServiceOptions(cors_origins=["*"]).check()
 
 
-def test_a_short_token_in_a_token_file_is_refused_naming_the_file(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"short\n", "the token is 5 characters, at least 16 are needed"),
+        ("abcdefghijklmnop\n".encode("utf-16"), "the token file is not UTF-8 text"),  # PowerShell's echo: a traceback
+        (
+            b"abcdefgh\nijklmnopqrst\n",
+            "the token may hold only printable ASCII without spaces",
+        ),  # a token no header could carry
+        (b"abcdefgh ijklmnopqrst", "the token may hold only printable ASCII without spaces"),
+        (b" \n", "the token file is empty"),
+    ],
+)
+def test_a_token_file_no_client_could_use_is_refused_in_one_line_naming_it(tmp_path, content, reason) -> None:
     from speech_emotion.cli.serve import read_token
 
     path = tmp_path / "token.txt"
-    path.write_text("short\n")
+    path.write_bytes(content)
     with pytest.raises(ServiceConfigError) as refused:
         read_token(path)
-    assert str(refused.value).startswith(f"{path}: the token is 5 characters, at least 16 are needed")
+    assert str(refused.value).startswith(f"{path}: {reason}")
+    with pytest.raises(ServiceConfigError, match="cannot read the token file"):
+        read_token(tmp_path / "missing.txt")
+
+
+def test_a_token_saved_with_a_bom_or_a_newline_is_the_token_a_client_sends(tmp_path, monkeypatch) -> None:
+    """Both started a server whose every request got 401: the BOM (a file) and the newline (the environment)
+    were part of its token."""
+    from speech_emotion.cli.serve import read_token
+
+    path = tmp_path / "token.txt"
+    path.write_bytes("\ufeffabcdefghijklmnop\r\n".encode())
+    assert read_token(path) == ("abcdefghijklmnop", False)
+    monkeypatch.setenv("SPEECH_EMOTION_TOKEN", "abcdefghijklmnop\n")
+    assert read_token(None) == ("abcdefghijklmnop", False)
+    monkeypatch.setenv("SPEECH_EMOTION_TOKEN", "short")
+    with pytest.raises(ServiceConfigError, match="SPEECH_EMOTION_TOKEN: the token is 5 characters"):
+        read_token(None)
+    monkeypatch.setenv("SPEECH_EMOTION_TOKEN", "")
+    assert read_token(None) == (None, False)
 
 
 @pytest.mark.parametrize(

@@ -136,23 +136,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def read_token(token_file: Path | None) -> tuple[str | None, bool]:
-    """``(token, generated)`` from ``--token-file`` (``-``: a fresh one) or the environment."""
+    """``(token, generated)`` from ``--token-file`` (``-``: a fresh one) or the environment; a BOM and surrounding
+    whitespace are dropped (an editor's or a shell's ``echo``). :class:`ServiceConfigError` (one line, exit 2) for a
+    file that cannot be read or is not UTF-8 text, and for a token no client could send: empty, under
+    :data:`MIN_TOKEN_CHARS`, or with a space, a control or a non-ASCII character (a header carries none of them)."""
     if token_file is not None and str(token_file) == "-":
         return secrets.token_urlsafe(24), True
     if token_file is not None:
+        where = f"{token_file}: "
         try:
-            token = token_file.read_text().strip()
+            raw = token_file.read_bytes()
         except OSError as exc:
-            raise SpeechEmotionError(f"{token_file}: cannot read the token file ({exc.strerror})") from None
-        if not token:
-            raise SpeechEmotionError(f"{token_file}: the token file is empty")
-        if len(token) < MIN_TOKEN_CHARS:
-            raise ServiceConfigError(
-                f"{token_file}: the token is {len(token)} characters, at least {MIN_TOKEN_CHARS} are needed "
-                "(--token-file - makes one)"
-            )
-        return token, False
-    return os.environ.get(TOKEN_ENV) or None, False
+            raise ServiceConfigError(f"{where}cannot read the token file ({exc.strerror})") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ServiceConfigError(f"{where}the token file is not UTF-8 text (save it as UTF-8)") from None
+    else:
+        text = os.environ.get(TOKEN_ENV, "")
+        if not text.strip():
+            return None, False
+        where = f"${TOKEN_ENV}: "
+    token = text.strip()
+    if not token:
+        raise ServiceConfigError(f"{where}the token file is empty")
+    if not all("!" <= c <= "~" for c in token):
+        raise ServiceConfigError(
+            f"{where}the token may hold only printable ASCII without spaces (an HTTP header carries no other)"
+        )
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ServiceConfigError(
+            f"{where}the token is {len(token)} characters, at least {MIN_TOKEN_CHARS} are needed "
+            "(--token-file - makes one)"
+        )
+    return token, False
 
 
 def options_from_args(args: argparse.Namespace) -> tuple[ServiceOptions, bool]:
