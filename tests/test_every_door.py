@@ -555,9 +555,15 @@ def test_float_input_beyond_full_scale_gets_a_clipping_note_in_every_door(tiny_b
     assert any(note in n for n in body["notes"]), body
 
 
-def test_with_split_channels_only_the_clipped_channel_and_the_whole_call_get_the_clipping_note(tiny_bundle, tmp_path):
+def test_with_split_channels_only_the_clipped_channel_and_the_whole_call_get_the_clipping_note(
+    tiny_bundle, tmp_path, capsys
+):
+    import pandas as pd
+
     noisy = 4.0 * np.random.default_rng(0).standard_normal(len(talk()))
-    path = tmp_path / "call.wav"
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    path = folder / "call.wav"
     sf.write(path, np.stack([talk(), noisy], axis=1), 16000, subtype="FLOAT")
     from speech_emotion.calls import predict_call
     from speech_emotion.recognizer import Recognizer
@@ -571,6 +577,15 @@ def test_with_split_channels_only_the_clipped_channel_and_the_whole_call_get_the
         )
     ]
     assert clipped == [True, False, True]
+    model = ["--model", str(tiny_bundle)]
+    cli_main.main(["predict", "--channels", "split", *model, str(path)])  # the warning names the channel
+    err = capsys.readouterr().err
+    assert f"warning: {path} (channel 1): samples beyond full scale" in err and "(channel 0)" not in err
+    out = tmp_path / "out"
+    cli_main.main(["batch", str(folder), "--out", str(out), "--channels", "split", *model, "--no-progress"])
+    rows = pd.read_parquet(out / "files.parquet")
+    notes = [str(n).startswith("samples beyond full scale") for n in rows["notes"]]  # the whole call's row, then 0, 1
+    assert list(rows["channel"].fillna(-1)) == [-1, 0, 1] and notes == [True, False, True]  # each channel its own
 
 
 def test_feeding_a_stream_counts_its_audio_once(tiny_bundle):

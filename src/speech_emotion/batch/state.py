@@ -123,7 +123,7 @@ def results_to_tables(results: list[FileResult], labels: tuple[str, ...]) -> tup
             part.update(verdict=c.verdict, n_segments=sum(s.channel == c.channel for s in r.segments))
             part.update({f"share_{label}": c.shares.get(label) for label in labels})
             part.update(_dimension_columns(c.dimensions))
-            part.update(uncertain=c.uncertain, uncertain_share=c.uncertain_share)
+            part.update(uncertain=c.uncertain, uncertain_share=c.uncertain_share, notes=c.notes)  # its own notes
             part.update({f"prob_{label}": c.probabilities.get(label) for label in labels})
             file_rows.append(part)
         for s in r.segments:

@@ -66,6 +66,9 @@ class ChannelSummary:
     """The summary's ``uncertain_share``: share of the channel's speech time in uncertain segments."""
     probabilities: dict[str, float] = field(default_factory=dict)
     """The summary's ``probabilities`` (``predict --channels split``'s answer for the channel; empty: no speech)."""
+    notes: str | None = None
+    """The channel's own notes, ``"; "``-joined (a loud tone or clipping on this channel only), as ``predict
+    --channels split`` gives each channel its own."""
 
 
 @dataclass
@@ -226,6 +229,7 @@ def _channel_summary(timeline: Any) -> ChannelSummary:
         summary["uncertain"],
         summary["uncertain_share"],
         dict(summary["probabilities"]),
+        "; ".join(timeline.notes) or None,
     )
 
 

@@ -10,7 +10,9 @@ model (the default) marks an answer it should not be trusted on: "?" after the e
 JSON (its confidence is under the model's threshold or the runner-up is close; see the model card).
 --channels split (a call with each party on its own channel) adds each channel's answer: rows "FILE (channel N)"
 after the whole call's (none for a mono file, whose one channel is the whole file), or "channels" in the JSON
-(also when no channel holds speech).
+(also when no channel holds speech). When a channel holds speech but the mix of them does not (one party's line is
+loud noise), the whole call's row says "no speech" and its JSON has "status" ok with "label" null and a
+"message" saying so, beside the channels' answers.
 Exit status: 0 when every file was read (with or without speech), 1 when a file could not be read or used.
 """
 
@@ -79,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(_failed(path, exc)), flush=True)
                 rows.append((str(path), "failed"))
                 continue
-            if args.channels == "split":
-                warn(path, call.whole_no_speech.notes if pred is None else pred.notes)
+            if args.channels == "split":  # the whole call's notes, and each channel's own with its channel
+                whole = call.whole_no_speech.notes if pred is None else pred.notes
+                own = {c.channel: (c.prediction or c.no_speech).notes for c in parts if len(parts) > 1}
+                warn_channels(path, {None: whole, **own})
                 if pred is None:  # speech in a channel, none in the mix
                     print(f"{shown(call.whole_no_speech)} in the mix of the channels", file=sys.stderr)
                 answer = call.to_dict()
