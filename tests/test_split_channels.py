@@ -99,6 +99,24 @@ def test_predict_split_on_a_mono_file_lists_it_once_in_the_table_and_its_channel
     assert [c["channel"] for c in answer["channels"]] == [0] and answer["channels"][0]["label"] == answer["label"]
 
 
+def test_analyze_cli_split_without_speech_on_any_channel_still_summarises_each_channel(tiny_bundle, tmp_path, capsys):
+    from speech_emotion.cli.main import main
+
+    path = tmp_path / "quiet_call.wav"
+    sf.write(path, np.zeros((RATE * 2, 2), np.float32), RATE)
+    assert (
+        main(
+            ["analyze", "--channels", "split", "--model", str(tiny_bundle), "--no-plot", "-o", str(tmp_path), str(path)]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "(channel 0)" in out and "(channel 1)" in out  # as with speech on one channel (it printed one line)
+    assert main(["stream", "--channels", "split", "--model", str(tiny_bundle), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(channel 0)" in out and "(channel 1)" in out
+
+
 def test_analyze_cli_split_writes_channel_rows_and_a_panel_per_channel(tiny_bundle, stereo_call, tmp_path):
     model = ["--model", str(tiny_bundle), "--quiet"]
     assert (

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         warn_channels(path, {t.channel: t.notes for t in timelines})
         written = write_timeline(timelines, args.out, stem=stems[i], plot=not args.no_plot)
-        if not any(t.segments for t in timelines):
+        if not any(t.segments for t in timelines) and timelines[0].channel is None:  # split: a summary per channel
             seconds = timelines[0].duration_s
             print(shown(NoSpeechError(str(path), seconds)), file=sys.stderr)
         elif not args.quiet:

@@ -168,7 +168,8 @@ def _run(args: argparse.Namespace) -> int:
                     }
                 )
             )
-    if not any(t.segments for t in timelines.values()):
+    split = None not in timelines  # --channels split: a summary per channel, with or without speech
+    if not any(t.segments for t in timelines.values()) and not split:
         print(shown(NoSpeechError(source, seconds)), file=sys.stderr)
     elif not args.jsonl:
         if marked_any:  # the "?" of the lines above, said once
