@@ -167,7 +167,7 @@ NO_WRAP = ("emotion", "confidence", "speech")
 
 def _min_width(header: str, cells: list[str]) -> int:
     """The narrowest a ``predict`` table column can be without cropping: its header, and its longest word (its
-    longest cell for the columns that do not wrap, emotion and confidence)."""
+    longest cell for the columns that do not wrap: :data:`NO_WRAP`)."""
     if header in NO_WRAP:
         return max([len(header), *map(len, cells)])
     return max([len(header), *(len(word) for cell in cells for word in cell.split())])  # cells may all be empty
@@ -204,7 +204,7 @@ def _print_table(rows: list[tuple[str, RecordingPrediction | str | None]], label
         # would assume 80 columns and fold every name into a column a few characters wide)
         console = Console(width=max(console.width, max(map(len, names)) + 200))
     # Widths: everything on one line if it fits; otherwise the name gets at least 16 characters (fewer, down to 8,
-    # only if the other columns need it), the runner-up and speech cells wrap at their spaces and A/V/D stands as
+    # only if the other columns need it), the runner-up cell wraps at its spaces and A/V/D stands as
     # three lines, each column given its width here (rich's own shrinking crops cells with an ellipsis), so that no
     # value is cropped in a terminal of 72 columns or more; narrower, the table is drawn as wide as its narrowest
     # uncropped form (the terminal folds its lines) rather than crop an answer
